@@ -1,0 +1,28 @@
+# culvert_test(NAME SOURCES... [LIBS ...] [LABELS fast|e2e] [ENV ...])
+# Builds one GoogleTest executable and registers it with CTest under the given label.
+# Tests are split into two tiers: "fast" (unit tests, no external services) and
+# "e2e" (start real processes, servers, containers).
+function(culvert_test name)
+  cmake_parse_arguments(T "" "LABEL;TIMEOUT" "SOURCES;LIBS;ENV;FIXTURES" ${ARGN})
+  if(NOT CULVERT_BUILD_TESTS)
+    return()
+  endif()
+  if(NOT T_LABEL)
+    set(T_LABEL fast)
+  endif()
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
+  target_compile_definitions(${name} PRIVATE
+    CULVERT_SOURCE_DIR="${PROJECT_SOURCE_DIR}" CULVERT_BINARY_DIR="${PROJECT_BINARY_DIR}")
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES LABELS ${T_LABEL} TIMEOUT ${T_TIMEOUT})
+  if(T_ENV)
+    set_tests_properties(${name} PROPERTIES ENVIRONMENT "${T_ENV}")
+  endif()
+  if(T_FIXTURES)
+    set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED "${T_FIXTURES}")
+  endif()
+endfunction()

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what Culvert needs to build and test on Debian 12. Idempotent: packages that
+# are already installed are skipped, so this is cheap to run before every build.
+set -euo pipefail
+
+PKGS=(
+  # build
+  g++ cmake ninja-build ccache pkg-config
+  # libraries (see README "Dependencies")
+  libboost-dev libcurl4-openssl-dev nlohmann-json3-dev libsqlite3-dev libpq-dev libpqxx-dev
+  libhowardhinnant-date-dev tzdata libfmt-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
+  libpugixml-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # fuzzing (libFuzzer ships with clang)
+  clang-14 libclang-rt-14-dev
+  # services and peers used by the end-to-end tests
+  postgresql docker.io awscli python3-botocore nodejs npm
+  # benchmarks
+  python3-dask wrk hyperfine
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+# Node.js may come from outside Debian's archive on some images; accept any working node/npm.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
+fi
+filtered=()
+for p in "${missing[@]}"; do [[ -n "$p" ]] && filtered+=("$p"); done
+if ((${#filtered[@]})); then
+  echo "install-deps: installing ${filtered[*]}"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${filtered[@]}" >/dev/null
+fi
+
+# npm tools for the tests (s3rver as the S3-compatible peer).
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [[ -f "$ROOT/tools/package.json" && ! -x "$ROOT/tools/node_modules/.bin/s3rver" ]]; then
+  echo "install-deps: npm install in tools/"
+  (cd "$ROOT/tools" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+fi

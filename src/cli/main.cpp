@@ -1,0 +1,24 @@
+// The `culvert` command line (SPEC §5). Exit status: 0 success, 1 failure, 2 bad usage.
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+int main(int argc, char** argv) {
+  CLI::App app{"Culvert: a workflow orchestrator with a hybrid execution model"};
+  app.require_subcommand(1);
+  auto* version = app.add_subcommand("version", "Print the version");
+  std::string output = "table";
+  version->add_option("--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  version->callback([&] {
+    if (output == "json")
+      fmt::print("{{\"version\":\"{}\"}}\n", CULVERT_VERSION);
+    else
+      fmt::print("culvert {}\n", CULVERT_VERSION);
+  });
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  return 0;
+}

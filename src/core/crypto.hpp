@@ -1,0 +1,50 @@
+// Hashing and randomness (OpenSSL). Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace culvert {
+
+// Lower-case hex SHA-256 of `data`.
+std::string sha256_hex(std::string_view data);
+// Raw 32-byte SHA-256 digest.
+std::string sha256_raw(std::string_view data);
+// HMAC-SHA256 of `data` with `key` (raw bytes).
+std::string hmac_sha256_raw(std::string_view key, std::string_view data);
+std::string hex_encode(std::string_view bytes);
+
+// `n` cryptographically secure random bytes. Aborts if the CSPRNG fails.
+std::string random_bytes(size_t n);
+// A random UUID (version 4), lower-case, with dashes.
+std::string new_uuid();
+// An API token: prefix + 43 characters of base64url over 32 random bytes (256 bits).
+std::string new_api_token(std::string_view prefix = "cvt_");
+
+// Abstract randomness for code that must be testable (retry jitter, ids in tests).
+class Random {
+ public:
+  virtual ~Random() = default;
+  virtual uint64_t next_u64() = 0;
+  // Uniform in [0, 1).
+  double uniform01() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+};
+
+// Deterministic generator for tests (splitmix64). Not thread-safe.
+class SeededRandom final : public Random {
+ public:
+  explicit SeededRandom(uint64_t seed) : state_(seed) {}
+  uint64_t next_u64() override;
+
+ private:
+  uint64_t state_;
+};
+
+// OpenSSL's CSPRNG. Thread-safe.
+class SecureRandom final : public Random {
+ public:
+  uint64_t next_u64() override;
+};
+
+}  // namespace culvert

@@ -1,0 +1,46 @@
+#include "core/crypto.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace culvert {
+namespace {
+
+TEST(Crypto, Sha256KnownVector) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(Crypto, HmacKnownVector) {
+  // RFC 4231 test case 2.
+  EXPECT_EQ(hex_encode(hmac_sha256_raw("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(Crypto, TokensAreLongAndDistinct) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 100; ++i) {
+    std::string t = new_api_token();
+    EXPECT_EQ(t.size(), 4u + 43u);
+    EXPECT_TRUE(seen.insert(t).second);
+  }
+}
+
+TEST(Crypto, UuidShape) {
+  std::string u = new_uuid();
+  ASSERT_EQ(u.size(), 36u);
+  EXPECT_EQ(u[14], '4');
+  EXPECT_NE(new_uuid(), u);
+}
+
+TEST(Crypto, SeededRandomIsDeterministic) {
+  SeededRandom a(42), b(42);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(a.next_u64(), b.next_u64());
+  double x = a.uniform01();
+  EXPECT_GE(x, 0.0);
+  EXPECT_LT(x, 1.0);
+}
+
+}  // namespace
+}  // namespace culvert

@@ -1,0 +1,40 @@
+#include "core/timefmt.hpp"
+
+#include <gtest/gtest.h>
+
+namespace culvert {
+namespace {
+
+TEST(TimeFormat, RoundTrip) {
+  SysTime t = from_unix_ms(1764308493123);
+  std::string s = format_rfc3339(t);
+  EXPECT_EQ(s, "2025-11-28T05:41:33.123Z");
+  auto back = parse_rfc3339(s);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(to_unix_ms(*back), 1764308493123);
+}
+
+TEST(TimeFormat, Offsets) {
+  auto a = parse_rfc3339("2026-03-29T03:30:00+02:00");
+  auto b = parse_rfc3339("2026-03-29T01:30:00Z");
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(*a, *b);
+  EXPECT_TRUE(parse_rfc3339("2026-03-29 01:30:00Z").has_value());
+  EXPECT_FALSE(parse_rfc3339("2026-03-29").has_value());
+  EXPECT_FALSE(parse_rfc3339("yesterday at noon").has_value());
+  EXPECT_FALSE(parse_rfc3339("2026-13-29T01:30:00Z").has_value());
+}
+
+TEST(TimeFormat, Durations) {
+  using namespace std::chrono;
+  EXPECT_EQ(parse_duration("30d"), duration_cast<milliseconds>(hours(24 * 30)));
+  EXPECT_EQ(parse_duration("1h30m"), duration_cast<milliseconds>(minutes(90)));
+  EXPECT_EQ(parse_duration("250ms"), milliseconds(250));
+  EXPECT_EQ(parse_duration("10"), milliseconds(10000));
+  EXPECT_FALSE(parse_duration("").has_value());
+  EXPECT_FALSE(parse_duration("10x").has_value());
+  EXPECT_FALSE(parse_duration("-5s").has_value());
+}
+
+}  // namespace
+}  // namespace culvert
