@@ -1,0 +1,28 @@
+#include <culvert/storage.hpp>
+
+#include "storage/file_store.hpp"
+
+namespace culvert {
+
+Result<std::unique_ptr<ObjectStore>> open_object_store(std::string_view uri,
+                                                       const StorageOptions& /*options*/) {
+  if (uri.starts_with("file://")) {
+    auto path = storage::file_uri_path(uri);
+    if (!path) return path.status();
+    return std::unique_ptr<ObjectStore>(std::make_unique<storage::FileStore>());
+  }
+  return invalid_argument("unsupported storage URI '" + std::string(uri) +
+                          "' (expected file:///dir or s3://bucket/prefix)");
+}
+
+std::string join_uri(std::string_view base, std::string_view key) {
+  std::string out(base);
+  while (!out.empty() && out.back() == '/' && !out.ends_with("://")) out.pop_back();
+  size_t k = 0;
+  while (k < key.size() && key[k] == '/') ++k;
+  if (!out.ends_with('/')) out.push_back('/');
+  out.append(key.substr(k));
+  return out;
+}
+
+}  // namespace culvert
