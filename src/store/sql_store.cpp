@@ -504,6 +504,7 @@ class SqlStore final : public Store {
         if (!run.start_time) run.start_time = from_unix_ms(now);
         run.heartbeat_at = from_unix_ms(now);
       }
+      if (c.state == State::kSubmitted) run.submitted_at = from_unix_ms(now);
       if (is_final(c.state)) run.end_time = from_unix_ms(now);
       if (c.state == State::kScheduled || c.state == State::kPending || c.state == State::kRetrying) {
         run.agent_id.reset();

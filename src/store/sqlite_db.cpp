@@ -3,7 +3,10 @@
 // statements keyed by their SQL text.
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <chrono>
 #include <map>
+#include <thread>
 
 #include "store/sql.hpp"
 
@@ -23,7 +26,8 @@ class SqliteDb final : public Db {
       throw DbError(DbError::Kind::kUnavailable, "cannot open SQLite database '" + path + "': " + msg);
     }
     sqlite3_extended_result_codes(db_, 1);
-    sqlite3_busy_timeout(db_, static_cast<int>(busy_timeout.count()));
+    busy_timeout_ = busy_timeout;
+    sqlite3_busy_handler(db_, &SqliteDb::on_busy, this);
     if (path != ":memory:") exec_script("PRAGMA journal_mode=WAL");
     exec_script("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON");
   }
@@ -134,7 +138,21 @@ class SqliteDb final : public Db {
     }
   }
 
+  // Waits for a lock held by another connection with short sleeps (SQLite's default
+  // handler sleeps up to 100 ms at a time, which wastes most of a short wait under
+  // contention), until busy_timeout_ has passed since the first attempt.
+  static int on_busy(void* self, int count) {
+    auto* db = static_cast<SqliteDb*>(self);
+    auto now = std::chrono::steady_clock::now();
+    if (count == 0) db->busy_since_ = now;
+    if (now - db->busy_since_ >= db->busy_timeout_) return 0;
+    std::this_thread::sleep_for(std::chrono::microseconds(std::min(20 * (count + 1), 1000)));
+    return 1;
+  }
+
   sqlite3* db_ = nullptr;
+  Millis busy_timeout_{5000};
+  std::chrono::steady_clock::time_point busy_since_{};
   std::map<std::string, sqlite3_stmt*, std::less<>> stmts_;
 };
 
