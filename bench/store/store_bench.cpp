@@ -1,6 +1,6 @@
 // Store benchmark: the same workload against SQLite and PostgreSQL.
 //
-//   store_bench URL [--runs N]
+//   store_bench URL [--runs N] [--only tasks|listings|claims]
 //
 // URL is a store URL naming an EMPTY database (a new sqlite:///path.db file, or a
 // fresh PostgreSQL database, e.g. from scripts/testenv/postgres.sh start DIR). Prints:
@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/timefmt.hpp"
@@ -57,6 +58,31 @@ T must(Result<T> r, const char* what) {
 std::unique_ptr<detail::Db> raw_db(const std::string& url) {
   if (url.starts_with("sqlite://")) return detail::open_sqlite_db(url.substr(9), Millis(60000));
   return detail::open_postgres_db(url);
+}
+
+// One change per transaction from `writers` connections at once (group commit).
+void bench_parallel_single(const std::string& url, const std::string& flow_id, int writers, int per_writer) {
+  std::vector<std::unique_ptr<Store>> stores;
+  std::vector<std::string> run_ids;
+  for (int w = 0; w < writers; ++w) {
+    stores.push_back(must(open_store(url), "open"));
+    NewFlowRun nr;
+    nr.flow_id = flow_id;
+    run_ids.push_back(must(stores.back()->create_flow_run(nr), "create run").first.id);
+  }
+  auto t0 = Steady::now();
+  std::vector<std::thread> threads;
+  for (int w = 0; w < writers; ++w)
+    threads.emplace_back([&, w] {
+      SysTime ts = std::chrono::system_clock::now();
+      for (int i = 0; i < per_writer; ++i)
+        must(stores[w]->upsert_task_runs({{run_ids[w], "task", i, State::kRunning, "", 1, ts}}), "upsert");
+    });
+  for (auto& t : threads) t.join();
+  double ms = ms_since(t0);
+  int changes = writers * per_writer;
+  std::printf("batch    1, %d writers: %6d changes in %8.1f ms = %9.0f changes/s\n", writers, changes, ms,
+              changes / (ms / 1000.0));
 }
 
 void bench_task_runs(Store& s, const std::string& flow_id, bool postgres) {
@@ -230,8 +256,12 @@ int main(int argc, char** argv) {
   }
   std::string url = argv[1];
   int runs = 1000000;
-  for (int i = 2; i + 1 < argc; ++i)
+  std::string only;  // tasks | listings | claims; empty: all
+  for (int i = 2; i + 1 < argc; ++i) {
     if (std::string(argv[i]) == "--runs") runs = std::atoi(argv[i + 1]);
+    if (std::string(argv[i]) == "--only") only = argv[i + 1];
+  }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   auto store = must(open_store(url), "open");
   bool pg = store->backend() == "postgresql";
   std::printf("store_bench: backend %s\n", std::string(store->backend()).c_str());
@@ -244,8 +274,13 @@ int main(int argc, char** argv) {
     v.artifact_uri = "file:///bench";
     flows.push_back(must(store->register_flow(v), "register"));
   }
-  bench_task_runs(*store, flows[0].id, pg);
+  if (only.empty() || only == "tasks") {
+    bench_task_runs(*store, flows[0].id, pg);
+    bench_parallel_single(url, flows[0].id, 8, pg ? 300 : 1000);
+  }
+  if (only == "tasks") return 0;
 
+  if (only.empty() || only == "listings") {
   std::printf("\n== run listings ==\n");
   NewFlowRun nr;
   nr.flow_id = flows[0].id;
@@ -273,6 +308,7 @@ int main(int argc, char** argv) {
   time_query(*store, "latest 50 Success runs of a flow", by_state);
   FlowRunQuery newest;
   time_query(*store, "latest 50 runs of all flows", newest);
+  }
 
   std::printf("\n== claims ==\n");
   bench_claims(*store, url, flows[1], /*covered_backlog=*/false);

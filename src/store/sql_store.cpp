@@ -458,8 +458,8 @@ class SqlStore final : public Store {
         params.push_back(std::string(state_name(*q.state)));
       }
       if (!q.cursor.empty()) {
-        conds.push_back("(r.created < ? OR (r.created = ? AND r.id < ?))");
-        params.push_back(c_created);
+        // A row-value comparison, so that both databases use it as an index range.
+        conds.push_back("(r.created, r.id) < (CAST(? AS BIGINT), ?)");
         params.push_back(c_created);
         params.push_back(c_id);
       }
