@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
@@ -925,7 +926,8 @@ class SqlStore final : public Store {
         bool retry = e.kind() == DbError::Kind::kRetry ||
                      (retry_unique && e.kind() == DbError::Kind::kUnique);
         if (retry && attempt < kMaxAttempts) {
-          clock_.sleep_for(std::chrono::milliseconds(std::min(attempt, 10)));
+          // Real time, not clock_: this waits out another connection's transaction.
+          std::this_thread::sleep_for(std::chrono::milliseconds(std::min(attempt, 10)));
           continue;
         }
         return R(db_error_status(e));
