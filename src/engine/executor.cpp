@@ -177,7 +177,7 @@ void RunCore::run_attempts(TaskRunRt* tr, const Node& node) {
     }
     const bool timed_out = token.timed_out();
     const bool run_cancelled = token.run_cancelled();
-    if (ok && !timed_out) {
+    if (ok && !timed_out && !run_cancelled) {
       Status st = persist(tr, node);
       if (st.is_ok()) {
         finalize(tr, State::kSuccess, {});
