@@ -421,8 +421,9 @@ TEST_P(ExecutorTest, HooksAndLogs) {
 TEST_P(ExecutorTest, ExternalCancellation) {
   Flow flow("cancel");
   CancellationSource source;
-  auto a = flow.task("a", [&] { source.cancel(); return 1; });
-  auto b = flow.task("b", [](TaskContext& ctx, int) {
+  auto a = flow.task("a", [] { return 1; });
+  auto b = flow.task("b", [&](TaskContext& ctx, int) {
+    source.cancel();  // as if a signal or the server cancelled the run now
     while (!ctx.cancelled()) ctx.clock().sleep_for(1s);
     return 2;
   }, a);
