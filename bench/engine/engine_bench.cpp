@@ -123,6 +123,7 @@ Figure measure(const std::string& shape, int n, int workers, int reps) {
     auto t0 = Clock::now();
     auto flow = std::make_unique<culvert::Flow>("bench");
     build(*flow, shape, n);
+    if (!flow->validate().is_ok()) std::exit(1);  // as culvert::main does before running
     auto t1 = Clock::now();
     culvert::Executor ex(workers);
     auto t2 = Clock::now();

@@ -61,7 +61,7 @@ thread_local std::vector<uint32_t> tls_stack;
 RunCore::RunCore(const FlowImpl& f, const RunOptions& o, Clock& c, Random& r, std::vector<std::any> p,
                  std::map<std::string, std::string> pt, Pool* pool)
     : flow(f),
-      plan(f.plan()),
+      plan(f.cached_plan()),
       opts(o),
       clock(c),
       random(r),
