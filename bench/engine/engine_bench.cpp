@@ -204,7 +204,8 @@ int main(int argc, char** argv) {
       std::printf("\n");
     }
   }
-  std::printf("\nrun us/t: Executor::run time per task run (state tracking, events, run summary on).\n"
+  std::printf("\nbuild us/t: building and validating the Flow, per task.\n"
+              "run us/t: Executor::run time per task run (state tracking, events, run summary on).\n"
               "bytes/t: peak heap growth (graph + run state + summary) per task run.\n"
               "Targets: <= 2 us and <= 1024 bytes per task run.\n");
   return 0;
