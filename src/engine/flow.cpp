@@ -173,11 +173,16 @@ Status FlowImpl::validate() const {
 
 Status FlowImpl::validate_uncached() const {
   std::vector<std::string> errs = errors;
-  std::unordered_map<std::string_view, int> names;
+  std::vector<std::string_view> names;
   names.reserve(nodes.size());
+  for (const auto& n : nodes) names.push_back(n.name);
+  std::sort(names.begin(), names.end());
+  for (size_t i = 1; i < names.size(); ++i) {
+    if (names[i] == names[i - 1] && (i < 2 || names[i - 2] != names[i]))
+      errs.push_back("two tasks are named '" + std::string(names[i]) + "'");
+  }
   for (const auto& n : nodes) {
     if (n.name.empty()) errs.push_back("a task has an empty name");
-    if (++names[n.name] == 2) errs.push_back("two tasks are named '" + n.name + "'");
     if (n.opt) {
       const auto& o = *n.opt;
       for (const auto* t : {&o.result_uri, &o.target_uri}) {
