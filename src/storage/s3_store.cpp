@@ -109,6 +109,30 @@ Result<S3Location> parse_s3_uri(std::string_view uri) {
   return loc;
 }
 
+S3Target s3_target(const std::string& endpoint, const std::string& region, const S3Location& loc) {
+  S3Target t;
+  std::string key_path = aws::uri_encode(loc.key, true);
+  if (!endpoint.empty()) {
+    auto parts = aws::parse_url(endpoint);
+    if (!parts) return t;
+    std::string base = parts->path;
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    t.scheme = parts->scheme;
+    t.host = parts->host_header();
+    t.path = base + "/" + loc.bucket + "/" + key_path;
+  } else if (loc.bucket.find('.') != std::string::npos) {
+    // Dotted names cannot match the *.s3 TLS certificate: path-style on the regional host.
+    t.scheme = "https";
+    t.host = "s3." + region + ".amazonaws.com";
+    t.path = "/" + loc.bucket + "/" + key_path;
+  } else {
+    t.scheme = "https";
+    t.host = loc.bucket + ".s3." + region + ".amazonaws.com";
+    t.path = "/" + key_path;
+  }
+  return t;
+}
+
 S3Store::S3Store(S3Config config) : cfg_(std::move(config)) {
   if (!cfg_.clock) cfg_.clock = &system_clock();
   if (!cfg_.random) cfg_.random = &secure_random_;
@@ -133,25 +157,10 @@ double S3Store::jitter() {
 
 Result<S3Store::Reply> S3Store::send(const Call& call) {
   if (!endpoint_status_.is_ok()) return endpoint_status_;
-  // Where the request goes.
-  std::string scheme, host, path;
-  std::string key_path = aws::uri_encode(call.loc.key, true);
-  if (!cfg_.endpoint.empty()) {
-    auto parts = aws::parse_url(cfg_.endpoint).value();
-    std::string base = parts.path;
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    scheme = parts.scheme;
-    host = parts.host_header();
-    path = base + "/" + call.loc.bucket + "/" + key_path;
-  } else if (call.loc.bucket.find('.') != std::string::npos) {
-    scheme = "https";
-    host = "s3." + cfg_.region + ".amazonaws.com";
-    path = "/" + call.loc.bucket + "/" + key_path;
-  } else {
-    scheme = "https";
-    host = call.loc.bucket + ".s3." + cfg_.region + ".amazonaws.com";
-    path = "/" + key_path;
-  }
+  S3Target target = s3_target(cfg_.endpoint, cfg_.region, call.loc);
+  const std::string& scheme = target.scheme;
+  const std::string& host = target.host;
+  const std::string& path = target.path;
   std::string query;
   for (const auto& [k, v] : call.query)
     query += (query.empty() ? "?" : "&") + aws::uri_encode(k, false) + "=" + aws::uri_encode(v, false);
