@@ -1,7 +1,6 @@
-// Micro-benchmarks of the per-request CPU cost of talking to AWS and Docker.
+// Micro-benchmark of the per-request CPU cost of signing AWS requests.
 #include <benchmark/benchmark.h>
 
-#include "agent/docker/docker_client.hpp"
 #include "storage/aws/sigv4.hpp"
 
 namespace {
@@ -16,27 +15,6 @@ void BM_SignV4S3Get(benchmark::State& state) {
 }
 BENCHMARK(BM_SignV4S3Get);
 
-void BM_LogDemux(benchmark::State& state) {
-  std::string data;
-  for (int i = 0; i < 1000; ++i) {
-    std::string line = "log line number " + std::to_string(i) + " with some text in it\n";
-    std::string h(8, '\0');
-    h[0] = static_cast<char>(i % 2 ? 1 : 2);
-    h[7] = static_cast<char>(line.size());
-    data += h + line;
-  }
-  for (auto _ : state) {
-    docker::LogDemuxer d;
-    size_t n = 0;
-    d.feed(data, [&](const docker::LogLine& l) {
-      n += l.text.size();
-      return true;
-    });
-    benchmark::DoNotOptimize(n);
-  }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * data.size()));
-}
-BENCHMARK(BM_LogDemux);
 
 }  // namespace
 
