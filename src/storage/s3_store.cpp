@@ -62,7 +62,7 @@ bool retryable(const S3Store::Reply& r) {
   if (s == 400) {
     std::string code = parse_error(r.http.body).code;
     return code == "RequestTimeout" || code == "Throttling" || code == "ThrottlingException" ||
-           code == "SlowDown" || code == "RequestTimeTooSkewed";
+           code == "SlowDown";
   }
   return false;
 }
@@ -238,6 +238,10 @@ Status S3Store::error_for(const Call& call, const Reply& r) const {
   if (e.code == "ExpiredToken" || e.code == "InvalidToken" || e.code == "TokenRefreshRequired")
     return Status(StatusCode::kUnauthenticated, "S3 rejected the session token (" + e.code +
                                                     "): refresh the AWS credentials");
+  if (e.code == "RequestTimeTooSkewed")
+    return Status(StatusCode::kUnauthenticated,
+                  "S3 at " + endpoint_name() + " refused the request because this machine's clock is "
+                  "more than 15 minutes off (RequestTimeTooSkewed): synchronise the clock (NTP)");
   if (e.code == "AccessDenied" || s == 403)
     return Status(StatusCode::kPermissionDenied, "access denied to " + call.uri + " (" + op + "): " + detail);
   if (e.code == "EntityTooLarge") return Status(StatusCode::kTooLarge, op + ": " + detail);
@@ -331,14 +335,16 @@ Status S3Store::put_multipart(const Call& base, uint64_t size) {
     return why;
   };
 
+  // S3 allows at most 10000 parts: grow the part size for very large files.
+  const uint64_t part_size = std::max<uint64_t>(cfg_.part_size, (size + 9999) / 10000);
   std::string parts_xml;
   std::ifstream in(base.body_file, std::ios::binary);
   if (!in) return abort_upload(not_found("cannot read local file " + base.body_file));
   std::string buf;
   int part = 0;
-  for (uint64_t off = 0; off < size; off += cfg_.part_size) {
+  for (uint64_t off = 0; off < size; off += part_size) {
     ++part;
-    uint64_t len = std::min<uint64_t>(cfg_.part_size, size - off);
+    uint64_t len = std::min<uint64_t>(part_size, size - off);
     buf.resize(static_cast<size_t>(len));
     in.read(buf.data(), static_cast<std::streamsize>(len));
     if (static_cast<uint64_t>(in.gcount()) != len)
