@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 #include "core/crypto.hpp"
 #include "storage/file_store.hpp"
@@ -94,6 +96,26 @@ TEST_F(ArtifactsTest, HashMismatchIsAnErrorAndLeavesNothing) {
   EXPECT_NE(r.status().message().find(sha256_hex("swapped content")), std::string::npos);
   EXPECT_NE(r.status().message().find(ref.uri), std::string::npos);
   EXPECT_TRUE(fs::is_empty(cache_));
+}
+
+TEST_F(ArtifactsTest, ConcurrentFetchesShareOneCache) {
+  auto ref = upload_artifact(base_, "etl", local_).value();
+  std::vector<std::thread> threads;
+  std::vector<Result<std::string>> results(4, Result<std::string>(internal_error("not run")));
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      FileStore store;  // one store per fetcher, as separate agents would have
+      results[i] = fetch_artifact(store, ref.uri, ref.sha256, cache_);
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& r : results) {
+    ASSERT_TRUE(r) << r.status().to_string();
+    EXPECT_EQ(*r, (fs::path(cache_) / ref.sha256).string());
+  }
+  EXPECT_EQ(sha256_file(*results[0]).value(), ref.sha256);
+  size_t entries = 0;
+  for ([[maybe_unused]] auto& e : fs::directory_iterator(cache_)) ++entries;
+  EXPECT_EQ(entries, 1u);  // no temporary files left behind
 }
 
 TEST_F(ArtifactsTest, BadInputs) {

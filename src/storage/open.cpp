@@ -1,5 +1,7 @@
 #include <culvert/storage.hpp>
 
+#include <cstdlib>
+
 #include "storage/aws/http.hpp"
 #include "storage/file_store.hpp"
 #include "storage/s3_store.hpp"
@@ -19,6 +21,9 @@ Result<std::unique_ptr<ObjectStore>> open_object_store(std::string_view uri,
     if (!options.s3_endpoint.empty()) {
       auto parts = aws::parse_url(options.s3_endpoint);
       if (!parts) return invalid_argument("--s3-endpoint: " + parts.status().message());
+    } else if (const char* env = std::getenv("CULVERT_S3_ENDPOINT"); env && *env) {
+      auto parts = aws::parse_url(env);
+      if (!parts) return invalid_argument("CULVERT_S3_ENDPOINT: " + parts.status().message());
     }
     auto store = storage::make_s3_store(options);
     return store;

@@ -62,7 +62,7 @@ bool retryable(const S3Store::Reply& r) {
   if (s == 400) {
     std::string code = parse_error(r.http.body).code;
     return code == "RequestTimeout" || code == "Throttling" || code == "ThrottlingException" ||
-           code == "SlowDown" || code == "RequestTimeTooSkewed";
+           code == "SlowDown";
   }
   return false;
 }
@@ -109,6 +109,30 @@ Result<S3Location> parse_s3_uri(std::string_view uri) {
   return loc;
 }
 
+S3Target s3_target(const std::string& endpoint, const std::string& region, const S3Location& loc) {
+  S3Target t;
+  std::string key_path = aws::uri_encode(loc.key, true);
+  if (!endpoint.empty()) {
+    auto parts = aws::parse_url(endpoint);
+    if (!parts) return t;
+    std::string base = parts->path;
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    t.scheme = parts->scheme;
+    t.host = parts->host_header();
+    t.path = base + "/" + loc.bucket + "/" + key_path;
+  } else if (loc.bucket.find('.') != std::string::npos) {
+    // Dotted names cannot match the *.s3 TLS certificate: path-style on the regional host.
+    t.scheme = "https";
+    t.host = "s3." + region + ".amazonaws.com";
+    t.path = "/" + loc.bucket + "/" + key_path;
+  } else {
+    t.scheme = "https";
+    t.host = loc.bucket + ".s3." + region + ".amazonaws.com";
+    t.path = "/" + key_path;
+  }
+  return t;
+}
+
 S3Store::S3Store(S3Config config) : cfg_(std::move(config)) {
   if (!cfg_.clock) cfg_.clock = &system_clock();
   if (!cfg_.random) cfg_.random = &secure_random_;
@@ -133,25 +157,10 @@ double S3Store::jitter() {
 
 Result<S3Store::Reply> S3Store::send(const Call& call) {
   if (!endpoint_status_.is_ok()) return endpoint_status_;
-  // Where the request goes.
-  std::string scheme, host, path;
-  std::string key_path = aws::uri_encode(call.loc.key, true);
-  if (!cfg_.endpoint.empty()) {
-    auto parts = aws::parse_url(cfg_.endpoint).value();
-    std::string base = parts.path;
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    scheme = parts.scheme;
-    host = parts.host_header();
-    path = base + "/" + call.loc.bucket + "/" + key_path;
-  } else if (call.loc.bucket.find('.') != std::string::npos) {
-    scheme = "https";
-    host = "s3." + cfg_.region + ".amazonaws.com";
-    path = "/" + call.loc.bucket + "/" + key_path;
-  } else {
-    scheme = "https";
-    host = call.loc.bucket + ".s3." + cfg_.region + ".amazonaws.com";
-    path = "/" + key_path;
-  }
+  S3Target target = s3_target(cfg_.endpoint, cfg_.region, call.loc);
+  const std::string& scheme = target.scheme;
+  const std::string& host = target.host;
+  const std::string& path = target.path;
   std::string query;
   for (const auto& [k, v] : call.query)
     query += (query.empty() ? "?" : "&") + aws::uri_encode(k, false) + "=" + aws::uri_encode(v, false);
@@ -229,6 +238,10 @@ Status S3Store::error_for(const Call& call, const Reply& r) const {
   if (e.code == "ExpiredToken" || e.code == "InvalidToken" || e.code == "TokenRefreshRequired")
     return Status(StatusCode::kUnauthenticated, "S3 rejected the session token (" + e.code +
                                                     "): refresh the AWS credentials");
+  if (e.code == "RequestTimeTooSkewed")
+    return Status(StatusCode::kUnauthenticated,
+                  "S3 at " + endpoint_name() + " refused the request because this machine's clock is "
+                  "more than 15 minutes off (RequestTimeTooSkewed): synchronise the clock (NTP)");
   if (e.code == "AccessDenied" || s == 403)
     return Status(StatusCode::kPermissionDenied, "access denied to " + call.uri + " (" + op + "): " + detail);
   if (e.code == "EntityTooLarge") return Status(StatusCode::kTooLarge, op + ": " + detail);
@@ -322,14 +335,16 @@ Status S3Store::put_multipart(const Call& base, uint64_t size) {
     return why;
   };
 
+  // S3 allows at most 10000 parts: grow the part size for very large files.
+  const uint64_t part_size = std::max<uint64_t>(cfg_.part_size, (size + 9999) / 10000);
   std::string parts_xml;
   std::ifstream in(base.body_file, std::ios::binary);
   if (!in) return abort_upload(not_found("cannot read local file " + base.body_file));
   std::string buf;
   int part = 0;
-  for (uint64_t off = 0; off < size; off += cfg_.part_size) {
+  for (uint64_t off = 0; off < size; off += part_size) {
     ++part;
-    uint64_t len = std::min<uint64_t>(cfg_.part_size, size - off);
+    uint64_t len = std::min<uint64_t>(part_size, size - off);
     buf.resize(static_cast<size_t>(len));
     in.read(buf.data(), static_cast<std::streamsize>(len));
     if (static_cast<uint64_t>(in.gcount()) != len)

@@ -54,6 +54,16 @@ struct S3Location {
 };
 Result<S3Location> parse_s3_uri(std::string_view uri);
 
+// Where a request for `loc` goes: path-style under a custom endpoint, else
+// virtual-hosted on AWS (path-style on s3.REGION.amazonaws.com for dotted bucket names).
+// `path` is percent-encoded, exactly as sent and signed. Empty when `endpoint` is malformed.
+struct S3Target {
+  std::string scheme;
+  std::string host;  // Host header value (with a non-default port)
+  std::string path;
+};
+S3Target s3_target(const std::string& endpoint, const std::string& region, const S3Location& loc);
+
 class S3Store final : public ObjectStore {
  public:
   explicit S3Store(S3Config config);

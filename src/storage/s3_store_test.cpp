@@ -62,6 +62,23 @@ TEST(S3Uri, Parses) {
   EXPECT_EQ(open_object_store("s3://bucket/x", o).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(S3Target, PathStyleForEndpointsVirtualHostedOnAws) {
+  auto t = s3_target("http://127.0.0.1:4568/", "us-east-1", {"bucket", "a b/c"});
+  EXPECT_EQ(t.scheme, "http");
+  EXPECT_EQ(t.host, "127.0.0.1:4568");
+  EXPECT_EQ(t.path, "/bucket/a%20b/c");
+  t = s3_target("https://minio.example.com:443/s3", "us-east-1", {"bucket", "k"});
+  EXPECT_EQ(t.host, "minio.example.com");
+  EXPECT_EQ(t.path, "/s3/bucket/k");
+  t = s3_target("", "eu-west-1", {"my-bucket", "flows/etl/x"});
+  EXPECT_EQ(t.scheme, "https");
+  EXPECT_EQ(t.host, "my-bucket.s3.eu-west-1.amazonaws.com");
+  EXPECT_EQ(t.path, "/flows/etl/x");
+  t = s3_target("", "eu-west-1", {"my.dotted.bucket", "k"});
+  EXPECT_EQ(t.host, "s3.eu-west-1.amazonaws.com");
+  EXPECT_EQ(t.path, "/my.dotted.bucket/k");
+}
+
 TEST(S3Store, PutIsPathStyleAndSignedOverWhatIsSent) {
   Fixture f;
   TestHttpServer server([](const TestRequest&) { return TestResponse{200, ""}; });

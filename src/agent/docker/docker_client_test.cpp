@@ -4,6 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+
+#include "core/crypto.hpp"
+#include "storage/aws/test_http_server.hpp"
+
 namespace culvert::docker {
 namespace {
 
@@ -109,6 +114,85 @@ TEST(DockerClient, UnreachableDaemonNamesTheSocket) {
   EXPECT_NE(st.message().find("unix:///nonexistent/culvert-test/docker.sock"), std::string::npos) << st.message();
   EXPECT_EQ(c.create({.image = "x"}).status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(c.create({}).status().code(), StatusCode::kInvalidArgument);
+}
+
+using aws::testing::TestHttpServer;
+using aws::testing::TestRequest;
+using aws::testing::TestResponse;
+
+// The Engine API answers, played by a fake daemon on a unix socket.
+class FakeDaemon : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = (std::filesystem::temp_directory_path() / ("cvt-dk-" + new_uuid().substr(0, 8) + ".sock")).string();
+    server_ = std::make_unique<TestHttpServer>([this](const TestRequest& r) { return handler(r); }, path_);
+    client_ = std::make_unique<DockerClient>(DockerClient::Options{.host = "unix://" + path_});
+  }
+  std::function<TestResponse(const TestRequest&)> handler = [](const TestRequest&) { return TestResponse{200, ""}; };
+  std::string path_;
+  std::unique_ptr<TestHttpServer> server_;
+  std::unique_ptr<DockerClient> client_;
+};
+
+TEST_F(FakeDaemon, RequestsUseApiVersionAndMapErrors) {
+  handler = [](const TestRequest& r) {
+    if (r.target == "/v1.41/containers/create?name=my%20run")
+      return TestResponse{409, R"({"message":"Conflict. The container name \"/my run\" is already in use"})"};
+    if (r.target.starts_with("/v1.41/containers/create"))
+      return TestResponse{404, R"({"message":"No such image: ghost:latest"})"};
+    if (r.target == "/v1.41/containers/bad/start") return TestResponse{400, R"({"message":"invalid mount"})"};
+    if (r.target == "/v1.41/containers/boom/start") return TestResponse{500, R"({"message":"runtime failed"})"};
+    return TestResponse{404, R"({"message":"No such container: x"})"};
+  };
+  auto img = client_->create({.image = "ghost"});
+  EXPECT_EQ(img.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(img.status().message().find("image 'ghost' not found"), std::string::npos) << img.status().message();
+  auto named = client_->create({.image = "x", .name = "my run"});
+  EXPECT_EQ(named.status().code(), StatusCode::kConflict);
+  EXPECT_EQ(client_->start("bad").code(), StatusCode::kInvalidArgument);
+  Status boom = client_->start("boom");
+  EXPECT_EQ(boom.code(), StatusCode::kInternal);
+  EXPECT_NE(boom.message().find("runtime failed"), std::string::npos);
+  EXPECT_EQ(client_->inspect("x").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(client_->remove("x").is_ok());  // already gone
+  auto reqs = server_->requests();
+  EXPECT_EQ(reqs[0].method, "POST");
+  EXPECT_EQ(nlohmann::json::parse(reqs[0].body)["Image"], "ghost");
+  EXPECT_EQ(reqs.back().method, "DELETE");
+  EXPECT_EQ(reqs.back().target, "/v1.41/containers/x?v=true&force=true");
+}
+
+TEST_F(FakeDaemon, ParsesWaitInspectAndBuildAnswers) {
+  handler = [](const TestRequest& r) {
+    if (r.target == "/v1.41/containers/c1/wait?condition=not-running")
+      return TestResponse{200, R"({"StatusCode":137,"Error":null})"};
+    if (r.target == "/v1.41/containers/c1/json")
+      return TestResponse{200, R"({"Id":"c1","Name":"/run-1","Config":{"Image":"img","Labels":{"k":"v"}},
+        "State":{"Status":"exited","Running":false,"ExitCode":137,"OOMKilled":true,"Error":""},
+        "HostConfig":{"NetworkMode":"host","Memory":33554432,"NanoCpus":1000000000}})"};
+    if (r.target.starts_with("/v1.41/build?t=good"))
+      return TestResponse{200, "{\"stream\":\"Step 1/2\\n\"}\n{\"aux\":{\"ID\":\"sha256:abc\"}}\n"};
+    if (r.target.starts_with("/v1.41/build?t=bad"))
+      return TestResponse{200, "{\"stream\":\"Step 1/2\\n\"}\n{\"errorDetail\":{},\"error\":\"COPY failed: no x\"}\n"};
+    return TestResponse{404, "{}"};
+  };
+  EXPECT_EQ(client_->wait("c1").value(), 137);
+  auto info = client_->inspect("c1");
+  ASSERT_TRUE(info) << info.status().to_string();
+  EXPECT_EQ(info->name, "run-1");
+  EXPECT_EQ(info->image, "img");
+  EXPECT_TRUE(info->oom_killed);
+  EXPECT_EQ(info->exit_code, 137);
+  EXPECT_EQ(info->memory_bytes, 33554432);
+  EXPECT_EQ(info->nano_cpus, 1000000000);
+  EXPECT_EQ(info->labels["k"], "v");
+  EXPECT_EQ(client_->build_image("tar", "good").value(), "sha256:abc");
+  auto bad = client_->build_image("tar", "bad");
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("COPY failed: no x"), std::string::npos);
+  auto build_req = server_->requests()[2];
+  EXPECT_EQ(build_req.headers.at("content-type"), "application/x-tar");
+  EXPECT_EQ(build_req.body, "tar");
 }
 
 }  // namespace

@@ -151,6 +151,16 @@ Result<Credentials> EcsCredentialsProvider::get() {
   if (!rel.empty()) {
     req.url = relative_base_ + (rel.front() == '/' ? "" : "/") + rel;
   } else if (!full.empty()) {
+    // Like the AWS SDKs: plain http only to this host or the ECS/EKS agent addresses,
+    // so credentials are never fetched from (or a token sent to) an arbitrary server.
+    auto parts = parse_url(full);
+    if (!parts) return invalid_argument("AWS_CONTAINER_CREDENTIALS_FULL_URI: " + parts.status().message());
+    const std::string& h = parts->host;
+    bool local = h == "localhost" || h.starts_with("127.") || h == "[::1]" || h == "169.254.170.2" ||
+                 h == "169.254.170.23" || h == "[fd00:ec2::23]";
+    if (parts->scheme != "https" && !local)
+      return invalid_argument("AWS_CONTAINER_CREDENTIALS_FULL_URI '" + full +
+                              "' must use https or a loopback/ECS agent address");
     req.url = full;
     std::string token = get_or(env_, "AWS_CONTAINER_AUTHORIZATION_TOKEN");
     if (!token.empty()) req.headers.emplace_back("Authorization", token);

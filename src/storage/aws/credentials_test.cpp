@@ -158,6 +158,8 @@ TEST(EcsCredentials, ErrorsAreClear) {
   auto c = EcsCredentialsProvider(env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/x"}})).get();
   EXPECT_EQ(c.status().code(), StatusCode::kUnavailable);
   EXPECT_NE(c.status().message().find("HTTP 500"), std::string::npos);
+  auto remote = EcsCredentialsProvider(env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://example.com/creds"}})).get();
+  EXPECT_EQ(remote.status().code(), StatusCode::kInvalidArgument);
   TestHttpServer bad([](const TestRequest&) { return TestResponse{200, "not json"}; });
   auto j = EcsCredentialsProvider(env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", bad.url()}})).get();
   EXPECT_EQ(j.status().code(), StatusCode::kUnavailable);

@@ -175,7 +175,7 @@ Result<HttpResponse> http_send(const HttpRequest& req) {
   if (!req.body_file.empty()) {
     t.in.reset(std::fopen(req.body_file.c_str(), "rb"));
     if (!t.in) return not_found("cannot read local file " + req.body_file);
-    if (std::fseek(t.in.get(), static_cast<long>(req.body_offset), SEEK_SET) != 0)
+    if (::fseeko(t.in.get(), static_cast<off_t>(req.body_offset), SEEK_SET) != 0)
       return internal_error("cannot seek in " + req.body_file);
     t.in_left = req.body_length;
     body_size = req.body_length;

@@ -3,9 +3,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <cstring>
 #include <stdexcept>
 
 namespace culvert::aws::testing {
@@ -26,11 +28,26 @@ TestHttpServer::TestHttpServer(Handler handler) : handler_(std::move(handler)) {
   thread_ = std::thread([this] { serve(); });
 }
 
+TestHttpServer::TestHttpServer(Handler handler, std::string unix_path)
+    : handler_(std::move(handler)), unix_path_(std::move(unix_path)) {
+  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  if (listen_fd_ < 0) throw std::runtime_error("socket failed");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (unix_path_.size() >= sizeof addr.sun_path) throw std::runtime_error("unix socket path too long");
+  std::memcpy(addr.sun_path, unix_path_.c_str(), unix_path_.size() + 1);
+  ::unlink(unix_path_.c_str());
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listen_fd_, 16) != 0)
+    throw std::runtime_error("bind/listen failed on " + unix_path_);
+  thread_ = std::thread([this] { serve(); });
+}
+
 TestHttpServer::~TestHttpServer() {
   stop_ = true;
   ::shutdown(listen_fd_, SHUT_RDWR);  // wakes accept()
   thread_.join();
   ::close(listen_fd_);
+  if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
 }
 
 std::vector<TestRequest> TestHttpServer::requests() const {

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <functional>
+#include <stdexcept>
 #include <map>
 #include <mutex>
 #include <string>
@@ -30,7 +31,10 @@ struct TestResponse {
 class TestHttpServer {
  public:
   using Handler = std::function<TestResponse(const TestRequest&)>;
+  // Listens on 127.0.0.1 on an ephemeral port.
   explicit TestHttpServer(Handler handler);
+  // Listens on a unix socket at `unix_path` (removed again on destruction).
+  TestHttpServer(Handler handler, std::string unix_path);
   ~TestHttpServer();
   TestHttpServer(const TestHttpServer&) = delete;
   TestHttpServer& operator=(const TestHttpServer&) = delete;
@@ -41,9 +45,11 @@ class TestHttpServer {
 
  private:
   void serve();
+  void listen_and_start();
   Handler handler_;
   int listen_fd_ = -1;
   int port_ = 0;
+  std::string unix_path_;
   std::atomic<bool> stop_{false};
   mutable std::mutex mu_;
   std::vector<TestRequest> requests_;
