@@ -83,7 +83,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec == http::error::header_limit) return write_error(413, "request header too large");
     if (ec) {
-      if (ec.category() == http::error::get_http_category() && ec != http::error::partial_message)
+      if (ec.category() == http::make_error_code(http::error::bad_target).category() && ec != http::error::partial_message)
         return write_error(400, "malformed HTTP request: " + ec.message());
       return close();
     }

@@ -54,8 +54,9 @@ class HttpServer {
   // connection and joins the I/O threads. Idempotent.
   void stop(std::chrono::milliseconds grace);
 
+  struct Impl;  // defined in http_server.cpp only
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

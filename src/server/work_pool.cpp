@@ -8,12 +8,13 @@ namespace culvert::server {
 
 WorkPool::WorkPool(int threads) {
   if (threads < 1) threads = 1;
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { loop(); });
+  size_ = threads;
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { loop(i); });
 }
 
 WorkPool::~WorkPool() { stop(); }
 
-bool WorkPool::post(std::function<void()> job) {
+bool WorkPool::post(std::function<void(int)> job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return false;
@@ -41,9 +42,9 @@ void WorkPool::stop() {
   threads_.clear();
 }
 
-void WorkPool::loop() {
+void WorkPool::loop(int worker) {
   for (;;) {
-    std::function<void()> job;
+    std::function<void(int)> job;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
@@ -52,7 +53,7 @@ void WorkPool::loop() {
       jobs_.pop_front();
     }
     try {
-      job();
+      job(worker);
     } catch (const std::exception& e) {
       spdlog::error("work pool: job threw: {}", e.what());
     }
