@@ -324,7 +324,8 @@ class Store {
   // Validates with check_flow_run_transition and applies atomically (compare-and-set on
   // the version): Conflict naming both states when illegal, Conflict "stale version"
   // when expected_version does not match. Side effects: version+1, history entry;
-  // Running: run_count+1, start_time (first time), heartbeat_at=now; final: end_time;
+  // Submitted: submitted_at=now; Running: run_count+1, start_time (first time),
+  // heartbeat_at=now; final: end_time;
   // Scheduled/Pending/Retrying: agent and submitted_at cleared, end_time cleared.
   virtual Result<FlowRun> set_flow_run_state(const SetFlowRunState& change) = 0;
   // The run's history, oldest first.
