@@ -2,6 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include "cli/client_cmds.hpp"
+
 int main(int argc, char** argv) {
   CLI::App app{"Culvert: a workflow orchestrator with a hybrid execution model"};
   app.require_subcommand(1);
@@ -14,11 +16,13 @@ int main(int argc, char** argv) {
     else
       fmt::print("culvert {}\n", CULVERT_VERSION);
   });
+  culvert::cli::CliContext client_ctx;
+  culvert::cli::add_client_commands(app, client_ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
-  return 0;
+  return client_ctx.exit_code;
 }
