@@ -19,6 +19,7 @@
 
 #include "agent/agent.hpp"
 #include "agent/client_api.hpp"
+#include "agent/docker_launcher.hpp"
 #include "agent/local_launcher.hpp"
 #include "client/api.hpp"
 #include "runtime/runtime.hpp"
@@ -90,8 +91,9 @@ int agent_start(CliContext& ctx, const AgentFlags& f) {
   bool ok;
   auto settings = settings_for(ctx, err, ok);
   if (!ok) return 2;
-  if (f.type != "local") {
-    err << "culvert agent start: --type " << f.type << " is not available in this version (use --type local)\n";
+  if (f.type != "local" && f.type != "docker") {
+    err << "culvert agent start: --type " << f.type
+        << " is not available in this version (use --type local or --type docker)\n";
     return 2;
   }
   agent::AgentOptions opts;
@@ -108,6 +110,7 @@ int agent_start(CliContext& ctx, const AgentFlags& f) {
     }
     opts.env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
+  // Local runs start this very binary; containers run the image's `culvert`.
   opts.command = {self_exe(), "execute"};
   opts.api_url = settings.api_url;
   opts.heartbeat_interval = std::chrono::seconds(f.heartbeat_seconds);
@@ -119,7 +122,18 @@ int agent_start(CliContext& ctx, const AgentFlags& f) {
       return 2;
     }
   }
-  agent::LocalLauncher launcher({.working_dir = f.working_dir, .output_dir = f.run_output_dir});
+  std::unique_ptr<agent::Launcher> launcher;
+  if (f.type == "docker") {
+    agent::DockerLauncherOptions dopts;
+    if (!f.docker_host.empty()) {
+      dopts.docker_host = f.docker_host;
+      if (dopts.docker_host.starts_with("unix://")) dopts.docker_host = dopts.docker_host.substr(7);
+    }
+    launcher = std::make_unique<agent::DockerLauncher>(dopts);
+  } else {
+    launcher = std::make_unique<agent::LocalLauncher>(
+        agent::LocalLauncherOptions{.working_dir = f.working_dir, .output_dir = f.run_output_dir});
+  }
 
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
@@ -130,7 +144,7 @@ int agent_start(CliContext& ctx, const AgentFlags& f) {
   client::ClientOptions co{.api_url = settings.api_url, .api_token = settings.api_token};
   agent::ClientAgentApi claim_api(co, &g_stop);
   agent::ClientAgentApi monitor_api(co);
-  agent::Agent agent(opts, claim_api, monitor_api, launcher, system_clock());
+  agent::Agent agent(opts, claim_api, monitor_api, *launcher, system_clock());
   Status st = agent.register_self();
   if (!st.is_ok()) {
     err << "culvert agent start: cannot register with " << settings.api_url << ": " << st.message() << "\n";
@@ -281,8 +295,10 @@ Result<std::string> describe_binary(const std::string& path) {
 void add_agent_commands(CLI::App& app, CliContext& ctx) {
   auto* agent_cmd = app.add_subcommand("agent", "Run an agent that launches flow runs");
   agent_cmd->require_subcommand(1);
+  agent_cmd->fallthrough();
   auto flags = std::make_shared<AgentFlags>();
   auto* start = agent_cmd->add_subcommand("start", "Start an agent in the foreground");
+  start->fallthrough();
   add_agent_flags(start, *flags);
   start->callback([&ctx, flags] { ctx.exit_code = agent_start(ctx, *flags); });
 
@@ -291,6 +307,7 @@ void add_agent_commands(CLI::App& app, CliContext& ctx) {
   auto output = std::make_shared<std::string>();
   auto user = std::make_shared<std::string>();
   auto* svc = agent_cmd->add_subcommand("install-service", "Write a systemd unit that keeps an agent running");
+  svc->fallthrough();
   add_agent_flags(svc, *svc_flags);
   svc->add_option("--unit-name", *unit_name, "unit name (default culvert-agent)");
   svc->add_option("--output,-o", *output, "file or directory to write (default: print the unit)");
@@ -300,6 +317,7 @@ void add_agent_commands(CLI::App& app, CliContext& ctx) {
   });
 
   auto* exec = app.add_subcommand("execute", "Run the flow run named by CULVERT_FLOW_RUN_ID (what agents launch)");
+  exec->fallthrough();
   exec->callback([&ctx] { ctx.exit_code = execute(ctx); });
 
   // `flow register PATH`: reuse the `flow` command group when it exists.
@@ -310,17 +328,19 @@ void add_agent_commands(CLI::App& app, CliContext& ctx) {
     flow = app.add_subcommand("flow", "Flows");
   }
   struct RegisterFlags {
-    std::string path, project, storage, s3_endpoint, idempotency_key, output = "table";
+    std::string path, project, storage, s3_endpoint, idempotency_key, run_config, output = "table";
     std::vector<std::string> labels;
   };
   auto rf = std::make_shared<RegisterFlags>();
   auto* reg = flow->add_subcommand("register", "Upload a built flow binary to its storage and register it");
+  reg->fallthrough();
   reg->add_option("path", rf->path, "the flow binary")->required();
   reg->add_option("--project", rf->project, "project name")->required();
   reg->add_option("--storage", rf->storage, "file:///DIR or s3://BUCKET/PREFIX (default: the flow's own)");
   reg->add_option("--label,-l", rf->labels, "run label (repeatable; replaces the run config's labels)");
   reg->add_option("--s3-endpoint", rf->s3_endpoint, "S3-compatible endpoint (path-style)");
   reg->add_option("--idempotency-key", rf->idempotency_key, "a repeat with this key is a no-op");
+  reg->add_option("--run-config", rf->run_config, "a run config JSON object replacing the flow's own");
   reg->add_option("--output", rf->output, "table or json")->check(CLI::IsMember({"table", "json"}));
   reg->callback([&ctx, rf] {
     std::ostream& out = ctx.out ? *ctx.out : std::cout;
@@ -342,6 +362,7 @@ void add_agent_commands(CLI::App& app, CliContext& ctx) {
     if (!rf->storage.empty()) opts.storage = rf->storage;
     opts.labels = rf->labels;
     if (!rf->idempotency_key.empty()) opts.idempotency_key = rf->idempotency_key;
+    if (!rf->run_config.empty()) opts.run_config_json = rf->run_config;
     opts.s3_endpoint = rf->s3_endpoint.empty() ? ctx.env("CULVERT_S3_ENDPOINT").value_or("") : rf->s3_endpoint;
     opts.api_url = settings.api_url;
     opts.api_token = settings.api_token;

@@ -29,6 +29,13 @@ Result<std::string> register_flow_artifact(const std::string& artifact_path,
   body["project"] = options.project;
   body["storage"] = storage_uri;
   body["artifact"] = {{"uri", artifact->uri}, {"sha256", artifact->sha256}};
+  if (options.run_config_json) {
+    json rc = json::parse(*options.run_config_json, nullptr, false);
+    if (rc.is_discarded() || !rc.is_object())
+      return invalid_argument("--run-config must be a JSON object, e.g. {\"type\":\"docker\",\"image\":\"...\"}");
+    body["run_config"] = rc;
+    if (rc.contains("labels")) body["labels"] = rc["labels"];
+  }
   if (!options.labels.empty()) {
     body["labels"] = options.labels;
     if (!body.contains("run_config") || !body["run_config"].is_object()) body["run_config"] = json::object();

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <thread>
 
 int main(int argc, char** argv) {
@@ -43,6 +44,14 @@ int main(int argc, char** argv) {
         return ms;
       },
       started, sleep_ms, fail);
+  // With E2E_RESULT_URI set (at registration and in the run's environment), a task
+  // persists a value that only the user's storage may hold.
+  if (const char* uri = std::getenv("E2E_RESULT_URI")) {
+    flow.task("payload",
+              [](culvert::TaskContext& ctx, int) { return std::string("private-payload-") + ctx.flow_run_id(); },
+              started)
+        .result(uri);
+  }
   flow.storage("file:///tmp/culvert-e2e-unused");
   return culvert::main(flow, argc, argv);
 }

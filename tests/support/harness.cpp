@@ -175,8 +175,8 @@ TestServer::TestServer(Sandbox& sandbox, std::vector<std::string> extra_args, st
   std::string profile = read_file(sandbox.home() / ".culvert" / "config.toml");
   auto pos = profile.find("api_token");
   if (pos != std::string::npos) {
-    auto q1 = profile.find('"', pos);
-    auto q2 = profile.find('"', q1 + 1);
+    auto q1 = profile.find_first_of("\"'", pos);
+    auto q2 = q1 == std::string::npos ? q1 : profile.find(profile[q1], q1 + 1);
     if (q1 != std::string::npos && q2 != std::string::npos) token_ = profile.substr(q1 + 1, q2 - q1 - 1);
   }
 }

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""End-to-end figures for the hybrid model, on this machine, with real processes.
+
+Starts `culvert server start` (SQLite, temporary HOME) and one local agent, registers
+bench_flow to file:// storage, then measures:
+
+  start latency   `POST /flow-runs` -> the run is Running (server timestamps), p50/p99
+                  over N runs created one after another (each waited for)
+  throughput      M short runs created at once through one agent with --max-concurrent 8
+                  -> runs per second from the first creation to the last end
+  overhead        a flow of T no-op tasks run by the agent vs the same binary run locally
+
+Usage: bench/agent/agent_bench.py [--build build] [--runs 100] [--burst 1000] [--tasks 10000]
+"""
+import argparse, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+import urllib.request
+from datetime import datetime
+
+
+def ts(s):
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+class Api:
+    def __init__(self, url, token):
+        self.url, self.token = url, token
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", "Bearer " + self.token)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read() or b"{}")
+
+
+def wait_final(api, run_id, timeout=600):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        run = api.call("GET", "/api/v1/flow-runs/" + run_id)
+        if run["state"] in ("Success", "Failed", "Crashed", "Cancelled", "TimedOut"):
+            return run
+        time.sleep(0.002)
+    raise RuntimeError("run %s did not finish" % run_id)
+
+
+def running_time(api, run_id):
+    hist = api.call("GET", "/api/v1/flow-runs/%s/history" % run_id)
+    items = hist["history"] if isinstance(hist, dict) else hist
+    created = ts(items[0]["timestamp"])
+    for h in items:
+        if h["state"] == "Running":
+            return ts(h["timestamp"]) - created
+    raise RuntimeError("run %s never Running" % run_id)
+
+
+def pct(values, p):
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, int(round(p / 100.0 * (len(values) - 1)))))
+    return values[k]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--burst", type=int, default=1000)
+    ap.add_argument("--tasks", type=int, default=10000)
+    a = ap.parse_args()
+    build = os.path.abspath(a.build)
+    culvert = os.path.join(build, "culvert")
+    flow_bin = os.path.join(build, "bench", "agent", "bench_flow")
+    tmp = tempfile.mkdtemp(prefix="culvert-bench-")
+    env = dict(os.environ, HOME=os.path.join(tmp, "home"))
+    os.makedirs(env["HOME"])
+    for k in ("CULVERT_API_URL", "CULVERT_API_TOKEN", "CULVERT_PROFILE"):
+        env.pop(k, None)
+    procs = []
+    try:
+        port_file = os.path.join(tmp, "port")
+        server = subprocess.Popen([culvert, "server", "start", "--listen", "127.0.0.1:0", "--port-file", port_file,
+                                   "--db", "sqlite://" + os.path.join(tmp, "bench.db")],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "server.log"), "w"))
+        procs.append(server)
+        for _ in range(3000):
+            if os.path.exists(port_file) and open(port_file).read().strip():
+                break
+            time.sleep(0.01)
+        url = "http://127.0.0.1:" + open(port_file).read().strip()
+        subprocess.run([culvert, "config", "set", "api-url", url], env=env, check=True, stdout=subprocess.DEVNULL)
+        cfg = open(os.path.join(env["HOME"], ".culvert", "config.toml")).read()
+        token = cfg.split("api_token")[1].split('"')[1]
+        api = Api(url, token)
+        subprocess.run([culvert, "flow", "register", flow_bin, "--project", "bench", "--storage",
+                        "file://" + os.path.join(tmp, "flows")], env=env, check=True, stdout=subprocess.DEVNULL)
+        agent = subprocess.Popen([culvert, "agent", "start", "--type", "local", "--name", "bench-agent",
+                                  "--max-concurrent", "8"], env=env, stdout=subprocess.DEVNULL,
+                                 stderr=open(os.path.join(tmp, "agent.log"), "w"))
+        procs.append(agent)
+        # Warm-up: the artifact cache and the agent's registration.
+        wait_final(api, api.call("POST", "/api/v1/flow-runs", {"project": "bench", "flow": "bench"})["id"])
+
+        lat = []
+        for _ in range(a.runs):
+            run = api.call("POST", "/api/v1/flow-runs", {"project": "bench", "flow": "bench"})
+            wait_final(api, run["id"])
+            lat.append(running_time(api, run["id"]) * 1000)
+        print("start latency (culvert run -> Running), %d runs: p50 %.1f ms, p99 %.1f ms, max %.1f ms"
+              % (len(lat), pct(lat, 50), pct(lat, 99), max(lat)))
+
+        t0 = time.time()
+        ids = [api.call("POST", "/api/v1/flow-runs", {"project": "bench", "flow": "bench"})["id"]
+               for _ in range(a.burst)]
+        created = time.time() - t0
+        ends = [ts(wait_final(api, i)["end_time"]) for i in ids]
+        first = ts(api.call("GET", "/api/v1/flow-runs/" + ids[0])["created"])
+        span = max(ends) - first
+        print("throughput: %d short runs through one agent (--max-concurrent 8): %.1f runs/s "
+              "(%.1f s; creating them took %.1f s)" % (a.burst, a.burst / span, span, created))
+
+        t0 = time.time()
+        subprocess.run([flow_bin, "run", "--param", "tasks=%d" % a.tasks], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        local = time.time() - t0
+        t0 = time.time()
+        run = api.call("POST", "/api/v1/flow-runs", {"project": "bench", "flow": "bench",
+                                                     "parameters": {"tasks": a.tasks}})
+        fin = wait_final(api, run["id"])
+        orchestrated = time.time() - t0
+        trs = api.call("GET", "/api/v1/flow-runs/%s/task-runs" % run["id"])
+        n_tr = len(trs["task_runs"] if isinstance(trs, dict) else trs)
+        print("overhead: %d-task flow: local %.3f s, through server+agent %.3f s (%s, %d task runs stored): %.2fx"
+              % (a.tasks, local, orchestrated, fin["state"], n_tr, orchestrated / local))
+    finally:
+        for p in reversed(procs):
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

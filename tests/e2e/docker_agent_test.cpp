@@ -1,0 +1,134 @@
+// End to end with a Docker agent: real dockerd, an image built here FROM scratch with the
+// culvert binary and the shared libraries it and the flow need, artifact and task results
+// on s3rver, host networking so the container reaches the server on 127.0.0.1.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <set>
+#include <sstream>
+
+#include "agent/docker/docker_client.hpp"
+#include "harness.hpp"
+
+namespace culvert::e2e {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// The shared libraries a dynamic binary loads (ldd), as absolute paths.
+std::set<std::string> shared_libraries(Sandbox& sb, const std::string& binary) {
+  auto r = sb.run({"/usr/bin/ldd", binary});
+  std::set<std::string> libs;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    auto arrow = line.find("=> ");
+    std::string path;
+    if (arrow != std::string::npos) path = line.substr(arrow + 3);
+    else path = line.substr(line.find_first_not_of(" \t"));
+    path = path.substr(0, path.find(' '));
+    if (!path.empty() && path[0] == '/') libs.insert(path);
+  }
+  return libs;
+}
+
+class DockerAgentE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string dockerd_dir = std::getenv("CULVERT_DOCKERD_DIR") ? std::getenv("CULVERT_DOCKERD_DIR") : "";
+    std::string s3_dir = std::getenv("CULVERT_S3RVER_DIR") ? std::getenv("CULVERT_S3RVER_DIR") : "";
+    ASSERT_FALSE(dockerd_dir.empty() || s3_dir.empty()) << "run through ctest (dockerd and s3rver fixtures)";
+    socket_ = trim(read_file(fs::path(dockerd_dir) / "socket"));
+    s3_endpoint_ = "http://127.0.0.1:" + trim(read_file(fs::path(s3_dir) / "port"));
+    ASSERT_FALSE(socket_.empty());
+    docker_ = std::make_unique<docker::DockerClient>(docker::DockerClient::Options{.host = socket_});
+    ASSERT_TRUE(docker_->ping().is_ok());
+
+    // The image: culvert, the flow's and culvert's shared libraries, an empty /tmp.
+    std::vector<docker::TarEntry> files;
+    files.push_back({"Dockerfile", "FROM scratch\nCOPY . /\nENV PATH=/usr/local/bin:/usr/bin:/bin\n", 0644});
+    files.push_back({"usr/local/bin/culvert", read_file(culvert_binary()), 0755});
+    std::set<std::string> libs = shared_libraries(sandbox_, culvert_binary());
+    for (const auto& l : shared_libraries(sandbox_, build_path("tests/e2e/e2e_flow"))) libs.insert(l);
+    for (const auto& l : libs) files.push_back({l.substr(1), read_file(l), 0755});
+    files.push_back({"tmp/.keep", "", 0644});
+    image_ = "culvert-e2e-runner:test";
+    auto built = docker_->build_image(docker::make_tar(files), image_);
+    ASSERT_TRUE(built) << built.status().to_string();
+
+    server_ = std::make_unique<TestServer>(sandbox_, std::vector<std::string>{"--heartbeat-interval", "1s"});
+    ASSERT_TRUE(server_->ok()) << read_file(sandbox_.dir() / "server.log");
+    bucket_uri_ = "s3://culvert-e2e/e2e-" + sandbox_.dir().filename().string();
+  }
+  void TearDown() override {
+    if (docker_) (void)docker_->remove_image(image_);
+  }
+
+  std::map<std::string, std::string> env() const {
+    return {{"CULVERT_API_URL", server_->url()}, {"CULVERT_API_TOKEN", server_->admin_token()},
+            {"CULVERT_S3_ENDPOINT", s3_endpoint_}, {"AWS_ACCESS_KEY_ID", "S3RVER"},
+            {"AWS_SECRET_ACCESS_KEY", "S3RVER"}, {"AWS_REGION", "us-east-1"},
+            {"AWS_EC2_METADATA_DISABLED", "true"},
+            {"E2E_RESULT_URI", bucket_uri_ + "/results/{flow_run_id}/{task_name}"}};
+  }
+
+  Sandbox sandbox_;
+  std::string socket_, s3_endpoint_, image_, bucket_uri_;
+  std::unique_ptr<docker::DockerClient> docker_;
+  std::unique_ptr<TestServer> server_;
+};
+
+TEST_F(DockerAgentE2E, RunsInAContainerWithArtifactAndResultsOnS3) {
+  // Register with a docker run config: the description comes from the flow itself, the
+  // run config from this test (written to a flow file the register command reads).
+  auto reg = sandbox_.culvert({"flow", "register", build_path("tests/e2e/e2e_flow"), "--project", "demo",
+                               "--storage", bucket_uri_ + "/flows", "--run-config",
+                               json({{"type", "docker"}, {"image", image_}, {"network_mode", "host"},
+                                     {"memory", "512m"}, {"env", {{"CULVERT_ARTIFACT_CACHE", "/tmp/artifacts"}}}})
+                                   .dump(),
+                               "--output", "json"},
+                              env());
+  ASSERT_EQ(reg.exit_code, 0) << reg.out << reg.err;
+  auto flow = json::parse(reg.out);
+  std::string sha = flow["artifact"]["sha256"].get<std::string>();
+  // The artifact is in the bucket, seen from the other side (aws CLI).
+  auto ls = sandbox_.run({"/usr/bin/aws", "--endpoint-url", s3_endpoint_, "s3", "ls", "--recursive",
+                          "s3://culvert-e2e/"}, env());
+  ASSERT_EQ(ls.exit_code, 0) << ls.err;
+  EXPECT_NE(ls.out.find("/flows/e2e/" + sha), std::string::npos) << ls.out;
+
+  std::vector<std::string> agent_argv = {culvert_binary(), "agent", "start", "--type", "docker", "--name", "d1",
+                                         "--docker-host", socket_};
+  for (const auto& [k, v] : env())
+    if (k.rfind("CULVERT_API", 0) != 0) agent_argv.insert(agent_argv.end(), {"--env", k + "=" + v});
+  Process agent(agent_argv, sandbox_.env(env()), sandbox_.dir() / "agent.log");
+
+  auto run = sandbox_.culvert({"run", "e2e", "--project", "demo", "--watch", "--output", "json"}, env(), 180s);
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err << "\nagent:\n" << agent.output();
+  auto fin = json::parse(run.out, nullptr, false);
+  ASSERT_FALSE(fin.is_discarded()) << run.out;
+  std::string id = fin.contains("flow_run") ? fin["flow_run"]["id"].get<std::string>() : fin["id"].get<std::string>();
+
+  // The task's result object is in the bucket, and holds the value.
+  auto cp = sandbox_.run({"/usr/bin/aws", "--endpoint-url", s3_endpoint_, "s3", "cp",
+                          bucket_uri_ + "/results/" + id + "/payload", "-"}, env());
+  ASSERT_EQ(cp.exit_code, 0) << cp.err;
+  EXPECT_NE(cp.out.find("private-payload-" + id), std::string::npos) << cp.out;
+  // Nothing of the flow's data reached the server's database.
+  server_->stop();
+  std::string db;
+  for (const auto& f : fs::directory_iterator(sandbox_.dir()))
+    if (f.path().filename().string().rfind("culvert.db", 0) == 0) db += read_file(f.path());
+  ASSERT_FALSE(db.empty());
+  EXPECT_EQ(db.find("private-payload-"), std::string::npos);
+  EXPECT_NE(db.find(id), std::string::npos);  // the metadata is there
+}
+
+}  // namespace
+}  // namespace culvert::e2e
