@@ -635,6 +635,27 @@ TEST_P(StoreTest, ABacklogNoAgentCoversDoesNotHideClaimableRuns) {
   EXPECT_EQ(ids, want);
 }
 
+TEST_P(StoreTest, ClaimAcrossManyCoveredLabelSetsTakesTheOldestDue) {
+  // More covered label sets than the per-set path handles: one IN (...) query.
+  Flow f = register_flow("etl");
+  SysTime now = clock_.now();
+  std::vector<std::string> agent_labels;
+  std::vector<std::string> oldest;
+  for (int i = 0; i < 40; ++i) {
+    std::string label = "l" + std::to_string(i);
+    agent_labels.push_back(label);
+    FlowRun r = create_run(f.id, std::vector<std::string>{label}, now - seconds(100 - i));
+    if (i < 5) oldest.push_back(r.id);
+  }
+  create_run(f.id, std::vector<std::string>{"other"}, now - seconds(1000));
+  auto got = store_->claim_runs({"a", agent_labels, 5, now, {}});
+  ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+  std::vector<std::string> ids;
+  for (const auto& r : *got) ids.push_back(r.id);
+  EXPECT_EQ(ids, oldest);
+  EXPECT_EQ(store_->claim_runs({"a", agent_labels, 100, now, {}})->size(), 35u);
+}
+
 TEST_P(StoreTest, ClaimIssuesRunTokensInTheSameTransaction) {
   Flow f = register_flow("etl");
   create_run(f.id);
