@@ -198,6 +198,13 @@ TEST_P(StoreTest, RejectsBadUrls) {
   EXPECT_EQ(open_store("mysql://x").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(open_store("sqlite://relative.db").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(open_store("sqlite:///proc/no/such/dir/x.db").status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(open_store("sqlite:///tmp/x.db?journal=off").status().code(), StatusCode::kInvalidArgument);
+  if (GetParam() == "sqlite") {
+    auto full = open_store(db_->url() + "?synchronous=full");
+    ASSERT_TRUE(full.is_ok()) << full.status().to_string();
+    EXPECT_TRUE((*full)->create_project("durable", "").is_ok());
+    EXPECT_TRUE(store_->find_project("durable").is_ok());
+  }
 }
 
 TEST_P(StoreTest, Projects) {
