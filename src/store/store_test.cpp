@@ -207,6 +207,18 @@ TEST_P(StoreTest, RejectsBadUrls) {
   }
 }
 
+TEST_P(StoreTest, ReconnectsAfterTheConnectionWasLostWhileIdle) {
+  ASSERT_TRUE(store_->create_project("before", "").is_ok());
+  auto killed = db_->terminate_connections();
+  ASSERT_TRUE(killed.is_ok()) << killed.status().to_string();
+  if (GetParam() == "postgres") {
+    EXPECT_GE(*killed, 1);
+  }
+  // The next call re-establishes the connection and succeeds.
+  EXPECT_TRUE(store_->create_project("after", "").is_ok());
+  EXPECT_EQ(store_->list_projects()->size(), 2u);
+}
+
 TEST_P(StoreTest, Projects) {
   auto a = store_->create_project("analytics", "team A");
   ASSERT_TRUE(a.is_ok());
