@@ -166,14 +166,14 @@ int wait_child(pid_t pid) {
 TEST_P(StoreTest, OpensWithTheCurrentSchemaAndReopensIdempotently) {
   auto v = store_->schema_version();
   ASSERT_TRUE(v.is_ok()) << v.status().to_string();
-  EXPECT_EQ(*v, 1);
+  EXPECT_EQ(*v, 2);
   EXPECT_EQ(store_->backend(), GetParam() == "sqlite" ? "sqlite" : "postgresql");
   ASSERT_TRUE(store_->create_project("p", "d").is_ok());
   // Re-opening applies nothing and keeps the data.
   for (int i = 0; i < 2; ++i) {
     auto again = open();
     ASSERT_NE(again, nullptr);
-    EXPECT_EQ(*again->schema_version(), 1);
+    EXPECT_EQ(*again->schema_version(), 2);
     EXPECT_TRUE(again->find_project("p").is_ok());
   }
 }
@@ -187,7 +187,7 @@ TEST_P(StoreTest, ConcurrentOpenersMigrateOnce) {
   for (int i = 0; i < 4; ++i)
     threads.emplace_back([&] {
       auto s = open_store(fresh->url());
-      if (s && *(*s)->schema_version() == 1) ok++;
+      if (s && *(*s)->schema_version() == 2) ok++;
       else if (!s) ADD_FAILURE() << s.status().to_string();
     });
   for (auto& t : threads) t.join();
@@ -452,6 +452,18 @@ TEST_P(StoreTest, EveryTransitionFollowsTheRules) {
   }
   EXPECT_GT(legal, 30);
   EXPECT_GT(illegal, 60);
+  // The per-state counts (metrics) followed every change, and no refused one.
+  std::map<State, int64_t> actual, counted;
+  FlowRunQuery q;
+  q.limit = 1000;
+  auto page = store_->list_flow_runs(q);
+  ASSERT_TRUE(page.is_ok());
+  ASSERT_TRUE(page->next_cursor.empty());
+  for (const auto& r : page->runs) actual[r.state]++;
+  auto counts = store_->count_runs_by_state();
+  ASSERT_TRUE(counts.is_ok());
+  for (const auto& c : *counts) counted[c.state] = c.count;
+  EXPECT_EQ(counted, actual);
 }
 
 TEST_P(StoreTest, KnownTransitionsAndTheirMessages) {
