@@ -125,6 +125,19 @@ CREATE TABLE tokens (
 )
 )SQL";
 
+// Version 2: run counts per state for metrics, kept up to date by every state change
+// (in 16 shards per state so that concurrent PostgreSQL transactions rarely wait on
+// one counter row), so that counting does not scan the runs.
+constexpr const char* kSchemaV2 = R"SQL(
+CREATE TABLE run_state_counts (
+  state TEXT NOT NULL,
+  shard INTEGER NOT NULL,
+  count BIGINT NOT NULL,
+  PRIMARY KEY (state, shard)
+);
+INSERT INTO run_state_counts (state, shard, count) SELECT state, 0, COUNT(*) FROM flow_runs GROUP BY state
+)SQL";
+
 std::string render(std::string sql, Dialect dialect) {
   const std::string key = "%SERIAL%";
   const std::string serial = dialect == Dialect::kSqlite
@@ -140,6 +153,7 @@ std::string render(std::string sql, Dialect dialect) {
 std::vector<Migration> migrations(Dialect dialect) {
   return {
       {1, "initial schema", render(kSchemaV1, dialect)},
+      {2, "run counts per state", render(kSchemaV2, dialect)},
   };
 }
 

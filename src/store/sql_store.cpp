@@ -883,7 +883,8 @@ class SqlStore final : public Store {
   Result<std::vector<StateCount>> count_runs_by_state() override {
     return transact(TxMode::kRead, [&]() -> Result<std::vector<StateCount>> {
       std::vector<StateCount> out;
-      for (const auto& r : db_->query("SELECT state, COUNT(*) FROM flow_runs GROUP BY state ORDER BY state"))
+      for (const auto& r : db_->query("SELECT state, SUM(count) FROM run_state_counts GROUP BY state "
+                                      "HAVING SUM(count) <> 0 ORDER BY state"))
         out.push_back({row_state(r, 0), r.i64(1)});
       return out;
     });
@@ -914,11 +915,13 @@ class SqlStore final : public Store {
           db_->reconnect();
           db_->begin(mode);
         }
+        count_deltas_.clear();
         R r = fn();
         if (!r.is_ok()) {
           db_->rollback();
           return r;
         }
+        apply_count_deltas();
         db_->commit();
         return r;
       } catch (const DbError& e) {
@@ -994,8 +997,27 @@ class SqlStore final : public Store {
     return rows.at(0).i64(0);
   }
 
+  // Applies the state-count changes of this transaction, in (state, shard) order so
+  // that concurrent transactions lock counter rows in one order (no deadlocks).
+  void apply_count_deltas() {
+    for (const auto& [key, delta] : count_deltas_) {
+      if (delta == 0) continue;
+      db_->exec(
+          "INSERT INTO run_state_counts (state, shard, count) VALUES (?, ?, ?) ON CONFLICT (state, shard) "
+          "DO UPDATE SET count = run_state_counts.count + excluded.count",
+          {key.first, int64_t{key.second}, delta});
+    }
+    count_deltas_.clear();
+  }
+
+  // Every state change goes through here: the history row and the state counts.
   void append_history(const std::string& run_id, std::optional<State> from, State to, const std::string& message,
                       int64_t version, bool forced, const std::optional<std::string>& agent_id, int64_t ts) {
+    uint32_t h = 2166136261u;
+    for (unsigned char ch : run_id) h = (h ^ ch) * 16777619u;
+    int shard = static_cast<int>(h % 16);
+    count_deltas_[{state_name(to), shard}] += 1;
+    if (from) count_deltas_[{state_name(*from), shard}] -= 1;
     db_->exec(
         "INSERT INTO flow_run_states (flow_run_id, from_state, state, message, version, forced, agent_id, ts) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1026,6 +1048,7 @@ class SqlStore final : public Store {
   }
 
   std::mutex mu_;
+  std::map<std::pair<std::string, int>, int64_t> count_deltas_;  // of the open transaction
   std::unique_ptr<Db> db_;
   Clock& clock_;
 };

@@ -166,14 +166,14 @@ int wait_child(pid_t pid) {
 TEST_P(StoreTest, OpensWithTheCurrentSchemaAndReopensIdempotently) {
   auto v = store_->schema_version();
   ASSERT_TRUE(v.is_ok()) << v.status().to_string();
-  EXPECT_EQ(*v, 1);
+  EXPECT_EQ(*v, 2);
   EXPECT_EQ(store_->backend(), GetParam() == "sqlite" ? "sqlite" : "postgresql");
   ASSERT_TRUE(store_->create_project("p", "d").is_ok());
   // Re-opening applies nothing and keeps the data.
   for (int i = 0; i < 2; ++i) {
     auto again = open();
     ASSERT_NE(again, nullptr);
-    EXPECT_EQ(*again->schema_version(), 1);
+    EXPECT_EQ(*again->schema_version(), 2);
     EXPECT_TRUE(again->find_project("p").is_ok());
   }
 }
@@ -187,7 +187,7 @@ TEST_P(StoreTest, ConcurrentOpenersMigrateOnce) {
   for (int i = 0; i < 4; ++i)
     threads.emplace_back([&] {
       auto s = open_store(fresh->url());
-      if (s && *(*s)->schema_version() == 1) ok++;
+      if (s && *(*s)->schema_version() == 2) ok++;
       else if (!s) ADD_FAILURE() << s.status().to_string();
     });
   for (auto& t : threads) t.join();
@@ -198,6 +198,25 @@ TEST_P(StoreTest, RejectsBadUrls) {
   EXPECT_EQ(open_store("mysql://x").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(open_store("sqlite://relative.db").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(open_store("sqlite:///proc/no/such/dir/x.db").status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(open_store("sqlite:///tmp/x.db?journal=off").status().code(), StatusCode::kInvalidArgument);
+  if (GetParam() == "sqlite") {
+    auto full = open_store(db_->url() + "?synchronous=full");
+    ASSERT_TRUE(full.is_ok()) << full.status().to_string();
+    EXPECT_TRUE((*full)->create_project("durable", "").is_ok());
+    EXPECT_TRUE(store_->find_project("durable").is_ok());
+  }
+}
+
+TEST_P(StoreTest, ReconnectsAfterTheConnectionWasLostWhileIdle) {
+  ASSERT_TRUE(store_->create_project("before", "").is_ok());
+  auto killed = db_->terminate_connections();
+  ASSERT_TRUE(killed.is_ok()) << killed.status().to_string();
+  if (GetParam() == "postgres") {
+    EXPECT_GE(*killed, 1);
+  }
+  // The next call re-establishes the connection and succeeds.
+  EXPECT_TRUE(store_->create_project("after", "").is_ok());
+  EXPECT_EQ(store_->list_projects()->size(), 2u);
 }
 
 TEST_P(StoreTest, Projects) {
@@ -433,6 +452,18 @@ TEST_P(StoreTest, EveryTransitionFollowsTheRules) {
   }
   EXPECT_GT(legal, 30);
   EXPECT_GT(illegal, 60);
+  // The per-state counts (metrics) followed every change, and no refused one.
+  std::map<State, int64_t> actual, counted;
+  FlowRunQuery q;
+  q.limit = 1000;
+  auto page = store_->list_flow_runs(q);
+  ASSERT_TRUE(page.is_ok());
+  ASSERT_TRUE(page->next_cursor.empty());
+  for (const auto& r : page->runs) actual[r.state]++;
+  auto counts = store_->count_runs_by_state();
+  ASSERT_TRUE(counts.is_ok());
+  for (const auto& c : *counts) counted[c.state] = c.count;
+  EXPECT_EQ(counted, actual);
 }
 
 TEST_P(StoreTest, KnownTransitionsAndTheirMessages) {
@@ -633,6 +664,27 @@ TEST_P(StoreTest, ABacklogNoAgentCoversDoesNotHideClaimableRuns) {
   std::set<std::string> ids;
   for (const auto& r : *got) ids.insert(r.id);
   EXPECT_EQ(ids, want);
+}
+
+TEST_P(StoreTest, ClaimAcrossManyCoveredLabelSetsTakesTheOldestDue) {
+  // More covered label sets than the per-set path handles: one IN (...) query.
+  Flow f = register_flow("etl");
+  SysTime now = clock_.now();
+  std::vector<std::string> agent_labels;
+  std::vector<std::string> oldest;
+  for (int i = 0; i < 40; ++i) {
+    std::string label = "l" + std::to_string(i);
+    agent_labels.push_back(label);
+    FlowRun r = create_run(f.id, std::vector<std::string>{label}, now - seconds(100 - i));
+    if (i < 5) oldest.push_back(r.id);
+  }
+  create_run(f.id, std::vector<std::string>{"other"}, now - seconds(1000));
+  auto got = store_->claim_runs({"a", agent_labels, 5, now, {}});
+  ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+  std::vector<std::string> ids;
+  for (const auto& r : *got) ids.push_back(r.id);
+  EXPECT_EQ(ids, oldest);
+  EXPECT_EQ(store_->claim_runs({"a", agent_labels, 100, now, {}})->size(), 35u);
 }
 
 TEST_P(StoreTest, ClaimIssuesRunTokensInTheSameTransaction) {
