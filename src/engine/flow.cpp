@@ -292,6 +292,15 @@ const std::string& Flow::name() const { return impl_->name; }
 size_t Flow::task_count() const { return impl_->nodes.size(); }
 Status Flow::validate() const { return impl_->validate(); }
 
+void Flow::check_owners(const std::string& task, std::initializer_list<const detail::FlowImpl*> owners) {
+  for (const auto* o : owners) {
+    if (o != impl_.get()) {
+      impl_->add_error("task '" + task + "' takes a handle of another flow");
+      return;
+    }
+  }
+}
+
 uint32_t Flow::add_param(std::string name, const char* type, std::optional<std::string> default_json,
                          std::optional<std::string> default_text, detail::ParamParse parse,
                          std::any default_value) {

@@ -113,6 +113,11 @@ TEST(Flow, ValidationErrors) {
       {[](Flow& f) { f.storage("ftp://x"); }, "must be file:///dir or s3://"},
       {[](Flow& f) { f.task("t", [] {}).retries(-1); }, "must not be negative"},
       {[](Flow& f) { f.parameter<int>("p", 1); f.parameter<int>("p", 2); }, "two parameters are named 'p'"},
+      {[](Flow& f) {
+         static Flow other("other");
+         auto foreign = other.task("x", [] { return 1; });
+         f.task("t", [](int) {}, foreign);
+       }, "task 't' takes a handle of another flow"},
   };
   for (auto& c : cases) {
     Flow f("v");
