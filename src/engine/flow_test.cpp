@@ -102,6 +102,7 @@ TEST(Flow, ValidationErrors) {
   std::vector<Case> cases = {
       {[](Flow& f) { f.schedule(Cron("0 6 * *", "UTC")); }, "must have 5 fields"},
       {[](Flow& f) { f.schedule(Cron("0 6 * * *", "Mars/Base")); }, "unknown time zone 'Mars/Base'"},
+      {[](Flow& f) { f.schedule(Cron("61 6 * * *", "UTC")); }, "schedule: cron minute field '61'"},
       {[](Flow& f) { f.task("t", [] {}); f.task("t", [] {}); }, "two tasks are named 't'"},
       {[](Flow& f) {
          auto a = f.task("a", [] {});
