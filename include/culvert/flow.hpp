@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -274,10 +275,12 @@ class Param {
  public:
   uint32_t index() const { return index_; }
   detail::InputRef input_ref() const { return {index_, true}; }
+  detail::FlowImpl* flow_impl() const { return flow_; }
 
  private:
   friend class Flow;
-  explicit Param(uint32_t index) : index_(index) {}
+  Param(detail::FlowImpl* flow, uint32_t index) : flow_(flow), index_(index) {}
+  detail::FlowImpl* flow_;
   uint32_t index_;
 };
 
@@ -409,17 +412,17 @@ class Flow {
     static_assert(requires { ParamType<T>::name; },
                   "parameter types: integral, floating point, bool, std::string");
     std::any dv(default_value);
-    return Param<T>(add_param(std::move(name), ParamType<T>::name,
-                              ParamType<T>::to_json(default_value), raw_text(default_value),
-                              &detail::parse_param<T>, std::move(dv)));
+    return Param<T>(impl_.get(), add_param(std::move(name), ParamType<T>::name,
+                                           ParamType<T>::to_json(default_value), raw_text(default_value),
+                                           &detail::parse_param<T>, std::move(dv)));
   }
   // A required parameter: a run without a value for it is refused.
   template <typename T>
   Param<T> parameter(std::string name) {
     static_assert(requires { ParamType<T>::name; },
                   "parameter types: integral, floating point, bool, std::string");
-    return Param<T>(add_param(std::move(name), ParamType<T>::name, std::nullopt, std::nullopt,
-                              &detail::parse_param<T>, std::any()));
+    return Param<T>(impl_.get(), add_param(std::move(name), ParamType<T>::name, std::nullopt, std::nullopt,
+                                           &detail::parse_param<T>, std::any()));
   }
 
   // A C++ task: fn(upstream values...) or fn(TaskContext&, upstream values...).
@@ -438,6 +441,7 @@ class Flow {
       detail::invoke_task<R, F, detail::source_value_t<Srcs>...>(
           fn, ctx, in, out, std::index_sequence_for<Srcs...>{});
     };
+    check_owners(name, {sources.flow_impl()...});
     uint32_t idx = add_task(std::move(name), std::move(body), {sources.input_ref()...},
                             {detail::encoder<detail::source_value_t<Srcs>>()...},
                             detail::value_ops<R>());
@@ -464,6 +468,7 @@ class Flow {
       detail::call_into<R, F, E>(fn, ctx, out, v[i]);
     };
     if constexpr (!std::is_void_v<R>) ops.gather = &detail::gather<R>;
+    check_owners(name, {source.flow_impl()});
     uint32_t idx = add_map(std::move(name), std::move(ops), source.input_ref(),
                            detail::encoder<V>(), detail::value_ops<R>());
     if constexpr (std::is_void_v<R>) return Task<void>(impl_.get(), idx);
@@ -506,6 +511,8 @@ class Flow {
     else if constexpr (std::is_same_v<T, bool>) return v ? "true" : "false";
     else return Codec<T>::encode(v);
   }
+  // Records a definition error for handles that belong to another flow.
+  void check_owners(const std::string& task, std::initializer_list<const detail::FlowImpl*> owners);
   uint32_t add_param(std::string name, const char* type, std::optional<std::string> default_json,
                      std::optional<std::string> default_text, detail::ParamParse parse,
                      std::any default_value);

@@ -62,7 +62,7 @@ struct SlurmRun {
 using RunConfig = std::variant<LocalRun, DockerRun, EcsRun, SlurmRun>;
 
 // A cron schedule: 5 fields or an alias (@hourly, @daily, ...) in an IANA time zone.
-// The expression is parsed by the scheduler; the SDK checks only its shape.
+// Flow::validate() parses the expression with the scheduler's cron parser.
 struct Cron {
   Cron(std::string expression, std::string timezone = "UTC")
       : expression(std::move(expression)), timezone(std::move(timezone)) {}

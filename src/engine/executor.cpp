@@ -538,10 +538,10 @@ void RunCore::release_tags(const NodeOptions& o) {
       auto it = tags_.find(t);
       if (it == tags_.end()) continue;
       --it->second.used;
-      if (!it->second.waiting.empty()) {
-        wake.push_back(it->second.waiting.front());
-        it->second.waiting.pop_front();
-      }
+      // Wake every waiter: those that still find no slot park again, and a waiter
+      // that ends without taking a slot (a cancelled run) cannot strand the others.
+      wake.insert(wake.end(), it->second.waiting.begin(), it->second.waiting.end());
+      it->second.waiting.clear();
     }
   }
   for (auto* w : wake) schedule(w);

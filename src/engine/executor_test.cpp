@@ -394,6 +394,19 @@ TEST_P(ExecutorTest, ConcurrencyLimitByTag) {
   for (const auto& t : r->task_runs) EXPECT_EQ(t.state, State::kSuccess);
 }
 
+TEST_P(ExecutorTest, CancelWhileTasksWaitForATagSlot) {
+  Flow flow("limits-cancel");
+  flow.concurrency_limit("db", 1);
+  CancellationSource source;
+  for (int i = 0; i < 6; ++i) {
+    flow.task("t" + std::to_string(i), [&] { source.cancel(); }).tags({"db"});
+  }
+  auto r = run(flow, {.cancel = &source});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->state, State::kCancelled);
+  for (const auto& t : r->task_runs) EXPECT_EQ(t.state, State::kCancelled) << t.task;
+}
+
 TEST_P(ExecutorTest, HooksAndLogs) {
   Flow flow("hooks");
   std::mutex mu;

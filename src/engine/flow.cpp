@@ -7,8 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include <date/tz.h>
-
+#include "core/cron.hpp"
 #include "core/timefmt.hpp"
 #include "engine/flow_impl.hpp"
 #include "engine/json_writer.hpp"
@@ -131,36 +130,6 @@ std::vector<std::string> unknown_placeholders(std::string_view tmpl) {
   return out;
 }
 
-namespace {
-
-bool valid_cron_shape(const std::string& expr) {
-  static const char* aliases[] = {"@yearly", "@annually", "@monthly", "@weekly",
-                                  "@daily", "@midnight", "@hourly"};
-  for (const char* a : aliases)
-    if (expr == a) return true;
-  std::istringstream in(expr);
-  std::string field;
-  int n = 0;
-  while (in >> field) {
-    if (field.find_first_not_of("0123456789*/,-?LW#ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") !=
-        std::string::npos)
-      return false;
-    ++n;
-  }
-  return n == 5;
-}
-
-bool known_timezone(const std::string& tz) {
-  if (tz == "UTC" || tz == "Etc/UTC") return true;
-  try {
-    return date::locate_zone(tz) != nullptr;
-  } catch (const std::exception&) {
-    return false;
-  }
-}
-
-}  // namespace
-
 Status FlowImpl::validate() const {
   std::lock_guard lk(cache_mu_);
   if (cached_gen_ != generation) {
@@ -204,10 +173,8 @@ Status FlowImpl::validate_uncached() const {
     if (limit < 1) errs.push_back("concurrency limit for tag '" + tag + "' must be at least 1");
   }
   if (const auto* c = std::get_if<Cron>(&schedule)) {
-    if (!valid_cron_shape(c->expression))
-      errs.push_back("cron expression '" + c->expression +
-                     "' must have 5 fields (minute hour day-of-month month day-of-week) or be an alias like @daily");
-    if (!known_timezone(c->timezone)) errs.push_back("unknown time zone '" + c->timezone + "'");
+    if (auto expr = CronExpr::parse(c->expression); !expr) errs.push_back("schedule: " + expr.status().message());
+    if (auto zone = TimeZone::find(c->timezone); !zone) errs.push_back("schedule: " + zone.status().message());
     if (c->catchup != "skip" && c->catchup != "latest" && c->catchup != "all")
       errs.push_back("catchup must be skip, latest or all (got '" + c->catchup + "')");
   }
@@ -291,6 +258,15 @@ Flow& Flow::operator=(Flow&&) noexcept = default;
 const std::string& Flow::name() const { return impl_->name; }
 size_t Flow::task_count() const { return impl_->nodes.size(); }
 Status Flow::validate() const { return impl_->validate(); }
+
+void Flow::check_owners(const std::string& task, std::initializer_list<const detail::FlowImpl*> owners) {
+  for (const auto* o : owners) {
+    if (o != impl_.get()) {
+      impl_->add_error("task '" + task + "' takes a handle of another flow");
+      return;
+    }
+  }
+}
 
 uint32_t Flow::add_param(std::string name, const char* type, std::optional<std::string> default_json,
                          std::optional<std::string> default_text, detail::ParamParse parse,

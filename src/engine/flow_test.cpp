@@ -102,6 +102,7 @@ TEST(Flow, ValidationErrors) {
   std::vector<Case> cases = {
       {[](Flow& f) { f.schedule(Cron("0 6 * *", "UTC")); }, "must have 5 fields"},
       {[](Flow& f) { f.schedule(Cron("0 6 * * *", "Mars/Base")); }, "unknown time zone 'Mars/Base'"},
+      {[](Flow& f) { f.schedule(Cron("61 6 * * *", "UTC")); }, "schedule: cron minute field '61'"},
       {[](Flow& f) { f.task("t", [] {}); f.task("t", [] {}); }, "two tasks are named 't'"},
       {[](Flow& f) {
          auto a = f.task("a", [] {});
@@ -113,6 +114,11 @@ TEST(Flow, ValidationErrors) {
       {[](Flow& f) { f.storage("ftp://x"); }, "must be file:///dir or s3://"},
       {[](Flow& f) { f.task("t", [] {}).retries(-1); }, "must not be negative"},
       {[](Flow& f) { f.parameter<int>("p", 1); f.parameter<int>("p", 2); }, "two parameters are named 'p'"},
+      {[](Flow& f) {
+         static Flow other("other");
+         auto foreign = other.task("x", [] { return 1; });
+         f.task("t", [](int) {}, foreign);
+       }, "task 't' takes a handle of another flow"},
   };
   for (auto& c : cases) {
     Flow f("v");

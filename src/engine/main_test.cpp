@@ -17,23 +17,26 @@ int call_main(const Flow& flow, std::vector<std::string> args) {
 TEST(Main, RegisteredSubcommandIsDispatched) {
   std::vector<std::string> seen;
   std::string flow_name;
-  ASSERT_TRUE(register_subcommand("test-cmd", "a test subcommand",
+  // The registry is process-wide: a fresh name per repetition of this test.
+  static int round = 0;
+  const std::string name = "test-cmd-" + std::to_string(round++);
+  ASSERT_TRUE(register_subcommand(name, "a test subcommand",
                                   [&](const Flow& f, const std::vector<std::string>& args) {
                                     flow_name = f.name();
                                     seen = args;
                                     return 7;
                                   }));
-  EXPECT_FALSE(register_subcommand("test-cmd", "again", [](const Flow&, const std::vector<std::string>&) { return 0; }));
+  EXPECT_FALSE(register_subcommand(name, "again", [](const Flow&, const std::vector<std::string>&) { return 0; }));
   EXPECT_FALSE(register_subcommand("run", "builtin", [](const Flow&, const std::vector<std::string>&) { return 0; }));
   Flow flow("f");
   flow.task("t", [] {});
-  EXPECT_EQ(call_main(flow, {"test-cmd", "--project", "P"}), 7);
+  EXPECT_EQ(call_main(flow, {name, "--project", "P"}), 7);
   EXPECT_EQ(flow_name, "f");
   EXPECT_EQ(seen, (std::vector<std::string>{"--project", "P"}));
   testing::internal::CaptureStdout();
   EXPECT_EQ(call_main(flow, {"help"}), 0);
   std::string help = testing::internal::GetCapturedStdout();
-  EXPECT_NE(help.find("test-cmd"), std::string::npos);
+  EXPECT_NE(help.find(name), std::string::npos);
   EXPECT_NE(help.find("a test subcommand"), std::string::npos);
 }
 
