@@ -61,7 +61,7 @@ thread_local std::vector<uint32_t> tls_stack;
 RunCore::RunCore(const FlowImpl& f, const RunOptions& o, Clock& c, Random& r, std::vector<std::any> p,
                  std::map<std::string, std::string> pt, Pool* pool)
     : flow(f),
-      plan(f.plan()),
+      plan(f.cached_plan()),
       opts(o),
       clock(c),
       random(r),
@@ -177,7 +177,7 @@ void RunCore::run_attempts(TaskRunRt* tr, const Node& node) {
     }
     const bool timed_out = token.timed_out();
     const bool run_cancelled = token.run_cancelled();
-    if (ok && !timed_out) {
+    if (ok && !timed_out && !run_cancelled) {
       Status st = persist(tr, node);
       if (st.is_ok()) {
         finalize(tr, State::kSuccess, {});

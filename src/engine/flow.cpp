@@ -162,11 +162,27 @@ bool known_timezone(const std::string& tz) {
 }  // namespace
 
 Status FlowImpl::validate() const {
+  std::lock_guard lk(cache_mu_);
+  if (cached_gen_ != generation) {
+    cached_status_ = validate_uncached();
+    cached_plan_ = cached_status_.is_ok() ? plan() : Plan{};
+    cached_gen_ = generation;
+  }
+  return cached_status_;
+}
+
+Status FlowImpl::validate_uncached() const {
   std::vector<std::string> errs = errors;
-  std::unordered_map<std::string_view, int> names;
+  std::vector<std::string_view> names;
+  names.reserve(nodes.size());
+  for (const auto& n : nodes) names.push_back(n.name);
+  std::sort(names.begin(), names.end());
+  for (size_t i = 1; i < names.size(); ++i) {
+    if (names[i] == names[i - 1] && (i < 2 || names[i - 2] != names[i]))
+      errs.push_back("two tasks are named '" + std::string(names[i]) + "'");
+  }
   for (const auto& n : nodes) {
     if (n.name.empty()) errs.push_back("a task has an empty name");
-    if (++names[n.name] == 2) errs.push_back("two tasks are named '" + n.name + "'");
     if (n.opt) {
       const auto& o = *n.opt;
       for (const auto* t : {&o.result_uri, &o.target_uri}) {
@@ -279,6 +295,7 @@ Status Flow::validate() const { return impl_->validate(); }
 uint32_t Flow::add_param(std::string name, const char* type, std::optional<std::string> default_json,
                          std::optional<std::string> default_text, detail::ParamParse parse,
                          std::any default_value) {
+  ++impl_->generation;
   impl_->params.push_back({std::move(name), type, std::move(default_json), std::move(default_text),
                            parse, std::move(default_value)});
   return static_cast<uint32_t>(impl_->params.size() - 1);
@@ -286,6 +303,7 @@ uint32_t Flow::add_param(std::string name, const char* type, std::optional<std::
 
 uint32_t Flow::add_task(std::string name, detail::Body body, std::vector<detail::InputRef> inputs,
                         std::vector<detail::AnyEncode> input_encoders, detail::ValueOps ops) {
+  ++impl_->generation;
   Node n;
   n.name = std::move(name);
   n.kind = NodeKind::kCpp;
@@ -299,6 +317,7 @@ uint32_t Flow::add_task(std::string name, detail::Body body, std::vector<detail:
 
 uint32_t Flow::add_map(std::string name, detail::MapOps ops, detail::InputRef input,
                        detail::AnyEncode input_encoder, detail::ValueOps ops_out) {
+  ++impl_->generation;
   Node n;
   n.name = std::move(name);
   n.kind = NodeKind::kMap;
@@ -311,6 +330,7 @@ uint32_t Flow::add_map(std::string name, detail::MapOps ops, detail::InputRef in
 }
 
 ShellTask Flow::shell(std::string name, std::string command) {
+  ++impl_->generation;
   Node n;
   n.name = std::move(name);
   n.kind = NodeKind::kShell;
@@ -320,25 +340,49 @@ ShellTask Flow::shell(std::string name, std::string command) {
   return ShellTask(impl_.get(), static_cast<uint32_t>(impl_->nodes.size() - 1));
 }
 
-Flow& Flow::description(std::string text) { impl_->description = std::move(text); return *this; }
-Flow& Flow::run_config(RunConfig config) { impl_->run_config = std::move(config); return *this; }
-Flow& Flow::storage(std::string uri) { impl_->storage = std::move(uri); return *this; }
-Flow& Flow::schedule(Schedule s) { impl_->schedule = std::move(s); return *this; }
+Flow& Flow::description(std::string text) {
+  ++impl_->generation;
+  impl_->description = std::move(text);
+  return *this;
+}
+Flow& Flow::run_config(RunConfig config) {
+  ++impl_->generation;
+  impl_->run_config = std::move(config);
+  return *this;
+}
+Flow& Flow::storage(std::string uri) {
+  ++impl_->generation;
+  impl_->storage = std::move(uri);
+  return *this;
+}
+Flow& Flow::schedule(Schedule s) {
+  ++impl_->generation;
+  impl_->schedule = std::move(s);
+  return *this;
+}
 Flow& Flow::max_run_retries(int n) {
+  ++impl_->generation;
   if (n < 0) impl_->add_error("max_run_retries must not be negative");
   impl_->max_run_retries = n;
   return *this;
 }
 Flow& Flow::concurrency_limit(std::string tag, int limit) {
+  ++impl_->generation;
   impl_->concurrency_limits[std::move(tag)] = limit;
   return *this;
 }
-Flow& Flow::cache_storage(std::string uri) { impl_->cache_storage = std::move(uri); return *this; }
+Flow& Flow::cache_storage(std::string uri) {
+  ++impl_->generation;
+  impl_->cache_storage = std::move(uri);
+  return *this;
+}
 Flow& Flow::on_state_change(std::function<void(const FlowRunEvent&)> fn) {
+  ++impl_->generation;
   impl_->on_state_change.push_back(std::move(fn));
   return *this;
 }
 Flow& Flow::on_failure(std::function<void(const FlowRunEvent&)> fn) {
+  ++impl_->generation;
   impl_->on_failure.push_back(std::move(fn));
   return *this;
 }

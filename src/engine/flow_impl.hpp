@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -96,12 +97,31 @@ class FlowImpl {
   // Definition errors found while building (reported by validate()).
   std::vector<std::string> errors;
 
-  Node& node(uint32_t i) { return nodes[i]; }
-  void add_error(std::string e) { errors.push_back(std::move(e)); }
-  // Every definition error, or OK.
+  // Every change bumps the generation, which invalidates the cached validation.
+  uint64_t generation = 0;
+
+  Node& node(uint32_t i) {
+    ++generation;
+    return nodes[i];
+  }
+  void add_error(std::string e) {
+    ++generation;
+    errors.push_back(std::move(e));
+  }
+  // Every definition error, or OK. The outcome (and the plan) is cached until the
+  // flow changes, so that validating before each run costs nothing.
   Status validate() const;
-  // REQUIRES: validate() is OK.
+  // Builds the plan. REQUIRES: validate() is OK.
   Plan plan() const;
+  // The cached plan. REQUIRES: validate() is OK for the current generation.
+  const Plan& cached_plan() const { return cached_plan_; }
+
+ private:
+  Status validate_uncached() const;
+  mutable std::mutex cache_mu_;
+  mutable uint64_t cached_gen_ = ~uint64_t{0};
+  mutable Status cached_status_;
+  mutable Plan cached_plan_;
 };
 
 // "{flow_name}" etc. replaced; unknown placeholders are left as written.

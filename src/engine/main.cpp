@@ -34,8 +34,8 @@ struct Registry {
   std::map<std::string, Subcommand> commands;
 };
 Registry& registry() {
-  static Registry* r = new Registry();  // intentionally leaked: usable from static initializers and exit
-  return *r;
+  static Registry r;  // constructed on first use, so static initializers may register
+  return r;
 }
 
 const char* kBuiltins[] = {"run", "describe", "graph", "help"};

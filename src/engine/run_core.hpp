@@ -59,7 +59,7 @@ struct RunCore final : Pool::Handler {
   void log(TaskRunRt* tr, LogLevel level, std::string_view message);
 
   const FlowImpl& flow;
-  const Plan plan;
+  const Plan& plan;
   const RunOptions& opts;
   Clock& clock;
   Random& random;

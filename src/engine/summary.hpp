@@ -19,16 +19,16 @@ namespace culvert::detail {
 class SummaryObserver final : public RunObserver {
  public:
   void on_run_start(const RunStartEvent& ev) override {
-    recs_.assign(ev.task_count, std::vector<Rec>(1));
+    recs_.assign(ev.task_count, Rec{});
+    children_.assign(ev.task_count, {});
     mapped_.assign(ev.task_count, 0);
   }
   void on_task_mapped(const MapEvent& ev) override {
-    recs_[ev.task_index].assign(static_cast<size_t>(ev.count), Rec{});
+    children_[ev.task_index].assign(static_cast<size_t>(ev.count), Rec{});
     mapped_[ev.task_index] = 1;
   }
   void on_task_run(const TaskRunEvent& ev) override {
-    auto& v = recs_[ev.task_index];
-    Rec& r = ev.map_index < 0 ? v[0] : v[static_cast<size_t>(ev.map_index)];
+    Rec& r = ev.map_index < 0 ? recs_[ev.task_index] : children_[ev.task_index][static_cast<size_t>(ev.map_index)];
     r.state = ev.state;
     r.attempts = ev.attempt;
     if (ev.state == State::kRunning) {
@@ -45,11 +45,12 @@ class SummaryObserver final : public RunObserver {
   std::vector<TaskRunSummary> take(const FlowImpl& flow) {
     std::vector<TaskRunSummary> out;
     size_t total = 0;
-    for (const auto& v : recs_) total += v.size();
+    for (size_t i = 0; i < recs_.size(); ++i) total += mapped_[i] ? children_[i].size() : 1;
     out.reserve(total);
     for (size_t i = 0; i < recs_.size(); ++i) {
-      for (size_t k = 0; k < recs_[i].size(); ++k) {
-        Rec& r = recs_[i][k];
+      const size_t count = mapped_[i] ? children_[i].size() : 1;
+      for (size_t k = 0; k < count; ++k) {
+        Rec& r = mapped_[i] ? children_[i][k] : recs_[i];
         TaskRunSummary t;
         t.task = flow.nodes[i].name;
         t.map_index = mapped_[i] ? static_cast<int>(k) : -1;
@@ -73,7 +74,8 @@ class SummaryObserver final : public RunObserver {
     SysTime end{};
     std::string message;
   };
-  std::vector<std::vector<Rec>> recs_;
+  std::vector<Rec> recs_;                   // per task: its unmapped (or not expanded) run
+  std::vector<std::vector<Rec>> children_;  // per mapped task: one per map_index
   std::vector<uint8_t> mapped_;
 };
 
