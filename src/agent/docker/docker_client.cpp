@@ -36,9 +36,24 @@ std::string url_escape(std::string_view s) {
   return out;
 }
 
+// Typed field access that never throws on unexpected JSON: the default instead.
+std::string str_of(const nlohmann::json& j, const char* key, std::string def = "") {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : def;
+}
+template <typename T>
+T num_of(const nlohmann::json& j, const char* key, T def) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<T>() : def;
+}
+bool bool_of(const nlohmann::json& j, const char* key, bool def = false) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_boolean() ? it->get<bool>() : def;
+}
+
 std::string daemon_message(const std::string& body) {
   auto j = json::parse(body, nullptr, false);
-  if (j.is_object() && j.contains("message") && j["message"].is_string()) return j["message"];
+  if (j.is_object() && !str_of(j, "message").empty()) return str_of(j, "message");
   std::string s = body.substr(0, 300);
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
   return s;
@@ -257,8 +272,8 @@ Result<std::string> DockerClient::create(const ContainerSpec& spec) {
                      "); build it or pull it on this host first");
   if (r->status != 201) return error_for(*r, "create container from '" + spec.image + "'");
   auto j = json::parse(r->body, nullptr, false);
-  if (!j.is_object() || !j.contains("Id")) return internal_error("create container: no Id in " + r->body);
-  return j["Id"].get<std::string>();
+  if (!j.is_object() || str_of(j, "Id").empty()) return internal_error("create container: no Id in " + r->body);
+  return str_of(j, "Id");
 }
 
 Status DockerClient::start(const std::string& id) {
@@ -273,9 +288,10 @@ Result<int> DockerClient::wait(const std::string& id) {
   if (!r) return r.status();
   if (r->status != 200) return error_for(*r, "wait for container " + id);
   auto j = json::parse(r->body, nullptr, false);
-  if (!j.is_object() || !j.contains("StatusCode")) return internal_error("wait: unexpected answer " + r->body);
-  if (j.contains("Error") && j["Error"].is_object() && !j["Error"].value("Message", "").empty())
-    return internal_error("wait for container " + id + ": " + j["Error"].value("Message", ""));
+  if (!j.is_object() || !j.contains("StatusCode") || !j["StatusCode"].is_number_integer())
+    return internal_error("wait: unexpected answer " + r->body);
+  if (j.contains("Error") && j["Error"].is_object() && !str_of(j["Error"], "Message").empty())
+    return internal_error("wait for container " + id + ": " + str_of(j["Error"], "Message"));
   return j["StatusCode"].get<int>();
 }
 
@@ -312,23 +328,23 @@ Result<ContainerInfo> DockerClient::inspect(const std::string& id) {
   auto j = json::parse(r->body, nullptr, false);
   if (!j.is_object()) return internal_error("inspect container " + id + ": not JSON");
   ContainerInfo info;
-  info.id = j.value("Id", "");
-  info.name = j.value("Name", "");
+  info.id = str_of(j, "Id");
+  info.name = str_of(j, "Name");
   if (info.name.starts_with('/')) info.name.erase(0, 1);
-  info.image = j.contains("Config") && j["Config"].is_object() ? j["Config"].value("Image", "") : "";
+  info.image = j.contains("Config") && j["Config"].is_object() ? str_of(j["Config"], "Image") : "";
   if (j.contains("State") && j["State"].is_object()) {
     const json& s = j["State"];
-    info.status = s.value("Status", "");
-    info.running = s.value("Running", false);
-    info.exit_code = s.value("ExitCode", 0);
-    info.oom_killed = s.value("OOMKilled", false);
-    info.error = s.value("Error", "");
+    info.status = str_of(s, "Status");
+    info.running = bool_of(s, "Running");
+    info.exit_code = num_of<int>(s, "ExitCode", 0);
+    info.oom_killed = bool_of(s, "OOMKilled");
+    info.error = str_of(s, "Error");
   }
   if (j.contains("HostConfig") && j["HostConfig"].is_object()) {
     const json& h = j["HostConfig"];
-    info.network_mode = h.value("NetworkMode", "");
-    info.memory_bytes = h.value("Memory", int64_t{0});
-    info.nano_cpus = h.value("NanoCpus", int64_t{0});
+    info.network_mode = str_of(h, "NetworkMode");
+    info.memory_bytes = num_of<int64_t>(h, "Memory", 0);
+    info.nano_cpus = num_of<int64_t>(h, "NanoCpus", 0);
   }
   if (j.contains("Config") && j["Config"].is_object() && j["Config"].contains("Labels") &&
       j["Config"]["Labels"].is_object())
@@ -364,9 +380,9 @@ Result<std::string> DockerClient::build_image(std::string_view context_tar, cons
     auto j = json::parse(std::string_view(r->body).substr(start, nl - start), nullptr, false);
     start = nl + 1;
     if (!j.is_object()) continue;
-    if (j.contains("error")) return invalid_argument("build image " + tag + " failed: " + j.value("error", "") + "\n" + output);
+    if (j.contains("error")) return invalid_argument("build image " + tag + " failed: " + str_of(j, "error") + "\n" + output);
     if (j.contains("stream") && j["stream"].is_string()) output += j["stream"].get<std::string>();
-    if (j.contains("aux") && j["aux"].is_object()) id = j["aux"].value("ID", id);
+    if (j.contains("aux") && j["aux"].is_object()) id = str_of(j["aux"], "ID", id);
   }
   if (id.empty()) return internal_error("build image " + tag + ": no image id in the answer\n" + output);
   return id;

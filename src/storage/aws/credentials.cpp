@@ -61,6 +61,12 @@ std::string get_or(const EnvLookup& env, std::string_view name, std::string fall
   return v && !v->empty() ? *v : fallback;
 }
 
+// Typed field access that never throws on unexpected JSON: the default instead.
+std::string str_of(const nlohmann::json& j, const char* key, std::string def = "") {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : def;
+}
+
 std::string first_line(std::string_view s) {
   auto nl = s.find('\n');
   return std::string(s.substr(0, std::min<size_t>(nl, 200)));
@@ -125,17 +131,17 @@ Result<Credentials> parse_credentials_json(std::string_view json, std::string_vi
   auto j = nlohmann::json::parse(json, nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return unavailable("credentials from " + std::string(source) + " are not JSON: " + first_line(json));
-  if (j.contains("Code") && j["Code"].is_string() && j["Code"] != "Success")
-    return unavailable("credentials from " + std::string(source) + " failed: " +
-                       j["Code"].get<std::string>() + " " + j.value("Message", ""));
+  if (std::string code = str_of(j, "Code"); !code.empty() && code != "Success")
+    return unavailable("credentials from " + std::string(source) + " failed: " + code + " " +
+                       str_of(j, "Message"));
   Credentials c;
-  c.access_key_id = j.value("AccessKeyId", "");
-  c.secret_access_key = j.value("SecretAccessKey", "");
-  c.session_token = j.value("Token", "");
+  c.access_key_id = str_of(j, "AccessKeyId");
+  c.secret_access_key = str_of(j, "SecretAccessKey");
+  c.session_token = str_of(j, "Token");
   if (c.access_key_id.empty() || c.secret_access_key.empty())
     return unavailable("credentials from " + std::string(source) +
                        " lack AccessKeyId/SecretAccessKey");
-  std::string exp = j.value("Expiration", "");
+  std::string exp = str_of(j, "Expiration");
   if (!exp.empty()) {
     auto t = parse_rfc3339(exp);
     if (!t) return unavailable("credentials from " + std::string(source) + " have a bad Expiration '" + exp + "'");

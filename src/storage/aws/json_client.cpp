@@ -8,6 +8,13 @@
 #include "storage/aws/sigv4.hpp"
 
 namespace culvert::aws {
+namespace {
+// Typed field access that never throws on unexpected JSON: the default instead.
+std::string str_of(const nlohmann::json& j, const char* key, std::string def = "") {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : def;
+}
+}  // namespace
 
 std::string aws_error_code(std::string_view type) {
   auto hash = type.rfind('#');
@@ -67,8 +74,8 @@ Result<std::string> AwsJsonClient::call(std::string_view action, std::string_vie
       auto j = nlohmann::json::parse(resp->body, nullptr, false);
       std::string code, message;
       if (j.is_object()) {
-        code = aws_error_code(j.value("__type", j.value("code", "")));
-        message = j.value("message", j.value("Message", ""));
+        code = aws_error_code(str_of(j, "__type", str_of(j, "code")));
+        message = str_of(j, "message", str_of(j, "Message"));
       }
       if (code.empty()) code = aws_error_code(resp->header("x-amzn-errortype"));
       std::string text = what + " failed: HTTP " + std::to_string(resp->status) +
