@@ -146,6 +146,10 @@ struct Api::Impl {
     Responder timed = [this, route, started, respond = std::move(respond)](Response r) {
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       metrics->observe_request(route, r.status, secs);
+      if (spdlog::should_log(spdlog::level::debug)) {
+        const char* pattern = route < router.routes().size() ? router.routes()[route].pattern.c_str() : "unmatched";
+        spdlog::debug("http route={} status={} ms={:.3f}", pattern, r.status, secs * 1e3);
+      }
       respond(std::move(r));
     };
     if (m.status == 404) {

@@ -98,11 +98,57 @@ Result<std::optional<std::vector<std::string>>> opt_labels(const json& o, std::s
   return std::optional<std::vector<std::string>>(normalize_labels(std::move(out)));
 }
 
+// Strict RFC 3339 shape, checked before parse_rfc3339 sees the text:
+// YYYY-MM-DD(T| )HH:MM:SS[.digits](Z|±HH:MM), years 1970..2200.
+bool rfc3339_shape(std::string_view s) {
+  auto digits = [&](size_t at, size_t n) {
+    if (at + n > s.size()) return false;
+    for (size_t i = at; i < at + n; ++i)
+      if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+    return true;
+  };
+  if (s.size() < 20 || s.size() > 40) return false;
+  if (!digits(0, 4) || s[4] != '-' || !digits(5, 2) || s[7] != '-' || !digits(8, 2)) return false;
+  // Times are nanosecond time_points (years 1678..2261); accept 1970..2200.
+  int year = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+  if (year < 1970 || year > 2200) return false;
+  if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return false;
+  if (!digits(11, 2) || s[13] != ':' || !digits(14, 2) || s[16] != ':' || !digits(17, 2)) return false;
+  size_t i = 19;
+  if (s[i] == '.') {
+    size_t start = ++i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+    if (i == start || i - start > 9) return false;
+  }
+  if (i + 1 == s.size() && (s[i] == 'Z' || s[i] == 'z')) return true;
+  return i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && digits(i + 1, 2) && s[i + 3] == ':' && digits(i + 4, 2);
+}
+
+std::optional<SysTime> parse_time_text(std::string_view s) {
+  if (!rfc3339_shape(s)) return std::nullopt;
+  return parse_rfc3339(s);
+}
+
+// Durations such as "30d" or "1h30m", each number at most 6 digits (so no overflow).
+std::optional<Millis> parse_duration_text(std::string_view s) {
+  size_t run = 0;
+  for (char c : s) {
+    if (std::isdigit(static_cast<unsigned char>(c))) {
+      if (++run > 6) return std::nullopt;
+    } else if (std::isalpha(static_cast<unsigned char>(c))) {
+      run = 0;
+    } else {
+      return std::nullopt;
+    }
+  }
+  return parse_duration(s);
+}
+
 Result<std::optional<SysTime>> opt_time(const json& o, std::string_view key) {
   auto s = opt_string(o, key, 64);
   if (!s) return s.status();
   if (!s->has_value()) return std::optional<SysTime>();
-  auto t = parse_rfc3339(**s);
+  auto t = parse_time_text(**s);
   if (!t) return field_error(key, "must be an RFC 3339 time such as 2026-01-01T06:00:00Z");
   return std::optional<SysTime>(*t);
 }
@@ -556,9 +602,9 @@ Result<TokenCreate> parse_token_create(const json& body, SysTime now) {
   auto exp = opt_string(body, "expires", 64);
   if (!exp) return exp.status();
   if (exp->has_value()) {
-    if (auto d = parse_duration(**exp); d && d->count() > 0) {
+    if (auto d = parse_duration_text(**exp); d && d->count() > 0) {
       t.expires = now + *d;
-    } else if (auto at = parse_rfc3339(**exp)) {
+    } else if (auto at = parse_time_text(**exp)) {
       if (*at <= now) return field_error("expires", "lies in the past");
       t.expires = *at;
     } else {

@@ -107,6 +107,13 @@ TEST(ApiJsonTest, FlowRunCreate) {
   EXPECT_FALSE(parse_flow_run_create({{"flow_id", "f"}, {"project", "p"}, {"flow", "x"}}).is_ok());
   EXPECT_FALSE(parse_flow_run_create({{"flow_id", "f"}, {"parameters", json::array()}}).is_ok());
   EXPECT_FALSE(parse_flow_run_create({{"flow_id", "f"}, {"scheduled_start_time", "tomorrow"}}).is_ok());
+  // Found by the fuzzer: malformed times must be refused, not parsed into garbage.
+  for (const char* bad : {"2026-01-01T00:00=:00Z", "2026-01-01T00:00:00", "2026-1-01T00:00:00Z",
+                          "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00+0100", "2026-01-01T00:00:00ZZ",
+                          "1013-01-01T06:00:00+01:00", "9999-01-01T00:00:00Z"})
+    EXPECT_FALSE(parse_flow_run_create({{"flow_id", "f"}, {"scheduled_start_time", bad}}).is_ok()) << bad;
+  for (const char* good : {"2026-01-01T00:00:00Z", "2026-01-01 00:00:00.123456Z", "2026-01-01T01:00:00+01:00"})
+    EXPECT_TRUE(parse_flow_run_create({{"flow_id", "f"}, {"scheduled_start_time", good}}).is_ok()) << good;
 }
 
 TEST(ApiJsonTest, StateChange) {
@@ -152,6 +159,7 @@ TEST(ApiJsonTest, ClaimsTokensAndQueryIntegers) {
   EXPECT_EQ(*t->expires - now, std::chrono::hours(24 * 30));
   EXPECT_FALSE(parse_token_create({{"name", "n"}, {"scope", "run"}}, now).is_ok());
   EXPECT_FALSE(parse_token_create({{"name", "n"}, {"scope", "user"}, {"expires", "soon"}}, now).is_ok());
+  EXPECT_FALSE(parse_token_create({{"name", "n"}, {"scope", "user"}, {"expires", "999999999999d"}}, now).is_ok());
   EXPECT_EQ(*parse_int_param(std::string("42"), "limit", 1, 100, 5), 42);
   EXPECT_EQ(*parse_int_param(std::nullopt, "limit", 1, 100, 5), 5);
   EXPECT_FALSE(parse_int_param(std::string("4x"), "limit", 1, 100, 5).is_ok());
