@@ -2,6 +2,9 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include "cli/agent_cmds.hpp"
+#include "cli/client_cmds.hpp"
+
 void add_server_command(CLI::App& app);  // server_cmd.cpp
 
 int main(int argc, char** argv) {
@@ -17,6 +20,9 @@ int main(int argc, char** argv) {
     else
       fmt::print("culvert {}\n", CULVERT_VERSION);
   });
+  culvert::cli::CliContext client_ctx;
+  culvert::cli::add_client_commands(app, client_ctx);
+  culvert::cli::add_agent_commands(app, client_ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {  // a command failed; it printed why
@@ -25,5 +31,5 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
-  return 0;
+  return client_ctx.exit_code;
 }

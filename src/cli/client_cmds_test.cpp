@@ -1,0 +1,365 @@
+// The client-side commands, run in-process against an in-test HTTP server that answers
+// like the Culvert API (SPEC §10): exit codes, --output json documents, request bodies,
+// profile handling, --watch and `run inspect` diagnostics.
+#include "cli/client_cmds.hpp"
+
+#include <CLI/CLI.hpp>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include <culvert/clock.hpp>
+
+#include "client/profile.hpp"
+#include "client/test_http_server.hpp"
+
+namespace culvert::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using culvert::testing::TestHttpServer;
+using culvert::testing::TestRequest;
+using culvert::testing::TestResponse;
+using json = nlohmann::json;
+
+struct Outcome {
+  int code = 0;
+  std::string out, err;
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "culvert-cli-XXXXXX").string();
+    home_ = ::mkdtemp(tmpl.data());
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(home_, ec);
+  }
+
+  // Runs `culvert ARGS...` as main() would, with HOME = a temporary directory.
+  Outcome run(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+    env.emplace("HOME", home_.string());
+    std::ostringstream out, err;
+    CliContext ctx;
+    ctx.env = [env](const std::string& k) -> std::optional<std::string> {
+      auto it = env.find(k);
+      if (it == env.end()) return std::nullopt;
+      return it->second;
+    };
+    ctx.out = &out;
+    ctx.err = &err;
+    ctx.clock = &clock_;
+    CLI::App app{"culvert"};
+    app.require_subcommand(1);
+    add_client_commands(app, ctx);
+    args.insert(args.begin(), "culvert");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    Outcome o;
+    try {
+      app.parse(static_cast<int>(argv.size()), argv.data());
+      o.code = ctx.exit_code;
+    } catch (const CLI::ParseError& e) {
+      o.code = e.get_exit_code() == 0 ? 0 : 2;
+      err << e.what();
+    }
+    o.out = out.str();
+    o.err = err.str();
+    return o;
+  }
+
+  std::map<std::string, std::string> at(const TestHttpServer& s) {
+    return {{"CULVERT_API_URL", s.url()}, {"CULVERT_API_TOKEN", "cvt_test"}};
+  }
+
+  fs::path home_;
+  ManualClock clock_{SysTime(std::chrono::seconds(1798761600))};  // 2027-01-01T00:00:00Z
+};
+
+json parse_one(const std::string& out) {
+  // Exactly one JSON document on stdout.
+  auto j = json::parse(out, nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << out;
+  return j;
+}
+
+const char* kFlowId = "11111111-2222-3333-4444-555555555555";
+const char* kRunId = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+
+TEST_F(CliTest, ProjectCreateAndList) {
+  std::atomic<int> creates{0};
+  TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+    if (r.headers.count("authorization") == 0 || r.headers.at("authorization") != "Bearer cvt_test")
+      return {401, R"({"error":{"code":"unauthenticated","message":"missing or bad token"}})"};
+    if (r.method == "POST" && r.target == "/api/v1/projects") {
+      if (creates++ > 0)
+        return {409, R"({"error":{"code":"conflict","message":"project 'etl' already exists"}})"};
+      auto b = json::parse(r.body);
+      return {201, json{{"id", "p-1"}, {"name", b["name"]}, {"description", b["description"]}}.dump()};
+    }
+    if (r.target == "/api/v1/projects")
+      return {200, R"({"projects":[{"id":"p-1","name":"etl","description":"nightly"}]})"};
+    return {404, R"({"error":{"code":"not_found","message":"no route"}})"};
+  });
+  auto o = run({"project", "create", "etl", "--description", "nightly", "--output", "json"}, at(server));
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(parse_one(o.out)["id"], "p-1");
+  o = run({"project", "create", "etl"}, at(server));
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("project 'etl' already exists"), std::string::npos) << o.err;
+  o = run({"project", "create", "etl", "--skip-if-exists", "-o", "json"}, at(server));
+  EXPECT_EQ(o.code, 0) << o.err;
+  auto j = parse_one(o.out);
+  EXPECT_EQ(j["created"], false);
+  EXPECT_EQ(j["description"], "nightly");
+  o = run({"project", "list"}, at(server));
+  EXPECT_EQ(o.code, 0);
+  EXPECT_NE(o.out.find("NAME"), std::string::npos);
+  EXPECT_NE(o.out.find("etl   nightly"), std::string::npos) << o.out;
+  // Without a token the server's message reaches the user.
+  o = run({"project", "list"}, {{"CULVERT_API_URL", server.url()}});
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("missing or bad token"), std::string::npos);
+}
+
+TEST_F(CliTest, RunSendsParametersLabelsAndKey) {
+  TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+    if (r.method == "POST" && r.target == "/api/v1/flow-runs")
+      return {201, json{{"id", kRunId}, {"state", "Scheduled"}, {"request", json::parse(r.body)}}.dump()};
+    return {404, "{}"};
+  });
+  auto o = run({"run", "etl", "--project", "p", "--param", "rows=5", "--param", "day=mon", "--param",
+                "cfg={\"a\":[1]}", "--label", "gpu", "--label", "s3", "--idempotency-key", "k1", "-o", "json"},
+               at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  auto body = parse_one(o.out)["request"];
+  EXPECT_EQ(body, (json{{"project", "p"}, {"flow", "etl"},
+                        {"parameters", {{"rows", 5}, {"day", "mon"}, {"cfg", {{"a", {1}}}}}},
+                        {"labels", {"gpu", "s3"}}, {"idempotency_key", "k1"}}));
+  o = run({"run", kFlowId}, at(server));
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find(std::string("flow run ") + kRunId + " created (Scheduled)"), std::string::npos);
+  EXPECT_EQ(json::parse(server.requests().back().body)["flow_id"], kFlowId);
+}
+
+TEST_F(CliTest, BadUsageExitsTwoAndNamesTheProblem) {
+  TestHttpServer server([&](const TestRequest&) -> TestResponse { return {200, "{}"}; });
+  struct Case { std::vector<std::string> args; std::string want; };
+  const Case cases[] = {
+      {{"run", "etl", "--project", "p", "--param", "rows"}, "--param 'rows' must be NAME=VALUE"},
+      {{"run", "etl"}, "--project is required with a flow name"},
+      {{"run"}, "give FLOW"},
+      {{"flow", "backfill", "etl", "--from", "yesterday", "--to", "2026-01-01T00:00:00Z"}, "--from 'yesterday'"},
+      {{"flow", "backfill", "etl", "--from", "2026-01-02T00:00:00Z", "--to", "2026-01-01T00:00:00Z"}, "--from must be before --to"},
+      {{"flow", "set-schedule", "etl"}, "give --active or --paused"},
+      {{"flow", "set-schedule", "etl", "--active", "--paused"}, "--paused"},
+      {{"get", "runs", "--state", "Sleeping"}, "--state 'Sleeping' is not a state"},
+      {{"get", "runs", "--limit", "abc"}, "--limit"},
+      {{"get", "runs", "--frobnicate"}, "--frobnicate"},
+      {{"auth", "create-token", "--name", "x", "--scope", "god"}, "--scope"},
+      {{"auth", "create-token", "--name", "x", "--scope", "user", "--expires", "soon"}, "--expires 'soon'"},
+      {{"project", "list", "--output", "yaml"}, "--output"},
+      {{"config", "set", "api-url", "localhost:4200"}, "must start with http:// or https://"},
+  };
+  for (const auto& c : cases) {
+    auto o = run(c.args, at(server));
+    std::string cmd;
+    for (const auto& a : c.args) cmd += a + " ";
+    EXPECT_EQ(o.code, 2) << cmd << "\n" << o.err;
+    EXPECT_NE(o.err.find(c.want), std::string::npos) << cmd << "\n" << o.err;
+  }
+  EXPECT_TRUE(server.requests().empty());  // nothing reached the server
+}
+
+TEST_F(CliTest, WatchFollowsStatesAndLogsUntilFinal) {
+  for (std::string final_state : {"Success", "Failed"}) {
+    std::mutex mu;
+    int gets = 0;
+    int log_calls = 0;
+    TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+      std::lock_guard<std::mutex> lock(mu);
+      if (r.method == "POST" && r.target == "/api/v1/flow-runs")
+        return {201, json{{"id", kRunId}, {"state", "Scheduled"}}.dump()};
+      if (r.target == std::string("/api/v1/flow-runs/") + kRunId) {
+        static const char* seq[] = {"Pending", "Running", "Running"};
+        std::string s = gets < 3 ? seq[gets] : final_state;
+        ++gets;
+        return {200, json{{"id", kRunId}, {"state", s}}.dump()};
+      }
+      if (r.target.rfind(std::string("/api/v1/flow-runs/") + kRunId + "/logs?after=", 0) == 0) {
+        ++log_calls;
+        if (r.target.find("after=0") != std::string::npos)
+          return {200, R"({"logs":[{"id":1,"level":"INFO","task":"extract","message":"loading","timestamp":"t1"},
+                                   {"id":2,"level":"ERROR","message":"boom","timestamp":"t2"}],"next_cursor":"2"})"};
+        return {200, R"({"logs":[],"next_cursor":"2"})"};
+      }
+      return {404, "{}"};
+    });
+    auto o = run({"run", "etl", "--project", "p", "--watch"}, at(server));
+    EXPECT_EQ(o.code, final_state == "Success" ? 0 : 1) << o.out << o.err;
+    EXPECT_NE(o.out.find("state: Pending\n"), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("state: Running\n"), std::string::npos);
+    EXPECT_NE(o.out.find("state: " + final_state + "\n"), std::string::npos);
+    EXPECT_NE(o.out.find("t1 INFO [extract] loading\n"), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("t2 ERROR boom\n"), std::string::npos);
+    EXPECT_EQ(o.out.find("state: Running\nstate: Running"), std::string::npos);  // changes only
+    EXPECT_NE(o.out.find("finished: " + final_state), std::string::npos);
+    // With --output json: progress on stderr, one document on stdout.
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      gets = 0;
+    }
+    o = run({"run", "etl", "--project", "p", "--watch", "-o", "json"}, at(server));
+    EXPECT_EQ(o.code, final_state == "Success" ? 0 : 1);
+    EXPECT_EQ(parse_one(o.out)["state"], final_state);
+    EXPECT_NE(o.err.find("state: Pending"), std::string::npos);
+  }
+}
+
+TEST_F(CliTest, InspectExplainsWhyARunWaits) {
+  json agents = json::array();
+  std::mutex mu;
+  TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+    std::lock_guard<std::mutex> lock(mu);
+    if (r.target == std::string("/api/v1/flow-runs/") + kRunId)
+      return {200, json{{"id", kRunId}, {"flow_name", "etl"}, {"state", "Pending"},
+                        {"labels", {"gpu", "s3"}}, {"scheduled_start_time", "2026-12-31T23:00:00.000Z"}}.dump()};
+    if (r.target == std::string("/api/v1/flow-runs/") + kRunId + "/task-runs") return {200, R"({"task_runs":[]})"};
+    if (r.target == "/api/v1/agents") return {200, json{{"agents", agents}}.dump()};
+    return {404, "{}"};
+  });
+  auto set_agents = [&](json a) {
+    std::lock_guard<std::mutex> lock(mu);
+    agents = std::move(a);
+  };
+
+  auto o = run({"run", "inspect", kRunId}, at(server));
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("no agent is registered"), std::string::npos) << o.out;
+
+  set_agents({{{"id", "a1"}, {"name", "old"}, {"labels", {"gpu", "s3"}}, {"healthy", false}}});
+  o = run({"run", "inspect", kRunId}, at(server));
+  EXPECT_NE(o.out.find("no healthy agent"), std::string::npos) << o.out;
+
+  set_agents({{{"id", "a1"}, {"name", "old"}, {"labels", {"gpu", "s3"}}, {"healthy", false}},
+              {{"id", "a2"}, {"name", "cpu-box"}, {"labels", {"cpu"}}, {"healthy", true}},
+              {{"id", "a3"}, {"name", "gpu-box"}, {"labels", {"gpu"}}, {"status", "healthy"}}});
+  o = run({"run", "inspect", kRunId}, at(server));
+  EXPECT_NE(o.out.find("no healthy agent has all of the run's labels"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("agent 'cpu-box' lacks labels gpu, s3"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("agent 'gpu-box' lacks label s3"), std::string::npos) << o.out;
+  EXPECT_EQ(o.out.find("'old'"), std::string::npos);  // unhealthy agents are not candidates
+
+  o = run({"run", "inspect", kRunId, "-o", "json"}, at(server));
+  auto j = parse_one(o.out);
+  EXPECT_EQ(j["state"], "Pending");
+  EXPECT_EQ(j["diagnosis"]["agents"][2]["missing_labels"], (json{"s3"}));
+  EXPECT_EQ(j["diagnosis"]["agents"][2]["can_take"], false);
+  EXPECT_TRUE(j["task_runs"].is_array());
+
+  set_agents({{{"id", "a4"}, {"name", "big"}, {"labels", {"gpu", "s3", "x"}}, {"healthy", true}}});
+  o = run({"run", "inspect", kRunId}, at(server));
+  EXPECT_NE(o.out.find("agent 'big' can take it"), std::string::npos) << o.out;
+}
+
+TEST_F(CliTest, ProfileCommandsAndPrecedence) {
+  TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+    if (r.headers.count("authorization") && r.headers.at("authorization") == "Bearer cvt_login")
+      return {200, R"({"agents":[{"id":"a1","name":"box","type":"local","labels":["dev"],"healthy":true}]})"};
+    return {401, R"({"error":{"code":"unauthenticated","message":"bad token"}})"};
+  });
+  auto o = run({"config", "set", "api-url", server.url()});
+  ASSERT_EQ(o.code, 0) << o.err;
+  o = run({"auth", "login", "--token", "cvt_login"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  auto cfg = client::load_profile_config(home_ / ".culvert" / "config.toml");
+  ASSERT_TRUE(cfg.is_ok());
+  EXPECT_EQ(cfg->profiles["default"].api_token, "cvt_login");
+  EXPECT_EQ(cfg->profiles["default"].api_url, server.url());
+
+  o = run({"get", "agents"});  // from the profile
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("box   local  dev     healthy"), std::string::npos) << o.out;
+  o = run({"get", "agents"}, {{"CULVERT_API_TOKEN", "cvt_other"}});  // env beats profile
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("bad token"), std::string::npos);
+  o = run({"get", "agents", "--api-token", "cvt_login"}, {{"CULVERT_API_TOKEN", "cvt_other"}});  // flag beats env
+  EXPECT_EQ(o.code, 0) << o.err;
+  o = run({"get", "agents", "--profile", "other"});  // an empty profile: default URL, no token
+  EXPECT_EQ(o.code, 1);
+
+  o = run({"config", "show", "-o", "json"}, {{"CULVERT_API_URL", "http://env:1"}});
+  auto j = parse_one(o.out);
+  EXPECT_EQ(j["api_url"], "http://env:1");
+  EXPECT_EQ(j["api_url_source"], "env CULVERT_API_URL");
+  EXPECT_EQ(j["api_token_set"], true);
+  EXPECT_EQ(o.out.find("cvt_login"), std::string::npos);  // never prints the token
+}
+
+TEST_F(CliTest, FlowShowResolvesNamesAndListsNextFireTimes) {
+  TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+    if (r.target == "/api/v1/flows" || r.target == "/api/v1/flows?project=p")
+      return {200, json{{"flows",
+                         {{{"id", "f-old"}, {"name", "etl"}, {"version", 1}, {"project", "p"}, {"archived", true}},
+                          {{"id", kFlowId}, {"name", "etl"}, {"version", 2}, {"project", "p"}, {"archived", false},
+                           {"schedule", {{"type", "cron"}, {"cron", "0 6 * * *"}, {"timezone", "Europe/Berlin"}}},
+                           {"schedule_active", true}}}}}.dump()};
+    if (r.method == "POST" && r.target == std::string("/api/v1/flows/") + kFlowId + "/schedule")
+      return {200, json{{"id", kFlowId}, {"schedule_active", json::parse(r.body)["active"]}}.dump()};
+    if (r.method == "POST" && r.target == std::string("/api/v1/flows/") + kFlowId + "/backfill")
+      return {200, R"({"created":2,"runs":[{"id":"r1","scheduled_start_time":"x"},{"id":"r2","scheduled_start_time":"y"}]})"};
+    return {404, R"({"error":{"code":"not_found","message":"no such thing"}})"};
+  });
+  auto o = run({"flow", "show", "etl", "-o", "json"}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  auto j = parse_one(o.out);
+  EXPECT_EQ(j["id"], kFlowId);
+  // The clock says 2027-01-01T00:00Z; 06:00 in Berlin (CET) is 05:00Z.
+  ASSERT_EQ(j["next_fire_times"].size(), 5u);
+  EXPECT_EQ(j["next_fire_times"][0], "2027-01-01T05:00:00.000Z");
+  o = run({"flow", "show", "nope"}, at(server));
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("flow 'nope' not found"), std::string::npos);
+  o = run({"flow", "set-schedule", "etl", "--paused", "-o", "json"}, at(server));
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(parse_one(o.out)["schedule_active"], false);
+  o = run({"flow", "backfill", "etl", "--project", "p", "--from", "2026-12-01T00:00:00+01:00", "--to",
+           "2026-12-03T00:00:00Z"},
+          at(server));
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("2 runs created"), std::string::npos) << o.out;
+  EXPECT_EQ(json::parse(server.requests().back().body),
+            (json{{"from", "2026-11-30T23:00:00.000Z"}, {"to", "2026-12-03T00:00:00.000Z"}}));
+  o = run({"flow", "list"}, at(server));
+  EXPECT_NE(o.out.find("0 6 * * * Europe/Berlin"), std::string::npos) << o.out;
+  EXPECT_EQ(o.out.find("f-old"), std::string::npos);  // archived versions hidden
+}
+
+TEST_F(CliTest, GetLogsAndRunsAsJson) {
+  TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+    if (r.target.find("/logs?after=0") != std::string::npos)
+      return {200, R"({"logs":[{"id":1,"level":"INFO","message":"a","timestamp":"t"}],"next_cursor":"1"})"};
+    if (r.target.find("/logs?after=1") != std::string::npos) return {200, R"({"logs":[],"next_cursor":"1"})"};
+    if (r.target.rfind("/api/v1/flow-runs?", 0) == 0)
+      return {200, json{{"runs", {{{"id", "r1"}, {"state", "Failed"}}}}, {"next_cursor", ""}, {"q", r.target}}.dump()};
+    return {404, "{}"};
+  });
+  auto o = run({"get", "logs", kRunId, "-o", "json"}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(parse_one(o.out)["logs"].size(), 1u);
+  o = run({"get", "runs", "--state", "Failed", "--limit", "3", "-o", "json"}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(parse_one(o.out)["q"], "/api/v1/flow-runs?state=Failed&limit=3");
+}
+
+}  // namespace
+}  // namespace culvert::cli

@@ -1,0 +1,162 @@
+#include "client/api.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace culvert::client {
+
+using json = nlohmann::json;
+
+namespace {
+std::string seg(std::string_view s) { return url_encode(s); }
+}  // namespace
+
+ApiClient::ApiClient(ClientOptions options) : http_(std::make_unique<HttpClient>(std::move(options))) {}
+ApiClient::~ApiClient() = default;
+ApiClient::ApiClient(ApiClient&&) noexcept = default;
+ApiClient& ApiClient::operator=(ApiClient&&) noexcept = default;
+
+const ClientOptions& ApiClient::options() const { return http_->options(); }
+
+Result<json> ApiClient::call(std::string_view method, const std::string& target, const json* body,
+                             std::chrono::milliseconds extra_timeout) {
+  std::string text = body != nullptr ? body->dump() : std::string();
+  auto r = http_->call(method, target, text, extra_timeout);
+  if (!r) return r.status();
+  if (r->empty()) return json::object();
+  json j = json::parse(*r, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded())
+    return internal_error(std::string(method) + " " + target + ": the server's answer is not JSON: " +
+                          r->substr(0, 200));
+  return j;
+}
+
+Result<json> ApiClient::health() { return call("GET", "/api/health", nullptr); }
+
+Result<std::string> ApiClient::metrics() { return http_->call("GET", "/metrics", ""); }
+
+Result<json> ApiClient::openapi() { return call("GET", "/api/v1/openapi.json", nullptr); }
+
+Result<json> ApiClient::create_project(std::string_view name, std::string_view description) {
+  json b = {{"name", name}, {"description", description}};
+  return call("POST", "/api/v1/projects", &b);
+}
+
+Result<json> ApiClient::list_projects() { return call("GET", "/api/v1/projects", nullptr); }
+
+Result<json> ApiClient::register_flow(const json& body) { return call("POST", "/api/v1/flows", &body); }
+
+Result<json> ApiClient::list_flows(std::optional<std::string_view> project) {
+  std::string t = "/api/v1/flows";
+  if (project) t += "?project=" + seg(*project);
+  return call("GET", t, nullptr);
+}
+
+Result<json> ApiClient::get_flow(std::string_view flow_id) {
+  return call("GET", "/api/v1/flows/" + seg(flow_id), nullptr);
+}
+
+Result<json> ApiClient::set_schedule_active(std::string_view flow_id, bool active) {
+  json b = {{"active", active}};
+  return call("POST", "/api/v1/flows/" + seg(flow_id) + "/schedule", &b);
+}
+
+Result<json> ApiClient::backfill(std::string_view flow_id, std::string_view from, std::string_view to) {
+  json b = {{"from", from}, {"to", to}};
+  return call("POST", "/api/v1/flows/" + seg(flow_id) + "/backfill", &b);
+}
+
+Result<json> ApiClient::create_flow_run(const json& body) {
+  return call("POST", "/api/v1/flow-runs", &body);
+}
+
+Result<json> ApiClient::list_flow_runs(const FlowRunFilter& f) {
+  std::string q;
+  auto add = [&](const char* k, const std::string& v) {
+    q += q.empty() ? '?' : '&';
+    q += k;
+    q += '=';
+    q += seg(v);
+  };
+  if (f.flow_id) add("flow_id", *f.flow_id);
+  if (f.state) add("state", *f.state);
+  if (f.limit) add("limit", std::to_string(*f.limit));
+  if (f.cursor) add("cursor", *f.cursor);
+  return call("GET", "/api/v1/flow-runs" + q, nullptr);
+}
+
+Result<json> ApiClient::get_flow_run(std::string_view run_id) {
+  return call("GET", "/api/v1/flow-runs/" + seg(run_id), nullptr);
+}
+
+Result<json> ApiClient::set_flow_run_state(std::string_view run_id, std::string_view state,
+                                           std::string_view message,
+                                           std::optional<int64_t> expected_version) {
+  json b = {{"state", state}, {"message", message}};
+  if (expected_version) b["expected_version"] = *expected_version;
+  return call("POST", "/api/v1/flow-runs/" + seg(run_id) + "/state", &b);
+}
+
+Result<json> ApiClient::heartbeat_flow_run(std::string_view run_id) {
+  json b = json::object();
+  return call("POST", "/api/v1/flow-runs/" + seg(run_id) + "/heartbeat", &b);
+}
+
+Result<json> ApiClient::cancel_flow_run(std::string_view run_id) {
+  json b = json::object();
+  return call("POST", "/api/v1/flow-runs/" + seg(run_id) + "/cancel", &b);
+}
+
+Result<json> ApiClient::retry_flow_run(std::string_view run_id) {
+  json b = json::object();
+  return call("POST", "/api/v1/flow-runs/" + seg(run_id) + "/retry", &b);
+}
+
+Result<json> ApiClient::list_task_runs(std::string_view run_id) {
+  return call("GET", "/api/v1/flow-runs/" + seg(run_id) + "/task-runs", nullptr);
+}
+
+Result<json> ApiClient::set_task_run_states(const json& batch) {
+  return call("POST", "/api/v1/task-runs/states", &batch);
+}
+
+Result<json> ApiClient::write_logs(const json& batch) { return call("POST", "/api/v1/logs", &batch); }
+
+Result<json> ApiClient::get_logs(std::string_view run_id, std::string_view after,
+                                 std::chrono::milliseconds wait) {
+  std::string t = "/api/v1/flow-runs/" + seg(run_id) + "/logs?after=" + seg(after);
+  if (wait.count() > 0) t += "&wait_ms=" + std::to_string(wait.count());
+  return call("GET", t, nullptr, wait);
+}
+
+Result<json> ApiClient::register_agent(std::string_view name, std::string_view type,
+                                       const std::vector<std::string>& labels) {
+  json b = {{"name", name}, {"type", type}, {"labels", labels}};
+  return call("POST", "/api/v1/agents", &b);
+}
+
+Result<json> ApiClient::heartbeat_agent(std::string_view agent_id) {
+  json b = json::object();
+  return call("POST", "/api/v1/agents/" + seg(agent_id) + "/heartbeat", &b);
+}
+
+Result<json> ApiClient::claim_runs(std::string_view agent_id, int max, std::chrono::milliseconds wait) {
+  json b = {{"max", max}, {"wait_ms", wait.count()}};
+  return call("POST", "/api/v1/agents/" + seg(agent_id) + "/claim", &b, wait);
+}
+
+Result<json> ApiClient::list_agents() { return call("GET", "/api/v1/agents", nullptr); }
+
+Result<json> ApiClient::create_token(std::string_view name, std::string_view scope,
+                                     std::optional<std::string_view> expires) {
+  json b = {{"name", name}, {"scope", scope}};
+  if (expires) b["expires"] = *expires;
+  return call("POST", "/api/v1/tokens", &b);
+}
+
+Result<json> ApiClient::list_tokens() { return call("GET", "/api/v1/tokens", nullptr); }
+
+Result<json> ApiClient::revoke_token(std::string_view token_id) {
+  return call("DELETE", "/api/v1/tokens/" + seg(token_id), nullptr);
+}
+
+}  // namespace culvert::client

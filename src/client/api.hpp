@@ -1,0 +1,121 @@
+// Typed wrapper over the Culvert server API (SPEC §10): one method per route. Answers
+// are returned as nlohmann::json documents exactly as the server sent them (fields may
+// grow); errors are culvert::Status with the server's message.
+//
+// Include <nlohmann/json.hpp> where the results are used; this header only forward-
+// declares the json type.
+//
+// NOT thread-safe (one HttpClient, one connection): use one ApiClient per thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <culvert/status.hpp>
+
+#include "client/http_client.hpp"
+
+namespace culvert::client {
+
+struct FlowRunFilter {
+  std::optional<std::string> flow_id;
+  std::optional<std::string> state;
+  std::optional<int> limit;
+  std::optional<std::string> cursor;
+};
+
+class ApiClient {
+ public:
+  using json = nlohmann::json;
+
+  explicit ApiClient(ClientOptions options);
+  ~ApiClient();
+  ApiClient(ApiClient&&) noexcept;
+  ApiClient& operator=(ApiClient&&) noexcept;
+
+  const ClientOptions& options() const;
+
+  // GET /api/health (no auth)            {"status":"ok","version":"..."}
+  Result<json> health();
+  // GET /metrics                          Prometheus text
+  Result<std::string> metrics();
+  // GET /api/v1/openapi.json
+  Result<json> openapi();
+
+  // POST /api/v1/projects  {"name","description"}
+  Result<json> create_project(std::string_view name, std::string_view description);
+  // GET /api/v1/projects
+  Result<json> list_projects();
+
+  // POST /api/v1/flows  (a flow description, docs/FORMATS.md, plus project and artifact)
+  Result<json> register_flow(const json& body);
+  // GET /api/v1/flows[?project=P]
+  Result<json> list_flows(std::optional<std::string_view> project = std::nullopt);
+  // GET /api/v1/flows/{id}
+  Result<json> get_flow(std::string_view flow_id);
+  // POST /api/v1/flows/{id}/schedule  {"active":bool}   (pause / resume the schedule)
+  Result<json> set_schedule_active(std::string_view flow_id, bool active);
+  // POST /api/v1/flows/{id}/backfill  {"from","to"}     (RFC 3339 UTC)
+  Result<json> backfill(std::string_view flow_id, std::string_view from, std::string_view to);
+
+  // POST /api/v1/flow-runs  {"flow_id" | "project"+"flow", "parameters", "labels",
+  //                          "idempotency_key", "scheduled_start_time"}
+  Result<json> create_flow_run(const json& body);
+  // GET /api/v1/flow-runs?flow_id=&state=&limit=&cursor=
+  Result<json> list_flow_runs(const FlowRunFilter& filter);
+  // GET /api/v1/flow-runs/{id}
+  Result<json> get_flow_run(std::string_view run_id);
+  // POST /api/v1/flow-runs/{id}/state  {"state","message","expected_version"}
+  Result<json> set_flow_run_state(std::string_view run_id, std::string_view state,
+                                  std::string_view message,
+                                  std::optional<int64_t> expected_version = std::nullopt);
+  // POST /api/v1/flow-runs/{id}/heartbeat
+  Result<json> heartbeat_flow_run(std::string_view run_id);
+  // POST /api/v1/flow-runs/{id}/cancel
+  Result<json> cancel_flow_run(std::string_view run_id);
+  // POST /api/v1/flow-runs/{id}/retry   (a final run back to Scheduled)
+  Result<json> retry_flow_run(std::string_view run_id);
+  // GET /api/v1/flow-runs/{id}/task-runs
+  Result<json> list_task_runs(std::string_view run_id);
+  // POST /api/v1/task-runs/states  [{"flow_run_id","task","map_index","state","message"}]
+  Result<json> set_task_run_states(const json& batch);
+  // POST /api/v1/logs  [{"flow_run_id","task_run_id","level","message","timestamp"}]
+  Result<json> write_logs(const json& batch);
+  // GET /api/v1/flow-runs/{id}/logs?after=CURSOR[&wait_ms=N]   (long poll up to wait)
+  Result<json> get_logs(std::string_view run_id, std::string_view after,
+                        std::chrono::milliseconds wait = std::chrono::milliseconds(0));
+
+  // POST /api/v1/agents  {"name","type","labels"} -> {"id"}
+  Result<json> register_agent(std::string_view name, std::string_view type,
+                              const std::vector<std::string>& labels);
+  // POST /api/v1/agents/{id}/heartbeat
+  Result<json> heartbeat_agent(std::string_view agent_id);
+  // POST /api/v1/agents/{id}/claim  {"max","wait_ms"}  (long poll up to wait)
+  Result<json> claim_runs(std::string_view agent_id, int max, std::chrono::milliseconds wait);
+  // GET /api/v1/agents
+  Result<json> list_agents();
+
+  // POST /api/v1/tokens  {"name","scope","expires"} -> {"id","token"}
+  Result<json> create_token(std::string_view name, std::string_view scope,
+                            std::optional<std::string_view> expires = std::nullopt);
+  // GET /api/v1/tokens
+  Result<json> list_tokens();
+  // DELETE /api/v1/tokens/{id}
+  Result<json> revoke_token(std::string_view token_id);
+
+  // Any route: `body` may be null (no body). An empty 2xx answer gives {}.
+  Result<json> call(std::string_view method, const std::string& target, const json* body,
+                    std::chrono::milliseconds extra_timeout = std::chrono::milliseconds(0));
+
+ private:
+  std::unique_ptr<HttpClient> http_;
+};
+
+}  // namespace culvert::client
