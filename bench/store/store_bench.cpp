@@ -308,6 +308,16 @@ int main(int argc, char** argv) {
   time_query(*store, "latest 50 Success runs of a flow", by_state);
   FlowRunQuery newest;
   time_query(*store, "latest 50 runs of all flows", newest);
+  {
+    std::vector<double> v;
+    for (int i = 0; i < 10; ++i) {
+      auto t0 = Steady::now();
+      must(store->count_runs_by_state(), "count");
+      v.push_back(ms_since(t0));
+    }
+    Stats st = stats(v);
+    std::printf("%-44s          median %6.2f ms, max %6.2f ms\n", "count_runs_by_state (metrics)", st.median, st.max);
+  }
   }
 
   std::printf("\n== claims ==\n");

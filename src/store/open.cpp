@@ -16,6 +16,15 @@ Result<std::unique_ptr<Store>> open_store(std::string_view url, const StoreOptio
   try {
     if (url.starts_with("sqlite://")) {
       std::string path(url.substr(9));
+      bool full_sync = false;
+      if (auto q = path.find('?'); q != std::string::npos) {
+        std::string query = path.substr(q + 1);
+        path.resize(q);
+        if (query == "synchronous=full") full_sync = true;
+        else if (query != "synchronous=normal")
+          return invalid_argument("unsupported SQLite URL option '" + query +
+                                  "' (expected synchronous=normal or synchronous=full)");
+      }
       if (path != ":memory:") {
         if (path.empty() || path[0] != '/')
           return invalid_argument("SQLite URL '" + std::string(url) +
@@ -25,7 +34,7 @@ Result<std::unique_ptr<Store>> open_store(std::string_view url, const StoreOptio
         if (ec)
           return unavailable("cannot create the directory of '" + path + "': " + ec.message());
       }
-      db = detail::open_sqlite_db(path, options.busy_timeout);
+      db = detail::open_sqlite_db(path, options.busy_timeout, full_sync);
     } else if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
       db = detail::open_postgres_db(std::string(url));
     } else {

@@ -98,7 +98,8 @@ class Db {
   virtual void reconnect() = 0;
 };
 
-std::unique_ptr<Db> open_sqlite_db(const std::string& path, Millis busy_timeout);
+// full_sync: synchronous=FULL (each commit synced) instead of NORMAL.
+std::unique_ptr<Db> open_sqlite_db(const std::string& path, Millis busy_timeout, bool full_sync = false);
 std::unique_ptr<Db> open_postgres_db(const std::string& url);
 
 }  // namespace culvert::store::detail

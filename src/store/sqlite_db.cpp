@@ -1,5 +1,5 @@
 // SQLite implementation of detail::Db: one sqlite3 connection in WAL mode with
-// synchronous=NORMAL, foreign keys on, a busy timeout, and a cache of prepared
+// synchronous=NORMAL (or FULL), foreign keys on, a busy timeout, and a cache of prepared
 // statements keyed by their SQL text.
 #include <sqlite3.h>
 
@@ -15,7 +15,7 @@ namespace {
 
 class SqliteDb final : public Db {
  public:
-  SqliteDb(const std::string& path, Millis busy_timeout) {
+  SqliteDb(const std::string& path, Millis busy_timeout, bool full_sync) {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (path == ":memory:") flags |= SQLITE_OPEN_MEMORY;
     int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
@@ -29,7 +29,8 @@ class SqliteDb final : public Db {
     busy_timeout_ = busy_timeout;
     sqlite3_busy_handler(db_, &SqliteDb::on_busy, this);
     if (path != ":memory:") exec_script("PRAGMA journal_mode=WAL");
-    exec_script("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON");
+    exec_script(full_sync ? "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON"
+                          : "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON");
   }
 
   ~SqliteDb() override {
@@ -158,8 +159,8 @@ class SqliteDb final : public Db {
 
 }  // namespace
 
-std::unique_ptr<Db> open_sqlite_db(const std::string& path, Millis busy_timeout) {
-  return std::make_unique<SqliteDb>(path, busy_timeout);
+std::unique_ptr<Db> open_sqlite_db(const std::string& path, Millis busy_timeout, bool full_sync) {
+  return std::make_unique<SqliteDb>(path, busy_timeout, full_sync);
 }
 
 }  // namespace culvert::store::detail

@@ -2,7 +2,9 @@
 // their state history, task runs, logs, agents and API tokens (SPEC §1, §3, §7, §8, §10).
 //
 // One interface, two implementations chosen by URL (see open_store):
-//   sqlite:///abs/path.db      a single-file database (WAL, synchronous=NORMAL)
+//   sqlite:///abs/path.db      a single-file database (WAL, synchronous=NORMAL: a
+//                              commit survives a crash of the process; add
+//                              ?synchronous=full to also survive power loss)
 //   sqlite://:memory:          a private in-memory database (tests only)
 //   postgresql://user@host:port/db  (also postgres://)  PostgreSQL 15
 // Both pass the same test suite (store_test.cpp) and behave identically.

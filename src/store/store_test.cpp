@@ -198,6 +198,25 @@ TEST_P(StoreTest, RejectsBadUrls) {
   EXPECT_EQ(open_store("mysql://x").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(open_store("sqlite://relative.db").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(open_store("sqlite:///proc/no/such/dir/x.db").status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(open_store("sqlite:///tmp/x.db?journal=off").status().code(), StatusCode::kInvalidArgument);
+  if (GetParam() == "sqlite") {
+    auto full = open_store(db_->url() + "?synchronous=full");
+    ASSERT_TRUE(full.is_ok()) << full.status().to_string();
+    EXPECT_TRUE((*full)->create_project("durable", "").is_ok());
+    EXPECT_TRUE(store_->find_project("durable").is_ok());
+  }
+}
+
+TEST_P(StoreTest, ReconnectsAfterTheConnectionWasLostWhileIdle) {
+  ASSERT_TRUE(store_->create_project("before", "").is_ok());
+  auto killed = db_->terminate_connections();
+  ASSERT_TRUE(killed.is_ok()) << killed.status().to_string();
+  if (GetParam() == "postgres") {
+    EXPECT_GE(*killed, 1);
+  }
+  // The next call re-establishes the connection and succeeds.
+  EXPECT_TRUE(store_->create_project("after", "").is_ok());
+  EXPECT_EQ(store_->list_projects()->size(), 2u);
 }
 
 TEST_P(StoreTest, Projects) {
@@ -633,6 +652,27 @@ TEST_P(StoreTest, ABacklogNoAgentCoversDoesNotHideClaimableRuns) {
   std::set<std::string> ids;
   for (const auto& r : *got) ids.insert(r.id);
   EXPECT_EQ(ids, want);
+}
+
+TEST_P(StoreTest, ClaimAcrossManyCoveredLabelSetsTakesTheOldestDue) {
+  // More covered label sets than the per-set path handles: one IN (...) query.
+  Flow f = register_flow("etl");
+  SysTime now = clock_.now();
+  std::vector<std::string> agent_labels;
+  std::vector<std::string> oldest;
+  for (int i = 0; i < 40; ++i) {
+    std::string label = "l" + std::to_string(i);
+    agent_labels.push_back(label);
+    FlowRun r = create_run(f.id, std::vector<std::string>{label}, now - seconds(100 - i));
+    if (i < 5) oldest.push_back(r.id);
+  }
+  create_run(f.id, std::vector<std::string>{"other"}, now - seconds(1000));
+  auto got = store_->claim_runs({"a", agent_labels, 5, now, {}});
+  ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+  std::vector<std::string> ids;
+  for (const auto& r : *got) ids.push_back(r.id);
+  EXPECT_EQ(ids, oldest);
+  EXPECT_EQ(store_->claim_runs({"a", agent_labels, 100, now, {}})->size(), 35u);
 }
 
 TEST_P(StoreTest, ClaimIssuesRunTokensInTheSameTransaction) {

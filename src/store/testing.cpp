@@ -67,6 +67,19 @@ Result<TestDatabase> TestDatabase::create(const std::string& backend) {
   return invalid_argument("unknown test backend '" + backend + "'");
 }
 
+Result<int> TestDatabase::terminate_connections() {
+  if (db_name_.empty()) return 0;
+  try {
+    pqxx::connection c(admin_url_);
+    pqxx::nontransaction n(c);
+    auto r = n.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = " + n.quote(db_name_) +
+                    " AND pid <> pg_backend_pid()");
+    return static_cast<int>(r.size());
+  } catch (const std::exception& e) {
+    return unavailable(std::string("cannot terminate connections: ") + e.what());
+  }
+}
+
 TestDatabase::TestDatabase(TestDatabase&& o) noexcept
     : backend_(std::move(o.backend_)),
       url_(std::move(o.url_)),

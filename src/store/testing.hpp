@@ -27,6 +27,10 @@ class TestDatabase {
   // The URL to pass to open_store.
   const std::string& url() const { return url_; }
 
+  // PostgreSQL: terminates every server connection to this database (as a database
+  // restart or a network failure would). Returns how many. SQLite: 0.
+  Result<int> terminate_connections();
+
  private:
   TestDatabase() = default;
   std::string backend_;
