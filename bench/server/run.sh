@@ -38,12 +38,25 @@ curl -sf -XPOST "$URL/api/v1/flows" -H "Authorization: Bearer $TOKEN" \
 RUN="$(curl -sf -XPOST "$URL/api/v1/flow-runs" -H "Authorization: Bearer $TOKEN" \
   -d '{"project":"bench","flow":"read"}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')"
 
-echo "== server $URL (db: ${DB%%://*}), cores: $(nproc), wrk -t1 -c$CONNS -d$DURATION"
-echo "-- GET /api/health"
-wrk -t1 -c"$CONNS" -d"$DURATION" "$URL/api/health" | grep -E "Requests/sec|Latency|requests in"
-echo "-- GET /api/v1/flow-runs/{id} (Bearer token)"
-wrk -t1 -c"$CONNS" -d"$DURATION" -H "Authorization: Bearer $TOKEN" "$URL/api/v1/flow-runs/$RUN" \
-  | grep -E "Requests/sec|Latency|requests in|Non-2xx"
+# CPU time (user+system, in clock ticks) the server process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+# Runs wrk and prints its figures plus the server's CPU time per request, which does not
+# depend on what else the machine is doing (unlike requests/s on a shared machine).
+bench() {  # label, wrk args...
+  local label="$1"; shift
+  local before after out reqs
+  before="$(cpu_ticks)"
+  out="$(wrk -t1 -c"$CONNS" -d"$DURATION" "$@")"
+  after="$(cpu_ticks)"
+  reqs="$(echo "$out" | awk '/requests in/ {print $1}')"
+  echo "-- $label"
+  echo "$out" | grep -E "Requests/sec|Latency|requests in|Non-2xx"
+  awk -v t=$((after - before)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "    server CPU per request: %.1f us\n", t / hz / n * 1e6 }'
+}
+echo "== server $URL (db: ${DB%%://*}), cores: $(nproc), load: $(cut -d' ' -f1-3 /proc/loadavg), wrk -t1 -c$CONNS -d$DURATION"
+bench "GET /api/health" "$URL/api/health"
+bench "GET /api/v1/flow-runs/{id} (Bearer token)" -H "Authorization: Bearer $TOKEN" "$URL/api/v1/flow-runs/$RUN"
 echo "-- claim latency"
 "$BUILD/bench/server/bench_claim_latency" "$URL" "$TOKEN" 300
 echo "-- server memory"

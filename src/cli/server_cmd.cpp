@@ -130,11 +130,18 @@ int run_server(const ServerFlags& f) {
   std::fflush(stdout);
   if (!f.port_file.empty()) {
     std::string tmp = f.port_file + ".tmp";
+    std::error_code ec;
     {
       std::ofstream out(tmp, std::ios::trunc);
       out << server.port() << "\n";
+      if (!out) ec = std::make_error_code(std::errc::io_error);
     }
-    std::filesystem::rename(tmp, f.port_file);
+    if (!ec) std::filesystem::rename(tmp, f.port_file, ec);
+    if (ec) {
+      fmt::print(stderr, "error: cannot write --port-file {}: {}\n", f.port_file, ec.message());
+      server.stop();
+      return 1;
+    }
   }
   int sig = 0;
   sigwait(&signals, &sig);

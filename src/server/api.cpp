@@ -59,6 +59,12 @@ Response json_response(int status, const json& body) {
   return r;
 }
 
+Response run_response(const store::FlowRun& run) {
+  Response r;
+  r.body = flow_run_text(run);
+  return r;
+}
+
 Status forbidden_run() {
   return {StatusCode::kPermissionDenied, "a run token may only act for its own flow run"};
 }
@@ -146,6 +152,10 @@ struct Api::Impl {
     Responder timed = [this, route, started, respond = std::move(respond)](Response r) {
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       metrics->observe_request(route, r.status, secs);
+      if (spdlog::should_log(spdlog::level::debug)) {
+        const char* pattern = route < router.routes().size() ? router.routes()[route].pattern.c_str() : "unmatched";
+        spdlog::debug("http route={} status={} ms={:.3f}", pattern, r.status, secs * 1e3);
+      }
       respond(std::move(r));
     };
     if (m.status == 404) {
@@ -364,7 +374,7 @@ struct Api::Impl {
     if (!c.principal.may_access_run(id)) return status_response(forbidden_run());
     auto r = st.get_flow_run(id);
     if (!r) return store_error(r.status());
-    return json_response(200, to_json(*r));
+    return run_response(*r);
   }
   Response set_state(Call& c, store::Store& st) {
     const auto& id = c.params.get("id");
@@ -384,21 +394,21 @@ struct Api::Impl {
     if (!r) return store_error(r.status());
     events.run_changed(id, is_final(r->state));
     announce(*r);
-    return json_response(200, to_json(*r));
+    return run_response(*r);
   }
   Response heartbeat_run(Call& c, store::Store& st) {
     const auto& id = c.params.get("id");
     if (!c.principal.may_access_run(id)) return status_response(forbidden_run());
     auto r = st.heartbeat_flow_run(id, clock.now());
     if (!r) return store_error(r.status());
-    return json_response(200, to_json(*r));
+    return run_response(*r);
   }
   Response cancel_run(Call& c, store::Store& st) {
     const auto& id = c.params.get("id");
     for (int attempt = 0; attempt < 5; ++attempt) {
       auto run = st.get_flow_run(id);
       if (!run) return store_error(run.status());
-      if (run->state == State::kCancelling) return json_response(200, to_json(*run));
+      if (run->state == State::kCancelling) return run_response(*run);
       store::SetFlowRunState s;
       s.run_id = id;
       s.expected_version = run->version;
@@ -414,7 +424,7 @@ struct Api::Impl {
       if (r) {
         events.run_changed(id, is_final(r->state));
         spdlog::info("flow run {}: {} -> {} (cancel)", id, state_name(run->state), state_name(r->state));
-        return json_response(200, to_json(*r));
+        return run_response(*r);
       }
       if (r.status().code() != StatusCode::kConflict) return store_error(r.status());
       // Another writer moved the run; look again.
@@ -440,7 +450,7 @@ struct Api::Impl {
     if (!r) return store_error(r.status());
     events.run_changed(id, false);
     announce(*r);
-    return json_response(200, to_json(*r));
+    return run_response(*r);
   }
   Response run_history(Call& c, store::Store& st) {
     const auto& id = c.params.get("id");

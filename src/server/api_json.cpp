@@ -98,11 +98,57 @@ Result<std::optional<std::vector<std::string>>> opt_labels(const json& o, std::s
   return std::optional<std::vector<std::string>>(normalize_labels(std::move(out)));
 }
 
+// Strict RFC 3339 shape, checked before parse_rfc3339 sees the text:
+// YYYY-MM-DD(T| )HH:MM:SS[.digits](Z|±HH:MM), years 1970..2200.
+bool rfc3339_shape(std::string_view s) {
+  auto digits = [&](size_t at, size_t n) {
+    if (at + n > s.size()) return false;
+    for (size_t i = at; i < at + n; ++i)
+      if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+    return true;
+  };
+  if (s.size() < 20 || s.size() > 40) return false;
+  if (!digits(0, 4) || s[4] != '-' || !digits(5, 2) || s[7] != '-' || !digits(8, 2)) return false;
+  // Times are nanosecond time_points (years 1678..2261); accept 1970..2200.
+  int year = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+  if (year < 1970 || year > 2200) return false;
+  if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return false;
+  if (!digits(11, 2) || s[13] != ':' || !digits(14, 2) || s[16] != ':' || !digits(17, 2)) return false;
+  size_t i = 19;
+  if (s[i] == '.') {
+    size_t start = ++i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+    if (i == start || i - start > 9) return false;
+  }
+  if (i + 1 == s.size() && (s[i] == 'Z' || s[i] == 'z')) return true;
+  return i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && digits(i + 1, 2) && s[i + 3] == ':' && digits(i + 4, 2);
+}
+
+std::optional<SysTime> parse_time_text(std::string_view s) {
+  if (!rfc3339_shape(s)) return std::nullopt;
+  return parse_rfc3339(s);
+}
+
+// Durations such as "30d" or "1h30m", each number at most 6 digits (so no overflow).
+std::optional<Millis> parse_duration_text(std::string_view s) {
+  size_t run = 0;
+  for (char c : s) {
+    if (std::isdigit(static_cast<unsigned char>(c))) {
+      if (++run > 6) return std::nullopt;
+    } else if (std::isalpha(static_cast<unsigned char>(c))) {
+      run = 0;
+    } else {
+      return std::nullopt;
+    }
+  }
+  return parse_duration(s);
+}
+
 Result<std::optional<SysTime>> opt_time(const json& o, std::string_view key) {
   auto s = opt_string(o, key, 64);
   if (!s) return s.status();
   if (!s->has_value()) return std::optional<SysTime>();
-  auto t = parse_rfc3339(**s);
+  auto t = parse_time_text(**s);
   if (!t) return field_error(key, "must be an RFC 3339 time such as 2026-01-01T06:00:00Z");
   return std::optional<SysTime>(*t);
 }
@@ -556,9 +602,9 @@ Result<TokenCreate> parse_token_create(const json& body, SysTime now) {
   auto exp = opt_string(body, "expires", 64);
   if (!exp) return exp.status();
   if (exp->has_value()) {
-    if (auto d = parse_duration(**exp); d && d->count() > 0) {
+    if (auto d = parse_duration_text(**exp); d && d->count() > 0) {
       t.expires = now + *d;
-    } else if (auto at = parse_rfc3339(**exp)) {
+    } else if (auto at = parse_time_text(**exp)) {
       if (*at <= now) return field_error("expires", "lies in the past");
       t.expires = *at;
     } else {
@@ -592,10 +638,149 @@ Result<int64_t> parse_int_param(const std::optional<std::string>& value, std::st
   return n;
 }
 
-std::string time_json(SysTime t) { return format_rfc3339(t); }
+namespace {
+
+// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), after the
+// well-known civil-from-days algorithm (eras of 400 years).
+void civil_from_days(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y = static_cast<int64_t>(yoe) + era * 400 + (m <= 2);
+}
+
+void put_digits(char* out, unsigned v, int n) {
+  for (int i = n - 1; i >= 0; --i) {
+    out[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+}
+
+}  // namespace
+
+std::string time_json(SysTime t) {
+  // Same text as format_rfc3339 (checked by a test), without streams.
+  int64_t ms = to_unix_ms(t);
+  int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+  int64_t rem = ms - days * 86400000;
+  int64_t y;
+  unsigned mo, d;
+  civil_from_days(days, y, mo, d);
+  if (y < 0 || y > 9999) return format_rfc3339(t);
+  char buf[24];
+  put_digits(buf, static_cast<unsigned>(y), 4);
+  buf[4] = '-';
+  put_digits(buf + 5, mo, 2);
+  buf[7] = '-';
+  put_digits(buf + 8, d, 2);
+  buf[10] = 'T';
+  put_digits(buf + 11, static_cast<unsigned>(rem / 3600000), 2);
+  buf[13] = ':';
+  put_digits(buf + 14, static_cast<unsigned>(rem / 60000 % 60), 2);
+  buf[16] = ':';
+  put_digits(buf + 17, static_cast<unsigned>(rem / 1000 % 60), 2);
+  buf[19] = '.';
+  put_digits(buf + 20, static_cast<unsigned>(rem % 1000), 3);
+  buf[23] = 'Z';
+  return std::string(buf, 24);
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  static const char* kHex = "0123456789abcdef";
+  out.push_back('"');
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 15]);
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+std::string flow_run_text(const store::FlowRun& r) {
+  // The hot path of GET /api/v1/flow-runs/{id}, state changes and heartbeats: written
+  // directly; to_json(FlowRun) renders the same document (checked by a test). Stored
+  // text fields were valid UTF-8 JSON input when they were written.
+  std::string o;
+  o.reserve(768);
+  auto key = [&](const char* k) {
+    o += o.empty() ? "{\"" : ",\"";
+    o += k;
+    o += "\":";
+  };
+  auto str = [&](const char* k, std::string_view v) {
+    key(k);
+    append_json_string(o, v);
+  };
+  auto opt_str = [&](const char* k, const std::optional<std::string>& v) {
+    key(k);
+    if (v) append_json_string(o, *v); else o += "null";
+  };
+  auto time = [&](const char* k, const std::optional<SysTime>& v) {
+    key(k);
+    if (v) append_json_string(o, time_json(*v)); else o += "null";
+  };
+  auto num = [&](const char* k, int64_t v) {
+    key(k);
+    o += std::to_string(v);
+  };
+  opt_str("agent_id", r.agent_id);
+  key("auto_scheduled");
+  o += r.auto_scheduled ? "true" : "false";
+  time("created", r.created);
+  time("end_time", r.end_time);
+  str("flow_id", r.flow_id);
+  str("flow_name", r.flow_name);
+  num("flow_version", r.flow_version);
+  time("heartbeat_at", r.heartbeat_at);
+  str("id", r.id);
+  opt_str("idempotency_key", r.idempotency_key);
+  key("labels");
+  o.push_back('[');
+  for (size_t i = 0; i < r.labels.size(); ++i) {
+    if (i) o.push_back(',');
+    append_json_string(o, r.labels[i]);
+  }
+  o.push_back(']');
+  key("parameters");
+  if (r.parameters_json.empty() || r.parameters_json == "{}") {
+    o += "{}";
+  } else {
+    json p = json::parse(r.parameters_json, nullptr, false);
+    o += p.is_discarded() ? "null" : p.dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  str("project_id", r.project_id);
+  num("run_count", r.run_count);
+  time("scheduled_start_time", r.scheduled_start_time);
+  time("start_time", r.start_time);
+  str("state", state_name(r.state));
+  time("state_changed_at", r.state_changed_at);
+  str("state_message", r.state_message);
+  time("submitted_at", r.submitted_at);
+  num("version", r.version);
+  o.push_back('}');
+  return o;
+}
 
 namespace {
-json opt_time_json(const std::optional<SysTime>& t) { return t ? json(format_rfc3339(*t)) : json(nullptr); }
+json opt_time_json(const std::optional<SysTime>& t) { return t ? json(time_json(*t)) : json(nullptr); }
 json opt_string_json(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
 json parse_stored(const std::string& text) {
   json j = json::parse(text, nullptr, false);

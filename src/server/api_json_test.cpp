@@ -2,6 +2,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/crypto.hpp"
 #include "core/timefmt.hpp"
 #include "server/api_json.hpp"
 
@@ -107,6 +108,13 @@ TEST(ApiJsonTest, FlowRunCreate) {
   EXPECT_FALSE(parse_flow_run_create({{"flow_id", "f"}, {"project", "p"}, {"flow", "x"}}).is_ok());
   EXPECT_FALSE(parse_flow_run_create({{"flow_id", "f"}, {"parameters", json::array()}}).is_ok());
   EXPECT_FALSE(parse_flow_run_create({{"flow_id", "f"}, {"scheduled_start_time", "tomorrow"}}).is_ok());
+  // Found by the fuzzer: malformed times must be refused, not parsed into garbage.
+  for (const char* bad : {"2026-01-01T00:00=:00Z", "2026-01-01T00:00:00", "2026-1-01T00:00:00Z",
+                          "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00+0100", "2026-01-01T00:00:00ZZ",
+                          "1013-01-01T06:00:00+01:00", "9999-01-01T00:00:00Z"})
+    EXPECT_FALSE(parse_flow_run_create({{"flow_id", "f"}, {"scheduled_start_time", bad}}).is_ok()) << bad;
+  for (const char* good : {"2026-01-01T00:00:00Z", "2026-01-01 00:00:00.123456Z", "2026-01-01T01:00:00+01:00"})
+    EXPECT_TRUE(parse_flow_run_create({{"flow_id", "f"}, {"scheduled_start_time", good}}).is_ok()) << good;
 }
 
 TEST(ApiJsonTest, StateChange) {
@@ -152,11 +160,52 @@ TEST(ApiJsonTest, ClaimsTokensAndQueryIntegers) {
   EXPECT_EQ(*t->expires - now, std::chrono::hours(24 * 30));
   EXPECT_FALSE(parse_token_create({{"name", "n"}, {"scope", "run"}}, now).is_ok());
   EXPECT_FALSE(parse_token_create({{"name", "n"}, {"scope", "user"}, {"expires", "soon"}}, now).is_ok());
+  EXPECT_FALSE(parse_token_create({{"name", "n"}, {"scope", "user"}, {"expires", "999999999999d"}}, now).is_ok());
   EXPECT_EQ(*parse_int_param(std::string("42"), "limit", 1, 100, 5), 42);
   EXPECT_EQ(*parse_int_param(std::nullopt, "limit", 1, 100, 5), 5);
   EXPECT_FALSE(parse_int_param(std::string("4x"), "limit", 1, 100, 5).is_ok());
   EXPECT_FALSE(parse_int_param(std::string("101"), "limit", 1, 100, 5).is_ok());
   EXPECT_FALSE(parse_int_param(std::string("99999999999999999999"), "after", 0, INT64_MAX, 0).is_ok());
+}
+
+}  // namespace
+}  // namespace culvert::server
+
+namespace culvert::server {
+namespace {
+
+TEST(ApiJsonTest, FastTimeFormatMatchesCore) {
+  SeededRandom rnd(7);
+  std::vector<int64_t> samples = {0, 1, 999, 1000, 86399999, 86400000, 951782400000 /* 2000-02-29 */,
+                                  4102444799999 /* 2099-12-31 */, 1767225600123};
+  for (int i = 0; i < 2000; ++i) samples.push_back(static_cast<int64_t>(rnd.next_u64() % 7258118400000ull));
+  for (int64_t ms : samples) EXPECT_EQ(time_json(from_unix_ms(ms)), format_rfc3339(from_unix_ms(ms))) << ms;
+}
+
+TEST(ApiJsonTest, FlowRunTextEqualsTheJsonRendering) {
+  store::FlowRun r;
+  r.id = "id-1";
+  r.flow_id = "f";
+  r.project_id = "p";
+  r.flow_name = "etl \"quoted\" \\ tab\t nl\n ctl\x01 ünï";
+  r.flow_version = 3;
+  r.parameters_json = R"({"b":[1,2],"a":"x"})";
+  r.labels = {"a", "b\"c"};
+  r.idempotency_key = "k";
+  r.state = State::kCancelling;
+  r.state_message = "m";
+  r.version = 12;
+  r.run_count = 2;
+  r.agent_id = "ag";
+  r.created = from_unix_ms(1767225600123);
+  r.state_changed_at = from_unix_ms(1767225601000);
+  r.scheduled_start_time = from_unix_ms(1767225600000);
+  r.heartbeat_at = from_unix_ms(1767225605000);
+  EXPECT_EQ(json::parse(flow_run_text(r)), to_json(r));
+  store::FlowRun empty;
+  empty.parameters_json = "{}";
+  EXPECT_EQ(json::parse(flow_run_text(empty)), to_json(empty));
+  EXPECT_EQ(flow_run_text(empty), to_json(empty).dump());
 }
 
 }  // namespace

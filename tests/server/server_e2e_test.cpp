@@ -307,6 +307,46 @@ TEST_F(ServerE2E, KillNineLosesNoAcknowledgedWrite) {
   }
 }
 
+TEST_F(ServerE2E, TwoReplicasOnOneDatabaseHandOverWorkExactlyOnce) {
+  std::string user = token("user");
+  std::string runner = token("runner");
+  ASSERT_EQ(client_->post("/api/v1/flows", flow_body("multi", {}), user).status, 201);
+  // A second server process on the same database.
+  TempDir home2;
+  auto replica = ServerProcess::start(home2.path(), db_.url, {"--poll-interval", "100ms"});
+  ASSERT_NE(replica, nullptr);
+  std::string a1 = client_->post("/api/v1/agents", {{"name", "a1"}, {"type", "local"}}, runner).body["id"];
+  std::string a2 = client_->post("/api/v1/agents", {{"name", "a2"}, {"type", "local"}}, runner).body["id"];
+  constexpr int kRuns = 40;
+  std::mutex mu;
+  std::map<std::string, int> claimed;  // run id -> times claimed
+  std::atomic<int> total{0};
+  auto agent = [&](const std::string& url, const std::string& id) {
+    HttpClient c(url);
+    while (total < kRuns) {
+      auto r = c.post("/api/v1/agents/" + id + "/claim", {{"max", 3}, {"wait_ms", 500}}, runner);
+      if (r.status != 200) return;
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto& run : r.body["runs"]) {
+        ++claimed[run["id"].get<std::string>()];
+        ++total;
+      }
+    }
+  };
+  // Agent 1 polls this server, agent 2 the replica; runs are created on this server
+  // only, so the replica learns of them from the database alone.
+  std::thread t1(agent, server_->url(), a1), t2(agent, replica->url(), a2);
+  for (int i = 0; i < kRuns; ++i)
+    ASSERT_EQ(client_->post("/api/v1/flow-runs", {{"project", "e2e"}, {"flow", "multi"}}, user).status, 201);
+  t1.join();
+  t2.join();
+  EXPECT_EQ(claimed.size(), static_cast<size_t>(kRuns));
+  for (const auto& [id, n] : claimed) EXPECT_EQ(n, 1) << id << " claimed twice";
+  auto runs = client_->get("/api/v1/flow-runs?state=Submitted&limit=1000", user);
+  EXPECT_EQ(runs.body["runs"].size(), static_cast<size_t>(kRuns));
+  EXPECT_EQ(replica->terminate(), 0);
+}
+
 TEST_F(ServerE2E, SigtermAnswersParkedPollsAndExitsCleanly) {
   std::string runner = token("runner");
   auto a = client_->post("/api/v1/agents", {{"name", "a"}, {"type", "local"}}, runner);
