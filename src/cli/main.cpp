@@ -4,22 +4,27 @@
 
 #include "cli/client_cmds.hpp"
 
+void add_server_command(CLI::App& app);  // server_cmd.cpp
+
 int main(int argc, char** argv) {
   CLI::App app{"Culvert: a workflow orchestrator with a hybrid execution model"};
   app.require_subcommand(1);
   auto* version = app.add_subcommand("version", "Print the version");
   std::string output = "table";
   version->add_option("--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  add_server_command(app);
+  culvert::cli::CliContext client_ctx;
+  culvert::cli::add_client_commands(app, client_ctx);
   version->callback([&] {
     if (output == "json")
       fmt::print("{{\"version\":\"{}\"}}\n", CULVERT_VERSION);
     else
       fmt::print("culvert {}\n", CULVERT_VERSION);
   });
-  culvert::cli::CliContext client_ctx;
-  culvert::cli::add_client_commands(app, client_ctx);
   try {
     app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {  // a command failed; it printed why
+    return e.get_exit_code();
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;

@@ -1,0 +1,109 @@
+// The JSON side of the API: request bodies parsed and validated into store records,
+// and store records rendered as JSON. Pure functions (no I/O), so they are unit-tested
+// and fuzzed directly. Errors: InvalidArgument (HTTP 400) when a body is not JSON,
+// Unprocessable (HTTP 422) naming the field when valid JSON has invalid content.
+// Thread-safe.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <culvert/clock.hpp>
+#include <culvert/status.hpp>
+
+#include "store/store.hpp"
+
+namespace culvert::server {
+
+using json = nlohmann::json;
+
+// Limits on batches and names (documented in docs/SERVER.md).
+inline constexpr size_t kMaxBatch = 1000;
+inline constexpr size_t kMaxNameLength = 200;
+inline constexpr size_t kMaxLogMessage = 64 * 1024;
+
+// Parses a request body. An empty body is `{}` when `empty_is_object`.
+Result<json> parse_body(std::string_view body, bool empty_is_object = false);
+
+// POST /api/v1/projects
+struct ProjectCreate {
+  std::string name;
+  std::string description;
+  bool skip_if_exists = false;
+};
+Result<ProjectCreate> parse_project_create(const json& body);
+
+// POST /api/v1/flows. Checks the flow description (docs/FORMATS.md): unique task
+// names, edges between known tasks and without cycles, parameter declarations, run
+// config type, schedule shape.
+Result<store::NewFlowVersion> parse_flow_registration(const json& body);
+
+// POST /api/v1/flow-runs
+struct FlowRunCreate {
+  std::optional<std::string> flow_id;
+  std::optional<std::string> project;  // with `flow`
+  std::optional<std::string> flow;
+  json parameters = json::object();
+  std::optional<std::vector<std::string>> labels;
+  std::optional<std::string> idempotency_key;
+  std::optional<SysTime> scheduled_start_time;
+};
+Result<FlowRunCreate> parse_flow_run_create(const json& body);
+// Checks run parameters against the flow's declared parameters (the description's
+// "parameters" array): unknown names, missing required ones and type mismatches are
+// Unprocessable.
+Status check_parameters(const json& flow_description, const json& given);
+
+// POST /api/v1/flow-runs/{id}/state
+struct StateChange {
+  State state = State::kPending;
+  std::string message;
+  std::optional<int64_t> expected_version;
+  std::optional<SysTime> scheduled_start_time;
+};
+Result<StateChange> parse_state_change(const json& body);
+
+// POST /api/v1/task-runs/states
+Result<std::vector<store::TaskRunUpdate>> parse_task_run_batch(const json& body, SysTime now);
+// POST /api/v1/logs
+Result<std::vector<store::LogEntry>> parse_log_batch(const json& body, SysTime now);
+// POST /api/v1/agents
+Result<store::NewAgent> parse_agent(const json& body);
+
+// POST /api/v1/agents/{id}/claim
+struct ClaimBody {
+  int max = 1;
+  Millis wait{0};
+};
+Result<ClaimBody> parse_claim(const json& body, Millis max_wait);
+
+// POST /api/v1/tokens. `expires` is a duration ("30d") or an RFC 3339 time.
+struct TokenCreate {
+  std::string name;
+  std::string scope;
+  std::optional<SysTime> expires;
+};
+Result<TokenCreate> parse_token_create(const json& body, SysTime now);
+
+// Integer query parameter in [lo, hi]; `fallback` when absent. Unprocessable names it.
+Result<int64_t> parse_int_param(const std::optional<std::string>& value, std::string_view name,
+                                int64_t lo, int64_t hi, int64_t fallback);
+
+// Rendering.
+json to_json(const store::Project& p);
+// `full`: include the stored description (tasks, edges, parameters, run config...).
+json to_json(const store::Flow& f, bool full);
+json to_json(const store::FlowRun& r);
+json to_json(const store::StateChange& c);
+json to_json(const store::TaskRun& t);
+json to_json(const store::LogRecord& l);
+// `healthy` is decided by the caller (it depends on the clock and intervals).
+json to_json(const store::Agent& a, bool healthy);
+json to_json(const store::Token& t);
+std::string time_json(SysTime t);
+
+}  // namespace culvert::server

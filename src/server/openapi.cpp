@@ -1,0 +1,139 @@
+// The OpenAPI 3 document of the server API. Kept by hand next to the route table in
+// api.cpp; openapi_test.cpp checks that both list exactly the same routes (method,
+// path, whether a token is needed), so they cannot drift apart.
+#include "server/api.hpp"
+
+namespace culvert::server {
+
+const std::string& openapi_document() {
+  static const std::string kDoc = R"JSON({
+  "openapi": "3.0.3",
+  "info": {
+    "title": "Culvert orchestration server API",
+    "version": "1",
+    "description": "Metadata API of the Culvert server: projects, flows, flow runs, task runs, logs, agents and tokens. All bodies are JSON. Errors are {\"error\":{\"code\":\"...\",\"message\":\"...\"}} with 400 (malformed JSON), 401 (no or bad token), 403 (scope), 404, 409 (state conflict), 413 (body too large), 422 (valid JSON, invalid content)."
+  },
+  "servers": [{"url": "http://127.0.0.1:4200"}],
+  "security": [{"bearer": []}],
+  "components": {
+    "securitySchemes": {
+      "bearer": {"type": "http", "scheme": "bearer", "description": "An API token. Scopes: admin ⊃ user ⊃ runner; run tokens act for one flow run."}
+    },
+    "parameters": {
+      "id": {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}
+    },
+    "schemas": {
+      "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+      "Project": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "description": {"type": "string"}, "created": {"type": "string", "format": "date-time"}}},
+      "Flow": {"type": "object", "description": "A flow version: the registered flow description (docs/FORMATS.md) plus server fields.", "properties": {"id": {"type": "string"}, "project_id": {"type": "string"}, "project": {"type": "string"}, "name": {"type": "string"}, "version": {"type": "integer"}, "archived": {"type": "boolean"}, "artifact": {"type": "object", "properties": {"uri": {"type": "string"}, "sha256": {"type": "string"}}}, "labels": {"type": "array", "items": {"type": "string"}}, "schedule": {"type": "object", "nullable": true}, "schedule_active": {"type": "boolean"}, "max_run_retries": {"type": "integer"}, "tasks": {"type": "array", "items": {"type": "object"}}, "edges": {"type": "array", "items": {"type": "object"}}, "parameters": {"type": "array", "items": {"type": "object"}}, "run_config": {"type": "object"}}},
+      "FlowRun": {"type": "object", "properties": {"id": {"type": "string"}, "flow_id": {"type": "string"}, "project_id": {"type": "string"}, "flow_name": {"type": "string"}, "flow_version": {"type": "integer"}, "parameters": {"type": "object"}, "labels": {"type": "array", "items": {"type": "string"}}, "idempotency_key": {"type": "string", "nullable": true}, "auto_scheduled": {"type": "boolean"}, "state": {"$ref": "#/components/schemas/State"}, "state_message": {"type": "string"}, "version": {"type": "integer", "description": "Pass back as expected_version."}, "run_count": {"type": "integer"}, "agent_id": {"type": "string", "nullable": true}, "created": {"type": "string", "format": "date-time"}, "state_changed_at": {"type": "string", "format": "date-time"}, "scheduled_start_time": {"type": "string", "format": "date-time"}, "submitted_at": {"type": "string", "format": "date-time", "nullable": true}, "start_time": {"type": "string", "format": "date-time", "nullable": true}, "end_time": {"type": "string", "format": "date-time", "nullable": true}, "heartbeat_at": {"type": "string", "format": "date-time", "nullable": true}}},
+      "State": {"type": "string", "enum": ["Scheduled", "Pending", "Submitted", "Running", "Retrying", "Cancelling", "Success", "Cached", "Skipped", "Failed", "TimedOut", "TriggerFailed", "Crashed", "Cancelled"]},
+      "TaskRun": {"type": "object", "properties": {"id": {"type": "string"}, "flow_run_id": {"type": "string"}, "task": {"type": "string"}, "map_index": {"type": "integer"}, "state": {"$ref": "#/components/schemas/State"}, "message": {"type": "string"}, "attempts": {"type": "integer"}, "created": {"type": "string"}, "updated": {"type": "string"}, "start_time": {"type": "string", "nullable": true}, "end_time": {"type": "string", "nullable": true}}},
+      "TaskRunState": {"type": "object", "required": ["flow_run_id", "task", "state"], "properties": {"flow_run_id": {"type": "string"}, "task": {"type": "string"}, "map_index": {"type": "integer", "default": -1}, "state": {"$ref": "#/components/schemas/State"}, "message": {"type": "string"}, "attempts": {"type": "integer"}, "timestamp": {"type": "string", "format": "date-time"}}},
+      "LogLine": {"type": "object", "required": ["flow_run_id", "message"], "properties": {"flow_run_id": {"type": "string"}, "task_run_id": {"type": "string"}, "task": {"type": "string"}, "map_index": {"type": "integer"}, "level": {"type": "string", "enum": ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]}, "message": {"type": "string"}, "timestamp": {"type": "string", "format": "date-time"}}},
+      "LogRecord": {"allOf": [{"$ref": "#/components/schemas/LogLine"}, {"type": "object", "properties": {"id": {"type": "integer"}}}]},
+      "Agent": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "type": {"type": "string", "enum": ["local", "docker", "ecs", "slurm"]}, "labels": {"type": "array", "items": {"type": "string"}}, "created": {"type": "string"}, "last_heartbeat": {"type": "string", "nullable": true}, "health": {"type": "string", "enum": ["healthy", "unhealthy"]}}},
+      "Token": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "scope": {"type": "string", "enum": ["admin", "user", "runner", "run"]}, "flow_run_id": {"type": "string", "nullable": true}, "created": {"type": "string"}, "expires": {"type": "string", "nullable": true}, "revoked": {"type": "boolean"}, "revoked_at": {"type": "string", "nullable": true}}}
+    },
+    "responses": {
+      "Error": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    }
+  },
+  "paths": {
+    "/api/health": {
+      "get": {"summary": "Liveness of the server", "security": [], "responses": {"200": {"description": "{\"status\":\"ok\",\"version\":\"...\"}"}}}
+    },
+    "/metrics": {
+      "get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "Prometheus text format 0.0.4", "content": {"text/plain": {}}}}}
+    },
+    "/api/v1/openapi.json": {
+      "get": {"summary": "This API's OpenAPI document", "security": [], "responses": {"200": {"description": "This document"}}}
+    },
+    "/api/v1/projects": {
+      "post": {"summary": "Create a project (scope user)", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "description": {"type": "string"}, "skip_if_exists": {"type": "boolean"}}}}}}, "responses": {"201": {"description": "The project", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Project"}}}}, "409": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}},
+      "get": {"summary": "List projects (scope runner)", "responses": {"200": {"description": "{\"projects\":[Project]}"}}}
+    },
+    "/api/v1/flows": {
+      "post": {"summary": "Register a flow version (scope user). Body: the flow description of docs/FORMATS.md plus project, artifact {uri, sha256}, optional idempotency_key and create_project (default true).", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["project", "name", "artifact"]}}}}, "responses": {"201": {"description": "The new (or, for a repeated idempotency_key, the earlier) version", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Flow"}}}}, "404": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}},
+      "get": {"summary": "List flows (scope runner): latest versions unless all_versions=true", "parameters": [{"name": "project", "in": "query", "schema": {"type": "string"}, "description": "project name"}, {"name": "name", "in": "query", "schema": {"type": "string"}}, {"name": "all_versions", "in": "query", "schema": {"type": "boolean"}}], "responses": {"200": {"description": "{\"flows\":[Flow]} (without tasks and edges)"}}}
+    },
+    "/api/v1/flows/{id}": {
+      "parameters": [{"$ref": "#/components/parameters/id"}],
+      "get": {"summary": "Get a flow version (scope runner, or the run token of a run of this version)", "responses": {"200": {"description": "The flow", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Flow"}}}}, "404": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/api/v1/flows/{id}/schedule": {
+      "parameters": [{"$ref": "#/components/parameters/id"}],
+      "post": {"summary": "Pause or resume a flow's schedule (scope user)", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["active"], "properties": {"active": {"type": "boolean"}}}}}}, "responses": {"200": {"description": "The flow"}, "422": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/api/v1/flow-runs": {
+      "post": {"summary": "Create a flow run (scope user). Parameters are checked against the flow's declared parameters; labels default to the flow's.", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {"flow_id": {"type": "string"}, "project": {"type": "string"}, "flow": {"type": "string"}, "parameters": {"type": "object"}, "labels": {"type": "array", "items": {"type": "string"}}, "idempotency_key": {"type": "string"}, "scheduled_start_time": {"type": "string", "format": "date-time"}}}}}}, "responses": {"201": {"description": "Created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FlowRun"}}}}, "200": {"description": "An earlier run with the same idempotency_key"}, "404": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}},
+      "get": {"summary": "List flow runs, newest first, with cursor pagination (scope runner)", "parameters": [{"name": "flow_id", "in": "query", "schema": {"type": "string"}}, {"name": "project", "in": "query", "schema": {"type": "string"}}, {"name": "state", "in": "query", "schema": {"$ref": "#/components/schemas/State"}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}}, {"name": "cursor", "in": "query", "schema": {"type": "string"}}], "responses": {"200": {"description": "{\"runs\":[FlowRun],\"next_cursor\":string|null}"}}}
+    },
+    "/api/v1/flow-runs/{id}": {
+      "parameters": [{"$ref": "#/components/parameters/id"}],
+      "get": {"summary": "Get a flow run (scope runner, or its run token)", "responses": {"200": {"description": "The run", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FlowRun"}}}}, "404": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/api/v1/flow-runs/{id}/state": {
+      "parameters": [{"$ref": "#/components/parameters/id"}],
+      "post": {"summary": "Set a flow run's state (scope runner, or its run token). Illegal transitions and a stale expected_version are refused with 409.", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["state"], "properties": {"state": {"$ref": "#/components/schemas/State"}, "message": {"type": "string"}, "expected_version": {"type": "integer"}, "scheduled_start_time": {"type": "string", "format": "date-time"}}}}}}, "responses": {"200": {"description": "The run after the change"}, "409": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/api/v1/flow-runs/{id}/heartbeat": {
+      "parameters": [{"$ref": "#/components/parameters/id"}],
+      "post": {"summary": "Flow run heartbeat (scope runner, or its run token); the answer shows e.g. Cancelling", "responses": {"200": {"description": "The run"}}}
+    },
+    "/api/v1/flow-runs/{id}/cancel": {
+      "parameters": [{"$ref": "#/components/parameters/id"}],
+      "post": {"summary": "Cancel a flow run (scope user): Submitted/Running become Cancelling, waiting runs Cancelled", "responses": {"200": {"description": "The run"}, "409": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/api/v1/flow-runs/{id}/retry": {
+      "parameters": [{"$ref": "#/components/parameters/id"}],
+      "post": {"summary": "Retry a finished flow run (scope user): forced back to Scheduled, due now", "responses": {"200": {"description": "The run"}, "409": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/api/v1/flow-runs/{id}/history": {
+      "parameters": [{"$ref": "#/components/parameters/id"}],
+      "get": {"summary": "A flow run's state history, oldest first (scope runner, or its run token)", "responses": {"200": {"description": "{\"history\":[...]}"}}}
+    },
+    "/api/v1/flow-runs/{id}/diagnosis": {
+      "parameters": [{"$ref": "#/components/parameters/id"}],
+      "get": {"summary": "Why a flow run has not been claimed: agents, their health and missing labels (scope runner)", "responses": {"200": {"description": "{\"reason\":string,\"agents\":[...]}"}}}
+    },
+    "/api/v1/flow-runs/{id}/task-runs": {
+      "parameters": [{"$ref": "#/components/parameters/id"}],
+      "get": {"summary": "A flow run's task runs (scope runner, or its run token)", "responses": {"200": {"description": "{\"task_runs\":[TaskRun]}"}}}
+    },
+    "/api/v1/task-runs/states": {
+      "post": {"summary": "Report task-run states, a batch applied all or nothing (scope runner, or a run token for its own run)", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/TaskRunState"}}}}}, "responses": {"200": {"description": "{\"task_run_ids\":[string]}"}, "422": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/api/v1/logs": {
+      "post": {"summary": "Append log lines, a batch (scope runner, or a run token for its own run)", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/LogLine"}}}}}, "responses": {"201": {"description": "{\"ids\":[integer]}"}, "422": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/api/v1/flow-runs/{id}/logs": {
+      "parameters": [{"$ref": "#/components/parameters/id"}],
+      "get": {"summary": "Read a flow run's logs after a cursor; waits up to wait_ms for new lines unless the run is final (scope runner, or its run token)", "parameters": [{"name": "after", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of the previous answer; 0 or absent for the start"}, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}}, {"name": "wait_ms", "in": "query", "schema": {"type": "integer", "minimum": 0}}], "responses": {"200": {"description": "{\"logs\":[LogRecord],\"next_cursor\":string,\"flow_run_state\":State}"}}}
+    },
+    "/api/v1/agents": {
+      "post": {"summary": "Register an agent (scope runner); re-registering a name updates it", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "type": {"type": "string", "enum": ["local", "docker", "ecs", "slurm"]}, "labels": {"type": "array", "items": {"type": "string"}}}}}}}, "responses": {"201": {"description": "The agent, with its id", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Agent"}}}}}},
+      "get": {"summary": "List agents with health (scope runner)", "responses": {"200": {"description": "{\"agents\":[Agent]}"}}}
+    },
+    "/api/v1/agents/{id}/heartbeat": {
+      "parameters": [{"$ref": "#/components/parameters/id"}],
+      "post": {"summary": "Agent heartbeat (scope runner)", "responses": {"200": {"description": "{\"id\":string,\"health\":\"healthy\"}"}, "404": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/api/v1/agents/{id}/claim": {
+      "parameters": [{"$ref": "#/components/parameters/id"}],
+      "post": {"summary": "Claim due flow runs whose labels the agent covers; waits up to wait_ms for work (scope runner). Each run comes with a run token, shown only here.", "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"max": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1}, "wait_ms": {"type": "integer", "minimum": 0, "default": 0}}}}}}, "responses": {"200": {"description": "{\"runs\":[FlowRun + {\"token\":string}]}, now Submitted to this agent"}, "404": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/api/v1/tokens": {
+      "post": {"summary": "Create an API token (scope admin); the secret is shown only in this answer", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name", "scope"], "properties": {"name": {"type": "string"}, "scope": {"type": "string", "enum": ["admin", "user", "runner"]}, "expires": {"type": "string", "description": "a duration (30d, 12h) or an RFC 3339 time"}}}}}}, "responses": {"201": {"description": "Token metadata plus {\"token\":string}"}}},
+      "get": {"summary": "List API tokens (scope admin); run tokens only with include_run=true", "parameters": [{"name": "include_run", "in": "query", "schema": {"type": "boolean"}}], "responses": {"200": {"description": "{\"tokens\":[Token]}"}}}
+    },
+    "/api/v1/tokens/{id}": {
+      "parameters": [{"$ref": "#/components/parameters/id"}],
+      "delete": {"summary": "Revoke an API token (scope admin)", "responses": {"200": {"description": "{\"id\":string,\"revoked\":true}"}, "404": {"$ref": "#/components/responses/Error"}}}
+    }
+  }
+})JSON";
+  return kDoc;
+}
+
+}  // namespace culvert::server

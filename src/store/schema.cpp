@@ -1,0 +1,179 @@
+#include "store/schema.hpp"
+
+namespace culvert::store::detail {
+namespace {
+
+// Version 1: the initial schema. Times are Unix milliseconds (BIGINT), booleans are
+// 0/1 INTEGERs, label lists are JSON arrays of sorted, distinct strings.
+// %SERIAL% is an auto-increasing 64-bit primary key.
+constexpr const char* kSchemaV1 = R"SQL(
+CREATE TABLE projects (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  description TEXT NOT NULL,
+  created BIGINT NOT NULL
+);
+CREATE TABLE flows (
+  id TEXT PRIMARY KEY,
+  project_id TEXT NOT NULL REFERENCES projects(id),
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  archived INTEGER NOT NULL,
+  artifact_uri TEXT NOT NULL,
+  artifact_sha256 TEXT NOT NULL,
+  description_json TEXT NOT NULL,
+  labels TEXT NOT NULL,
+  schedule_json TEXT,
+  schedule_active INTEGER NOT NULL,
+  max_run_retries INTEGER NOT NULL,
+  idempotency_key TEXT,
+  created BIGINT NOT NULL,
+  UNIQUE (project_id, name, version),
+  UNIQUE (project_id, name, idempotency_key)
+);
+CREATE INDEX flows_latest ON flows (project_id, archived, name);
+CREATE INDEX flows_scheduled ON flows (archived, schedule_active);
+CREATE TABLE label_sets (
+  id %SERIAL%,
+  labels TEXT NOT NULL UNIQUE
+);
+CREATE TABLE flow_runs (
+  id TEXT PRIMARY KEY,
+  flow_id TEXT NOT NULL REFERENCES flows(id),
+  project_id TEXT NOT NULL,
+  parameters_json TEXT NOT NULL,
+  labels TEXT NOT NULL,
+  label_set_id BIGINT NOT NULL REFERENCES label_sets(id),
+  idempotency_key TEXT,
+  auto_scheduled INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  state_message TEXT NOT NULL,
+  version BIGINT NOT NULL,
+  run_count INTEGER NOT NULL,
+  agent_id TEXT,
+  created BIGINT NOT NULL,
+  state_changed_at BIGINT NOT NULL,
+  scheduled_start_time BIGINT NOT NULL,
+  submitted_at BIGINT,
+  start_time BIGINT,
+  end_time BIGINT,
+  heartbeat_at BIGINT,
+  UNIQUE (flow_id, idempotency_key)
+);
+CREATE INDEX flow_runs_by_created ON flow_runs (created, id);
+CREATE INDEX flow_runs_by_flow ON flow_runs (flow_id, created, id);
+CREATE INDEX flow_runs_by_project ON flow_runs (project_id, created, id);
+CREATE INDEX flow_runs_by_state ON flow_runs (state, created, id);
+CREATE INDEX flow_runs_by_flow_state ON flow_runs (flow_id, state, created, id);
+CREATE INDEX flow_runs_due ON flow_runs (label_set_id, scheduled_start_time, id)
+  WHERE state IN ('Scheduled', 'Pending', 'Retrying');
+CREATE INDEX flow_runs_auto ON flow_runs (flow_id, scheduled_start_time) WHERE auto_scheduled = 1;
+CREATE TABLE flow_run_states (
+  id %SERIAL%,
+  flow_run_id TEXT NOT NULL REFERENCES flow_runs(id),
+  from_state TEXT,
+  state TEXT NOT NULL,
+  message TEXT NOT NULL,
+  version BIGINT NOT NULL,
+  forced INTEGER NOT NULL,
+  agent_id TEXT,
+  ts BIGINT NOT NULL
+);
+CREATE INDEX flow_run_states_by_run ON flow_run_states (flow_run_id, id);
+CREATE TABLE task_runs (
+  id TEXT PRIMARY KEY,
+  flow_run_id TEXT NOT NULL REFERENCES flow_runs(id),
+  task TEXT NOT NULL,
+  map_index INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  message TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  created BIGINT NOT NULL,
+  updated BIGINT NOT NULL,
+  start_time BIGINT,
+  end_time BIGINT,
+  UNIQUE (flow_run_id, task, map_index)
+);
+CREATE TABLE logs (
+  id %SERIAL%,
+  flow_run_id TEXT NOT NULL REFERENCES flow_runs(id),
+  task_run_id TEXT,
+  task TEXT,
+  map_index INTEGER NOT NULL,
+  level TEXT NOT NULL,
+  message TEXT NOT NULL,
+  ts BIGINT NOT NULL
+);
+CREATE INDEX logs_by_run ON logs (flow_run_id, id);
+CREATE TABLE agents (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  labels TEXT NOT NULL,
+  created BIGINT NOT NULL,
+  last_heartbeat BIGINT
+);
+CREATE TABLE tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  hash TEXT NOT NULL UNIQUE,
+  flow_run_id TEXT,
+  created BIGINT NOT NULL,
+  expires BIGINT,
+  revoked_at BIGINT
+)
+)SQL";
+
+std::string render(std::string sql, Dialect dialect) {
+  const std::string key = "%SERIAL%";
+  const std::string serial = dialect == Dialect::kSqlite
+                                 ? "INTEGER PRIMARY KEY AUTOINCREMENT"
+                                 : "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY";
+  for (size_t p = sql.find(key); p != std::string::npos; p = sql.find(key, p + serial.size()))
+    sql.replace(p, key.size(), serial);
+  return sql;
+}
+
+}  // namespace
+
+std::vector<Migration> migrations(Dialect dialect) {
+  return {
+      {1, "initial schema", render(kSchemaV1, dialect)},
+  };
+}
+
+int migrate(Db& db, int64_t now_ms) {
+  struct Unlock {
+    Db& db;
+    ~Unlock() { db.unlock_migrations(); }
+  };
+  db.lock_migrations();
+  Unlock unlock{db};
+  auto all = migrations(db.dialect());
+  int current = 0;
+  for (const auto& m : all) {
+    // One transaction per migration; on SQLite BEGIN IMMEDIATE excludes other openers
+    // between reading the applied versions and recording this one.
+    db.begin(TxMode::kWrite);
+    try {
+      db.exec_script(
+          "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+          "description TEXT NOT NULL, applied_at BIGINT NOT NULL)");
+      auto rows = db.query("SELECT 1 FROM schema_migrations WHERE version = ?", {int64_t{m.version}});
+      if (rows.empty()) {
+        db.exec_script(m.sql);
+        db.exec("INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+                {int64_t{m.version}, std::string(m.description), now_ms});
+      }
+      db.commit();
+    } catch (...) {
+      db.rollback();
+      throw;
+    }
+    current = m.version;
+  }
+  return current;
+}
+
+}  // namespace culvert::store::detail

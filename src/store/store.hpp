@@ -1,0 +1,397 @@
+// The orchestration server's metadata store: projects, flow versions, flow runs and
+// their state history, task runs, logs, agents and API tokens (SPEC §1, §3, §7, §8, §10).
+//
+// One interface, two implementations chosen by URL (see open_store):
+//   sqlite:///abs/path.db      a single-file database (WAL, synchronous=NORMAL)
+//   sqlite://:memory:          a private in-memory database (tests only)
+//   postgresql://user@host:port/db  (also postgres://)  PostgreSQL 15
+// Both pass the same test suite (store_test.cpp) and behave identically.
+//
+// Contracts shared by every method:
+// - A method that returns OK has committed its writes durably (a 2xx built on it may be
+//   sent). A method that fails has written nothing.
+// - Expected failures are Status values: NotFound for a missing object, Conflict for an
+//   illegal transition / stale version / duplicate, InvalidArgument for bad input,
+//   Unavailable when the database cannot be reached or stays busy.
+// - Timestamps are culvert::SysTime, stored as integer Unix milliseconds (so values
+//   read back are truncated to the millisecond). Ids are UUID text (culvert::new_uuid)
+//   except log ids, which are increasing integers.
+// - JSON documents (flow descriptions, parameters, schedules) are opaque std::string
+//   JSON text: the store keeps them verbatim and never interprets them.
+// - Label lists are stored normalized (sorted, de-duplicated); records return them so.
+//
+// Thread safety: a Store is one database connection. Every method is thread-safe (calls
+// on one Store are serialized by an internal mutex). For parallelism open several Stores
+// on the same URL (e.g. one per worker of a pool): they coordinate through the database,
+// also across processes (claims are exactly-once; migrations run once).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <culvert/clock.hpp>
+#include <culvert/state.hpp>
+#include <culvert/status.hpp>
+
+namespace culvert::store {
+
+// ---------------------------------------------------------------------------------
+// Records
+
+struct Project {
+  std::string id;
+  std::string name;  // unique
+  std::string description;
+  SysTime created{};
+};
+
+// What `register` sends: one new version of a flow.
+struct NewFlowVersion {
+  std::string project;  // project *name*
+  // When the project does not exist: create it (true) or fail with NotFound (false).
+  bool create_project_if_missing = true;
+  std::string name;  // flow name; REQUIRES non-empty
+  std::string artifact_uri;
+  std::string artifact_sha256;
+  // The whole flow description (docs/FORMATS.md) as JSON text, stored verbatim:
+  // tasks, edges, parameters, run_config, schedule... Default: "{}".
+  std::string description_json = "{}";
+  std::vector<std::string> labels;
+  // The schedule JSON object, or nullopt for an unscheduled flow.
+  std::optional<std::string> schedule_json;
+  // Whether the schedule starts active (ignored without a schedule). Default: true.
+  bool schedule_active = true;
+  int max_run_retries = 0;
+  // A repeated key (per project + flow name) returns the version registered with it,
+  // unchanged, instead of creating a new one.
+  std::optional<std::string> idempotency_key;
+};
+
+// One flow version.
+struct Flow {
+  std::string id;
+  std::string project_id;
+  std::string project_name;
+  std::string name;
+  int version = 0;        // 1, 2, ... per (project, name)
+  bool archived = false;  // true for every version but the latest
+  std::string artifact_uri;
+  std::string artifact_sha256;
+  std::string description_json;
+  std::vector<std::string> labels;
+  std::optional<std::string> schedule_json;
+  bool schedule_active = false;  // meaningful only with a schedule
+  int max_run_retries = 0;
+  std::optional<std::string> idempotency_key;
+  SysTime created{};
+};
+
+struct NewFlowRun {
+  std::string flow_id;
+  std::string parameters_json = "{}";
+  // nullopt: the run inherits the flow's labels. An empty vector: no labels.
+  std::optional<std::vector<std::string>> labels;
+  // Unique per flow: a repeat returns the existing run unchanged (created=false).
+  std::optional<std::string> idempotency_key;
+  // When the run becomes due. nullopt: now (the store's clock).
+  std::optional<SysTime> scheduled_start_time;
+  // Scheduled (default) or Pending; other states are refused with InvalidArgument.
+  State initial_state = State::kScheduled;
+  // True for runs the schedule service creates (see latest_auto_scheduled_start).
+  bool auto_scheduled = false;
+  std::string state_message;  // first history entry's message
+};
+
+struct FlowRun {
+  std::string id;
+  std::string flow_id;
+  std::string project_id;
+  std::string flow_name;
+  int flow_version = 0;
+  std::string parameters_json;
+  std::vector<std::string> labels;
+  std::optional<std::string> idempotency_key;
+  bool auto_scheduled = false;
+  State state = State::kScheduled;
+  std::string state_message;
+  // Incremented by every state change (starts at 1). Pass it back as expected_version.
+  int64_t version = 1;
+  int run_count = 0;  // times the run entered Running
+  std::optional<std::string> agent_id;  // the agent that claimed it (while claimed)
+  SysTime created{};
+  SysTime state_changed_at{};
+  SysTime scheduled_start_time{};
+  std::optional<SysTime> submitted_at;
+  std::optional<SysTime> start_time;  // first entry into Running
+  std::optional<SysTime> end_time;    // entry into a final state
+  std::optional<SysTime> heartbeat_at;
+};
+
+// One entry of a flow run's append-only state history.
+struct StateChange {
+  int64_t id = 0;  // increasing across the database
+  std::string flow_run_id;
+  std::optional<State> from_state;  // nullopt for the first entry
+  State state = State::kScheduled;
+  std::string message;
+  int64_t version = 0;  // the run's version after this change
+  bool forced = false;
+  std::optional<std::string> agent_id;
+  SysTime timestamp{};
+};
+
+struct SetFlowRunState {
+  std::string run_id;
+  State state = State::kPending;
+  std::string message;
+  // When set, the change applies only if the run is still at this version (else
+  // Conflict "stale version").
+  std::optional<int64_t> expected_version;
+  // An explicit retry/restart: allows a final run to go back to Scheduled/Pending.
+  bool forced = false;
+  // Moves the due time (e.g. back to Scheduled/Retrying at a later time).
+  std::optional<SysTime> scheduled_start_time;
+  SysTime now{};
+};
+
+struct FlowRunQuery {
+  std::optional<std::string> flow_id;
+  std::optional<std::string> project_id;
+  std::optional<State> state;
+  int limit = 50;  // 1..1000
+  // Opaque cursor from a previous page's next_cursor; empty for the first page.
+  std::string cursor;
+};
+
+// Newest first: ordered by (created desc, id desc).
+struct FlowRunPage {
+  std::vector<FlowRun> runs;
+  std::string next_cursor;  // empty when there are no more runs
+};
+
+// A token the store issues for each run it hands out in claim_runs (see ClaimRequest).
+struct NewToken;
+
+struct ClaimRequest {
+  std::string agent_id;
+  std::vector<std::string> agent_labels;
+  int max = 1;  // 1..1000
+  SysTime now{};
+  // Optional: called once per claimed run inside the claim's transaction; the returned
+  // token (typically scope "run", flow_run_id set, hash of a fresh secret) is stored in
+  // that same transaction. Leave empty to issue no tokens.
+  std::function<NewToken(const FlowRun&)> run_token;
+};
+
+struct TaskRunUpdate {
+  std::string flow_run_id;
+  std::string task;
+  int map_index = -1;  // -1: not mapped
+  State state = State::kPending;
+  std::string message;
+  std::optional<int> attempts;  // nullopt: keep the stored count
+  SysTime timestamp{};
+};
+
+struct TaskRun {
+  std::string id;
+  std::string flow_run_id;
+  std::string task;
+  int map_index = -1;
+  State state = State::kPending;
+  std::string message;
+  int attempts = 0;
+  SysTime created{};
+  SysTime updated{};  // timestamp of the latest applied update
+  std::optional<SysTime> start_time;  // first Running
+  std::optional<SysTime> end_time;    // latest final state
+};
+
+struct LogEntry {
+  std::string flow_run_id;
+  std::optional<std::string> task_run_id;
+  std::optional<std::string> task;  // task name, when known
+  int map_index = -1;
+  std::string level = "INFO";
+  std::string message;
+  SysTime timestamp{};
+};
+
+struct LogRecord {
+  int64_t id = 0;  // increasing; use the last id seen as the next `after` cursor
+  std::string flow_run_id;
+  std::optional<std::string> task_run_id;
+  std::optional<std::string> task;
+  int map_index = -1;
+  std::string level;
+  std::string message;
+  SysTime timestamp{};
+};
+
+struct NewAgent {
+  std::string name;  // unique; re-registering a name updates that agent
+  std::string type;  // local, docker, ecs, slurm
+  std::vector<std::string> labels;
+};
+
+struct Agent {
+  std::string id;
+  std::string name;
+  std::string type;
+  std::vector<std::string> labels;
+  SysTime created{};
+  std::optional<SysTime> last_heartbeat;  // nullopt until the first heartbeat
+};
+
+struct NewToken {
+  std::string id;  // empty: the store generates a UUID
+  std::string name;
+  std::string scope;  // admin | user | runner | run
+  std::string hash;   // hex SHA-256 of the secret; the secret itself is never stored
+  std::optional<SysTime> expires;
+  std::optional<std::string> flow_run_id;  // for scope "run"
+};
+
+// Token metadata. Never contains the hash.
+struct Token {
+  std::string id;
+  std::string name;
+  std::string scope;
+  std::optional<std::string> flow_run_id;
+  SysTime created{};
+  std::optional<SysTime> expires;
+  std::optional<SysTime> revoked_at;
+};
+
+struct StateCount {
+  State state;
+  int64_t count = 0;
+};
+
+// ---------------------------------------------------------------------------------
+// The interface
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // "sqlite" or "postgresql".
+  virtual std::string_view backend() const = 0;
+  // The schema version after open (the highest applied migration).
+  virtual Result<int> schema_version() = 0;
+
+  // ---- projects
+  // Creates a project. A name in use: Conflict, or with skip_if_exists the existing
+  // project is returned.
+  virtual Result<Project> create_project(const std::string& name, const std::string& description,
+                                         bool skip_if_exists = false) = 0;
+  virtual Result<std::vector<Project>> list_projects() = 0;
+  virtual Result<Project> get_project(const std::string& id) = 0;
+  virtual Result<Project> find_project(const std::string& name) = 0;
+
+  // ---- flows (versions)
+  // Registers version N+1 of (project, name) and archives the older versions, in one
+  // transaction. With a known idempotency_key returns that earlier version unchanged.
+  virtual Result<Flow> register_flow(const NewFlowVersion& spec) = 0;
+  virtual Result<Flow> get_flow(const std::string& id) = 0;
+  // Flows of one project (nullopt: all projects), ordered by (project, name, version
+  // desc). latest_only: only the current (non-archived) version of each name.
+  virtual Result<std::vector<Flow>> list_flows(const std::optional<std::string>& project_id,
+                                               bool latest_only = true) = 0;
+  // The latest version of `name` in the project named `project`.
+  virtual Result<Flow> find_latest_flow(const std::string& project, const std::string& name) = 0;
+  // Pauses (false) or resumes (true) a flow's schedule. InvalidArgument without one.
+  virtual Status set_schedule_active(const std::string& flow_id, bool active) = 0;
+  // Latest versions that have a schedule that is active.
+  virtual Result<std::vector<Flow>> list_scheduled_flows() = 0;
+
+  // ---- flow runs
+  // Creates a run pinned to the flow version (first history entry included).
+  // Returns the run and whether it was created (false: an idempotency-key repeat).
+  virtual Result<std::pair<FlowRun, bool>> create_flow_run(const NewFlowRun& spec) = 0;
+  virtual Result<FlowRun> get_flow_run(const std::string& id) = 0;
+  // Keyset pagination, newest first; fast at any depth (indexed on flow, state, created).
+  virtual Result<FlowRunPage> list_flow_runs(const FlowRunQuery& query) = 0;
+  // The latest scheduled_start_time among auto_scheduled runs of the flow version.
+  virtual Result<std::optional<SysTime>> latest_auto_scheduled_start(const std::string& flow_id) = 0;
+
+  // Validates with check_flow_run_transition and applies atomically (compare-and-set on
+  // the version): Conflict naming both states when illegal, Conflict "stale version"
+  // when expected_version does not match. Side effects: version+1, history entry;
+  // Submitted: submitted_at=now; Running: run_count+1, start_time (first time),
+  // heartbeat_at=now; final: end_time;
+  // Scheduled/Pending/Retrying: agent and submitted_at cleared, end_time cleared.
+  virtual Result<FlowRun> set_flow_run_state(const SetFlowRunState& change) = 0;
+  // The run's history, oldest first.
+  virtual Result<std::vector<StateChange>> get_flow_run_history(const std::string& run_id) = 0;
+  // Records a heartbeat; returns the run (so the caller sees e.g. Cancelling).
+  virtual Result<FlowRun> heartbeat_flow_run(const std::string& run_id, SysTime now) = 0;
+
+  // Atomically takes up to `max` due runs (Scheduled, Pending or Retrying with
+  // scheduled_start_time <= now) whose labels the agent covers (SPEC §2), oldest due
+  // first; moves them to Submitted with agent_id and submitted_at, appends history.
+  // Exactly-once across connections and processes. Fast with a large backlog of runs
+  // no agent covers (runs are indexed by their label set).
+  virtual Result<std::vector<FlowRun>> claim_runs(const ClaimRequest& request) = 0;
+
+  // Liveness (SPEC §7): Running/Cancelling runs whose heartbeat (or start) is older than
+  // `cutoff`; Submitted runs submitted before `cutoff`. At most `limit` each, oldest first.
+  virtual Result<std::vector<FlowRun>> find_stale_running_runs(SysTime cutoff, int limit = 1000) = 0;
+  virtual Result<std::vector<FlowRun>> find_stale_submitted_runs(SysTime cutoff, int limit = 1000) = 0;
+
+  // ---- task runs
+  // Upserts task runs keyed by (flow_run_id, task, map_index), all in ONE transaction
+  // (all or nothing). An update older than the stored one (timestamp) is ignored.
+  // Returns the task-run ids in input order. NotFound if a flow run does not exist.
+  virtual Result<std::vector<std::string>> upsert_task_runs(const std::vector<TaskRunUpdate>& updates) = 0;
+  // Ordered by (task, map_index).
+  virtual Result<std::vector<TaskRun>> list_task_runs(const std::string& flow_run_id) = 0;
+
+  // ---- logs
+  // Appends in one transaction; returns the new ids (increasing, in input order).
+  virtual Result<std::vector<int64_t>> append_logs(const std::vector<LogEntry>& entries) = 0;
+  // Logs of a run with id > after, in id order, at most `limit` (1..10000).
+  virtual Result<std::vector<LogRecord>> read_logs(const std::string& flow_run_id, int64_t after,
+                                                   int limit = 1000) = 0;
+
+  // ---- agents
+  virtual Result<Agent> register_agent(const NewAgent& agent) = 0;
+  virtual Result<Agent> get_agent(const std::string& id) = 0;
+  virtual Status heartbeat_agent(const std::string& id, SysTime now) = 0;
+  virtual Result<std::vector<Agent>> list_agents() = 0;
+
+  // ---- tokens
+  // Conflict if the id or hash exists; InvalidArgument for an unknown scope or a "run"
+  // token without flow_run_id.
+  virtual Result<Token> create_token(const NewToken& token) = 0;
+  // Metadata of the token with this hash, revoked or expired ones included (the caller
+  // checks revoked_at/expires). NotFound when none.
+  virtual Result<Token> find_token_by_hash(const std::string& hash) = 0;
+  virtual Result<std::vector<Token>> list_tokens() = 0;
+  // Sets revoked_at (the row stays for audit). NotFound if unknown.
+  virtual Status revoke_token(const std::string& id, SysTime now) = 0;
+  virtual Result<int64_t> count_tokens() = 0;
+
+  // ---- metrics
+  virtual Result<std::vector<StateCount>> count_runs_by_state() = 0;
+  virtual Result<int64_t> count_agents() = 0;
+};
+
+struct StoreOptions {
+  // Stamps `created` and other store-set times; not owned. Default: the system clock.
+  Clock* clock = nullptr;
+  // How long a SQLite write waits for a lock held by another connection.
+  Millis busy_timeout{5000};
+};
+
+// Opens (and migrates) the store at `url`. InvalidArgument for an unknown scheme,
+// Unavailable when the database cannot be opened or reached.
+Result<std::unique_ptr<Store>> open_store(std::string_view url, const StoreOptions& options = {});
+
+}  // namespace culvert::store

@@ -1,0 +1,1051 @@
+// The Store test suite, run unchanged against every backend: store_sqlite_test (fast
+// tier) instantiates it for SQLite, store_postgres_test (e2e tier, a real PostgreSQL
+// started by scripts/testenv/postgres.sh) for PostgreSQL.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "core/crypto.hpp"
+#include "core/timefmt.hpp"
+#include "store/store.hpp"
+#include "store/testing.hpp"
+
+#ifndef CULVERT_STORE_TEST_BACKEND
+#error "CULVERT_STORE_TEST_BACKEND must name the backend under test"
+#endif
+
+namespace culvert::store {
+namespace {
+
+using ::testing::HasSubstr;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr State kAllStates[] = {
+    State::kScheduled, State::kPending, State::kSubmitted, State::kRunning, State::kRetrying,
+    State::kCancelling, State::kSuccess, State::kCached, State::kSkipped, State::kFailed,
+    State::kTimedOut, State::kTriggerFailed, State::kCrashed, State::kCancelled,
+};
+
+class StoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    auto db = TestDatabase::create(GetParam());
+    ASSERT_TRUE(db.is_ok()) << db.status().to_string();
+    db_ = std::make_unique<TestDatabase>(std::move(db).value());
+    store_ = open();
+    ASSERT_NE(store_, nullptr);
+  }
+
+  std::unique_ptr<Store> open() {
+    StoreOptions o;
+    o.clock = &clock_;
+    auto s = open_store(db_->url(), o);
+    EXPECT_TRUE(s.is_ok()) << s.status().to_string();
+    if (!s) return nullptr;
+    return std::move(s).value();
+  }
+
+  Flow register_flow(const std::string& name, std::vector<std::string> labels = {},
+                     const std::string& project = "default") {
+    NewFlowVersion v;
+    v.project = project;
+    v.name = name;
+    v.artifact_uri = "file:///flows/" + name;
+    v.artifact_sha256 = sha256_hex(name);
+    v.description_json = R"({"name":")" + name + R"(","tasks":[]})";
+    v.labels = std::move(labels);
+    auto f = store_->register_flow(v);
+    EXPECT_TRUE(f.is_ok()) << f.status().to_string();
+    return f.is_ok() ? *f : Flow{};
+  }
+
+  FlowRun create_run(const std::string& flow_id, std::optional<std::vector<std::string>> labels = std::nullopt,
+                     std::optional<SysTime> due = std::nullopt, State initial = State::kScheduled) {
+    NewFlowRun r;
+    r.flow_id = flow_id;
+    r.labels = std::move(labels);
+    r.scheduled_start_time = due;
+    r.initial_state = initial;
+    auto c = store_->create_flow_run(r);
+    EXPECT_TRUE(c.is_ok()) << c.status().to_string();
+    return c.is_ok() ? c->first : FlowRun{};
+  }
+
+  Result<FlowRun> set_state(const std::string& run_id, State s, std::optional<int64_t> expected = std::nullopt,
+                            bool forced = false) {
+    SetFlowRunState c;
+    c.run_id = run_id;
+    c.state = s;
+    c.message = std::string("to ") + state_name(s);
+    c.expected_version = expected;
+    c.forced = forced;
+    c.now = clock_.now();
+    return store_->set_flow_run_state(c);
+  }
+
+  // Drives a new run from Scheduled to `target` through legal transitions.
+  FlowRun run_in_state(const std::string& flow_id, State target) {
+    FlowRun run = create_run(flow_id);
+    std::vector<State> path;
+    switch (target) {
+      case State::kScheduled: break;
+      case State::kPending: path = {State::kPending}; break;
+      case State::kSubmitted: path = {State::kSubmitted}; break;
+      case State::kRunning: path = {State::kSubmitted, State::kRunning}; break;
+      case State::kRetrying: path = {State::kSubmitted, State::kRunning, State::kRetrying}; break;
+      case State::kCancelling: path = {State::kSubmitted, State::kRunning, State::kCancelling}; break;
+      case State::kCancelled: path = {State::kCancelled}; break;
+      default: path = {State::kSubmitted, State::kRunning, target}; break;
+    }
+    for (State s : path) {
+      auto r = set_state(run.id, s);
+      EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+      if (r) run = *r;
+    }
+    return run;
+  }
+
+  std::string tool_path() const { return CULVERT_STORE_TEST_TOOL; }
+
+  ManualClock clock_;
+  std::unique_ptr<TestDatabase> db_;
+  std::unique_ptr<Store> store_;
+};
+
+// Reads a child's stdout line by line.
+struct Child {
+  pid_t pid = -1;
+  FILE* out = nullptr;
+};
+
+Child spawn(const std::vector<std::string>& argv) {
+  int fds[2];
+  if (pipe(fds) != 0) return {};
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    close(fds[0]);
+    close(fds[1]);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  return {pid, fdopen(fds[0], "r")};
+}
+
+bool read_line(FILE* f, std::string* line) {
+  char buf[256];
+  if (!fgets(buf, sizeof buf, f)) return false;
+  *line = buf;
+  while (!line->empty() && (line->back() == '\n' || line->back() == '\r')) line->pop_back();
+  return true;
+}
+
+int wait_child(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return status;
+}
+
+// ---------------------------------------------------------------------------------
+
+TEST_P(StoreTest, OpensWithTheCurrentSchemaAndReopensIdempotently) {
+  auto v = store_->schema_version();
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  EXPECT_EQ(*v, 1);
+  EXPECT_EQ(store_->backend(), GetParam() == "sqlite" ? "sqlite" : "postgresql");
+  ASSERT_TRUE(store_->create_project("p", "d").is_ok());
+  // Re-opening applies nothing and keeps the data.
+  for (int i = 0; i < 2; ++i) {
+    auto again = open();
+    ASSERT_NE(again, nullptr);
+    EXPECT_EQ(*again->schema_version(), 1);
+    EXPECT_TRUE(again->find_project("p").is_ok());
+  }
+}
+
+TEST_P(StoreTest, ConcurrentOpenersMigrateOnce) {
+  // A fresh database opened by four connections at once (as by server replicas).
+  auto fresh = TestDatabase::create(GetParam());
+  ASSERT_TRUE(fresh.is_ok());
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&] {
+      auto s = open_store(fresh->url());
+      if (s && *(*s)->schema_version() == 1) ok++;
+      else if (!s) ADD_FAILURE() << s.status().to_string();
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok, 4);
+}
+
+TEST_P(StoreTest, RejectsBadUrls) {
+  EXPECT_EQ(open_store("mysql://x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(open_store("sqlite://relative.db").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(open_store("sqlite:///proc/no/such/dir/x.db").status().code(), StatusCode::kUnavailable);
+}
+
+TEST_P(StoreTest, Projects) {
+  auto a = store_->create_project("analytics", "team A");
+  ASSERT_TRUE(a.is_ok());
+  EXPECT_EQ(a->name, "analytics");
+  EXPECT_EQ(a->created, clock_.now());
+  auto dup = store_->create_project("analytics", "again");
+  EXPECT_EQ(dup.status().code(), StatusCode::kConflict);
+  EXPECT_THAT(dup.status().message(), HasSubstr("analytics"));
+  auto skip = store_->create_project("analytics", "again", /*skip_if_exists=*/true);
+  ASSERT_TRUE(skip.is_ok());
+  EXPECT_EQ(skip->id, a->id);
+  EXPECT_EQ(skip->description, "team A");
+  ASSERT_TRUE(store_->create_project("billing", "").is_ok());
+  auto all = store_->list_projects();
+  ASSERT_TRUE(all.is_ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].name, "analytics");
+  EXPECT_EQ((*all)[1].name, "billing");
+  EXPECT_EQ(store_->get_project(a->id)->name, "analytics");
+  EXPECT_EQ(store_->find_project("billing")->name, "billing");
+  EXPECT_EQ(store_->find_project("nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->get_project("nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->create_project("", "").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreTest, RegisteringAgainCreatesTheNextVersionAndArchivesOlderOnes) {
+  Flow v1 = register_flow("etl", {"b", "a", "a"});
+  EXPECT_EQ(v1.version, 1);
+  EXPECT_FALSE(v1.archived);
+  EXPECT_EQ(v1.labels, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(v1.project_name, "default");
+  clock_.advance(seconds(1));
+  Flow v2 = register_flow("etl");
+  Flow v3 = register_flow("etl");
+  EXPECT_EQ(v2.version, 2);
+  EXPECT_EQ(v3.version, 3);
+  EXPECT_NE(v1.id, v3.id);
+  EXPECT_TRUE(store_->get_flow(v1.id)->archived);
+  EXPECT_TRUE(store_->get_flow(v2.id)->archived);
+  EXPECT_FALSE(store_->get_flow(v3.id)->archived);
+  EXPECT_EQ(store_->get_flow(v1.id)->description_json, R"({"name":"etl","tasks":[]})");
+  Flow other = register_flow("etl", {}, "other-project");
+  EXPECT_EQ(other.version, 1);  // versions count per project
+  Flow report = register_flow("report");
+
+  auto latest = store_->list_flows(v1.project_id, /*latest_only=*/true);
+  ASSERT_TRUE(latest.is_ok());
+  ASSERT_EQ(latest->size(), 2u);
+  EXPECT_EQ((*latest)[0].id, v3.id);
+  EXPECT_EQ((*latest)[1].id, report.id);
+  auto every = store_->list_flows(v1.project_id, /*latest_only=*/false);
+  ASSERT_EQ(every->size(), 4u);
+  EXPECT_EQ((*every)[0].version, 3);
+  EXPECT_EQ((*every)[2].version, 1);
+  EXPECT_EQ(store_->list_flows(std::nullopt, true)->size(), 3u);
+
+  auto found = store_->find_latest_flow("default", "etl");
+  ASSERT_TRUE(found.is_ok());
+  EXPECT_EQ(found->id, v3.id);
+  EXPECT_EQ(store_->find_latest_flow("default", "nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->get_flow("nope").status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreTest, FlowIdempotencyKeyReturnsTheExistingVersion) {
+  NewFlowVersion v;
+  v.project = "p";
+  v.name = "etl";
+  v.artifact_uri = "file:///a";
+  v.idempotency_key = "k1";
+  auto first = store_->register_flow(v);
+  ASSERT_TRUE(first.is_ok());
+  v.artifact_uri = "file:///b";
+  auto again = store_->register_flow(v);
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_EQ(again->id, first->id);
+  EXPECT_EQ(again->version, 1);
+  EXPECT_EQ(again->artifact_uri, "file:///a");
+  v.idempotency_key = "k2";
+  EXPECT_EQ(store_->register_flow(v)->version, 2);
+  EXPECT_EQ(store_->list_flows(first->project_id, false)->size(), 2u);
+}
+
+TEST_P(StoreTest, RegisterIntoAMissingProjectCanBeRefused) {
+  NewFlowVersion v;
+  v.project = "missing";
+  v.name = "etl";
+  v.create_project_if_missing = false;
+  EXPECT_EQ(store_->register_flow(v).status().code(), StatusCode::kNotFound);
+  v.name = "";
+  EXPECT_EQ(store_->register_flow(v).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreTest, Schedules) {
+  NewFlowVersion v;
+  v.project = "p";
+  v.name = "nightly";
+  v.schedule_json = R"({"type":"cron","cron":"0 6 * * *","timezone":"UTC"})";
+  auto v1 = store_->register_flow(v);
+  ASSERT_TRUE(v1.is_ok());
+  EXPECT_TRUE(v1->schedule_active);
+  EXPECT_EQ(v1->schedule_json, v.schedule_json);
+  Flow plain = register_flow("plain", {}, "p");
+  EXPECT_FALSE(plain.schedule_active);
+  EXPECT_EQ(store_->set_schedule_active(plain.id, true).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->set_schedule_active("nope", true).code(), StatusCode::kNotFound);
+
+  auto scheduled = store_->list_scheduled_flows();
+  ASSERT_EQ(scheduled->size(), 1u);
+  EXPECT_EQ((*scheduled)[0].id, v1->id);
+  ASSERT_TRUE(store_->set_schedule_active(v1->id, false).is_ok());
+  EXPECT_TRUE(store_->list_scheduled_flows()->empty());
+  ASSERT_TRUE(store_->set_schedule_active(v1->id, true).is_ok());
+  // A new version takes over the schedule; the archived one is no longer listed.
+  auto v2 = store_->register_flow(v);
+  scheduled = store_->list_scheduled_flows();
+  ASSERT_EQ(scheduled->size(), 1u);
+  EXPECT_EQ((*scheduled)[0].id, v2->id);
+}
+
+TEST_P(StoreTest, CreateRunDefaultsLabelsAndHistory) {
+  Flow f = register_flow("etl", {"gpu"});
+  FlowRun inherit = create_run(f.id);
+  EXPECT_EQ(inherit.labels, (std::vector<std::string>{"gpu"}));
+  EXPECT_EQ(inherit.state, State::kScheduled);
+  EXPECT_EQ(inherit.version, 1);
+  EXPECT_EQ(inherit.flow_name, "etl");
+  EXPECT_EQ(inherit.flow_version, 1);
+  EXPECT_EQ(inherit.project_id, f.project_id);
+  EXPECT_EQ(inherit.scheduled_start_time, clock_.now());
+  EXPECT_EQ(inherit.parameters_json, "{}");
+  EXPECT_EQ(create_run(f.id, std::vector<std::string>{}).labels, std::vector<std::string>{});
+  EXPECT_EQ(create_run(f.id, std::vector<std::string>{"z", "x"}).labels, (std::vector<std::string>{"x", "z"}));
+  FlowRun pending = create_run(f.id, std::nullopt, std::nullopt, State::kPending);
+  EXPECT_EQ(pending.state, State::kPending);
+
+  NewFlowRun bad;
+  bad.flow_id = f.id;
+  bad.initial_state = State::kRunning;
+  EXPECT_EQ(store_->create_flow_run(bad).status().code(), StatusCode::kInvalidArgument);
+  bad.initial_state = State::kScheduled;
+  bad.flow_id = "nope";
+  EXPECT_EQ(store_->create_flow_run(bad).status().code(), StatusCode::kNotFound);
+
+  auto history = store_->get_flow_run_history(inherit.id);
+  ASSERT_TRUE(history.is_ok());
+  ASSERT_EQ(history->size(), 1u);
+  EXPECT_FALSE((*history)[0].from_state.has_value());
+  EXPECT_EQ((*history)[0].state, State::kScheduled);
+  EXPECT_EQ((*history)[0].version, 1);
+  EXPECT_EQ(store_->get_flow_run("nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->get_flow_run_history("nope").status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreTest, RunIdempotencyKeyIsUniquePerFlow) {
+  Flow f = register_flow("etl");
+  Flow g = register_flow("other");
+  NewFlowRun r;
+  r.flow_id = f.id;
+  r.idempotency_key = f.id + ":2026-01-01T06:00:00Z";
+  r.parameters_json = R"({"rows":1})";
+  auto first = store_->create_flow_run(r);
+  ASSERT_TRUE(first.is_ok());
+  EXPECT_TRUE(first->second);
+  r.parameters_json = R"({"rows":2})";
+  auto again = store_->create_flow_run(r);
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_FALSE(again->second);
+  EXPECT_EQ(again->first.id, first->first.id);
+  EXPECT_EQ(again->first.parameters_json, R"({"rows":1})");
+  r.flow_id = g.id;
+  auto other = store_->create_flow_run(r);
+  ASSERT_TRUE(other.is_ok());
+  EXPECT_TRUE(other->second);
+  EXPECT_NE(other->first.id, first->first.id);
+}
+
+TEST_P(StoreTest, ConcurrentCreatesWithOneIdempotencyKeyMakeOneRun) {
+  Flow f = register_flow("etl");
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::set<std::string> ids;
+  int created = 0;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&] {
+      auto s = open();
+      if (!s) return;
+      NewFlowRun r;
+      r.flow_id = f.id;
+      r.idempotency_key = "same";
+      for (int k = 0; k < 5; ++k) {
+        auto c = s->create_flow_run(r);
+        ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+        std::lock_guard<std::mutex> l(mu);
+        ids.insert(c->first.id);
+        created += c->second ? 1 : 0;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ids.size(), 1u);
+  EXPECT_EQ(created, 1);
+}
+
+// Every (from, to) pair: the store applies exactly the rule of check_flow_run_transition.
+TEST_P(StoreTest, EveryTransitionFollowsTheRules) {
+  Flow f = register_flow("etl");
+  int legal = 0, illegal = 0;
+  for (State from : kAllStates) {
+    if (from == State::kCached || from == State::kSkipped || from == State::kTriggerFailed) continue;
+    for (State to : kAllStates) {
+      FlowRun run = run_in_state(f.id, from);
+      ASSERT_EQ(run.state, from);
+      auto r = set_state(run.id, to);
+      Status expected = check_flow_run_transition(from, to);
+      if (expected.is_ok()) {
+        ++legal;
+        ASSERT_TRUE(r.is_ok()) << state_name(from) << " -> " << state_name(to) << ": " << r.status().to_string();
+        EXPECT_EQ(r->state, to);
+        EXPECT_EQ(r->version, run.version + 1);
+        EXPECT_EQ(store_->get_flow_run(run.id)->state, to);
+      } else {
+        ++illegal;
+        ASSERT_FALSE(r.is_ok()) << state_name(from) << " -> " << state_name(to);
+        EXPECT_EQ(r.status().code(), StatusCode::kConflict);
+        EXPECT_THAT(r.status().message(), HasSubstr(state_name(from)));
+        EXPECT_THAT(r.status().message(), HasSubstr(state_name(to)));
+        auto now = store_->get_flow_run(run.id);
+        EXPECT_EQ(now->state, from);  // unchanged
+        EXPECT_EQ(now->version, run.version);
+      }
+    }
+  }
+  EXPECT_GT(legal, 30);
+  EXPECT_GT(illegal, 60);
+}
+
+TEST_P(StoreTest, KnownTransitionsAndTheirMessages) {
+  Flow f = register_flow("etl");
+  FlowRun done = run_in_state(f.id, State::kSuccess);
+  auto back = set_state(done.id, State::kRunning);
+  ASSERT_EQ(back.status().code(), StatusCode::kConflict);
+  EXPECT_THAT(back.status().message(), HasSubstr("from Success to Running"));
+  FlowRun running = run_in_state(f.id, State::kRunning);
+  EXPECT_EQ(set_state(running.id, State::kScheduled).status().code(), StatusCode::kConflict);
+  EXPECT_EQ(set_state(running.id, State::kCached).status().code(), StatusCode::kConflict);
+  EXPECT_TRUE(set_state(running.id, State::kCancelling).is_ok());
+  EXPECT_TRUE(set_state(running.id, State::kCancelled).is_ok());
+  EXPECT_EQ(set_state("nope", State::kRunning).status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreTest, StateChangeSideEffectsAndHistory) {
+  Flow f = register_flow("etl");
+  FlowRun run = create_run(f.id);
+  SysTime t0 = clock_.now();
+  ASSERT_TRUE(store_->claim_runs({"agent-1", {}, 1, t0, {}}).is_ok());
+  clock_.advance(seconds(5));
+  auto running = set_state(run.id, State::kRunning);
+  ASSERT_TRUE(running.is_ok());
+  EXPECT_EQ(running->run_count, 1);
+  EXPECT_EQ(running->start_time, clock_.now());
+  EXPECT_EQ(running->heartbeat_at, clock_.now());
+  EXPECT_EQ(running->agent_id, "agent-1");
+  EXPECT_EQ(running->submitted_at, t0);
+  EXPECT_EQ(running->version, 3);
+  EXPECT_FALSE(running->end_time.has_value());
+  clock_.advance(seconds(5));
+  auto failed = set_state(run.id, State::kFailed);
+  EXPECT_EQ(failed->end_time, clock_.now());
+  // Not without force; with force back to Scheduled (a retry), clearing the claim.
+  EXPECT_EQ(set_state(run.id, State::kScheduled).status().code(), StatusCode::kConflict);
+  clock_.advance(seconds(5));
+  auto retried = set_state(run.id, State::kScheduled, std::nullopt, /*forced=*/true);
+  ASSERT_TRUE(retried.is_ok());
+  EXPECT_FALSE(retried->agent_id.has_value());
+  EXPECT_FALSE(retried->end_time.has_value());
+  EXPECT_FALSE(retried->submitted_at.has_value());
+  EXPECT_EQ(retried->start_time, t0 + seconds(5));  // the first start is kept
+  ASSERT_TRUE(store_->claim_runs({"agent-2", {}, 1, clock_.now(), {}}).is_ok());
+  auto again = set_state(run.id, State::kRunning);
+  EXPECT_EQ(again->run_count, 2);
+  EXPECT_EQ(again->agent_id, "agent-2");
+
+  auto h = store_->get_flow_run_history(run.id);
+  ASSERT_TRUE(h.is_ok());
+  std::vector<State> states;
+  for (const auto& c : *h) states.push_back(c.state);
+  EXPECT_EQ(states, (std::vector<State>{State::kScheduled, State::kSubmitted, State::kRunning, State::kFailed,
+                                        State::kScheduled, State::kSubmitted, State::kRunning}));
+  EXPECT_EQ((*h)[1].from_state, State::kScheduled);
+  EXPECT_EQ((*h)[1].agent_id, "agent-1");
+  EXPECT_TRUE((*h)[4].forced);
+  for (size_t i = 0; i < h->size(); ++i) EXPECT_EQ((*h)[i].version, static_cast<int64_t>(i) + 1);
+  EXPECT_EQ((*h)[3].message, "to Failed");
+}
+
+TEST_P(StoreTest, StaleExpectedVersionIsAConflict) {
+  Flow f = register_flow("etl");
+  FlowRun run = create_run(f.id);
+  auto ok = set_state(run.id, State::kPending, /*expected=*/1);
+  ASSERT_TRUE(ok.is_ok());
+  EXPECT_EQ(ok->version, 2);
+  auto stale = set_state(run.id, State::kSubmitted, /*expected=*/1);
+  ASSERT_EQ(stale.status().code(), StatusCode::kConflict);
+  EXPECT_THAT(stale.status().message(), HasSubstr("stale version"));
+  EXPECT_THAT(stale.status().message(), HasSubstr("Pending"));
+  EXPECT_EQ(store_->get_flow_run(run.id)->state, State::kPending);
+  EXPECT_TRUE(set_state(run.id, State::kSubmitted, 2).is_ok());
+}
+
+TEST_P(StoreTest, ConcurrentWritersWithOneExpectedVersionOneWins) {
+  Flow f = register_flow("etl");
+  FlowRun run = run_in_state(f.id, State::kRunning);
+  std::atomic<int> won{0}, conflicts{0};
+  std::vector<std::thread> threads;
+  const State targets[] = {State::kSuccess, State::kFailed, State::kCrashed, State::kCancelled,
+                           State::kTimedOut, State::kRetrying};
+  for (State target : targets)
+    threads.emplace_back([&, target] {
+      auto s = open();
+      if (!s) return;
+      SetFlowRunState c;
+      c.run_id = run.id;
+      c.state = target;
+      c.expected_version = run.version;
+      c.now = clock_.now();
+      auto r = s->set_flow_run_state(c);
+      if (r) won++;
+      else if (r.status().code() == StatusCode::kConflict) conflicts++;
+      else ADD_FAILURE() << r.status().to_string();
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(won, 1);
+  EXPECT_EQ(conflicts, 5);
+  EXPECT_EQ(store_->get_flow_run(run.id)->version, run.version + 1);
+  EXPECT_EQ(store_->get_flow_run_history(run.id)->size(), static_cast<size_t>(run.version + 1));
+}
+
+TEST_P(StoreTest, HeartbeatAndLiveness) {
+  Flow f = register_flow("etl");
+  FlowRun a = run_in_state(f.id, State::kRunning);
+  FlowRun b = run_in_state(f.id, State::kRunning);
+  FlowRun sub = run_in_state(f.id, State::kSubmitted);
+  FlowRun cancelling = run_in_state(f.id, State::kCancelling);
+  clock_.advance(seconds(30));
+  auto hb = store_->heartbeat_flow_run(a.id, clock_.now());
+  ASSERT_TRUE(hb.is_ok());
+  EXPECT_EQ(hb->heartbeat_at, clock_.now());
+  EXPECT_EQ(hb->state, State::kRunning);
+  EXPECT_EQ(store_->heartbeat_flow_run("nope", clock_.now()).status().code(), StatusCode::kNotFound);
+  clock_.advance(seconds(1));
+  auto stale = store_->find_stale_running_runs(clock_.now() - seconds(20));
+  ASSERT_TRUE(stale.is_ok());
+  std::set<std::string> ids;
+  for (const auto& r : *stale) ids.insert(r.id);
+  EXPECT_EQ(ids, (std::set<std::string>{b.id, cancelling.id}));
+  auto subs = store_->find_stale_submitted_runs(clock_.now() - seconds(20));
+  ASSERT_EQ(subs->size(), 1u);
+  EXPECT_EQ((*subs)[0].id, sub.id);
+  EXPECT_TRUE(store_->find_stale_submitted_runs(clock_.now() - seconds(60))->empty());
+  EXPECT_EQ(store_->find_stale_running_runs(clock_.now(), 1)->size(), 1u);
+}
+
+TEST_P(StoreTest, ClaimTakesDueRunsOldestFirstAndSubmitsThem) {
+  Flow f = register_flow("etl");
+  SysTime now = clock_.now();
+  FlowRun later = create_run(f.id, std::nullopt, now + seconds(60));
+  FlowRun second = create_run(f.id, std::nullopt, now - seconds(10));
+  FlowRun first = create_run(f.id, std::nullopt, now - seconds(20));
+  FlowRun pending = create_run(f.id, std::nullopt, now - seconds(5), State::kPending);
+  FlowRun running = run_in_state(f.id, State::kRunning);
+  auto got = store_->claim_runs({"agent-1", {}, 2, now, {}});
+  ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+  ASSERT_EQ(got->size(), 2u);
+  EXPECT_EQ((*got)[0].id, first.id);
+  EXPECT_EQ((*got)[1].id, second.id);
+  for (const auto& r : *got) {
+    EXPECT_EQ(r.state, State::kSubmitted);
+    EXPECT_EQ(r.agent_id, "agent-1");
+    EXPECT_EQ(r.submitted_at, now);
+    EXPECT_EQ(r.version, 2);
+  }
+  auto rest = store_->claim_runs({"agent-1", {}, 10, now, {}});
+  ASSERT_EQ(rest->size(), 1u);
+  EXPECT_EQ((*rest)[0].id, pending.id);
+  EXPECT_TRUE(store_->claim_runs({"agent-1", {}, 10, now, {}})->empty());
+  // Once due, the later run is taken.
+  auto due = store_->claim_runs({"agent-2", {}, 10, now + seconds(60), {}});
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].id, later.id);
+  auto h = store_->get_flow_run_history(first.id);
+  ASSERT_EQ(h->size(), 2u);
+  EXPECT_EQ((*h)[1].state, State::kSubmitted);
+  EXPECT_EQ((*h)[1].agent_id, "agent-1");
+  EXPECT_EQ(store_->get_flow_run(running.id)->state, State::kRunning);
+  EXPECT_EQ(store_->claim_runs({"agent-1", {}, 0, now, {}}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->claim_runs({"", {}, 1, now, {}}).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreTest, ClaimFollowsTheLabelRule) {
+  Flow f = register_flow("etl");
+  SysTime now = clock_.now();
+  FlowRun gpu = create_run(f.id, std::vector<std::string>{"gpu"});
+  FlowRun gpu_eu = create_run(f.id, std::vector<std::string>{"eu", "gpu"});
+  FlowRun none = create_run(f.id, std::vector<std::string>{});
+  auto claim_ids = [&](std::vector<std::string> labels) {
+    std::set<std::string> ids;
+    auto r = store_->claim_runs({"a", std::move(labels), 10, now, {}});
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    if (r)
+      for (const auto& run : *r) ids.insert(run.id);
+    return ids;
+  };
+  EXPECT_EQ(claim_ids({"cpu"}), (std::set<std::string>{none.id}));  // only the unlabelled run
+  EXPECT_EQ(claim_ids({"cpu"}), std::set<std::string>{});
+  EXPECT_EQ(claim_ids({"gpu", "cpu"}), (std::set<std::string>{gpu.id}));  // not gpu+eu
+  EXPECT_EQ(claim_ids({"gpu", "eu", "x"}), (std::set<std::string>{gpu_eu.id}));
+  // A run with no labels goes to an agent with none, too.
+  FlowRun none2 = create_run(f.id, std::vector<std::string>{});
+  create_run(f.id, std::vector<std::string>{"gpu"});
+  EXPECT_EQ(claim_ids({}), (std::set<std::string>{none2.id}));
+}
+
+TEST_P(StoreTest, ABacklogNoAgentCoversDoesNotHideClaimableRuns) {
+  Flow f = register_flow("etl");
+  SysTime now = clock_.now();
+  for (int i = 0; i < 300; ++i)
+    create_run(f.id, std::vector<std::string>{"uncovered-" + std::to_string(i % 30)}, now - seconds(1000 - i));
+  std::set<std::string> want;
+  for (int i = 0; i < 3; ++i) want.insert(create_run(f.id, std::vector<std::string>{"ok"}).id);
+  auto got = store_->claim_runs({"a", {"ok"}, 10, now, {}});
+  ASSERT_TRUE(got.is_ok());
+  std::set<std::string> ids;
+  for (const auto& r : *got) ids.insert(r.id);
+  EXPECT_EQ(ids, want);
+}
+
+TEST_P(StoreTest, ClaimIssuesRunTokensInTheSameTransaction) {
+  Flow f = register_flow("etl");
+  create_run(f.id);
+  create_run(f.id);
+  ClaimRequest req{"agent-1", {}, 5, clock_.now(), {}};
+  std::vector<std::string> secrets;
+  req.run_token = [&](const FlowRun& run) {
+    secrets.push_back("secret-" + run.id);
+    NewToken t;
+    t.name = "run " + run.id;
+    t.scope = "run";
+    t.flow_run_id = run.id;
+    t.hash = sha256_hex(secrets.back());
+    return t;
+  };
+  auto got = store_->claim_runs(req);
+  ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+  ASSERT_EQ(got->size(), 2u);
+  for (size_t i = 0; i < got->size(); ++i) {
+    auto t = store_->find_token_by_hash(sha256_hex("secret-" + (*got)[i].id));
+    ASSERT_TRUE(t.is_ok());
+    EXPECT_EQ(t->scope, "run");
+    EXPECT_EQ(t->flow_run_id, (*got)[i].id);
+  }
+  // A failing token (unknown scope) fails the whole claim: nothing is claimed.
+  create_run(f.id);
+  req.run_token = [](const FlowRun&) { return NewToken{"", "x", "bogus", "h", std::nullopt, std::nullopt}; };
+  EXPECT_EQ(store_->claim_runs(req).status().code(), StatusCode::kInvalidArgument);
+  req.run_token = nullptr;
+  EXPECT_EQ(store_->claim_runs(req)->size(), 1u);
+}
+
+TEST_P(StoreTest, ConcurrentClaimersTakeEveryRunExactlyOnce) {
+  Flow f = register_flow("etl");
+  constexpr int kRuns = 2000;
+  for (int i = 0; i < kRuns; ++i) create_run(f.id, std::nullopt, clock_.now() - milliseconds(i));
+  SysTime now = clock_.now();
+  std::mutex mu;
+  std::map<std::string, int> claimed;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      auto s = open();
+      if (!s) return;
+      SeededRandom rnd(t);
+      for (;;) {
+        int max = 1 + static_cast<int>(rnd.next_u64() % 5);
+        auto got = s->claim_runs({"agent-" + std::to_string(t), {}, max, now, {}});
+        ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+        if (got->empty()) break;
+        std::lock_guard<std::mutex> l(mu);
+        for (const auto& r : *got) claimed[r.id]++;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(claimed.size(), static_cast<size_t>(kRuns));
+  for (const auto& [id, n] : claimed) ASSERT_EQ(n, 1) << id;
+  auto counts = store_->count_runs_by_state();
+  ASSERT_EQ(counts->size(), 1u);
+  EXPECT_EQ((*counts)[0].state, State::kSubmitted);
+  EXPECT_EQ((*counts)[0].count, kRuns);
+}
+
+TEST_P(StoreTest, TwoProcessesClaimEveryRunExactlyOnce) {
+  Flow f = register_flow("etl");
+  constexpr int kRuns = 2000;
+  std::set<std::string> all;
+  for (int i = 0; i < kRuns; ++i) all.insert(create_run(f.id).id);
+  std::string now = std::to_string(to_unix_ms(clock_.now()));
+  Child a = spawn({tool_path(), "claim", db_->url(), "agent-a", now});
+  Child b = spawn({tool_path(), "claim", db_->url(), "agent-b", now});
+  ASSERT_NE(a.out, nullptr);
+  ASSERT_NE(b.out, nullptr);
+  std::map<std::string, int> claimed;
+  std::map<std::string, int> per_process;
+  // Drain both pipes (alternating is not needed: each child writes little and the
+  // pipe buffers hold it, but read b on a thread to be safe).
+  std::vector<std::string> lines_b;
+  std::thread tb([&] {
+    std::string line;
+    while (read_line(b.out, &line)) lines_b.push_back(line);
+  });
+  std::string line;
+  while (read_line(a.out, &line)) {
+    claimed[line]++;
+    per_process["a"]++;
+  }
+  tb.join();
+  for (const auto& l : lines_b) {
+    claimed[l]++;
+    per_process["b"]++;
+  }
+  fclose(a.out);
+  fclose(b.out);
+  int sa = wait_child(a.pid), sb = wait_child(b.pid);
+  EXPECT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0);
+  EXPECT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0);
+  EXPECT_EQ(claimed.size(), all.size());
+  for (const auto& [id, n] : claimed) {
+    ASSERT_EQ(n, 1) << id;
+    ASSERT_TRUE(all.count(id)) << id;
+  }
+  auto counts = store_->count_runs_by_state();
+  ASSERT_EQ(counts->size(), 1u);
+  EXPECT_EQ((*counts)[0].count, kRuns);
+}
+
+TEST_P(StoreTest, KeysetPaginationNewestFirst) {
+  Flow f = register_flow("etl");
+  Flow g = register_flow("other");
+  std::vector<std::string> expected;  // runs of f, newest first
+  for (int i = 0; i < 110; ++i) {
+    if (i % 3 == 0) clock_.advance(milliseconds(1));  // ties on `created` are broken by id
+    expected.push_back(create_run(f.id).id);
+    if (i % 10 == 0) create_run(g.id);
+  }
+  // Sort by (created desc, id desc) as the store promises.
+  std::vector<FlowRun> runs;
+  for (const auto& id : expected) runs.push_back(*store_->get_flow_run(id));
+  std::sort(runs.begin(), runs.end(), [](const FlowRun& a, const FlowRun& b) {
+    return std::tie(a.created, a.id) > std::tie(b.created, b.id);
+  });
+  std::vector<std::string> got;
+  FlowRunQuery q;
+  q.flow_id = f.id;
+  q.limit = 50;
+  std::vector<size_t> sizes;
+  for (;;) {
+    auto page = store_->list_flow_runs(q);
+    ASSERT_TRUE(page.is_ok()) << page.status().to_string();
+    sizes.push_back(page->runs.size());
+    for (const auto& r : page->runs) got.push_back(r.id);
+    if (page->next_cursor.empty()) break;
+    q.cursor = page->next_cursor;
+  }
+  EXPECT_EQ(sizes, (std::vector<size_t>{50, 50, 10}));
+  ASSERT_EQ(got.size(), runs.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], runs[i].id) << i;
+
+  FlowRunQuery all;
+  all.limit = 1000;
+  EXPECT_EQ(store_->list_flow_runs(all)->runs.size(), 121u);
+  all.project_id = f.project_id;
+  EXPECT_EQ(store_->list_flow_runs(all)->runs.size(), 121u);
+  all.project_id = "none";
+  EXPECT_TRUE(store_->list_flow_runs(all)->runs.empty());
+
+  ASSERT_TRUE(set_state(runs[5].id, State::kPending).is_ok());
+  ASSERT_TRUE(set_state(runs[7].id, State::kPending).is_ok());
+  FlowRunQuery pending;
+  pending.flow_id = f.id;
+  pending.state = State::kPending;
+  pending.limit = 1;
+  auto p1 = store_->list_flow_runs(pending);
+  ASSERT_EQ(p1->runs.size(), 1u);
+  EXPECT_EQ(p1->runs[0].id, runs[5].id);
+  pending.cursor = p1->next_cursor;
+  auto p2 = store_->list_flow_runs(pending);
+  ASSERT_EQ(p2->runs.size(), 1u);
+  EXPECT_EQ(p2->runs[0].id, runs[7].id);
+  EXPECT_TRUE(p2->next_cursor.empty());
+
+  FlowRunQuery bad;
+  bad.cursor = "garbage";
+  EXPECT_EQ(store_->list_flow_runs(bad).status().code(), StatusCode::kInvalidArgument);
+  bad.cursor.clear();
+  bad.limit = 0;
+  EXPECT_EQ(store_->list_flow_runs(bad).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreTest, AutoScheduledRuns) {
+  Flow f = register_flow("etl");
+  EXPECT_FALSE(store_->latest_auto_scheduled_start(f.id)->has_value());
+  SysTime t = clock_.now();
+  for (int h = 1; h <= 3; ++h) {
+    NewFlowRun r;
+    r.flow_id = f.id;
+    r.auto_scheduled = true;
+    r.scheduled_start_time = t + std::chrono::hours(h);
+    r.idempotency_key = f.id + ":" + format_rfc3339(*r.scheduled_start_time);
+    ASSERT_TRUE(store_->create_flow_run(r).is_ok());
+  }
+  create_run(f.id, std::nullopt, t + std::chrono::hours(10));  // manual: not counted
+  auto latest = store_->latest_auto_scheduled_start(f.id);
+  ASSERT_TRUE(latest.is_ok());
+  EXPECT_EQ(*latest, t + std::chrono::hours(3));
+  int auto_runs = 0;
+  auto page = store_->list_flow_runs({f.id, {}, {}, 50, ""});
+  ASSERT_TRUE(page.is_ok());
+  for (const auto& r : page->runs) auto_runs += r.auto_scheduled;
+  EXPECT_EQ(auto_runs, 3);
+}
+
+TEST_P(StoreTest, TaskRunBatchesUpsert) {
+  Flow f = register_flow("etl");
+  FlowRun run = run_in_state(f.id, State::kRunning);
+  SysTime t = clock_.now();
+  std::vector<TaskRunUpdate> batch;
+  batch.push_back({run.id, "extract", -1, State::kRunning, "", 1, t});
+  for (int i = 0; i < 3; ++i) batch.push_back({run.id, "load", i, State::kPending, "", std::nullopt, t});
+  auto ids = store_->upsert_task_runs(batch);
+  ASSERT_TRUE(ids.is_ok()) << ids.status().to_string();
+  ASSERT_EQ(ids->size(), 4u);
+  EXPECT_EQ(std::set<std::string>(ids->begin(), ids->end()).size(), 4u);
+
+  auto later = t + seconds(2);
+  auto again = store_->upsert_task_runs({{run.id, "extract", -1, State::kSuccess, "done", std::nullopt, later},
+                                         {run.id, "load", 1, State::kRunning, "", 2, later}});
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_EQ((*again)[0], (*ids)[0]);
+  EXPECT_EQ((*again)[1], (*ids)[2]);
+  // An older update is ignored but still answers with the id.
+  auto old = store_->upsert_task_runs({{run.id, "extract", -1, State::kRunning, "late", 5, t}});
+  ASSERT_TRUE(old.is_ok());
+  EXPECT_EQ((*old)[0], (*ids)[0]);
+
+  auto list = store_->list_task_runs(run.id);
+  ASSERT_TRUE(list.is_ok());
+  ASSERT_EQ(list->size(), 4u);
+  const TaskRun& extract = (*list)[0];
+  EXPECT_EQ(extract.task, "extract");
+  EXPECT_EQ(extract.state, State::kSuccess);
+  EXPECT_EQ(extract.message, "done");
+  EXPECT_EQ(extract.attempts, 1);  // kept: the update carried none
+  EXPECT_EQ(extract.start_time, t);
+  EXPECT_EQ(extract.end_time, later);
+  EXPECT_EQ(extract.updated, later);
+  EXPECT_EQ((*list)[1].task, "load");
+  EXPECT_EQ((*list)[1].map_index, 0);
+  EXPECT_EQ((*list)[2].state, State::kRunning);
+  EXPECT_EQ((*list)[2].attempts, 2);
+  EXPECT_FALSE((*list)[2].end_time.has_value());
+}
+
+TEST_P(StoreTest, TaskRunBatchIsAllOrNothing) {
+  Flow f = register_flow("etl");
+  FlowRun run = create_run(f.id);
+  auto r = store_->upsert_task_runs({{run.id, "a", -1, State::kRunning, "", 1, clock_.now()},
+                                     {"missing-run", "b", -1, State::kRunning, "", 1, clock_.now()}});
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(r.status().message(), HasSubstr("missing-run"));
+  EXPECT_TRUE(store_->list_task_runs(run.id)->empty());
+  EXPECT_EQ(store_->upsert_task_runs({{run.id, "", -1, State::kRunning, "", 1, clock_.now()}}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->list_task_runs("missing-run").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->upsert_task_runs({})->empty());
+}
+
+TEST_P(StoreTest, LogsAndCursors) {
+  Flow f = register_flow("etl");
+  FlowRun run = create_run(f.id);
+  FlowRun other = create_run(f.id);
+  std::vector<LogEntry> batch;
+  for (int i = 0; i < 25; ++i) {
+    LogEntry e;
+    e.flow_run_id = i % 5 == 4 ? other.id : run.id;
+    e.task = "extract";
+    e.map_index = i;
+    e.level = i % 2 ? "INFO" : "ERROR";
+    e.message = "line " + std::to_string(i);
+    e.timestamp = clock_.now() + milliseconds(i);
+    batch.push_back(e);
+  }
+  auto ids = store_->append_logs(batch);
+  ASSERT_TRUE(ids.is_ok()) << ids.status().to_string();
+  ASSERT_EQ(ids->size(), 25u);
+  EXPECT_TRUE(std::is_sorted(ids->begin(), ids->end()));
+  EXPECT_EQ(std::set<int64_t>(ids->begin(), ids->end()).size(), 25u);
+
+  std::vector<std::string> messages;
+  int64_t cursor = 0;
+  for (;;) {
+    auto page = store_->read_logs(run.id, cursor, 7);
+    ASSERT_TRUE(page.is_ok());
+    if (page->empty()) break;
+    for (const auto& l : *page) {
+      EXPECT_GT(l.id, cursor);
+      messages.push_back(l.message);
+      EXPECT_EQ(l.flow_run_id, run.id);
+    }
+    cursor = page->back().id;
+  }
+  ASSERT_EQ(messages.size(), 20u);
+  EXPECT_EQ(messages[0], "line 0");
+  EXPECT_EQ(messages[4], "line 5");
+  auto first = store_->read_logs(run.id, 0, 1);
+  EXPECT_EQ((*first)[0].level, "ERROR");
+  EXPECT_EQ((*first)[0].task, "extract");
+  EXPECT_EQ((*first)[0].timestamp, clock_.now());
+  EXPECT_FALSE((*first)[0].task_run_id.has_value());
+  // New lines come after the cursor.
+  LogEntry more;
+  more.flow_run_id = run.id;
+  more.message = "late";
+  ASSERT_TRUE(store_->append_logs({more}).is_ok());
+  auto tail = store_->read_logs(run.id, cursor, 100);
+  ASSERT_EQ(tail->size(), 1u);
+  EXPECT_EQ((*tail)[0].message, "late");
+  EXPECT_GT((*tail)[0].id, ids->back());
+  more.flow_run_id = "missing";
+  EXPECT_EQ(store_->append_logs({more}).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->read_logs("missing", 0, 10).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->read_logs(run.id, 0, 0).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreTest, Agents) {
+  auto a = store_->register_agent({"laptop", "local", {"dev", "cpu"}});
+  ASSERT_TRUE(a.is_ok());
+  EXPECT_EQ(a->labels, (std::vector<std::string>{"cpu", "dev"}));
+  EXPECT_FALSE(a->last_heartbeat.has_value());
+  auto again = store_->register_agent({"laptop", "docker", {"gpu"}});
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_EQ(again->id, a->id);
+  EXPECT_EQ(again->type, "docker");
+  EXPECT_EQ(again->labels, std::vector<std::string>{"gpu"});
+  ASSERT_TRUE(store_->register_agent({"cluster", "slurm", {}}).is_ok());
+  clock_.advance(seconds(3));
+  ASSERT_TRUE(store_->heartbeat_agent(a->id, clock_.now()).is_ok());
+  EXPECT_EQ(store_->heartbeat_agent("nope", clock_.now()).code(), StatusCode::kNotFound);
+  auto list = store_->list_agents();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].name, "cluster");
+  EXPECT_EQ((*list)[1].last_heartbeat, clock_.now());
+  EXPECT_EQ(*store_->count_agents(), 2);
+  EXPECT_EQ(store_->get_agent(a->id)->name, "laptop");
+  EXPECT_EQ(store_->get_agent("nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->register_agent({"", "local", {}}).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreTest, Tokens) {
+  EXPECT_EQ(*store_->count_tokens(), 0);
+  NewToken admin{"", "bootstrap", "admin", sha256_hex("cvt_secret"), std::nullopt, std::nullopt};
+  auto t = store_->create_token(admin);
+  ASSERT_TRUE(t.is_ok()) << t.status().to_string();
+  EXPECT_FALSE(t->id.empty());
+  EXPECT_EQ(t->created, clock_.now());
+  EXPECT_EQ(*store_->count_tokens(), 1);
+  auto found = store_->find_token_by_hash(sha256_hex("cvt_secret"));
+  ASSERT_TRUE(found.is_ok());
+  EXPECT_EQ(found->id, t->id);
+  EXPECT_EQ(found->scope, "admin");
+  EXPECT_EQ(store_->find_token_by_hash(sha256_hex("other")).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->create_token(admin).status().code(), StatusCode::kConflict);
+
+  Flow f = register_flow("etl");
+  FlowRun run = create_run(f.id);
+  SysTime exp = clock_.now() + std::chrono::hours(24);
+  NewToken rt{"tok-run", "run", "run", sha256_hex("r"), exp, run.id};
+  auto r = store_->create_token(rt);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->id, "tok-run");
+  EXPECT_EQ(r->expires, exp);
+  EXPECT_EQ(r->flow_run_id, run.id);
+  EXPECT_EQ(store_->create_token({"", "x", "root", "h1", std::nullopt, std::nullopt}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->create_token({"", "x", "run", "h2", std::nullopt, std::nullopt}).status().code(),
+            StatusCode::kInvalidArgument);
+
+  auto list = store_->list_tokens();
+  ASSERT_EQ(list->size(), 2u);
+  clock_.advance(seconds(1));
+  ASSERT_TRUE(store_->revoke_token("tok-run", clock_.now()).is_ok());
+  EXPECT_EQ(store_->find_token_by_hash(sha256_hex("r"))->revoked_at, clock_.now());
+  EXPECT_EQ(store_->revoke_token("nope", clock_.now()).code(), StatusCode::kNotFound);
+  EXPECT_EQ(*store_->count_tokens(), 2);
+}
+
+TEST_P(StoreTest, CountRunsByState) {
+  Flow f = register_flow("etl");
+  run_in_state(f.id, State::kRunning);
+  run_in_state(f.id, State::kRunning);
+  run_in_state(f.id, State::kSuccess);
+  create_run(f.id);
+  auto counts = store_->count_runs_by_state();
+  ASSERT_TRUE(counts.is_ok());
+  std::map<State, int64_t> m;
+  for (const auto& c : *counts) m[c.state] = c.count;
+  EXPECT_EQ(m, (std::map<State, int64_t>{{State::kRunning, 2}, {State::kSuccess, 1}, {State::kScheduled, 1}}));
+}
+
+// A writer process is killed with SIGKILL; every write it saw acknowledged survives.
+TEST_P(StoreTest, AcknowledgedWritesSurviveAKilledWriter) {
+  Flow f = register_flow("etl");
+  FlowRun run = create_run(f.id);
+  Child w = spawn({tool_path(), "write", db_->url(), run.id});
+  ASSERT_NE(w.out, nullptr);
+  int acked = -1;
+  std::string line;
+  while (acked < 300 && read_line(w.out, &line)) acked = std::stoi(line);
+  kill(w.pid, SIGKILL);
+  int status = wait_child(w.pid);
+  fclose(w.out);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  ASSERT_GE(acked, 300);
+
+  store_.reset();
+  auto reopened = open();
+  ASSERT_NE(reopened, nullptr);
+  auto tasks = reopened->list_task_runs(run.id);
+  ASSERT_TRUE(tasks.is_ok());
+  std::set<std::string> names;
+  for (const auto& t : *tasks) names.insert(t.task);
+  for (int i = 0; i <= acked; ++i) ASSERT_TRUE(names.count("t" + std::to_string(i))) << i;
+  auto logs = reopened->read_logs(run.id, 0, 10000);
+  ASSERT_TRUE(logs.is_ok());
+  ASSERT_GE(logs->size(), static_cast<size_t>(acked + 1));
+  for (int i = 0; i <= acked; ++i) ASSERT_EQ((*logs)[i].message, "line " + std::to_string(i));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backend, StoreTest, ::testing::Values(std::string(CULVERT_STORE_TEST_BACKEND)),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace culvert::store
