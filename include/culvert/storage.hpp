@@ -8,6 +8,7 @@
 
 #include <culvert/status.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -22,6 +23,11 @@ struct StorageOptions {
   std::string region;
   // Default: $AWS_PROFILE, else "default".
   std::string aws_profile;
+  // S3 put_file sends files of at least this many bytes as a multipart upload of
+  // s3_part_size parts. 0 = the default: 16 MiB, in 8 MiB parts.
+  // REQUIRES: s3_part_size is 0 or at least 5 MiB on AWS (S3's minimum part size).
+  uint64_t s3_multipart_threshold = 0;
+  uint64_t s3_part_size = 0;
 };
 
 class ObjectStore {

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include "cli/agent_cmds.hpp"
 #include "cli/client_cmds.hpp"
 
 void add_server_command(CLI::App& app);  // server_cmd.cpp
@@ -13,14 +14,15 @@ int main(int argc, char** argv) {
   std::string output = "table";
   version->add_option("--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
   add_server_command(app);
-  culvert::cli::CliContext client_ctx;
-  culvert::cli::add_client_commands(app, client_ctx);
   version->callback([&] {
     if (output == "json")
       fmt::print("{{\"version\":\"{}\"}}\n", CULVERT_VERSION);
     else
       fmt::print("culvert {}\n", CULVERT_VERSION);
   });
+  culvert::cli::CliContext client_ctx;
+  culvert::cli::add_client_commands(app, client_ctx);
+  culvert::cli::add_agent_commands(app, client_ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {  // a command failed; it printed why

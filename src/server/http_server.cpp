@@ -108,8 +108,10 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_never();
     server_.in_flight.fetch_add(1);
     auto self = shared_from_this();
+    // dispatch: a handler that answers at once (on this strand) writes without a
+    // queue hop; an answer from another thread is posted onto the strand.
     server_.handler.handle(std::move(req), [self](Response resp) {
-      net::post(self->stream_.get_executor(), [self, resp = std::move(resp)]() mutable {
+      net::dispatch(self->stream_.get_executor(), [self, resp = std::move(resp)]() mutable {
         self->write(std::move(resp));
       });
     });

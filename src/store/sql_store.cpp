@@ -11,6 +11,8 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -129,8 +131,8 @@ FlowRun to_run(const Row& r) {
 }
 
 constexpr const char* kTaskRunColumns =
-    "SELECT id, flow_run_id, task, map_index, state, message, attempts, created, updated, "
-    "start_time, end_time FROM task_runs ";
+    "SELECT id, flow_run_id, task, map_index, state, message, "
+    "CASE WHEN attempts < 0 THEN 0 ELSE attempts END, created, updated, start_time, end_time FROM task_runs ";
 
 TaskRun to_task_run(const Row& r) {
   TaskRun t;
@@ -457,8 +459,8 @@ class SqlStore final : public Store {
         params.push_back(std::string(state_name(*q.state)));
       }
       if (!q.cursor.empty()) {
-        conds.push_back("(r.created < ? OR (r.created = ? AND r.id < ?))");
-        params.push_back(c_created);
+        // A row-value comparison, so that both databases use it as an index range.
+        conds.push_back("(r.created, r.id) < (CAST(? AS BIGINT), ?)");
         params.push_back(c_created);
         params.push_back(c_id);
       }
@@ -671,25 +673,65 @@ class SqlStore final : public Store {
       for (const auto& id : runs)
         if (db_->query("SELECT 1 FROM flow_runs WHERE id = ?", {id}).empty())
           return not_found("flow run '" + id + "' does not exist");
+      // Merge repeated keys in batch order (a statement may touch a row only once),
+      // then upsert in multi-row statements of fixed sizes (few prepared statements).
+      struct Merged {
+        const TaskRunUpdate* u;
+        int64_t ts;
+        std::optional<int> attempts;
+        std::optional<int64_t> start, end;
+      };
+      using Key = std::tuple<std::string, std::string, int>;
+      std::map<Key, size_t> index;
+      std::vector<Merged> merged;
+      for (const auto& u : updates) {
+        int64_t ts = to_unix_ms(u.timestamp);
+        Key key{u.flow_run_id, u.task, u.map_index};
+        auto it = index.find(key);
+        if (it == index.end()) {
+          index.emplace(key, merged.size());
+          merged.push_back({&u, ts, u.attempts, u.state == State::kRunning ? std::optional<int64_t>(ts) : std::nullopt,
+                            is_final(u.state) ? std::optional<int64_t>(ts) : std::nullopt});
+          continue;
+        }
+        Merged& m = merged[it->second];
+        if (ts < m.ts) continue;  // older than what the batch already says: ignored
+        m.u = &u;
+        m.ts = ts;
+        if (u.attempts) m.attempts = u.attempts;
+        if (!m.start && u.state == State::kRunning) m.start = ts;
+        m.end = is_final(u.state) ? std::optional<int64_t>(ts) : std::nullopt;
+      }
+      std::map<Key, std::string> ids_by_key;
+      size_t pos = 0;
+      while (pos < merged.size()) {
+        size_t left = merged.size() - pos;
+        size_t n = left >= 256 ? 256 : left >= 64 ? 64 : left >= 16 ? 16 : left >= 4 ? 4 : 1;
+        Params params;
+        params.reserve(n * 11);
+        for (size_t k = pos; k < pos + n; ++k) {
+          const Merged& m = merged[k];
+          params.insert(params.end(),
+                        {new_uuid(), m.u->flow_run_id, m.u->task, int64_t{m.u->map_index},
+                         std::string(state_name(m.u->state)), m.u->message,
+                         int64_t{m.attempts ? *m.attempts : -1}, m.ts, m.ts,
+                         m.start ? Value(*m.start) : null_value(), m.end ? Value(*m.end) : null_value()});
+        }
+        for (const auto& r : db_->query(upsert_sql(n), params))
+          ids_by_key[Key{r.str(0), r.str(1), static_cast<int>(r.i64(2))}] = r.str(3);
+        pos += n;
+      }
       std::vector<std::string> ids;
       ids.reserve(updates.size());
       for (const auto& u : updates) {
-        int64_t ts = to_unix_ms(u.timestamp);
-        auto rows = db_->query(
-            "INSERT INTO task_runs (id, flow_run_id, task, map_index, state, message, attempts, created, "
-            "updated, start_time, end_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (flow_run_id, task, map_index) DO UPDATE SET state = excluded.state, "
-            "message = excluded.message, "
-            "attempts = CASE WHEN ? = 1 THEN excluded.attempts ELSE task_runs.attempts END, "
-            "updated = excluded.updated, start_time = COALESCE(task_runs.start_time, excluded.start_time), "
-            "end_time = excluded.end_time WHERE excluded.updated >= task_runs.updated RETURNING id",
-            {new_uuid(), u.flow_run_id, u.task, int64_t{u.map_index}, std::string(state_name(u.state)), u.message,
-             int64_t{u.attempts.value_or(0)}, ts, ts, u.state == State::kRunning ? Value(ts) : null_value(),
-             is_final(u.state) ? Value(ts) : null_value(), int64_t{u.attempts ? 1 : 0}});
-        if (rows.empty())  // an older update than the stored one: ignored
-          rows = db_->query("SELECT id FROM task_runs WHERE flow_run_id = ? AND task = ? AND map_index = ?",
-                            {u.flow_run_id, u.task, int64_t{u.map_index}});
-        ids.push_back(rows.at(0).str(0));
+        Key key{u.flow_run_id, u.task, u.map_index};
+        auto it = ids_by_key.find(key);
+        if (it == ids_by_key.end()) {  // an update older than the stored row: not applied
+          auto rows = db_->query("SELECT id FROM task_runs WHERE flow_run_id = ? AND task = ? AND map_index = ?",
+                                 {u.flow_run_id, u.task, int64_t{u.map_index}});
+          it = ids_by_key.emplace(key, rows.at(0).str(0)).first;
+        }
+        ids.push_back(it->second);
       }
       return ids;
     });
@@ -884,12 +926,34 @@ class SqlStore final : public Store {
         bool retry = e.kind() == DbError::Kind::kRetry ||
                      (retry_unique && e.kind() == DbError::Kind::kUnique);
         if (retry && attempt < kMaxAttempts) {
-          clock_.sleep_for(std::chrono::milliseconds(std::min(attempt, 10)));
+          // Real time, not clock_: this waits out another connection's transaction.
+          std::this_thread::sleep_for(std::chrono::milliseconds(std::min(attempt, 10)));
           continue;
         }
         return R(db_error_status(e));
       }
     }
+  }
+
+  // INSERT of n task runs; attempts -1 means "not reported" (kept on update, read as 0).
+  static std::string upsert_sql(size_t n) {
+    std::string sql =
+        "INSERT INTO task_runs (id, flow_run_id, task, map_index, state, message, attempts, created, updated, "
+        "start_time, end_time) VALUES ";
+    for (size_t i = 0; i < n; ++i) {
+      if (i) sql += ", ";
+      sql += i == 0 ? "(?, ?, ?, CAST(? AS INTEGER), ?, ?, CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS BIGINT), "
+                      "CAST(? AS BIGINT), CAST(? AS BIGINT))"
+                    : "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    }
+    sql +=
+        " ON CONFLICT (flow_run_id, task, map_index) DO UPDATE SET state = excluded.state, "
+        "message = excluded.message, "
+        "attempts = CASE WHEN excluded.attempts < 0 THEN task_runs.attempts ELSE excluded.attempts END, "
+        "updated = excluded.updated, start_time = COALESCE(task_runs.start_time, excluded.start_time), "
+        "end_time = excluded.end_time WHERE excluded.updated >= task_runs.updated "
+        "RETURNING flow_run_id, task, map_index, id";
+    return sql;
   }
 
   std::string for_update(const char* alias) const {

@@ -869,6 +869,34 @@ TEST_P(StoreTest, TaskRunBatchesUpsert) {
   EXPECT_FALSE((*list)[2].end_time.has_value());
 }
 
+TEST_P(StoreTest, TaskRunBatchWithRepeatedKeysAppliesInOrder) {
+  Flow f = register_flow("etl");
+  FlowRun run = create_run(f.id);
+  SysTime t = clock_.now();
+  std::vector<TaskRunUpdate> batch;
+  // 300 mapped task runs (more than one multi-row statement), each going through three
+  // states in the same batch, plus an out-of-order older update that must be ignored.
+  for (State s : {State::kPending, State::kRunning, State::kSuccess}) {
+    t += milliseconds(10);
+    for (int i = 0; i < 300; ++i) batch.push_back({run.id, "map", i, s, state_name(s), std::nullopt, t});
+  }
+  batch.push_back({run.id, "map", 7, State::kFailed, "late", 9, t - milliseconds(15)});
+  auto ids = store_->upsert_task_runs(batch);
+  ASSERT_TRUE(ids.is_ok()) << ids.status().to_string();
+  ASSERT_EQ(ids->size(), batch.size());
+  EXPECT_EQ((*ids)[0], (*ids)[300]);
+  EXPECT_EQ((*ids)[7], ids->back());
+  auto list = store_->list_task_runs(run.id);
+  ASSERT_EQ(list->size(), 300u);
+  for (const auto& tr : *list) {
+    EXPECT_EQ(tr.state, State::kSuccess);
+    EXPECT_EQ(tr.message, "Success");
+    EXPECT_EQ(tr.attempts, 0);
+    EXPECT_EQ(tr.start_time, t - milliseconds(10));
+    EXPECT_EQ(tr.end_time, t);
+  }
+}
+
 TEST_P(StoreTest, TaskRunBatchIsAllOrNothing) {
   Flow f = register_flow("etl");
   FlowRun run = create_run(f.id);

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Server benchmarks. Starts `culvert server start` on a free port with a temporary HOME
+# and database, then measures:
+#   - GET /api/health with keep-alive (wrk)
+#   - authenticated GET /api/v1/flow-runs/{id} with keep-alive (wrk)
+#   - claim latency p50/p99 (bench_claim_latency)
+#   - server RSS (VmRSS now, VmHWM peak) from /proc
+#
+#   bench/server/run.sh [BUILD_DIR] [--db postgresql://...] [--duration 10s] [--connections 32]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BUILD="${1:-$ROOT/build}"; shift || true
+DB=""; DURATION=10s; CONNS=32
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --db) DB="$2"; shift 2 ;;
+    --duration) DURATION="$2"; shift 2 ;;
+    --connections) CONNS="$2"; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+cmake --build "$BUILD" --target culvert_cli bench_claim_latency >/dev/null
+
+TMP="$(mktemp -d /tmp/culvert-bench.XXXXXX)"
+[[ -z "$DB" ]] && DB="sqlite://$TMP/culvert.db"
+HOME="$TMP" "$BUILD/culvert" server start --listen 127.0.0.1:0 --db "$DB" --log-level warn \
+  --port-file "$TMP/port" >"$TMP/out" 2>"$TMP/err" &
+PID=$!
+cleanup() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$TMP"; }
+trap cleanup EXIT
+for _ in $(seq 1 200); do [[ -s "$TMP/port" ]] && break; sleep 0.05; done
+PORT="$(cat "$TMP/port")"; URL="http://127.0.0.1:$PORT"
+TOKEN="$(grep -o "api_token = '[^']*'" "$TMP/.culvert/config.toml" | cut -d"'" -f2)"
+[[ -n "$TOKEN" ]] || { echo "no admin token (database not empty?)" >&2; exit 1; }
+
+curl -sf -XPOST "$URL/api/v1/flows" -H "Authorization: Bearer $TOKEN" \
+  -d '{"project":"bench","name":"read","artifact":{"uri":"file:///x","sha256":"'"$(printf 'a%.0s' {1..64})"'"}}' >/dev/null
+RUN="$(curl -sf -XPOST "$URL/api/v1/flow-runs" -H "Authorization: Bearer $TOKEN" \
+  -d '{"project":"bench","flow":"read"}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')"
+
+echo "== server $URL (db: ${DB%%://*}), cores: $(nproc), wrk -t1 -c$CONNS -d$DURATION"
+echo "-- GET /api/health"
+wrk -t1 -c"$CONNS" -d"$DURATION" "$URL/api/health" | grep -E "Requests/sec|Latency|requests in"
+echo "-- GET /api/v1/flow-runs/{id} (Bearer token)"
+wrk -t1 -c"$CONNS" -d"$DURATION" -H "Authorization: Bearer $TOKEN" "$URL/api/v1/flow-runs/$RUN" \
+  | grep -E "Requests/sec|Latency|requests in|Non-2xx"
+echo "-- claim latency"
+"$BUILD/bench/server/bench_claim_latency" "$URL" "$TOKEN" 300
+echo "-- server memory"
+grep -E "VmRSS|VmHWM" "/proc/$PID/status"

@@ -1,0 +1,152 @@
+// Codecs: how a task's value becomes bytes in storage (results, cache entries, targets)
+// and back. Built in: arithmetic types, std::string, byte buffers
+// (std::vector<std::byte>, std::vector<unsigned char>), and std::vector / std::map of
+// codec-able types. <culvert/json.hpp> adds nlohmann::json. A user type gets a codec by
+// specializing culvert::Codec<T> with
+//   static std::string encode(const T&);
+//   static bool decode(std::string_view bytes, T& out);   // false: malformed
+// Encodings: numbers and strings as text/bytes; containers as a sequence of
+// netstring-like items "<length>:<bytes>". Stateless; thread-safe.
+#pragma once
+
+#include <charconv>
+#include <cstddef>
+#include <map>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <vector>
+
+namespace culvert {
+
+template <typename T, typename Enable = void>
+struct Codec;  // no codec for T unless specialized
+
+template <typename T>
+concept HasCodec = requires(const T& v, std::string_view s, T& out) {
+  { Codec<T>::encode(v) } -> std::convertible_to<std::string>;
+  { Codec<T>::decode(s, out) } -> std::convertible_to<bool>;
+};
+
+template <typename T>
+struct Codec<T, std::enable_if_t<std::is_arithmetic_v<T> && !std::is_same_v<T, bool>>> {
+  static std::string encode(const T& v) {
+    char buf[64];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return std::string(buf, r.ptr);
+  }
+  static bool decode(std::string_view s, T& out) {
+    auto r = std::from_chars(s.data(), s.data() + s.size(), out);
+    return r.ec == std::errc() && r.ptr == s.data() + s.size();
+  }
+};
+
+template <>
+struct Codec<bool> {
+  static std::string encode(const bool& v) { return v ? "true" : "false"; }
+  static bool decode(std::string_view s, bool& out) {
+    if (s == "true") { out = true; return true; }
+    if (s == "false") { out = false; return true; }
+    return false;
+  }
+};
+
+template <>
+struct Codec<std::string> {
+  static std::string encode(const std::string& v) { return v; }
+  static bool decode(std::string_view s, std::string& out) { out.assign(s); return true; }
+};
+
+template <>
+struct Codec<std::vector<std::byte>> {
+  static std::string encode(const std::vector<std::byte>& v) {
+    return std::string(reinterpret_cast<const char*>(v.data()), v.size());
+  }
+  static bool decode(std::string_view s, std::vector<std::byte>& out) {
+    const auto* p = reinterpret_cast<const std::byte*>(s.data());
+    out.assign(p, p + s.size());
+    return true;
+  }
+};
+
+template <>
+struct Codec<std::vector<unsigned char>> {
+  static std::string encode(const std::vector<unsigned char>& v) {
+    return std::string(reinterpret_cast<const char*>(v.data()), v.size());
+  }
+  static bool decode(std::string_view s, std::vector<unsigned char>& out) {
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    out.assign(p, p + s.size());
+    return true;
+  }
+};
+
+namespace detail {
+inline void put_item(std::string& out, std::string_view item) {
+  out += std::to_string(item.size());
+  out += ':';
+  out += item;
+}
+// Reads one "<len>:<bytes>" item at `pos`; false when malformed.
+inline bool get_item(std::string_view s, size_t& pos, std::string_view& item) {
+  size_t colon = s.find(':', pos);
+  if (colon == std::string_view::npos) return false;
+  size_t len = 0;
+  auto r = std::from_chars(s.data() + pos, s.data() + colon, len);
+  if (r.ec != std::errc() || r.ptr != s.data() + colon || len > s.size() - colon - 1) return false;
+  item = s.substr(colon + 1, len);
+  pos = colon + 1 + len;
+  return true;
+}
+}  // namespace detail
+
+template <typename T>
+  requires(HasCodec<T> && !std::is_same_v<T, std::byte> && !std::is_same_v<T, unsigned char>)
+struct Codec<std::vector<T>> {
+  static std::string encode(const std::vector<T>& v) {
+    std::string out;
+    for (const auto& e : v) detail::put_item(out, Codec<T>::encode(e));
+    return out;
+  }
+  static bool decode(std::string_view s, std::vector<T>& out) {
+    out.clear();
+    size_t pos = 0;
+    while (pos < s.size()) {
+      std::string_view item;
+      if (!detail::get_item(s, pos, item)) return false;
+      T v{};
+      if (!Codec<T>::decode(item, v)) return false;
+      out.push_back(std::move(v));
+    }
+    return true;
+  }
+};
+
+template <typename K, typename V>
+  requires(HasCodec<K> && HasCodec<V>)
+struct Codec<std::map<K, V>> {
+  static std::string encode(const std::map<K, V>& m) {
+    std::string out;
+    for (const auto& [k, v] : m) {
+      detail::put_item(out, Codec<K>::encode(k));
+      detail::put_item(out, Codec<V>::encode(v));
+    }
+    return out;
+  }
+  static bool decode(std::string_view s, std::map<K, V>& out) {
+    out.clear();
+    size_t pos = 0;
+    while (pos < s.size()) {
+      std::string_view ks, vs;
+      if (!detail::get_item(s, pos, ks) || !detail::get_item(s, pos, vs)) return false;
+      K k{};
+      V v{};
+      if (!Codec<K>::decode(ks, k) || !Codec<V>::decode(vs, v)) return false;
+      out.emplace(std::move(k), std::move(v));
+    }
+    return true;
+  }
+};
+
+}  // namespace culvert

@@ -1,0 +1,365 @@
+#include "cli/agent_cmds.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "agent/agent.hpp"
+#include "agent/client_api.hpp"
+#include "agent/local_launcher.hpp"
+#include "client/api.hpp"
+#include "runtime/runtime.hpp"
+#include "storage/artifacts.hpp"
+
+namespace culvert::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_stop_signal(int) { g_stop.store(true); }
+
+std::string self_exe() {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return "culvert";
+  buf[n] = '\0';
+  return buf;
+}
+
+client::Settings settings_for(CliContext& ctx, std::ostream& err, bool& ok) {
+  ok = true;
+  client::ProfileConfig config;
+  if (auto path = client::default_config_path(ctx.env)) {
+    auto loaded = client::load_profile_config(*path);
+    if (!loaded) {
+      err << "culvert: " << loaded.status().message() << "\n";
+      ok = false;
+    } else {
+      config = *loaded;
+    }
+  }
+  return client::resolve_settings(ctx.flags, ctx.env, config);
+}
+
+std::string home_dir(CliContext& ctx) {
+  auto h = ctx.env("HOME");
+  return h ? *h : std::string("/tmp");
+}
+
+struct AgentFlags {
+  std::string type = "local";
+  std::vector<std::string> labels;
+  std::string name;
+  int max_concurrent = 4;
+  std::vector<std::string> env;
+  std::string working_dir;
+  std::string docker_host;
+  std::string run_output_dir;
+  int heartbeat_seconds = 10;
+};
+
+void add_agent_flags(CLI::App* cmd, AgentFlags& f) {
+  cmd->add_option("--type", f.type, "local or docker (ecs and slurm: not available yet)")
+      ->check(CLI::IsMember({"local", "docker", "ecs", "slurm"}));
+  cmd->add_option("--label,-l", f.labels, "a label this agent serves (repeatable)");
+  cmd->add_option("--name", f.name, "agent name (default: HOSTNAME-TYPE)");
+  cmd->add_option("--max-concurrent", f.max_concurrent, "runs at once (default 4)")->check(CLI::Range(1, 10000));
+  cmd->add_option("--env,-e", f.env, "K=V added to every run's environment (repeatable)");
+  cmd->add_option("--working-dir", f.working_dir, "local: working directory of runs");
+  cmd->add_option("--docker-host", f.docker_host, "docker: the engine's unix socket");
+  cmd->add_option("--run-output-dir", f.run_output_dir,
+                  "local: write each run's stdout/stderr to DIR/<run-id>.log (default: the agent's own)");
+  cmd->add_option("--heartbeat-seconds", f.heartbeat_seconds, "agent heartbeat interval (default 10)")
+      ->check(CLI::Range(1, 3600));
+}
+
+int agent_start(CliContext& ctx, const AgentFlags& f) {
+  std::ostream& err = ctx.err ? *ctx.err : std::cerr;
+  bool ok;
+  auto settings = settings_for(ctx, err, ok);
+  if (!ok) return 2;
+  if (f.type != "local") {
+    err << "culvert agent start: --type " << f.type << " is not available in this version (use --type local)\n";
+    return 2;
+  }
+  agent::AgentOptions opts;
+  char host[256] = "host";
+  ::gethostname(host, sizeof(host) - 1);
+  opts.name = f.name.empty() ? fmt::format("{}-{}", host, f.type) : f.name;
+  opts.labels = f.labels;
+  opts.max_concurrent = f.max_concurrent;
+  for (const auto& kv : f.env) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      err << "culvert agent start: --env expects K=V, got '" << kv << "'\n";
+      return 2;
+    }
+    opts.env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  opts.command = {self_exe(), "execute"};
+  opts.api_url = settings.api_url;
+  opts.heartbeat_interval = std::chrono::seconds(f.heartbeat_seconds);
+  if (!f.run_output_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(f.run_output_dir, ec);
+    if (ec) {
+      err << "culvert agent start: cannot create --run-output-dir '" << f.run_output_dir << "': " << ec.message() << "\n";
+      return 2;
+    }
+  }
+  agent::LocalLauncher launcher({.working_dir = f.working_dir, .output_dir = f.run_output_dir});
+
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
+
+  client::ClientOptions co{.api_url = settings.api_url, .api_token = settings.api_token};
+  agent::ClientAgentApi claim_api(co, &g_stop);
+  agent::ClientAgentApi monitor_api(co);
+  agent::Agent agent(opts, claim_api, monitor_api, launcher, system_clock());
+  Status st = agent.register_self();
+  if (!st.is_ok()) {
+    err << "culvert agent start: cannot register with " << settings.api_url << ": " << st.message() << "\n";
+    return 1;
+  }
+  spdlog::info("agent '{}' ({}) registered as {} with labels [{}]; max {} runs at once; server {}", opts.name,
+               f.type, agent.id(), fmt::format("{}", fmt::join(opts.labels, ", ")), opts.max_concurrent,
+               settings.api_url);
+  st = agent.run(g_stop);
+  spdlog::info("agent '{}' stopped ({} runs still running on their own)", opts.name, agent.active_runs());
+  return st.is_ok() ? 0 : 1;
+}
+
+std::string shell_quote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,@") ==
+                        std::string::npos)
+    return s;
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
+}
+
+int install_service(CliContext& ctx, const AgentFlags& f, const std::string& unit_name, const std::string& output,
+                    const std::string& user) {
+  std::ostream& out = ctx.out ? *ctx.out : std::cout;
+  std::ostream& err = ctx.err ? *ctx.err : std::cerr;
+  std::vector<std::string> args = {self_exe(), "agent", "start", "--type", f.type};
+  for (const auto& l : f.labels) args.insert(args.end(), {"--label", l});
+  if (!f.name.empty()) args.insert(args.end(), {"--name", f.name});
+  args.insert(args.end(), {"--max-concurrent", std::to_string(f.max_concurrent)});
+  for (const auto& e : f.env) args.insert(args.end(), {"--env", e});
+  if (!f.working_dir.empty()) args.insert(args.end(), {"--working-dir", f.working_dir});
+  if (!f.docker_host.empty()) args.insert(args.end(), {"--docker-host", f.docker_host});
+  if (!f.run_output_dir.empty()) args.insert(args.end(), {"--run-output-dir", f.run_output_dir});
+  if (ctx.flags.profile) args.insert(args.end(), {"--profile", *ctx.flags.profile});
+  if (ctx.flags.api_url) args.insert(args.end(), {"--api-url", *ctx.flags.api_url});
+  std::string exec;
+  for (const auto& a : args) exec += (exec.empty() ? "" : " ") + shell_quote(a);
+  std::string unit = fmt::format(
+      "# Written by `culvert agent install-service`.\n"
+      "[Unit]\n"
+      "Description=Culvert agent ({} {})\n"
+      "After=network-online.target\n"
+      "Wants=network-online.target\n\n"
+      "[Service]\n"
+      "Type=simple\n"
+      "{}"
+      "Environment=HOME={}\n"
+      "ExecStart={}\n"
+      "Restart=always\n"
+      "RestartSec=5\n"
+      "# Stop only the agent: flow runs it launched finish on their own and report for themselves.\n"
+      "KillMode=process\n"
+      "TimeoutStopSec=30\n\n"
+      "[Install]\n"
+      "WantedBy=multi-user.target\n",
+      f.type, fmt::format("{}", fmt::join(f.labels, ",")), user.empty() ? "" : "User=" + user + "\n",
+      home_dir(ctx), exec);
+  if (output.empty() || output == "-") {
+    out << unit;
+    return 0;
+  }
+  std::filesystem::path path = output;
+  if (std::filesystem::is_directory(path)) path /= unit_name + ".service";
+  std::ofstream file(path, std::ios::trunc);
+  if (!file || !(file << unit)) {
+    err << "culvert agent install-service: cannot write " << path.string() << ": " << std::strerror(errno) << "\n";
+    return 1;
+  }
+  err << "wrote " << path.string() << "\nthen: systemctl daemon-reload && systemctl enable --now "
+      << path.stem().string() << "\n";
+  return 0;
+}
+
+// `culvert execute`: fetch the run's artifact (verified, cached) and exec it as
+// `<artifact> execute`, keeping this process (and its process group) for the agent.
+int execute(CliContext& ctx) {
+  std::ostream& err = ctx.err ? *ctx.err : std::cerr;
+  auto env = runtime::execute_env_from_process();
+  if (!env) {
+    err << "culvert execute: " << env.status().message() << "\n";
+    return 2;
+  }
+  client::ApiClient api(client::ClientOptions{.api_url = env->api_url, .api_token = env->api_token});
+  auto crash = [&](const std::string& why) {
+    err << "culvert execute: " << why << "\n";
+    auto r = api.set_flow_run_state(env->flow_run_id, "Crashed", why);
+    if (!r) err << "culvert execute: reporting Crashed failed: " << r.status().message() << "\n";
+    return 1;
+  };
+  auto run = api.get_flow_run(env->flow_run_id);
+  if (!run) {
+    err << "culvert execute: cannot read flow run " << env->flow_run_id << ": " << run.status().message() << "\n";
+    return 1;
+  }
+  auto flow = api.get_flow(run->value("flow_id", ""));
+  if (!flow) return crash("cannot read the run's flow version: " + flow.status().message());
+  std::string uri, sha;
+  if (flow->contains("artifact") && (*flow)["artifact"].is_object()) {
+    uri = (*flow)["artifact"].value("uri", "");
+    sha = (*flow)["artifact"].value("sha256", "");
+  }
+  if (uri.empty() || sha.empty()) return crash("the flow version has no artifact to run");
+  std::string cache = ctx.env("CULVERT_ARTIFACT_CACHE").value_or(home_dir(ctx) + "/.culvert/artifacts");
+  StorageOptions so;
+  if (auto ep = ctx.env("CULVERT_S3_ENDPOINT")) so.s3_endpoint = *ep;
+  auto path = storage::fetch_artifact(uri, sha, cache, so);
+  if (!path) return crash("cannot fetch the flow's artifact " + uri + ": " + path.status().message());
+  std::string p = *path;
+  char* argv[] = {p.data(), const_cast<char*>("execute"), nullptr};
+  std::cout.flush();
+  ::execv(p.c_str(), argv);
+  return crash(fmt::format("cannot execute the artifact {}: {}", p, std::strerror(errno)));
+}
+
+// Runs `path describe` and returns what it printed.
+Result<std::string> describe_binary(const std::string& path) {
+  int fds[2];
+  if (::pipe(fds) != 0) return unavailable(std::string("pipe: ") + std::strerror(errno));
+  pid_t pid = ::fork();
+  if (pid < 0) return unavailable(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    execl(path.c_str(), path.c_str(), "describe", static_cast<char*>(nullptr));
+    std::fprintf(stderr, "culvert: cannot execute '%s': %s\n", path.c_str(), std::strerror(errno));
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return invalid_argument("'" + path + " describe' failed: is it a flow binary built with the Culvert SDK?");
+  return out;
+}
+
+}  // namespace
+
+void add_agent_commands(CLI::App& app, CliContext& ctx) {
+  auto* agent_cmd = app.add_subcommand("agent", "Run an agent that launches flow runs");
+  agent_cmd->require_subcommand(1);
+  auto flags = std::make_shared<AgentFlags>();
+  auto* start = agent_cmd->add_subcommand("start", "Start an agent in the foreground");
+  add_agent_flags(start, *flags);
+  start->callback([&ctx, flags] { ctx.exit_code = agent_start(ctx, *flags); });
+
+  auto svc_flags = std::make_shared<AgentFlags>();
+  auto unit_name = std::make_shared<std::string>("culvert-agent");
+  auto output = std::make_shared<std::string>();
+  auto user = std::make_shared<std::string>();
+  auto* svc = agent_cmd->add_subcommand("install-service", "Write a systemd unit that keeps an agent running");
+  add_agent_flags(svc, *svc_flags);
+  svc->add_option("--unit-name", *unit_name, "unit name (default culvert-agent)");
+  svc->add_option("--output,-o", *output, "file or directory to write (default: print the unit)");
+  svc->add_option("--user", *user, "run the agent as this user");
+  svc->callback([&ctx, svc_flags, unit_name, output, user] {
+    ctx.exit_code = install_service(ctx, *svc_flags, *unit_name, *output, *user);
+  });
+
+  auto* exec = app.add_subcommand("execute", "Run the flow run named by CULVERT_FLOW_RUN_ID (what agents launch)");
+  exec->callback([&ctx] { ctx.exit_code = execute(ctx); });
+
+  // `flow register PATH`: reuse the `flow` command group when it exists.
+  CLI::App* flow = nullptr;
+  try {
+    flow = app.get_subcommand("flow");
+  } catch (const CLI::OptionNotFound&) {
+    flow = app.add_subcommand("flow", "Flows");
+  }
+  struct RegisterFlags {
+    std::string path, project, storage, s3_endpoint, idempotency_key, output = "table";
+    std::vector<std::string> labels;
+  };
+  auto rf = std::make_shared<RegisterFlags>();
+  auto* reg = flow->add_subcommand("register", "Upload a built flow binary to its storage and register it");
+  reg->add_option("path", rf->path, "the flow binary")->required();
+  reg->add_option("--project", rf->project, "project name")->required();
+  reg->add_option("--storage", rf->storage, "file:///DIR or s3://BUCKET/PREFIX (default: the flow's own)");
+  reg->add_option("--label,-l", rf->labels, "run label (repeatable; replaces the run config's labels)");
+  reg->add_option("--s3-endpoint", rf->s3_endpoint, "S3-compatible endpoint (path-style)");
+  reg->add_option("--idempotency-key", rf->idempotency_key, "a repeat with this key is a no-op");
+  reg->add_option("--output", rf->output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  reg->callback([&ctx, rf] {
+    std::ostream& out = ctx.out ? *ctx.out : std::cout;
+    std::ostream& err = ctx.err ? *ctx.err : std::cerr;
+    bool ok;
+    auto settings = settings_for(ctx, err, ok);
+    if (!ok) {
+      ctx.exit_code = 2;
+      return;
+    }
+    auto desc = describe_binary(rf->path);
+    if (!desc) {
+      err << "culvert flow register: " << desc.status().message() << "\n";
+      ctx.exit_code = 2;
+      return;
+    }
+    runtime::RegisterOptions opts;
+    opts.project = rf->project;
+    if (!rf->storage.empty()) opts.storage = rf->storage;
+    opts.labels = rf->labels;
+    if (!rf->idempotency_key.empty()) opts.idempotency_key = rf->idempotency_key;
+    opts.s3_endpoint = rf->s3_endpoint.empty() ? ctx.env("CULVERT_S3_ENDPOINT").value_or("") : rf->s3_endpoint;
+    opts.api_url = settings.api_url;
+    opts.api_token = settings.api_token;
+    auto r = runtime::register_flow_artifact(rf->path, *desc, opts);
+    if (!r) {
+      err << "culvert flow register: " << r.status().message() << "\n";
+      ctx.exit_code = r.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
+      return;
+    }
+    if (rf->output == "json") {
+      out << *r << "\n";
+    } else {
+      auto j = nlohmann::json::parse(*r, nullptr, false);
+      out << "registered flow '" << j.value("name", std::string()) << "' version " << j.value("version", 0)
+          << " in project '" << rf->project << "' (id " << j.value("id", std::string()) << ")\n";
+    }
+    ctx.exit_code = 0;
+  });
+}
+
+}  // namespace culvert::cli

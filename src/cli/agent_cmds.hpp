@@ -1,0 +1,12 @@
+// The agent-side commands of `culvert` (SPEC §5): `agent start`, `agent install-service`,
+// `execute` (what agents launch) and `flow register PATH` (upload + register a built
+// flow binary). Callbacks put the exit status into CliContext::exit_code.
+#pragma once
+
+#include "cli/client_cmds.hpp"
+
+namespace culvert::cli {
+
+void add_agent_commands(CLI::App& app, CliContext& ctx);
+
+}  // namespace culvert::cli

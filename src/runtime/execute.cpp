@@ -1,0 +1,227 @@
+#include <culvert/executor.hpp>
+#include <culvert/main.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "client/api.hpp"
+#include "runtime/reporter.hpp"
+#include "runtime/runtime.hpp"
+
+namespace culvert::runtime {
+
+using nlohmann::json;
+
+namespace {
+
+std::optional<std::string> env_var(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return std::nullopt;
+  return std::string(v);
+}
+
+std::optional<long> parse_positive(const std::string& s) {
+  char* end = nullptr;
+  long n = std::strtol(s.c_str(), &end, 10);
+  if (s.empty() || *end != '\0' || n <= 0) return std::nullopt;
+  return n;
+}
+
+// Watches the run from the server's side while it executes: heartbeats, and cancels
+// the local run when the server says Cancelling (or the run was ended elsewhere).
+class RunWatcher {
+ public:
+  RunWatcher(const ExecuteEnv& env, CancellationSource& cancel, ServerReporter& reporter)
+      : env_(env), cancel_(cancel), reporter_(reporter),
+        api_(client::ClientOptions{.api_url = env.api_url, .api_token = env.api_token}) {
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~RunWatcher() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  // The state the server reported that made us cancel, if any.
+  std::optional<std::string> cancelled_by_server() const {
+    std::lock_guard lock(mu_);
+    return cancelled_state_;
+  }
+
+ private:
+  void loop() {
+    auto next_heartbeat = std::chrono::steady_clock::now() + env_.heartbeat_interval;
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      cv_.wait_for(lock, env_.cancel_poll, [&] { return stop_; });
+      if (stop_) break;
+      lock.unlock();
+      std::optional<std::string> state;
+      if (std::chrono::steady_clock::now() >= next_heartbeat) {
+        next_heartbeat = std::chrono::steady_clock::now() + env_.heartbeat_interval;
+        auto hb = api_.heartbeat_flow_run(env_.flow_run_id);
+        if (hb && hb->contains("state")) state = (*hb)["state"].get<std::string>();
+      }
+      if (!state) {
+        auto run = api_.get_flow_run(env_.flow_run_id);
+        if (run && run->contains("state")) state = (*run)["state"].get<std::string>();
+      }
+      lock.lock();
+      if (state && (*state == "Cancelling" || *state == "Cancelled" || *state == "Crashed")) {
+        if (!cancelled_state_) {
+          cancelled_state_ = *state;
+          lock.unlock();
+          reporter_.log(LogLevel::kWarning, "the server reports the run " + *state + "; cancelling");
+          cancel_.cancel();
+          lock.lock();
+        }
+      }
+    }
+  }
+
+  const ExecuteEnv& env_;
+  CancellationSource& cancel_;
+  ServerReporter& reporter_;
+  client::ApiClient api_;  // used by the watcher thread only
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::optional<std::string> cancelled_state_;
+  std::thread thread_;
+};
+
+// Sets a state, retrying while the server is unreachable (a restart must not lose the
+// end of a run). Conflicts and other refusals are returned at once.
+Status set_state_with_retry(client::ApiClient& api, const std::string& run_id, const char* state,
+                            const std::string& message) {
+  Status last;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    auto r = api.set_flow_run_state(run_id, state, message);
+    if (r) return Status::ok();
+    last = r.status();
+    if (last.code() != StatusCode::kUnavailable && last.code() != StatusCode::kTimeout) return last;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250 << std::min(attempt, 4)));
+  }
+  return last;
+}
+
+}  // namespace
+
+Result<ExecuteEnv> execute_env_from_process() {
+  ExecuteEnv env;
+  std::vector<std::string> missing;
+  auto need = [&](const char* name, std::string& out) {
+    if (auto v = env_var(name)) out = *v;
+    else missing.push_back(name);
+  };
+  need("CULVERT_API_URL", env.api_url);
+  need("CULVERT_API_TOKEN", env.api_token);
+  need("CULVERT_FLOW_RUN_ID", env.flow_run_id);
+  if (!missing.empty()) {
+    std::string names;
+    for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m;
+    return invalid_argument("execute runs a flow run for an agent and needs " + names +
+                            " in the environment (to run a flow here, use `run`)");
+  }
+  if (auto v = env_var("CULVERT_HEARTBEAT_SECONDS")) {
+    auto n = parse_positive(*v);
+    if (!n) return invalid_argument("CULVERT_HEARTBEAT_SECONDS must be a positive number, got '" + *v + "'");
+    env.heartbeat_interval = std::chrono::seconds(*n);
+  }
+  if (auto v = env_var("CULVERT_CANCEL_POLL_MS")) {
+    auto n = parse_positive(*v);
+    if (!n) return invalid_argument("CULVERT_CANCEL_POLL_MS must be a positive number, got '" + *v + "'");
+    env.cancel_poll = std::chrono::milliseconds(*n);
+  }
+  if (auto v = env_var("CULVERT_WORKERS")) {
+    auto n = parse_positive(*v);
+    if (!n || *n > 1024) return invalid_argument("CULVERT_WORKERS must be a number from 1 to 1024, got '" + *v + "'");
+    env.workers = static_cast<int>(*n);
+  }
+  return env;
+}
+
+int execute_flow(const Flow& flow, const ExecuteEnv& env) {
+  const std::string prog = flow.name() + " execute";
+  client::ApiClient api(client::ClientOptions{.api_url = env.api_url, .api_token = env.api_token});
+  auto run = api.get_flow_run(env.flow_run_id);
+  if (!run) {
+    std::cerr << prog << ": cannot read flow run " << env.flow_run_id << ": " << run.status().message() << "\n";
+    return 1;
+  }
+  if ((*run).value("flow_name", flow.name()) != flow.name()) {
+    std::cerr << prog << ": flow run " << env.flow_run_id << " belongs to flow '"
+              << (*run)["flow_name"].get<std::string>() << "', not '" << flow.name() << "'\n";
+    (void)set_state_with_retry(api, env.flow_run_id, "Crashed",
+                               "the launched artifact is flow '" + flow.name() + "', not '" +
+                                   (*run)["flow_name"].get<std::string>() + "'");
+    return 1;
+  }
+
+  RunOptions opts;
+  opts.flow_run_id = env.flow_run_id;
+  if (run->contains("parameters") && (*run)["parameters"].is_object()) {
+    for (auto& [k, v] : (*run)["parameters"].items())
+      opts.parameters[k] = v.is_string() ? v.get<std::string>() : v.dump();
+  }
+
+  auto running = api.set_flow_run_state(env.flow_run_id, "Running", "");
+  if (!running) {
+    std::cerr << prog << ": the server refused to start flow run " << env.flow_run_id << ": "
+              << running.status().message() << "\n";
+    return 1;
+  }
+
+  ServerReporter reporter(client::ClientOptions{.api_url = env.api_url, .api_token = env.api_token},
+                          env.flow_run_id);
+  CancellationSource cancel;
+  SignalCancellation signals(cancel);
+  opts.observers.push_back(&reporter);
+  opts.cancel = &cancel;
+
+  Result<RunResult> result = invalid_argument("not run");
+  std::optional<std::string> cancelled_by;
+  {
+    RunWatcher watcher(env, cancel, reporter);
+    Executor executor(env.workers);
+    result = executor.run(flow, opts);
+    cancelled_by = watcher.cancelled_by_server();
+  }
+
+  const char* final_state;
+  std::string message;
+  if (!result) {
+    // Bad parameters or an invalid flow: the code's fault, not the infrastructure's.
+    final_state = "Failed";
+    message = result.status().message();
+    reporter.log(LogLevel::kError, message);
+  } else {
+    final_state = state_name(result->state);
+    message = result->message;
+  }
+  Status flushed = reporter.close();
+  if (!flushed.is_ok())
+    std::cerr << prog << ": some task states or logs could not be sent: " << flushed.message() << "\n";
+  if (reporter.dropped_logs() > 0)
+    std::cerr << prog << ": " << reporter.dropped_logs() << " log lines were dropped (buffer full)\n";
+
+  if (cancelled_by && (*cancelled_by == "Cancelled" || *cancelled_by == "Crashed")) {
+    // Someone else already ended the run; nothing to report.
+    return 1;
+  }
+  Status st = set_state_with_retry(api, env.flow_run_id, final_state, message);
+  if (!st.is_ok()) {
+    std::cerr << prog << ": cannot set the final state " << final_state << ": " << st.message() << "\n";
+    return 1;
+  }
+  return result && result->state == State::kSuccess ? 0 : 1;
+}
+
+}  // namespace culvert::runtime

@@ -1,0 +1,44 @@
+#include <nlohmann/json.hpp>
+
+#include "client/api.hpp"
+#include "runtime/runtime.hpp"
+#include "storage/artifacts.hpp"
+
+namespace culvert::runtime {
+
+using nlohmann::json;
+
+Result<std::string> register_flow_artifact(const std::string& artifact_path,
+                                           const std::string& describe_json,
+                                           const RegisterOptions& options) {
+  if (options.project.empty()) return invalid_argument("register needs --project NAME");
+  json desc = json::parse(describe_json, nullptr, false);
+  if (desc.is_discarded() || !desc.is_object() || !desc.contains("name") || !desc["name"].is_string())
+    return invalid_argument("'" + artifact_path + "' did not describe itself as a flow (describe printed no flow JSON)");
+  const std::string name = desc["name"].get<std::string>();
+  std::string storage_uri = options.storage.value_or(desc.value("storage", std::string()));
+  if (storage_uri.empty())
+    return invalid_argument("flow '" + name + "' has no storage: pass --storage file:///DIR or s3://BUCKET/PREFIX, "
+                            "or call flow.storage(...) in the flow");
+  StorageOptions so;
+  so.s3_endpoint = options.s3_endpoint;
+  auto artifact = storage::upload_artifact(storage_uri, name, artifact_path, so);
+  if (!artifact) return artifact.status();
+
+  json body = desc;
+  body["project"] = options.project;
+  body["storage"] = storage_uri;
+  body["artifact"] = {{"uri", artifact->uri}, {"sha256", artifact->sha256}};
+  if (!options.labels.empty()) {
+    body["labels"] = options.labels;
+    if (!body.contains("run_config") || !body["run_config"].is_object()) body["run_config"] = json::object();
+    body["run_config"]["labels"] = options.labels;
+  }
+  if (options.idempotency_key) body["idempotency_key"] = *options.idempotency_key;
+  client::ApiClient api(client::ClientOptions{.api_url = options.api_url, .api_token = options.api_token});
+  auto r = api.register_flow(body);
+  if (!r) return r.status();
+  return r->dump();
+}
+
+}  // namespace culvert::runtime

@@ -1,0 +1,140 @@
+#include "runtime/reporter.hpp"
+
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "client/api.hpp"
+#include "core/timefmt.hpp"
+
+namespace culvert::runtime {
+
+using nlohmann::json;
+
+ServerReporter::ServerReporter(client::ClientOptions client, std::string flow_run_id,
+                               ReporterOptions options)
+    : flow_run_id_(std::move(flow_run_id)),
+      options_(options),
+      api_(std::make_unique<client::ApiClient>(std::move(client))) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+ServerReporter::~ServerReporter() { (void)close(); }
+
+void ServerReporter::on_task_run(const TaskRunEvent& ev) {
+  std::lock_guard lock(mu_);
+  tasks_.push_back(TaskUpdate{std::string(ev.task), ev.map_index, ev.state, ev.attempt,
+                              std::string(ev.message), ev.timestamp});
+  if (tasks_.size() >= options_.batch_size) cv_.notify_one();
+}
+
+void ServerReporter::on_log(const LogEvent& ev) {
+  std::lock_guard lock(mu_);
+  if (logs_.size() >= options_.max_buffered_logs) {
+    ++dropped_;
+    return;
+  }
+  logs_.push_back(LogLine{std::string(ev.task), ev.map_index, ev.level, std::string(ev.message), ev.timestamp});
+  if (logs_.size() >= options_.batch_size) cv_.notify_one();
+}
+
+void ServerReporter::log(LogLevel level, std::string message) {
+  std::lock_guard lock(mu_);
+  logs_.push_back(LogLine{"", -1, level, std::move(message), std::chrono::system_clock::now()});
+}
+
+size_t ServerReporter::dropped_logs() const {
+  std::lock_guard lock(mu_);
+  return dropped_;
+}
+
+Status ServerReporter::send_locked_batch(std::vector<TaskUpdate>& tasks, std::vector<LogLine>& logs) {
+  if (!tasks.empty()) {
+    // Coalesce: only the latest update of each task run in this batch matters.
+    std::map<std::pair<std::string, int>, size_t> latest;
+    for (size_t i = 0; i < tasks.size(); ++i) latest[{tasks[i].task, tasks[i].map_index}] = i;
+    json batch = json::array();
+    for (const auto& [key, i] : latest) {
+      const auto& t = tasks[i];
+      json item = {{"flow_run_id", flow_run_id_}, {"task", t.task}, {"map_index", t.map_index},
+                   {"state", state_name(t.state)}, {"message", t.message},
+                   {"timestamp", format_rfc3339(t.timestamp)}};
+      if (t.attempt > 0) item["attempts"] = t.attempt;
+      batch.push_back(std::move(item));
+    }
+    auto r = api_->set_task_run_states(batch);
+    if (!r) return r.status();
+    tasks.clear();
+  }
+  if (!logs.empty()) {
+    json batch = json::array();
+    for (const auto& l : logs) {
+      json item = {{"flow_run_id", flow_run_id_}, {"level", log_level_name(l.level)},
+                   {"message", l.message}, {"timestamp", format_rfc3339(l.timestamp)}};
+      if (!l.task.empty()) {
+        item["task"] = l.task;
+        item["map_index"] = l.map_index;
+      }
+      batch.push_back(std::move(item));
+    }
+    auto r = api_->write_logs(batch);
+    if (!r) return r.status();
+    logs.clear();
+  }
+  return Status::ok();
+}
+
+Status ServerReporter::flush() {
+  std::lock_guard send_lock(send_mu_);
+  std::vector<TaskUpdate> tasks;
+  std::vector<LogLine> logs;
+  {
+    std::lock_guard lock(mu_);
+    tasks.swap(tasks_);
+    logs.swap(logs_);
+  }
+  Status st = send_locked_batch(tasks, logs);
+  if (!st.is_ok()) {
+    // Put back what was not sent, ahead of anything newer.
+    std::lock_guard lock(mu_);
+    tasks.insert(tasks.end(), tasks_.begin(), tasks_.end());
+    tasks_.swap(tasks);
+    logs.insert(logs.end(), logs_.begin(), logs_.end());
+    logs_.swap(logs);
+  }
+  return st;
+}
+
+void ServerReporter::loop() {
+  std::unique_lock lock(mu_);
+  while (!closing_) {
+    cv_.wait_for(lock, options_.flush_interval, [&] {
+      return closing_ || tasks_.size() >= options_.batch_size || logs_.size() >= options_.batch_size;
+    });
+    if (closing_) break;
+    if (tasks_.empty() && logs_.empty()) continue;
+    lock.unlock();
+    (void)flush();  // a failure keeps the batch for the next round
+    lock.lock();
+  }
+}
+
+Status ServerReporter::close() {
+  {
+    std::lock_guard lock(mu_);
+    if (closing_ && !thread_.joinable()) return Status::ok();
+    closing_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  // The final flush, with a few retries for a server that is restarting.
+  Status st;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    st = flush();
+    if (st.is_ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 << attempt));
+  }
+  return st;
+}
+
+}  // namespace culvert::runtime

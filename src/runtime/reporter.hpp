@@ -1,0 +1,87 @@
+// ServerReporter: a RunObserver that forwards a flow run's task-run states and log
+// lines to the orchestration server in batches (POST /api/v1/task-runs/states and
+// POST /api/v1/logs), from a background thread, so the engine's workers never wait on
+// the network.
+//
+// Events are buffered under a mutex; the flusher thread sends whatever is buffered every
+// `flush_interval` (or sooner when a batch is large). Task-run updates of one task run
+// within a batch are coalesced to the latest. A failed send keeps the batch and retries
+// on the next round; logs beyond `max_buffered_logs` are dropped with a counted notice.
+// flush() sends everything and reports the first error. Thread-safe.
+#pragma once
+
+#include <culvert/observer.hpp>
+#include <culvert/status.hpp>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/http_client.hpp"
+
+namespace culvert::client {
+class ApiClient;
+}
+
+namespace culvert::runtime {
+
+struct ReporterOptions {
+  std::chrono::milliseconds flush_interval{200};
+  size_t batch_size = 2000;            // a batch is sent early once this many wait
+  size_t max_buffered_logs = 200000;
+};
+
+class ServerReporter final : public RunObserver {
+ public:
+  ServerReporter(client::ClientOptions client, std::string flow_run_id, ReporterOptions options = {});
+  ~ServerReporter() override;
+
+  void on_task_run(const TaskRunEvent& ev) override;
+  void on_log(const LogEvent& ev) override;
+
+  // Adds a run-level log line (no task).
+  void log(LogLevel level, std::string message);
+  // Sends everything buffered so far; blocks until sent or failed.
+  Status flush();
+  // Stops the background thread after a final flush.
+  Status close();
+
+  size_t dropped_logs() const;
+
+ private:
+  struct TaskUpdate {
+    std::string task;
+    int map_index;
+    State state;
+    int attempt;
+    std::string message;
+    SysTime timestamp;
+  };
+  struct LogLine {
+    std::string task;  // empty: run-level
+    int map_index;
+    LogLevel level;
+    std::string message;
+    SysTime timestamp;
+  };
+  Status send_locked_batch(std::vector<TaskUpdate>& tasks, std::vector<LogLine>& logs);
+  void loop();
+
+  std::string flow_run_id_;
+  ReporterOptions options_;
+  std::unique_ptr<client::ApiClient> api_;  // used under send_mu_ only
+  std::mutex send_mu_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<TaskUpdate> tasks_;  // guarded by mu_
+  std::vector<LogLine> logs_;      // guarded by mu_
+  size_t dropped_ = 0;             // guarded by mu_
+  bool closing_ = false;           // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace culvert::runtime

@@ -1,0 +1,55 @@
+// The orchestration runtime: what a flow binary does under an agent (`execute`) and
+// when it registers itself (`register`). Linking Culvert::culvert adds both subcommands
+// to every flow binary (see subcommands.cpp); the `culvert` CLI reuses the same
+// functions for `culvert execute` and `culvert flow register`.
+#pragma once
+
+#include <culvert/flow.hpp>
+#include <culvert/status.hpp>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace culvert::runtime {
+
+// Settings of a run under orchestration, from the CULVERT_* environment the agent sets.
+struct ExecuteEnv {
+  std::string api_url;      // CULVERT_API_URL
+  std::string api_token;    // CULVERT_API_TOKEN (a token valid for this run only)
+  std::string flow_run_id;  // CULVERT_FLOW_RUN_ID
+  std::chrono::milliseconds heartbeat_interval{10000};  // CULVERT_HEARTBEAT_SECONDS
+  std::chrono::milliseconds cancel_poll{1000};          // CULVERT_CANCEL_POLL_MS
+  int workers = 1;                                      // CULVERT_WORKERS or --workers
+};
+
+// Reads the environment. InvalidArgument naming each missing or malformed variable.
+Result<ExecuteEnv> execute_env_from_process();
+
+// Runs `flow` as flow run env.flow_run_id: fetches its parameters, sets it Running,
+// reports task-run states and logs in batches, heartbeats, cancels the run when the
+// server says Cancelling, and sets the final state. Returns the exit status (0 Success,
+// 1 otherwise, 2 bad usage/environment).
+int execute_flow(const Flow& flow, const ExecuteEnv& env);
+
+struct RegisterOptions {
+  std::string project;                  // REQUIRES non-empty
+  std::optional<std::string> storage;   // overrides the flow's storage URI
+  std::vector<std::string> labels;      // when non-empty, replaces the run config's labels
+  std::optional<std::string> idempotency_key;
+  std::string s3_endpoint;              // for s3:// storage on S3-compatible services
+  // Server settings (already resolved: flags, env, profile).
+  std::string api_url;
+  std::string api_token;
+};
+
+// Uploads the artifact at `artifact_path` (content-addressed, skipped when present) to
+// the storage named by the options or the description, then registers the flow
+// description (docs/FORMATS.md, as printed by `describe`) with the server. Returns the
+// server's answer (the flow version).
+Result<std::string> register_flow_artifact(const std::string& artifact_path,
+                                           const std::string& describe_json,
+                                           const RegisterOptions& options);
+
+}  // namespace culvert::runtime

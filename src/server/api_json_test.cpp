@@ -1,0 +1,163 @@
+// Request-body validation, table-driven: each case is a body and the expected outcome.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "core/timefmt.hpp"
+#include "server/api_json.hpp"
+
+namespace culvert::server {
+namespace {
+
+using ::testing::HasSubstr;
+
+const std::string kSha(64, 'a');
+
+json base_flow() {
+  return json::parse(R"({"project":"p","name":"etl","artifact":{"uri":"file:///a","sha256":")" + kSha + R"("},
+    "tasks":[{"name":"a"},{"name":"b"},{"name":"c"}],
+    "edges":[{"from":"a","to":"b"},{"from":"b","to":"c"}],
+    "parameters":[{"name":"rows","type":"int","default":1},{"name":"day","type":"string","required":true}],
+    "run_config":{"type":"docker","labels":["b","a","a"],"env":{"K":"V"}},
+    "schedule":{"type":"cron","cron":"0 6 * * *","timezone":"Europe/Berlin","catchup":"skip"}})");
+}
+
+TEST(ApiJsonTest, ParseBody) {
+  EXPECT_EQ(parse_body("{\"a\":1}")->at("a"), 1);
+  EXPECT_EQ(parse_body("not json").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(parse_body("{\"a\":").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(parse_body("").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(parse_body("  ", true)->is_object());
+}
+
+TEST(ApiJsonTest, FlowRegistrationAcceptsTheFormat) {
+  auto v = parse_flow_registration(base_flow());
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  EXPECT_EQ(v->project, "p");
+  EXPECT_EQ(v->labels, (std::vector<std::string>{"a", "b"}));  // from run_config, normalized
+  ASSERT_TRUE(v->schedule_json.has_value());
+  EXPECT_TRUE(v->schedule_active);
+  auto desc = json::parse(v->description_json);
+  EXPECT_FALSE(desc.contains("project"));
+  EXPECT_FALSE(desc.contains("artifact"));
+  EXPECT_EQ(desc["tasks"].size(), 3u);
+}
+
+TEST(ApiJsonTest, FlowRegistrationRejects) {
+  struct Case {
+    const char* what;
+    std::function<void(json&)> edit;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"no project", [](json& b) { b.erase("project"); }, "project"},
+      {"empty name", [](json& b) { b["name"] = ""; }, "name"},
+      {"name not a string", [](json& b) { b["name"] = 1; }, "name"},
+      {"no artifact", [](json& b) { b.erase("artifact"); }, "artifact"},
+      {"bad sha", [](json& b) { b["artifact"]["sha256"] = "xyz"; }, "sha256"},
+      {"tasks not array", [](json& b) { b["tasks"] = "x"; }, "tasks"},
+      {"duplicate task", [](json& b) { b["tasks"].push_back({{"name", "a"}}); }, "repeats"},
+      {"edge to unknown", [](json& b) { b["edges"].push_back({{"from", "a"}, {"to", "z"}}); }, "unknown task"},
+      {"cycle", [](json& b) { b["edges"].push_back({{"from", "c"}, {"to", "a"}}); }, "cycle"},
+      {"self loop", [](json& b) { b["edges"].push_back({{"from", "b"}, {"to", "b"}}); }, "cycle"},
+      {"bad param type", [](json& b) { b["parameters"][0]["type"] = "decimal"; }, "type"},
+      {"default type mismatch", [](json& b) { b["parameters"][0]["default"] = "ten"; }, "default"},
+      {"duplicate param", [](json& b) { b["parameters"].push_back({{"name", "rows"}}); }, "repeats"},
+      {"bad run_config type", [](json& b) { b["run_config"]["type"] = "k8s"; }, "run_config.type"},
+      {"bad env", [](json& b) { b["run_config"]["env"]["K"] = 1; }, "env"},
+      {"labels not strings", [](json& b) { b["labels"] = json::array({1}); }, "labels"},
+      {"bad schedule type", [](json& b) { b["schedule"]["type"] = "weekly"; }, "schedule.type"},
+      {"cron missing", [](json& b) { b["schedule"].erase("cron"); }, "schedule.cron"},
+      {"bad interval", [](json& b) { b["schedule"] = {{"type", "interval"}, {"interval_seconds", 0}}; }, "interval_seconds"},
+      {"bad catchup", [](json& b) { b["schedule"]["catchup"] = "some"; }, "catchup"},
+      {"negative retries", [](json& b) { b["max_run_retries"] = -1; }, "max_run_retries"},
+      {"not an object", [](json& b) { b = json::array(); }, "object"},
+  };
+  for (const auto& c : cases) {
+    json b = base_flow();
+    c.edit(b);
+    auto r = parse_flow_registration(b);
+    ASSERT_FALSE(r.is_ok()) << c.what;
+    EXPECT_EQ(r.status().code(), StatusCode::kUnprocessable) << c.what;
+    EXPECT_THAT(r.status().message(), HasSubstr(c.message)) << c.what;
+  }
+}
+
+TEST(ApiJsonTest, ParameterChecks) {
+  json desc = base_flow();
+  EXPECT_TRUE(check_parameters(desc, {{"day", "mon"}}).is_ok());
+  EXPECT_TRUE(check_parameters(desc, {{"day", "mon"}, {"rows", 5}}).is_ok());
+  EXPECT_THAT(check_parameters(desc, json::object()).message(), HasSubstr("missing required parameter 'day'"));
+  EXPECT_THAT(check_parameters(desc, {{"day", "x"}, {"nope", 1}}).message(), HasSubstr("unknown parameter 'nope'"));
+  EXPECT_THAT(check_parameters(desc, {{"day", "x"}, {"rows", 1.5}}).message(), HasSubstr("type int"));
+  EXPECT_THAT(check_parameters(json::object(), {{"x", 1}}).message(), HasSubstr("declares no parameters"));
+  EXPECT_TRUE(check_parameters(json::object(), json::object()).is_ok());
+}
+
+TEST(ApiJsonTest, FlowRunCreate) {
+  auto a = parse_flow_run_create({{"flow_id", "f"}, {"labels", {"x"}}, {"scheduled_start_time", "2026-01-01T00:00:00Z"}});
+  ASSERT_TRUE(a.is_ok());
+  EXPECT_EQ(*a->flow_id, "f");
+  EXPECT_EQ(a->labels->size(), 1u);
+  EXPECT_EQ(format_rfc3339(*a->scheduled_start_time), "2026-01-01T00:00:00.000Z");
+  auto b = parse_flow_run_create({{"project", "p"}, {"flow", "f"}});
+  ASSERT_TRUE(b.is_ok());
+  EXPECT_FALSE(b->labels.has_value());  // inherit
+  EXPECT_FALSE(parse_flow_run_create(json::object()).is_ok());
+  EXPECT_FALSE(parse_flow_run_create({{"project", "p"}}).is_ok());
+  EXPECT_FALSE(parse_flow_run_create({{"flow_id", "f"}, {"project", "p"}, {"flow", "x"}}).is_ok());
+  EXPECT_FALSE(parse_flow_run_create({{"flow_id", "f"}, {"parameters", json::array()}}).is_ok());
+  EXPECT_FALSE(parse_flow_run_create({{"flow_id", "f"}, {"scheduled_start_time", "tomorrow"}}).is_ok());
+}
+
+TEST(ApiJsonTest, StateChange) {
+  auto s = parse_state_change({{"state", "running"}, {"expected_version", 3}});
+  ASSERT_TRUE(s.is_ok());
+  EXPECT_EQ(s->state, State::kRunning);
+  EXPECT_EQ(*s->expected_version, 3);
+  EXPECT_FALSE(parse_state_change({{"state", "Done"}}).is_ok());
+  EXPECT_FALSE(parse_state_change(json::object()).is_ok());
+  EXPECT_FALSE(parse_state_change({{"state", "Running"}, {"expected_version", "3"}}).is_ok());
+  EXPECT_FALSE(parse_state_change({{"state", "Running"}, {"expected_version", -1}}).is_ok());
+}
+
+TEST(ApiJsonTest, Batches) {
+  SysTime now = from_unix_ms(1000);
+  auto t = parse_task_run_batch(json::parse(R"([{"flow_run_id":"r","task":"a","state":"Success","map_index":2,"attempts":1}])"), now);
+  ASSERT_TRUE(t.is_ok());
+  EXPECT_EQ((*t)[0].map_index, 2);
+  EXPECT_EQ((*t)[0].timestamp, now);
+  EXPECT_FALSE(parse_task_run_batch(json::parse(R"([{"flow_run_id":"r","state":"Success"}])"), now).is_ok());
+  EXPECT_FALSE(parse_task_run_batch(json::parse(R"([{"flow_run_id":"r","task":"a","state":"Nope"}])"), now).is_ok());
+  EXPECT_FALSE(parse_task_run_batch(json::parse(R"({"x":1})"), now).is_ok());
+  json big = json::array();
+  for (size_t i = 0; i <= kMaxBatch; ++i) big.push_back({{"flow_run_id", "r"}, {"message", "m"}});
+  EXPECT_THAT(parse_log_batch(big, now).status().message(), HasSubstr("at most"));
+  auto l = parse_log_batch(json::parse(R"([{"flow_run_id":"r","message":"m","level":"warn"}])"), now);
+  ASSERT_TRUE(l.is_ok());
+  EXPECT_EQ((*l)[0].level, "WARNING");
+  EXPECT_FALSE(parse_log_batch(json::parse(R"([{"flow_run_id":"r","message":"m","level":"loud"}])"), now).is_ok());
+  EXPECT_FALSE(parse_log_batch(json::parse(R"([{"flow_run_id":"r"}])"), now).is_ok());
+}
+
+TEST(ApiJsonTest, ClaimsTokensAndQueryIntegers) {
+  auto c = parse_claim(json::object(), Millis(60000));
+  ASSERT_TRUE(c.is_ok());
+  EXPECT_EQ(c->max, 1);
+  EXPECT_EQ(c->wait.count(), 0);
+  EXPECT_FALSE(parse_claim({{"max", 0}}, Millis(60000)).is_ok());
+  EXPECT_FALSE(parse_claim({{"wait_ms", 60001}}, Millis(60000)).is_ok());
+  SysTime now = from_unix_ms(0);
+  auto t = parse_token_create({{"name", "n"}, {"scope", "runner"}, {"expires", "30d"}}, now);
+  ASSERT_TRUE(t.is_ok());
+  EXPECT_EQ(*t->expires - now, std::chrono::hours(24 * 30));
+  EXPECT_FALSE(parse_token_create({{"name", "n"}, {"scope", "run"}}, now).is_ok());
+  EXPECT_FALSE(parse_token_create({{"name", "n"}, {"scope", "user"}, {"expires", "soon"}}, now).is_ok());
+  EXPECT_EQ(*parse_int_param(std::string("42"), "limit", 1, 100, 5), 42);
+  EXPECT_EQ(*parse_int_param(std::nullopt, "limit", 1, 100, 5), 5);
+  EXPECT_FALSE(parse_int_param(std::string("4x"), "limit", 1, 100, 5).is_ok());
+  EXPECT_FALSE(parse_int_param(std::string("101"), "limit", 1, 100, 5).is_ok());
+  EXPECT_FALSE(parse_int_param(std::string("99999999999999999999"), "after", 0, INT64_MAX, 0).is_ok());
+}
+
+}  // namespace
+}  // namespace culvert::server

@@ -1,0 +1,531 @@
+// The API in process (no sockets): real router, auth, JSON handling and a real SQLite
+// store, with a ManualClock. Covers the error classes, scopes, run-token isolation,
+// state rules, long polls (woken by notifications and by deadlines).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "core/crypto.hpp"
+#include "core/timefmt.hpp"
+#include "server/api.hpp"
+#include "server/auth.hpp"
+#include "server/waiters.hpp"
+#include "server/work_pool.hpp"
+#include "store/store.hpp"
+#include "store/testing.hpp"
+
+namespace culvert::server {
+namespace {
+
+using json = nlohmann::json;
+using ::testing::HasSubstr;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+struct Reply {
+  int status = 0;
+  json body;
+  std::string text;
+};
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    spdlog::set_level(spdlog::level::warn);
+    auto db = store::TestDatabase::create("sqlite");
+    ASSERT_TRUE(db.is_ok()) << db.status().to_string();
+    db_ = std::make_unique<store::TestDatabase>(std::move(db).value());
+    store::StoreOptions so;
+    so.clock = &clock_;
+    auto st = store::open_store(db_->url(), so);
+    ASSERT_TRUE(st.is_ok()) << st.status().to_string();
+    store_ = std::move(st).value();
+    auth_ = std::make_unique<Authenticator>(clock_, AuthOptions{});
+    waiters_ = std::make_unique<Waiters>(clock_, milliseconds(250));
+    events_ = make_run_events(*waiters_, *auth_);
+    pool_ = std::make_unique<WorkPool>(1);
+    ApiOptions ao;
+    ao.version = "test";
+    api_ = std::make_unique<Api>(clock_, *pool_, [this](int) -> store::Store& { return *store_; }, *auth_,
+                                 *waiters_, *events_, ao);
+    admin_ = make_token("admin");
+    user_ = make_token("user");
+    runner_ = make_token("runner");
+  }
+  void TearDown() override {
+    if (waiters_) waiters_->fire_all();
+    if (pool_) pool_->stop();
+  }
+
+  std::string make_token(const std::string& scope) {
+    std::string secret = new_api_token();
+    store::NewToken t;
+    t.name = scope + " token";
+    t.scope = scope;
+    t.hash = sha256_hex(secret);
+    EXPECT_TRUE(store_->create_token(t).is_ok());
+    return secret;
+  }
+
+  // Sends a request and returns a future of its reply.
+  std::future<Reply> send(const std::string& method, const std::string& target, const std::string& body,
+                          const std::string& token) {
+    Request r;
+    r.method = method;
+    EXPECT_TRUE(parse_target(target, r));
+    r.body = body;
+    if (!token.empty()) r.authorization = "Bearer " + token;
+    auto promise = std::make_shared<std::promise<Reply>>();
+    auto fut = promise->get_future();
+    api_->handle(std::move(r), [promise](Response resp) {
+      Reply rep;
+      rep.status = resp.status;
+      rep.text = resp.body;
+      rep.body = json::parse(resp.body, nullptr, false);
+      promise->set_value(std::move(rep));
+    });
+    return fut;
+  }
+  Reply call(const std::string& method, const std::string& target, const json& body, const std::string& token) {
+    return send(method, target, body.is_null() ? "" : body.dump(), token).get();
+  }
+  Reply get(const std::string& target, const std::string& token) { return call("GET", target, nullptr, token); }
+  Reply post(const std::string& target, const json& body, const std::string& token) {
+    return call("POST", target, body, token);
+  }
+
+  json flow_body(const std::string& name, std::vector<std::string> labels = {"dev"}) {
+    return {{"project", "p"},
+            {"name", name},
+            {"artifact", {{"uri", "file:///flows/" + name}, {"sha256", sha256_hex(name)}}},
+            {"tasks", {{{"name", "a"}}, {{"name", "b"}}}},
+            {"edges", {{{"from", "a"}, {"to", "b"}}}},
+            {"parameters",
+             {{{"name", "rows"}, {"type", "int"}, {"default", 10}},
+              {{"name", "day"}, {"type", "string"}, {"required", true}}}},
+            {"run_config", {{"type", "local"}, {"labels", labels}}},
+            {"max_run_retries", 1}};
+  }
+  std::string register_flow(const std::string& name, std::vector<std::string> labels = {"dev"}) {
+    auto r = post("/api/v1/flows", flow_body(name, labels), user_);
+    EXPECT_EQ(r.status, 201) << r.text;
+    return r.body.value("id", "");
+  }
+  json create_run(const std::string& flow_id, json extra = json::object()) {
+    json b = {{"flow_id", flow_id}, {"parameters", {{"day", "mon"}}}};
+    b.update(extra);
+    auto r = post("/api/v1/flow-runs", b, user_);
+    EXPECT_EQ(r.status, 201) << r.text;
+    return r.body;
+  }
+  std::string register_agent(const std::string& name, std::vector<std::string> labels) {
+    auto r = post("/api/v1/agents", {{"name", name}, {"type", "local"}, {"labels", labels}}, runner_);
+    EXPECT_EQ(r.status, 201) << r.text;
+    return r.body.value("id", "");
+  }
+
+  ManualClock clock_;
+  std::unique_ptr<store::TestDatabase> db_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<Waiters> waiters_;
+  std::unique_ptr<RunEvents> events_;
+  std::unique_ptr<WorkPool> pool_;
+  std::unique_ptr<Api> api_;
+  std::string admin_, user_, runner_;
+};
+
+TEST_F(ApiTest, HealthNeedsNoToken) {
+  auto r = get("/api/health", "");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body["status"], "ok");
+  EXPECT_EQ(r.body["version"], "test");
+}
+
+TEST_F(ApiTest, ErrorClasses) {
+  // 404 unknown route, with the JSON error body.
+  auto r = get("/api/v1/nope", admin_);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.body["error"]["code"], "not_found");
+  EXPECT_THAT(r.body["error"]["message"].get<std::string>(), HasSubstr("/api/v1/nope"));
+  // 405 known path, wrong method.
+  EXPECT_EQ(call("PUT", "/api/v1/projects", nullptr, admin_).status, 405);
+  // 401 no token, unknown token, malformed header.
+  EXPECT_EQ(get("/api/v1/projects", "").status, 401);
+  EXPECT_EQ(get("/api/v1/projects", "cvt_unknown").status, 401);
+  EXPECT_EQ(get("/api/v1/projects", "").body["error"]["code"], "unauthenticated");
+  // 403 scope: a runner may not create projects, a user may not manage tokens.
+  auto f = post("/api/v1/projects", {{"name", "x"}}, runner_);
+  EXPECT_EQ(f.status, 403);
+  EXPECT_THAT(f.body["error"]["message"].get<std::string>(), HasSubstr("user"));
+  EXPECT_EQ(get("/api/v1/tokens", user_).status, 403);
+  // 400 malformed JSON.
+  auto bad = send("POST", "/api/v1/projects", "{\"name\":", user_).get();
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.body["error"]["code"], "bad_request");
+  // 422 valid JSON, invalid content.
+  auto inv = post("/api/v1/projects", {{"name", 5}}, user_);
+  EXPECT_EQ(inv.status, 422);
+  EXPECT_THAT(inv.body["error"]["message"].get<std::string>(), HasSubstr("name"));
+  EXPECT_EQ(post("/api/v1/projects", json::array(), user_).status, 422);
+  // 409 duplicate project.
+  EXPECT_EQ(post("/api/v1/projects", {{"name", "dup"}}, user_).status, 201);
+  EXPECT_EQ(post("/api/v1/projects", {{"name", "dup"}}, user_).status, 409);
+  EXPECT_EQ(post("/api/v1/projects", {{"name", "dup"}, {"skip_if_exists", true}}, user_).status, 201);
+  // 404 unknown object.
+  EXPECT_EQ(get("/api/v1/flow-runs/00000000-0000-0000-0000-000000000000", runner_).status, 404);
+}
+
+TEST_F(ApiTest, ScopesAreOrdered) {
+  // admin ⊃ user ⊃ runner.
+  EXPECT_EQ(get("/api/v1/projects", runner_).status, 200);
+  EXPECT_EQ(get("/api/v1/projects", user_).status, 200);
+  EXPECT_EQ(get("/api/v1/projects", admin_).status, 200);
+  EXPECT_EQ(post("/api/v1/projects", {{"name", "a"}}, admin_).status, 201);
+  EXPECT_EQ(get("/api/v1/tokens", admin_).status, 200);
+  EXPECT_EQ(post("/api/v1/flows", flow_body("f"), runner_).status, 403);
+}
+
+TEST_F(ApiTest, FlowRegistrationVersionsAndIdempotency) {
+  auto a = post("/api/v1/flows", flow_body("etl"), user_);
+  ASSERT_EQ(a.status, 201) << a.text;
+  EXPECT_EQ(a.body["version"], 1);
+  auto b = post("/api/v1/flows", flow_body("etl"), user_);
+  EXPECT_EQ(b.body["version"], 2);
+  auto keyed = flow_body("etl");
+  keyed["idempotency_key"] = "k1";
+  auto c = post("/api/v1/flows", keyed, user_);
+  auto d = post("/api/v1/flows", keyed, user_);
+  EXPECT_EQ(c.body["version"], 3);
+  EXPECT_EQ(d.body["id"], c.body["id"]);
+  auto list = get("/api/v1/flows?project=p", runner_);
+  ASSERT_EQ(list.status, 200);
+  ASSERT_EQ(list.body["flows"].size(), 1u);
+  EXPECT_EQ(list.body["flows"][0]["version"], 3);
+  EXPECT_EQ(get("/api/v1/flows?project=nosuch", runner_).status, 404);
+  auto one = get("/api/v1/flows/" + a.body["id"].get<std::string>(), runner_);
+  EXPECT_EQ(one.status, 200);
+  EXPECT_TRUE(one.body["archived"].get<bool>());
+  EXPECT_EQ(one.body["tasks"].size(), 2u);
+}
+
+TEST_F(ApiTest, FlowRegistrationIsValidated) {
+  auto cyc = flow_body("c");
+  cyc["edges"].push_back({{"from", "b"}, {"to", "a"}});
+  auto r = post("/api/v1/flows", cyc, user_);
+  EXPECT_EQ(r.status, 422);
+  EXPECT_THAT(r.text, HasSubstr("cycle"));
+  auto unknown = flow_body("u");
+  unknown["edges"].push_back({{"from", "a"}, {"to", "zzz"}});
+  EXPECT_EQ(post("/api/v1/flows", unknown, user_).status, 422);
+  auto noart = flow_body("n");
+  noart.erase("artifact");
+  EXPECT_EQ(post("/api/v1/flows", noart, user_).status, 422);
+  auto badrc = flow_body("r");
+  badrc["run_config"]["type"] = "kubernetes";
+  EXPECT_EQ(post("/api/v1/flows", badrc, user_).status, 422);
+}
+
+TEST_F(ApiTest, RunParametersLabelsAndIdempotency) {
+  auto flow = register_flow("etl", {"dev", "gpu"});
+  // Unknown parameter, missing required, wrong type: 422.
+  auto r1 = post("/api/v1/flow-runs", {{"flow_id", flow}, {"parameters", {{"day", "x"}, {"nope", 1}}}}, user_);
+  EXPECT_EQ(r1.status, 422);
+  EXPECT_THAT(r1.text, HasSubstr("nope"));
+  auto r2 = post("/api/v1/flow-runs", {{"flow_id", flow}, {"parameters", {{"rows", 3}}}}, user_);
+  EXPECT_EQ(r2.status, 422);
+  EXPECT_THAT(r2.text, HasSubstr("day"));
+  auto r3 = post("/api/v1/flow-runs", {{"flow_id", flow}, {"parameters", {{"day", 3}}}}, user_);
+  EXPECT_EQ(r3.status, 422);
+  // Labels inherited from the flow unless given.
+  auto inherited = create_run(flow);
+  EXPECT_EQ(inherited["labels"], json({"dev", "gpu"}));
+  auto own = create_run(flow, {{"labels", {"x"}}});
+  EXPECT_EQ(own["labels"], json({"x"}));
+  // By project + flow name, with an idempotency key.
+  json b = {{"project", "p"}, {"flow", "etl"}, {"parameters", {{"day", "d"}}}, {"idempotency_key", "once"}};
+  auto first = post("/api/v1/flow-runs", b, user_);
+  auto again = post("/api/v1/flow-runs", b, user_);
+  EXPECT_EQ(first.status, 201);
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(first.body["id"], again.body["id"]);
+  EXPECT_EQ(post("/api/v1/flow-runs", {{"project", "p"}, {"flow", "none"}}, user_).status, 404);
+}
+
+TEST_F(ApiTest, ListRunsFiltersAndPaginates) {
+  auto flow = register_flow("etl");
+  std::set<std::string> ids;
+  for (int i = 0; i < 7; ++i) {
+    ids.insert(create_run(flow)["id"].get<std::string>());
+    clock_.advance(milliseconds(5));
+  }
+  std::set<std::string> seen;
+  std::string cursor;
+  int pages = 0;
+  do {
+    auto r = get("/api/v1/flow-runs?flow_id=" + flow + "&limit=3" + (cursor.empty() ? "" : "&cursor=" + percent_encode(cursor)),
+                 runner_);
+    ASSERT_EQ(r.status, 200) << r.text;
+    for (const auto& run : r.body["runs"]) seen.insert(run["id"].get<std::string>());
+    cursor = r.body["next_cursor"].is_null() ? "" : r.body["next_cursor"].get<std::string>();
+    ++pages;
+  } while (!cursor.empty() && pages < 10);
+  EXPECT_EQ(seen, ids);
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(get("/api/v1/flow-runs?state=Running", runner_).body["runs"].size(), 0u);
+  EXPECT_EQ(get("/api/v1/flow-runs?state=Scheduled", runner_).body["runs"].size(), 7u);
+  EXPECT_EQ(get("/api/v1/flow-runs?state=Bogus", runner_).status, 422);
+  EXPECT_EQ(get("/api/v1/flow-runs?limit=0", runner_).status, 422);
+}
+
+TEST_F(ApiTest, ClaimLongPollWakesWhenARunIsCreated) {
+  auto flow = register_flow("etl", {"dev"});
+  auto agent = register_agent("a1", {"dev", "linux"});
+  auto pending = send("POST", "/api/v1/agents/" + agent + "/claim", R"({"max":1,"wait_ms":30000})", runner_);
+  // Parks: nothing is due.
+  for (int i = 0; i < 200 && waiters_->parked() == 0; ++i) std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_EQ(waiters_->parked(), 1u);
+  ASSERT_EQ(pending.wait_for(milliseconds(0)), std::future_status::timeout);
+  auto run = create_run(flow);
+  auto reply = pending.get();  // woken by the creation, no clock advance
+  ASSERT_EQ(reply.status, 200) << reply.text;
+  ASSERT_EQ(reply.body["runs"].size(), 1u);
+  EXPECT_EQ(reply.body["runs"][0]["id"], run["id"]);
+  EXPECT_EQ(reply.body["runs"][0]["state"], "Submitted");
+  EXPECT_THAT(reply.body["runs"][0]["token"].get<std::string>(), HasSubstr("cvt_run_"));
+}
+
+TEST_F(ApiTest, ClaimRespectsLabelsAndTimesOut) {
+  auto flow = register_flow("etl", {"gpu"});
+  auto agent = register_agent("a1", {"dev"});
+  create_run(flow);
+  auto pending = send("POST", "/api/v1/agents/" + agent + "/claim", R"({"wait_ms":1000})", runner_);
+  for (int i = 0; i < 200 && waiters_->parked() == 0; ++i) std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_EQ(waiters_->parked(), 1u);
+  clock_.advance(milliseconds(1001));
+  waiters_->tick();
+  auto reply = pending.get();
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body["runs"].size(), 0u);
+  // Diagnosis names the missing label.
+  auto runs = get("/api/v1/flow-runs?flow_id=" + flow, runner_);
+  auto d = get("/api/v1/flow-runs/" + runs.body["runs"][0]["id"].get<std::string>() + "/diagnosis", runner_);
+  EXPECT_EQ(d.status, 200);
+  EXPECT_EQ(d.body["agents"][0]["missing_labels"], json({"gpu"}));
+  EXPECT_EQ(post("/api/v1/agents/nosuch/claim", json::object(), runner_).status, 404);
+  EXPECT_EQ(post("/api/v1/agents/" + agent + "/claim", {{"wait_ms", 10000000}}, runner_).status, 422);
+}
+
+TEST_F(ApiTest, ClaimWakesWhenAFutureRunBecomesDue) {
+  auto flow = register_flow("etl", {});
+  auto agent = register_agent("a1", {});
+  create_run(flow, {{"scheduled_start_time", format_rfc3339(clock_.now() + seconds(5))}});
+  auto pending = send("POST", "/api/v1/agents/" + agent + "/claim", R"({"wait_ms":60000})", runner_);
+  for (int i = 0; i < 200 && waiters_->parked() == 0; ++i) std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_EQ(waiters_->parked(), 1u);
+  clock_.advance(seconds(5));
+  waiters_->tick();
+  auto reply = pending.get();
+  ASSERT_EQ(reply.body["runs"].size(), 1u);
+}
+
+TEST_F(ApiTest, FullRunLifecycleWithRunToken) {
+  auto flow = register_flow("etl", {"dev"});
+  auto agent = register_agent("a1", {"dev"});
+  auto run = create_run(flow);
+  std::string id = run["id"];
+  auto claim = post("/api/v1/agents/" + agent + "/claim", {{"max", 5}}, runner_);
+  ASSERT_EQ(claim.body["runs"].size(), 1u);
+  std::string token = claim.body["runs"][0]["token"];
+  // The run token acts for its run.
+  auto running = post("/api/v1/flow-runs/" + id + "/state", {{"state", "Running"}}, token);
+  ASSERT_EQ(running.status, 200) << running.text;
+  int64_t version = running.body["version"];
+  EXPECT_EQ(post("/api/v1/flow-runs/" + id + "/heartbeat", nullptr, token).status, 200);
+  auto tr = post("/api/v1/task-runs/states",
+                 json::array({{{"flow_run_id", id}, {"task", "a"}, {"state", "Running"}},
+                              {{"flow_run_id", id}, {"task", "b"}, {"map_index", 0}, {"state", "Pending"}}}),
+                 token);
+  ASSERT_EQ(tr.status, 200) << tr.text;
+  EXPECT_EQ(tr.body["task_run_ids"].size(), 2u);
+  auto logs = post("/api/v1/logs",
+                   json::array({{{"flow_run_id", id}, {"level", "info"}, {"message", "hello"}},
+                                {{"flow_run_id", id}, {"level", "ERROR"}, {"message", "world"}}}),
+                   token);
+  ASSERT_EQ(logs.status, 201) << logs.text;
+  auto read = get("/api/v1/flow-runs/" + id + "/logs", token);
+  ASSERT_EQ(read.body["logs"].size(), 2u);
+  EXPECT_EQ(read.body["logs"][0]["level"], "INFO");
+  auto after = get("/api/v1/flow-runs/" + id + "/logs?after=" + read.body["next_cursor"].get<std::string>(), token);
+  EXPECT_EQ(after.body["logs"].size(), 0u);
+  EXPECT_EQ(get("/api/v1/flows/" + flow, token).status, 200);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/task-runs", token).body["task_runs"].size(), 2u);
+  // Stale expected_version: 409.
+  auto stale = post("/api/v1/flow-runs/" + id + "/state", {{"state", "Success"}, {"expected_version", version - 1}}, token);
+  EXPECT_EQ(stale.status, 409);
+  auto done = post("/api/v1/flow-runs/" + id + "/state", {{"state", "Success"}, {"expected_version", version}}, token);
+  ASSERT_EQ(done.status, 200) << done.text;
+  // Final states never change: the message names both states.
+  auto again = post("/api/v1/flow-runs/" + id + "/state", {{"state", "Running"}}, runner_);
+  EXPECT_EQ(again.status, 409);
+  EXPECT_THAT(again.text, HasSubstr("Success"));
+  EXPECT_THAT(again.text, HasSubstr("Running"));
+  // The run token keeps working for the grace period, then stops.
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id, token).status, 200);
+  clock_.advance(seconds(61));
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id, token).status, 401);
+  // History.
+  auto h = get("/api/v1/flow-runs/" + id + "/history", runner_);
+  ASSERT_EQ(h.status, 200);
+  EXPECT_EQ(h.body["history"].back()["state"], "Success");
+}
+
+TEST_F(ApiTest, RunTokenCannotTouchAnotherRun) {
+  auto flow = register_flow("etl", {});
+  auto agent = register_agent("a1", {});
+  std::string mine = create_run(flow)["id"];
+  std::string other = create_run(flow)["id"];
+  auto claim = post("/api/v1/agents/" + agent + "/claim", {{"max", 1}}, runner_);
+  ASSERT_EQ(claim.body["runs"].size(), 1u);
+  std::string token = claim.body["runs"][0]["token"];
+  std::string claimed = claim.body["runs"][0]["id"];
+  std::string foreign = claimed == mine ? other : mine;
+  EXPECT_EQ(get("/api/v1/flow-runs/" + claimed, token).status, 200);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + foreign, token).status, 403);
+  EXPECT_EQ(post("/api/v1/flow-runs/" + foreign + "/state", {{"state", "Cancelled"}}, token).status, 403);
+  EXPECT_EQ(post("/api/v1/flow-runs/" + foreign + "/heartbeat", nullptr, token).status, 403);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + foreign + "/logs", token).status, 403);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + foreign + "/task-runs", token).status, 403);
+  EXPECT_EQ(post("/api/v1/logs", json::array({{{"flow_run_id", foreign}, {"message", "x"}}}), token).status, 403);
+  EXPECT_EQ(post("/api/v1/task-runs/states", json::array({{{"flow_run_id", foreign}, {"task", "a"}, {"state", "Running"}}}),
+                 token).status,
+            403);
+  // Routes that are not for run tokens at all.
+  EXPECT_EQ(get("/api/v1/flow-runs", token).status, 403);
+  EXPECT_EQ(post("/api/v1/flow-runs/" + claimed + "/cancel", nullptr, token).status, 403);
+  EXPECT_EQ(get("/api/v1/agents", token).status, 403);
+  EXPECT_EQ(post("/api/v1/agents/" + agent + "/claim", json::object(), token).status, 403);
+  // Another flow's version.
+  auto flow2 = register_flow("other", {});
+  EXPECT_EQ(get("/api/v1/flows/" + flow2, token).status, 403);
+}
+
+TEST_F(ApiTest, RunTokenIsRefusedOnceTheRunIsNoLongerClaimed) {
+  auto flow = register_flow("etl", {});
+  auto agent = register_agent("a1", {});
+  std::string id = create_run(flow)["id"];
+  auto claim = post("/api/v1/agents/" + agent + "/claim", json::object(), runner_);
+  std::string token = claim.body["runs"][0]["token"];
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id, token).status, 200);
+  // Returned to Pending (e.g. by the liveness service): the old claim's token stops.
+  EXPECT_EQ(post("/api/v1/flow-runs/" + id + "/state", {{"state", "Pending"}}, runner_).status, 200);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id, token).status, 401);
+  clock_.advance(seconds(10));
+  auto claim2 = post("/api/v1/agents/" + agent + "/claim", json::object(), runner_);
+  ASSERT_EQ(claim2.body["runs"].size(), 1u);
+  std::string token2 = claim2.body["runs"][0]["token"];
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id, token2).status, 200);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id, token).status, 401);  // superseded
+}
+
+TEST_F(ApiTest, CancelAndRetry) {
+  auto flow = register_flow("etl", {});
+  auto agent = register_agent("a1", {});
+  // Not yet started: Cancelled at once.
+  std::string waiting = create_run(flow)["id"];
+  auto c1 = post("/api/v1/flow-runs/" + waiting + "/cancel", nullptr, user_);
+  ASSERT_EQ(c1.status, 200) << c1.text;
+  EXPECT_EQ(c1.body["state"], "Cancelled");
+  // Cancelling a final run: 409 naming both states.
+  auto c2 = post("/api/v1/flow-runs/" + waiting + "/cancel", nullptr, user_);
+  EXPECT_EQ(c2.status, 409);
+  EXPECT_THAT(c2.text, HasSubstr("Cancelled"));
+  // Running: Cancelling; the heartbeat shows it.
+  std::string running = create_run(flow)["id"];
+  auto claim = post("/api/v1/agents/" + agent + "/claim", json::object(), runner_);
+  ASSERT_EQ(claim.body["runs"].size(), 1u);
+  std::string token = claim.body["runs"][0]["token"];
+  ASSERT_EQ(post("/api/v1/flow-runs/" + running + "/state", {{"state", "Running"}}, token).status, 200);
+  auto c3 = post("/api/v1/flow-runs/" + running + "/cancel", nullptr, user_);
+  EXPECT_EQ(c3.body["state"], "Cancelling");
+  EXPECT_EQ(post("/api/v1/flow-runs/" + running + "/heartbeat", nullptr, token).body["state"], "Cancelling");
+  ASSERT_EQ(post("/api/v1/flow-runs/" + running + "/state", {{"state", "Cancelled"}}, token).status, 200);
+  // Retry: only final runs; back to Scheduled and claimable.
+  auto r = post("/api/v1/flow-runs/" + running + "/retry", nullptr, user_);
+  ASSERT_EQ(r.status, 200) << r.text;
+  EXPECT_EQ(r.body["state"], "Scheduled");
+  std::string fresh = create_run(flow)["id"];
+  auto r2 = post("/api/v1/flow-runs/" + fresh + "/retry", nullptr, user_);
+  EXPECT_EQ(r2.status, 409);
+  EXPECT_THAT(r2.text, HasSubstr("Scheduled"));
+}
+
+TEST_F(ApiTest, LogLongPollWakesOnAppend) {
+  auto flow = register_flow("etl", {});
+  std::string id = create_run(flow)["id"];
+  auto pending = send("GET", "/api/v1/flow-runs/" + id + "/logs?after=0&wait_ms=30000", "", runner_);
+  for (int i = 0; i < 200 && waiters_->parked() == 0; ++i) std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_EQ(waiters_->parked(), 1u);
+  ASSERT_EQ(post("/api/v1/logs", json::array({{{"flow_run_id", id}, {"message", "line 1"}}}), runner_).status, 201);
+  auto reply = pending.get();
+  ASSERT_EQ(reply.body["logs"].size(), 1u);
+  EXPECT_EQ(reply.body["logs"][0]["message"], "line 1");
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/logs?after=x", runner_).status, 422);
+}
+
+TEST_F(ApiTest, TokensCreateListRevoke) {
+  auto created = post("/api/v1/tokens", {{"name", "ci"}, {"scope", "user"}, {"expires", "30d"}}, admin_);
+  ASSERT_EQ(created.status, 201) << created.text;
+  std::string secret = created.body["token"];
+  std::string id = created.body["id"];
+  EXPECT_EQ(get("/api/v1/projects", secret).status, 200);
+  auto list = get("/api/v1/tokens", admin_);
+  EXPECT_THAT(list.text, HasSubstr(id));
+  EXPECT_THAT(list.text, ::testing::Not(HasSubstr(secret)));
+  EXPECT_EQ(call("DELETE", "/api/v1/tokens/" + id, nullptr, admin_).status, 200);
+  // Revocation through this server applies at once, cache or not.
+  EXPECT_EQ(get("/api/v1/projects", secret).status, 401);
+  EXPECT_EQ(call("DELETE", "/api/v1/tokens/nosuch", nullptr, admin_).status, 404);
+  EXPECT_EQ(post("/api/v1/tokens", {{"name", "x"}, {"scope", "root"}}, admin_).status, 422);
+  EXPECT_EQ(post("/api/v1/tokens", {{"name", "x"}, {"scope", "run"}}, admin_).status, 422);
+  // Expiry.
+  auto shortlived = post("/api/v1/tokens", {{"name", "s"}, {"scope", "runner"}, {"expires", "1h"}}, admin_);
+  std::string s2 = shortlived.body["token"];
+  EXPECT_EQ(get("/api/v1/agents", s2).status, 200);
+  clock_.advance(std::chrono::hours(2));
+  EXPECT_EQ(get("/api/v1/agents", s2).status, 401);
+}
+
+TEST_F(ApiTest, AgentsHealth) {
+  auto a = register_agent("a1", {"x"});
+  auto list = get("/api/v1/agents", runner_);
+  ASSERT_EQ(list.body["agents"].size(), 1u);
+  EXPECT_EQ(list.body["agents"][0]["health"], "healthy");
+  clock_.advance(seconds(31));
+  EXPECT_EQ(get("/api/v1/agents", runner_).body["agents"][0]["health"], "unhealthy");
+  EXPECT_EQ(post("/api/v1/agents/" + a + "/heartbeat", nullptr, runner_).status, 200);
+  EXPECT_EQ(get("/api/v1/agents", runner_).body["agents"][0]["health"], "healthy");
+  EXPECT_EQ(post("/api/v1/agents/nosuch/heartbeat", nullptr, runner_).status, 404);
+  EXPECT_EQ(post("/api/v1/agents", {{"name", "b"}, {"type", "k8s"}}, runner_).status, 422);
+}
+
+TEST_F(ApiTest, MetricsAndOpenApi) {
+  auto flow = register_flow("etl", {});
+  create_run(flow);
+  get("/api/health", "");
+  auto m = send("GET", "/metrics", "", "").get();
+  ASSERT_EQ(m.status, 200);
+  EXPECT_THAT(m.text, HasSubstr("culvert_flow_runs{state=\"Scheduled\"} 1"));
+  EXPECT_THAT(m.text, HasSubstr("culvert_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/health\""));
+  EXPECT_THAT(m.text, HasSubstr("culvert_agents{health=\"healthy\"} 0"));
+  auto o = get("/api/v1/openapi.json", "");
+  ASSERT_EQ(o.status, 200);
+  EXPECT_EQ(o.body["openapi"], "3.0.3");
+}
+
+}  // namespace
+}  // namespace culvert::server

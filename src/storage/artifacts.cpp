@@ -1,0 +1,121 @@
+#include "storage/artifacts.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <vector>
+
+#include <openssl/evp.h>
+
+#include "core/crypto.hpp"
+
+namespace culvert::storage {
+namespace fs = std::filesystem;
+namespace {
+
+Status check_flow_name(std::string_view name) {
+  if (name.empty()) return invalid_argument("artifact flow name is empty");
+  if (name == "." || name == "..")
+    return invalid_argument("artifact flow name '" + std::string(name) + "' is not allowed");
+  for (char c : name) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '/' || c == '\\' || std::isspace(u) || std::iscntrl(u))
+      return invalid_argument("artifact flow name '" + std::string(name) +
+                              "' may not contain '/', '\\\\', whitespace or control characters");
+  }
+  return Status::ok();
+}
+
+Status check_sha256(std::string_view h) {
+  if (h.size() != 64 || !std::all_of(h.begin(), h.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+      }))
+    return invalid_argument("artifact hash '" + std::string(h) + "' is not a lower-case hex SHA-256");
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<std::string> sha256_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return not_found("cannot read " + path);
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  if (in.bad()) return unavailable("read error on " + path);
+  unsigned char md[32];
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(ctx.get(), md, &n);
+  return hex_encode(std::string_view(reinterpret_cast<char*>(md), n));
+}
+
+Result<ArtifactRef> upload_artifact(ObjectStore& store, std::string_view base, std::string_view flow_name,
+                                    const std::string& local_file) {
+  if (Status st = check_flow_name(flow_name); !st) return st;
+  auto hash = sha256_file(local_file);
+  if (!hash) return hash.status();
+  ArtifactRef ref{join_uri(join_uri(base, flow_name), *hash), *hash};
+  auto present = store.exists(ref.uri);
+  if (!present) return present.status();
+  if (*present) return ref;  // content-addressed: same hash, same bytes
+  if (Status st = store.put_file(ref.uri, local_file); !st) return st;
+  return ref;
+}
+
+Result<ArtifactRef> upload_artifact(std::string_view base, std::string_view flow_name,
+                                    const std::string& local_file, const StorageOptions& options) {
+  auto store = open_object_store(base, options);
+  if (!store) return store.status();
+  return upload_artifact(**store, base, flow_name, local_file);
+}
+
+Result<std::string> fetch_artifact(ObjectStore& store, std::string_view uri, std::string_view sha256,
+                                   const std::string& cache_dir) {
+  if (Status st = check_sha256(sha256); !st) return st;
+  std::error_code ec;
+  fs::create_directories(cache_dir, ec);
+  if (ec) return unavailable("cannot create artifact cache " + cache_dir + ": " + ec.message());
+  const std::string cached = (fs::path(cache_dir) / std::string(sha256)).string();
+
+  if (fs::is_regular_file(cached, ec)) {
+    auto h = sha256_file(cached);
+    if (h && *h == sha256) {
+      ::chmod(cached.c_str(), 0755);
+      return cached;
+    }
+    fs::remove(cached, ec);  // corrupt or truncated: fetch again
+  }
+
+  const std::string tmp = (fs::path(cache_dir) / (".download-" + hex_encode(random_bytes(8)))).string();
+  auto discard = [&](Status st) {
+    fs::remove(tmp, ec);
+    return st;
+  };
+  if (Status st = store.get_file(std::string(uri), tmp); !st) return discard(st);
+  auto h = sha256_file(tmp);
+  if (!h) return discard(h.status());
+  if (*h != sha256)
+    return discard(unprocessable("artifact " + std::string(uri) + " has SHA-256 " + *h +
+                                 " but " + std::string(sha256) + " was expected; the download was discarded"));
+  if (::chmod(tmp.c_str(), 0755) != 0) return discard(unavailable("cannot chmod " + tmp));
+  fs::rename(tmp, cached, ec);
+  if (ec) return discard(unavailable("cannot move the artifact into " + cached + ": " + ec.message()));
+  return cached;
+}
+
+Result<std::string> fetch_artifact(std::string_view uri, std::string_view sha256,
+                                   const std::string& cache_dir, const StorageOptions& options) {
+  auto store = open_object_store(uri, options);
+  if (!store) return store.status();
+  return fetch_artifact(**store, uri, sha256, cache_dir);
+}
+
+}  // namespace culvert::storage

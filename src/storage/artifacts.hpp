@@ -1,0 +1,42 @@
+// Flow artifacts (SPEC §9): the flow's executable (or YAML file) stored once per content
+// at <storage>/<flow-name>/<sha256>, verified by hash whenever it is fetched, and cached
+// by the agent in a local directory of files named by their hash.
+// Functions only; thread-safe and safe across processes sharing one cache directory
+// (downloads land in a temporary file and are renamed into place).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <culvert/status.hpp>
+#include <culvert/storage.hpp>
+
+namespace culvert::storage {
+
+struct ArtifactRef {
+  std::string uri;     // <storage_base_uri>/<flow_name>/<sha256>
+  std::string sha256;  // lower-case hex
+};
+
+// Uploads `local_file` as the artifact of `flow_name`, unless an object with that hash
+// already exists there. InvalidArgument for a flow name that is empty or contains '/',
+// whitespace or control characters, or is "." / "..".
+Result<ArtifactRef> upload_artifact(ObjectStore& store, std::string_view storage_base_uri,
+                                    std::string_view flow_name, const std::string& local_file);
+Result<ArtifactRef> upload_artifact(std::string_view storage_base_uri, std::string_view flow_name,
+                                    const std::string& local_file, const StorageOptions& options = {});
+
+// Returns the path of a local executable copy of the artifact: <cache_dir>/<sha256> when
+// present and its hash matches, else downloaded to a temporary file, verified, made
+// executable and renamed into the cache. A hash mismatch is Unprocessable naming the URI
+// and both hashes; the downloaded file is discarded. A cached file whose hash does not
+// match is replaced.
+Result<std::string> fetch_artifact(ObjectStore& store, std::string_view uri, std::string_view sha256,
+                                   const std::string& cache_dir);
+Result<std::string> fetch_artifact(std::string_view uri, std::string_view sha256,
+                                   const std::string& cache_dir, const StorageOptions& options = {});
+
+// Lower-case hex SHA-256 of a local file, read in chunks. NotFound when unreadable.
+Result<std::string> sha256_file(const std::string& path);
+
+}  // namespace culvert::storage

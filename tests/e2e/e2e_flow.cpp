@@ -1,0 +1,48 @@
+// The flow the end-to-end tests register and run through a real server and agent.
+//   sleep_ms   how long the "work" task sleeps (checking for cancellation)
+//   marker     a file to which each execution appends its flow run id (counts
+//              executions from the flow's own side)
+//   fail       when true, "work" fails
+#include <culvert/culvert.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <thread>
+
+int main(int argc, char** argv) {
+  culvert::Flow flow("e2e");
+  auto sleep_ms = flow.parameter<int>("sleep_ms", 0);
+  auto marker = flow.parameter<std::string>("marker", "");
+  auto fail = flow.parameter<bool>("fail", false);
+  auto started = flow.task(
+      "start",
+      [](culvert::TaskContext& ctx, const std::string& marker_file) {
+        ctx.info("hello from the e2e flow, run " + ctx.flow_run_id() + " pid " + std::to_string(::getpid()));
+        if (!marker_file.empty()) {
+          std::string line = ctx.flow_run_id() + "\n";
+          int fd = ::open(marker_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+          if (fd < 0) throw std::runtime_error("cannot open marker file " + marker_file);
+          ssize_t n = ::write(fd, line.data(), line.size());
+          ::close(fd);
+          if (n != static_cast<ssize_t>(line.size())) throw std::runtime_error("short write to marker file");
+        }
+        return 1;
+      },
+      marker);
+  flow.task(
+      "work",
+      [](culvert::TaskContext& ctx, int, int ms, bool should_fail) {
+        auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+        while (std::chrono::steady_clock::now() < until) {
+          if (ctx.cancelled()) throw std::runtime_error("cancelled");
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        if (should_fail) throw std::runtime_error("failing on purpose");
+        ctx.info("work done after " + std::to_string(ms) + " ms");
+        return ms;
+      },
+      started, sleep_ms, fail);
+  flow.storage("file:///tmp/culvert-e2e-unused");
+  return culvert::main(flow, argc, argv);
+}

@@ -1,0 +1,199 @@
+// End to end with real processes: `culvert server start` (SQLite), `culvert agent start
+// --type local`, a flow binary registered to file:// storage, `culvert run`.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "harness.hpp"
+
+namespace culvert::e2e {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+class LocalAgentE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<TestServer>(sandbox_, std::vector<std::string>{
+        "--heartbeat-interval", "1s", "--liveness-interval", "200ms"});
+    ASSERT_TRUE(server_->ok()) << read_file(sandbox_.dir() / "server.log");
+    ASSERT_FALSE(server_->admin_token().empty()) << "no admin token in the profile";
+    storage_ = "file://" + (sandbox_.dir() / "flows").string();
+    auto r = sandbox_.culvert({"flow", "register", build_path("tests/e2e/e2e_flow"), "--project", "demo",
+                               "--storage", storage_, "--output", "json"},
+                              api_env());
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  }
+
+  std::map<std::string, std::string> api_env() const {
+    return {{"CULVERT_API_URL", server_->url()}, {"CULVERT_API_TOKEN", server_->admin_token()}};
+  }
+
+  std::unique_ptr<Process> start_agent(const std::string& name, const std::vector<std::string>& labels,
+                                       int max_concurrent = 4) {
+    std::vector<std::string> argv = {culvert_binary(), "agent", "start", "--type", "local", "--name", name,
+                                     "--max-concurrent", std::to_string(max_concurrent),
+                                     "--heartbeat-seconds", "1"};
+    for (const auto& l : labels) argv.insert(argv.end(), {"--label", l});
+    auto env = sandbox_.env(api_env());
+    env["CULVERT_HEARTBEAT_SECONDS"] = "1";
+    env["CULVERT_CANCEL_POLL_MS"] = "200";
+    return std::make_unique<Process>(argv, env, sandbox_.dir() / (name + ".log"));
+  }
+
+  // Creates a run; returns its id.
+  std::string create_run(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"run", "e2e", "--project", "demo", "--output", "json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = sandbox_.culvert(args, api_env());
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    auto j = json::parse(r.out, nullptr, false);
+    if (j.is_discarded()) return "";
+    if (j.contains("id")) return j["id"].get<std::string>();
+    if (j.contains("flow_run") && j["flow_run"].contains("id")) return j["flow_run"]["id"].get<std::string>();
+    return "";
+  }
+
+  json get_run(const std::string& id) {
+    auto r = sandbox_.culvert({"run", "inspect", id, "--output", "json"}, api_env());
+    auto j = json::parse(r.out, nullptr, false);
+    if (j.is_discarded()) return json::object();
+    return j.contains("flow_run") ? j["flow_run"] : j;
+  }
+
+  std::string state_of(const std::string& id) { return get_run(id).value("state", ""); }
+
+  Sandbox sandbox_;
+  std::unique_ptr<TestServer> server_;
+  std::string storage_;
+};
+
+TEST_F(LocalAgentE2E, RunWatchSucceedsAndLogsReachTheServer) {
+  auto agent = start_agent("a1", {});
+  auto r = sandbox_.culvert({"run", "e2e", "--project", "demo", "--watch"}, api_env(), 120s);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << "\nagent:\n" << agent->output();
+  EXPECT_NE(r.out.find("Success"), std::string::npos) << r.out;
+  std::string id = create_run();
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Success"; }, 60s)) << state_of(id) << agent->output();
+  auto logs = sandbox_.culvert({"get", "logs", id}, api_env());
+  EXPECT_EQ(logs.exit_code, 0) << logs.err;
+  EXPECT_NE(logs.out.find("hello from the e2e flow, run " + id), std::string::npos) << logs.out;
+  EXPECT_NE(logs.out.find("work done"), std::string::npos) << logs.out;
+  // Task runs reported in batches.
+  auto tr = sandbox_.run({"/usr/bin/curl", "-sf", "-H", "Authorization: Bearer " + server_->admin_token(),
+                          server_->url() + "/api/v1/flow-runs/" + id + "/task-runs"});
+  ASSERT_EQ(tr.exit_code, 0) << tr.err;
+  EXPECT_NE(tr.out.find("\"work\""), std::string::npos) << tr.out;
+  EXPECT_NE(tr.out.find("\"Success\""), std::string::npos) << tr.out;
+}
+
+TEST_F(LocalAgentE2E, UncoveredLabelsStayScheduledAndInspectNamesThem) {
+  auto other = start_agent("cpu-agent", {"cpu"});
+  std::string id = create_run({"--label", "gpu", "--label", "cpu"});
+  ASSERT_FALSE(id.empty());
+  // The agent is live and long-polling; the run must not be taken.
+  ASSERT_TRUE(wait_until([&] {
+    auto r = sandbox_.culvert({"get", "agents", "--output", "json"}, api_env());
+    return r.out.find("cpu-agent") != std::string::npos;
+  }, 30s));
+  auto inspect = sandbox_.culvert({"run", "inspect", id}, api_env());
+  EXPECT_EQ(state_of(id), "Scheduled");
+  EXPECT_NE(inspect.out.find("gpu"), std::string::npos) << inspect.out;
+  EXPECT_NE(inspect.out.find("cpu-agent"), std::string::npos) << inspect.out;
+  auto gpu = start_agent("gpu-agent", {"gpu", "cpu"});
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Success"; }, 60s))
+      << state_of(id) << gpu->output();
+}
+
+TEST_F(LocalAgentE2E, KilledFlowProcessIsCrashedWithAReason) {
+  auto agent = start_agent("a1", {});
+  fs::path marker = sandbox_.dir() / "marker";
+  std::string id = create_run({"--param", "sleep_ms=60000", "--param", "marker=" + marker.string()});
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Running" && fs::exists(marker); }, 60s))
+      << state_of(id) << agent->output();
+  // Find the flow process by the pid it logged, and kill it hard.
+  pid_t pid = 0;
+  ASSERT_TRUE(wait_until([&] {
+    auto logs = sandbox_.culvert({"get", "logs", id}, api_env());
+    auto pos = logs.out.find(" pid ");
+    if (pos == std::string::npos) return false;
+    pid = std::atoi(logs.out.c_str() + pos + 5);
+    return pid > 0;
+  }, 30s));
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Crashed"; }, 3s)) << state_of(id);
+  auto run = get_run(id);
+  EXPECT_NE(run.value("state_message", "").find("signal 9"), std::string::npos) << run.dump();
+}
+
+TEST_F(LocalAgentE2E, CancelStopsTheProcess) {
+  auto agent = start_agent("a1", {});
+  fs::path marker = sandbox_.dir() / "marker";
+  std::string id = create_run({"--param", "sleep_ms=60000", "--param", "marker=" + marker.string()});
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Running" && fs::exists(marker); }, 60s)) << agent->output();
+  pid_t pid = 0;
+  ASSERT_TRUE(wait_until([&] {
+    auto logs = sandbox_.culvert({"get", "logs", id}, api_env());
+    auto pos = logs.out.find(" pid ");
+    if (pos == std::string::npos) return false;
+    pid = std::atoi(logs.out.c_str() + pos + 5);
+    return pid > 0;
+  }, 30s));
+  auto c = sandbox_.culvert({"run", "cancel", id}, api_env());
+  ASSERT_EQ(c.exit_code, 0) << c.out << c.err;
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Cancelled"; }, 20s)) << state_of(id) << agent->output();
+  ASSERT_TRUE(wait_until([&] { return ::kill(pid, 0) != 0; }, 20s)) << "flow process " << pid << " still alive";
+}
+
+TEST_F(LocalAgentE2E, TwoAgentsRunEveryRunExactlyOnce) {
+  constexpr int kRuns = 500;
+  fs::path marker = sandbox_.dir() / "executions";
+  auto a1 = start_agent("twin-1", {"twin"}, 8);
+  auto a2 = start_agent("twin-2", {"twin"}, 8);
+  std::set<std::string> ids;
+  // Create the runs through the API in one process to keep the test fast.
+  std::ostringstream script;
+  script << "for i in $(seq 1 " << kRuns << "); do curl -sf -X POST -H 'Authorization: Bearer "
+         << server_->admin_token() << "' -H 'Content-Type: application/json' -d '{\"project\":\"demo\",\"flow\":\"e2e\","
+         << "\"labels\":[\"twin\"],\"parameters\":{\"marker\":\"" << marker.string() << "\"}}' " << server_->url()
+         << "/api/v1/flow-runs || exit 1; echo; done";
+  auto created = sandbox_.run({"/bin/sh", "-c", script.str()}, {}, 300s);
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::istringstream lines(created.out);
+  for (std::string line; std::getline(lines, line);) {
+    auto j = json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.contains("id")) ids.insert(j["id"].get<std::string>());
+  }
+  ASSERT_EQ(ids.size(), static_cast<size_t>(kRuns));
+  auto count_lines = [&] {
+    std::string s = read_file(marker);
+    return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
+  };
+  ASSERT_TRUE(wait_until([&] { return count_lines() >= kRuns; }, 600s)) << count_lines();
+  // Let any duplicate execution surface before counting.
+  ASSERT_TRUE(wait_until([&] {
+    auto r = sandbox_.culvert({"get", "runs", "--state", "Success", "--limit", "1000", "--output", "json"}, api_env());
+    auto j = json::parse(r.out, nullptr, false);
+    const json& arr = j.is_array() ? j : (j.is_object() && j.contains("runs") ? j["runs"] : json::array());
+    return arr.size() >= static_cast<size_t>(kRuns);
+  }, 120s));
+  std::string s = read_file(marker);
+  std::istringstream in(s);
+  std::map<std::string, int> executions;
+  for (std::string id; std::getline(in, id);) executions[id]++;
+  EXPECT_EQ(executions.size(), static_cast<size_t>(kRuns));
+  for (const auto& [id, n] : executions) {
+    EXPECT_EQ(n, 1) << "run " << id << " executed " << n << " times";
+    EXPECT_TRUE(ids.count(id)) << "unknown run " << id;
+  }
+}
+
+}  // namespace
+}  // namespace culvert::e2e

@@ -1,0 +1,329 @@
+// End to end: the real `culvert server start` binary on a free port, with a temporary
+// HOME, over real HTTP. Built twice: against SQLite and against PostgreSQL
+// (CULVERT_E2E_BACKEND).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "core/crypto.hpp"
+#include "server_process.hpp"
+
+#ifndef CULVERT_E2E_BACKEND
+#error "CULVERT_E2E_BACKEND must name the backend"
+#endif
+
+namespace culvert::testing {
+namespace {
+
+using json = nlohmann::json;
+using ::testing::HasSubstr;
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class ServerE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_ = make_test_db(CULVERT_E2E_BACKEND);
+    ASSERT_FALSE(db_.url.empty());
+    start({"--max-body", "65536"});
+  }
+
+  void start(const std::vector<std::string>& extra) {
+    server_ = ServerProcess::start(home_.path(), db_.url, extra);
+    ASSERT_NE(server_, nullptr);
+    client_ = std::make_unique<HttpClient>(server_->url());
+    if (admin_.empty()) {
+      // The first start printed the admin token and saved it to the profile.
+      auto cfg = read_file(home_.path() + "/.culvert/config.toml");
+      auto at = cfg.find("api_token = '");
+      ASSERT_NE(at, std::string::npos) << cfg;
+      admin_ = cfg.substr(at + 13, cfg.find('\'', at + 13) - at - 13);
+    }
+  }
+
+  std::string token(const std::string& scope) {
+    auto r = client_->post("/api/v1/tokens", {{"name", scope}, {"scope", scope}}, admin_);
+    EXPECT_EQ(r.status, 201) << r.text;
+    return r.body.value("token", "");
+  }
+
+  json flow_body(const std::string& name, std::vector<std::string> labels) {
+    return {{"project", "e2e"},
+            {"name", name},
+            {"artifact", {{"uri", "file:///flows/" + name}, {"sha256", sha256_hex(name)}}},
+            {"tasks", {{{"name", "extract"}}, {{"name", "load"}}}},
+            {"edges", {{{"from", "extract"}, {"to", "load"}}}},
+            {"parameters", {{{"name", "rows"}, {"type", "int"}, {"default", 10}}}},
+            {"run_config", {{"type", "local"}, {"labels", labels}}}};
+  }
+
+  TempDir home_;
+  TestDb db_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<HttpClient> client_;
+  std::string admin_;
+};
+
+TEST_F(ServerE2E, FirstStartCreatesAnAdminTokenAndProfile) {
+  EXPECT_THAT(server_->banner(), HasSubstr("admin token"));
+  EXPECT_THAT(server_->banner(), HasSubstr(admin_));
+  struct stat st {};
+  ASSERT_EQ(stat((home_.path() + "/.culvert/config.toml").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+  auto cfg = read_file(home_.path() + "/.culvert/config.toml");
+  EXPECT_THAT(cfg, HasSubstr("active_profile = 'default'"));
+  EXPECT_THAT(cfg, HasSubstr("[profiles.default]"));
+  EXPECT_THAT(cfg, HasSubstr("api_url = '" + server_->url() + "'"));
+  EXPECT_EQ(client_->get("/api/v1/tokens", admin_).status, 200);
+  // A restart on the same database creates no second token.
+  EXPECT_EQ(server_->terminate(), 0);
+  start({});
+  EXPECT_THAT(server_->banner(), ::testing::Not(HasSubstr("admin token")));
+  EXPECT_EQ(client_->get("/api/v1/tokens", admin_).status, 200);
+  auto health = client_->get("/api/health");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.body["status"], "ok");
+}
+
+TEST_F(ServerE2E, EveryErrorClass) {
+  std::string runner = token("runner");
+  std::string user = token("user");
+  auto expect_error = [](const Reply& r, long status, const std::string& code) {
+    EXPECT_EQ(r.status, status) << r.text;
+    ASSERT_TRUE(r.body.is_object()) << r.text;
+    EXPECT_EQ(r.body["error"]["code"], code) << r.text;
+    EXPECT_FALSE(r.body["error"]["message"].get<std::string>().empty());
+  };
+  expect_error(client_->request("POST", "/api/v1/projects", "{not json", user), 400, "bad_request");
+  expect_error(client_->get("/api/v1/projects"), 401, "unauthenticated");
+  expect_error(client_->get("/api/v1/projects", "cvt_wrong"), 401, "unauthenticated");
+  expect_error(client_->post("/api/v1/projects", {{"name", "x"}}, runner), 403, "forbidden");
+  expect_error(client_->get("/api/v1/nothing-here", runner), 404, "not_found");
+  expect_error(client_->get("/api/v1/flow-runs/00000000-0000-0000-0000-000000000000", runner), 404, "not_found");
+  expect_error(client_->request("POST", "/api/v1/logs", std::string(70000, ' '), runner), 413, "payload_too_large");
+  expect_error(client_->post("/api/v1/projects", {{"name", json::array()}}, user), 422, "unprocessable");
+  ASSERT_EQ(client_->post("/api/v1/projects", {{"name", "p"}}, user).status, 201);
+  expect_error(client_->post("/api/v1/projects", {{"name", "p"}}, user), 409, "conflict");
+  // The server is still fine after the 413 closed that connection.
+  EXPECT_EQ(client_->get("/api/health").status, 200);
+}
+
+TEST_F(ServerE2E, RegisterRunClaimExecuteSucceed) {
+  std::string user = token("user");
+  std::string runner = token("runner");
+  auto flow = client_->post("/api/v1/flows", flow_body("etl", {"dev"}), user);
+  ASSERT_EQ(flow.status, 201) << flow.text;
+  auto agent = client_->post("/api/v1/agents", {{"name", "agent-1"}, {"type", "local"}, {"labels", {"dev", "x"}}},
+                             runner);
+  ASSERT_EQ(agent.status, 201) << agent.text;
+  std::string agent_id = agent.body["id"];
+
+  // An agent long-polls before there is work; creating the run wakes it.
+  Reply claim;
+  auto t0 = std::chrono::steady_clock::now();
+  std::thread poller([&] {
+    HttpClient c(server_->url());
+    claim = c.post("/api/v1/agents/" + agent_id + "/claim", {{"max", 1}, {"wait_ms", 60000}}, runner);
+  });
+  // Make sure the claim is parked before the run exists (the metric counts it).
+  for (int i = 0; i < 2000; ++i) {
+    auto m = client_->get("/metrics");
+    if (m.text.find("culvert_long_polls_parked 1") != std::string::npos) break;
+    std::this_thread::yield();
+  }
+  auto run = client_->post("/api/v1/flow-runs", {{"project", "e2e"}, {"flow", "etl"}, {"parameters", {{"rows", 5}}}},
+                           user);
+  ASSERT_EQ(run.status, 201) << run.text;
+  poller.join();
+  auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_EQ(claim.status, 200) << claim.text;
+  ASSERT_EQ(claim.body["runs"].size(), 1u) << claim.text;
+  EXPECT_LT(waited, std::chrono::seconds(30));  // woken by the run, far before its 60 s deadline
+  std::string id = run.body["id"];
+  EXPECT_EQ(claim.body["runs"][0]["id"], id);
+  EXPECT_EQ(claim.body["runs"][0]["state"], "Submitted");
+  std::string rt = claim.body["runs"][0]["token"];
+
+  // The launched run works with its run token only.
+  HttpClient runc(server_->url());
+  EXPECT_EQ(runc.get("/api/v1/flows/" + flow.body["id"].get<std::string>(), rt).status, 200);
+  auto running = runc.post("/api/v1/flow-runs/" + id + "/state", {{"state", "Running"}}, rt);
+  ASSERT_EQ(running.status, 200) << running.text;
+  EXPECT_EQ(runc.post("/api/v1/flow-runs/" + id + "/heartbeat", nullptr, rt).body["state"], "Running");
+  auto batch = runc.post("/api/v1/task-runs/states",
+                         json::array({{{"flow_run_id", id}, {"task", "extract"}, {"state", "Success"}},
+                                      {{"flow_run_id", id}, {"task", "load"}, {"state", "Running"}}}),
+                         rt);
+  ASSERT_EQ(batch.status, 200) << batch.text;
+
+  // A follower long-polls the logs; appending wakes it.
+  Reply follow;
+  std::thread follower([&] {
+    HttpClient c(server_->url());
+    follow = c.get("/api/v1/flow-runs/" + id + "/logs?after=0&wait_ms=60000", user);
+  });
+  auto logs = runc.post("/api/v1/logs",
+                        json::array({{{"flow_run_id", id}, {"task", "extract"}, {"level", "INFO"}, {"message", "read 5 rows"}},
+                                     {{"flow_run_id", id}, {"level", "WARNING"}, {"message", "slow disk"}}}),
+                        rt);
+  ASSERT_EQ(logs.status, 201) << logs.text;
+  follower.join();
+  ASSERT_EQ(follow.status, 200) << follow.text;
+  ASSERT_GE(follow.body["logs"].size(), 1u);
+  EXPECT_EQ(follow.body["logs"][0]["message"], "read 5 rows");
+
+  ASSERT_EQ(runc.post("/api/v1/task-runs/states", json::array({{{"flow_run_id", id}, {"task", "load"}, {"state", "Success"}}}),
+                      rt).status,
+            200);
+  auto done = runc.post("/api/v1/flow-runs/" + id + "/state",
+                        {{"state", "Success"}, {"expected_version", running.body["version"]}}, rt);
+  ASSERT_EQ(done.status, 200) << done.text;
+
+  auto final_run = client_->get("/api/v1/flow-runs/" + id, user);
+  EXPECT_EQ(final_run.body["state"], "Success");
+  auto tasks = client_->get("/api/v1/flow-runs/" + id + "/task-runs", user);
+  ASSERT_EQ(tasks.body["task_runs"].size(), 2u);
+  for (const auto& t : tasks.body["task_runs"]) EXPECT_EQ(t["state"], "Success");
+  auto all_logs = client_->get("/api/v1/flow-runs/" + id + "/logs", user);
+  EXPECT_EQ(all_logs.body["logs"].size(), 2u);
+  EXPECT_EQ(all_logs.body["flow_run_state"], "Success");
+  auto history = client_->get("/api/v1/flow-runs/" + id + "/history", user);
+  std::vector<std::string> states;
+  for (const auto& h : history.body["history"]) states.push_back(h["state"]);
+  EXPECT_EQ(states, (std::vector<std::string>{"Scheduled", "Submitted", "Running", "Success"}));
+  // A final state is final.
+  auto again = runc.post("/api/v1/flow-runs/" + id + "/state", {{"state", "Running"}}, rt);
+  EXPECT_EQ(again.status, 409);
+  EXPECT_THAT(again.text, HasSubstr("Success"));
+  // Metrics saw it.
+  auto metrics = client_->get("/metrics");
+  EXPECT_THAT(metrics.text, HasSubstr("culvert_flow_runs{state=\"Success\"} 1"));
+  EXPECT_THAT(metrics.text, HasSubstr("culvert_claimed_runs_total 1"));
+}
+
+TEST_F(ServerE2E, RunTokenCannotTouchAnotherRun) {
+  std::string user = token("user");
+  std::string runner = token("runner");
+  ASSERT_EQ(client_->post("/api/v1/flows", flow_body("f", {}), user).status, 201);
+  auto a = client_->post("/api/v1/agents", {{"name", "a"}, {"type", "local"}}, runner);
+  std::string r1 = client_->post("/api/v1/flow-runs", {{"project", "e2e"}, {"flow", "f"}}, user).body["id"];
+  std::string r2 = client_->post("/api/v1/flow-runs", {{"project", "e2e"}, {"flow", "f"}}, user).body["id"];
+  auto claim = client_->post("/api/v1/agents/" + a.body["id"].get<std::string>() + "/claim", {{"max", 2}}, runner);
+  ASSERT_EQ(claim.body["runs"].size(), 2u);
+  std::map<std::string, std::string> tokens;
+  for (const auto& r : claim.body["runs"]) tokens[r["id"]] = r["token"];
+  ASSERT_NE(tokens[r1], tokens[r2]);
+  EXPECT_EQ(client_->get("/api/v1/flow-runs/" + r1, tokens[r1]).status, 200);
+  EXPECT_EQ(client_->get("/api/v1/flow-runs/" + r2, tokens[r1]).status, 403);
+  EXPECT_EQ(client_->post("/api/v1/flow-runs/" + r2 + "/state", {{"state", "Running"}}, tokens[r1]).status, 403);
+  EXPECT_EQ(client_->post("/api/v1/logs", json::array({{{"flow_run_id", r2}, {"message", "x"}}}), tokens[r1]).status, 403);
+  EXPECT_EQ(client_->get("/api/v1/flow-runs", tokens[r1]).status, 403);
+  EXPECT_EQ(client_->post("/api/v1/flow-runs", {{"project", "e2e"}, {"flow", "f"}}, tokens[r1]).status, 403);
+  EXPECT_EQ(client_->get("/api/v1/tokens", tokens[r1]).status, 403);
+  // r2 was not touched.
+  EXPECT_EQ(client_->get("/api/v1/flow-runs/" + r2, user).body["state"], "Submitted");
+}
+
+TEST_F(ServerE2E, KillNineLosesNoAcknowledgedWrite) {
+  std::string user = token("user");
+  std::string runner = token("runner");
+  ASSERT_EQ(client_->post("/api/v1/flows", flow_body("dur", {}), user).status, 201);
+  auto a = client_->post("/api/v1/agents", {{"name", "a"}, {"type", "local"}}, runner);
+  std::string agent = a.body["id"];
+
+  // Writers: create a run, claim it, Running, Success, and a log line; every 2xx is
+  // recorded as (run -> last acknowledged state, version) and log ids.
+  struct Ack {
+    std::string state;
+    int64_t version = 0;
+  };
+  std::mutex mu;
+  std::map<std::string, Ack> acked;
+  std::vector<std::pair<std::string, std::string>> acked_logs;  // run, message
+  std::atomic<int> writes{0};
+  std::atomic<bool> stop{false};
+  auto writer = [&](int w) {
+    HttpClient c(server_->url());
+    for (int i = 0; !stop; ++i) {
+      auto run = c.post("/api/v1/flow-runs", {{"project", "e2e"}, {"flow", "dur"}}, user);
+      if (run.status != 201) return;
+      std::string id = run.body["id"];
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        acked[id] = {"Scheduled", run.body["version"]};
+      }
+      ++writes;
+      for (const char* s : {"Pending", "Running", "Success"}) {
+        auto r = c.post("/api/v1/flow-runs/" + id + "/state", {{"state", s}}, runner);
+        if (r.status != 200) return;
+        std::lock_guard<std::mutex> lock(mu);
+        acked[id] = {s, r.body["version"]};
+        ++writes;
+      }
+      std::string msg = "w" + std::to_string(w) + " line " + std::to_string(i);
+      auto l = c.post("/api/v1/logs", json::array({{{"flow_run_id", id}, {"message", msg}}}), runner);
+      if (l.status != 201) return;
+      std::lock_guard<std::mutex> lock(mu);
+      acked_logs.emplace_back(id, msg);
+      ++writes;
+    }
+  };
+  std::thread w1(writer, 1), w2(writer, 2);
+  while (writes < 300) std::this_thread::yield();
+  server_->kill9();  // mid-stream: writers see failures and stop
+  stop = true;
+  w1.join();
+  w2.join();
+
+  start({});
+  ASSERT_GE(acked.size(), 10u);
+  for (const auto& [id, ack] : acked) {
+    auto r = client_->get("/api/v1/flow-runs/" + id, user);
+    ASSERT_EQ(r.status, 200) << "acknowledged run " << id << " is missing";
+    EXPECT_GE(r.body["version"].get<int64_t>(), ack.version) << id;
+    if (r.body["version"].get<int64_t>() == ack.version) {
+      EXPECT_EQ(r.body["state"], ack.state) << id;
+    }
+  }
+  for (const auto& [id, msg] : acked_logs) {
+    auto r = client_->get("/api/v1/flow-runs/" + id + "/logs", user);
+    ASSERT_EQ(r.status, 200);
+    bool found = false;
+    for (const auto& l : r.body["logs"]) found |= l["message"] == msg;
+    EXPECT_TRUE(found) << "acknowledged log line lost: " << msg;
+  }
+}
+
+TEST_F(ServerE2E, SigtermAnswersParkedPollsAndExitsCleanly) {
+  std::string runner = token("runner");
+  auto a = client_->post("/api/v1/agents", {{"name", "a"}, {"type", "local"}}, runner);
+  Reply claim;
+  std::thread poller([&] {
+    HttpClient c(server_->url());
+    claim = c.post("/api/v1/agents/" + a.body["id"].get<std::string>() + "/claim", {{"wait_ms", 60000}}, runner);
+  });
+  for (int i = 0; i < 2000; ++i) {
+    if (client_->get("/metrics").text.find("culvert_long_polls_parked 1") != std::string::npos) break;
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(server_->terminate(), 0);
+  poller.join();
+  EXPECT_EQ(claim.status, 200) << claim.text;
+  EXPECT_EQ(claim.body["runs"].size(), 0u);
+}
+
+}  // namespace
+}  // namespace culvert::testing
