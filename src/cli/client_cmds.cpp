@@ -602,17 +602,40 @@ void add_flow(CLI::App& app, CliContext& ctx) {
       if (!f) { c.ctx->exit_code = c.fail(f.status()); return; }
       auto id = flow_id_of(*f);
       if (!id) { c.ctx->exit_code = c.fail(internal_error("the server's flow has no id")); return; }
-      auto r = (*api)->backfill(*id, format_rfc3339(*from), format_rfc3339(*to));
-      if (!r) { c.ctx->exit_code = c.fail(r.status()); return; }
+      // The runs of the window are created like the scheduler creates them: one per fire
+      // time, keyed sched:<flow>:<time>, so a window that overlaps scheduled runs (or a
+      // repeated backfill) never doubles a run.
+      const json& sj = pick(*f, {"schedule"});
+      if (!sj.is_object()) {
+        c.ctx->exit_code = c.fail(invalid_argument("flow '" + field(*f, {"name"}) + "' has no schedule"));
+        return;
+      }
+      auto sched = Schedule::from_json(sj);
+      if (!sched) { c.ctx->exit_code = c.fail(sched.status()); return; }
+      auto times = backfill_fire_times(*sched, *from, *to, c.ctx->clock->now());
+      if (!times) { c.ctx->exit_code = c.usage(times.status().message()); return; }
+      json params = json::parse(sched->parameters_json());
+      json runs = json::array();
+      for (SysTime t : *times) {
+        json body = {{"flow_id", *id}, {"parameters", params},
+                     {"idempotency_key", schedule_run_key(*id, t)},
+                     {"scheduled_start_time", format_rfc3339(t)}};
+        auto r = (*api)->create_flow_run(body);
+        if (!r) {
+          c.err() << "created " << runs.size() << " of " << times->size() << " runs\n";
+          c.ctx->exit_code = c.fail(r.status());
+          return;
+        }
+        runs.push_back(unwrap(*r, "run"));
+      }
       if (c.json_out()) {
-        c.emit_json(*r);
+        c.emit_json({{"flow_id", *id}, {"from", format_rfc3339(*from)}, {"to", format_rfc3339(*to)}, {"runs", runs}});
       } else {
-        json runs = items_of(*r, {"runs", "flow_runs"});
-        c.out() << "backfill of flow '" << field(*f, {"name"}) << "': "
-                << (r->contains("created") ? field(*r, {"created"}) : std::to_string(runs.size()))
-                << " runs created\n";
+        c.out() << "backfill of flow '" << field(*f, {"name"}) << "' from " << format_rfc3339(*from) << " to "
+                << format_rfc3339(*to) << ": " << runs.size() << " runs\n";
         for (const auto& run : runs)
-          c.out() << "  " << field(run, {"id"}) << "  " << field(run, {"scheduled_start_time"}) << "\n";
+          c.out() << "  " << field(run, {"id"}) << "  " << field(run, {"scheduled_start_time"}) << "  "
+                  << field(run, {"state"}) << "\n";
       }
       c.ctx->exit_code = kOk;
     });

@@ -315,8 +315,11 @@ TEST_F(CliTest, FlowShowResolvesNamesAndListsNextFireTimes) {
                            {"schedule_active", true}}}}}.dump()};
     if (r.method == "POST" && r.target == std::string("/api/v1/flows/") + kFlowId + "/schedule")
       return {200, json{{"id", kFlowId}, {"schedule_active", json::parse(r.body)["active"]}}.dump()};
-    if (r.method == "POST" && r.target == std::string("/api/v1/flows/") + kFlowId + "/backfill")
-      return {200, R"({"created":2,"runs":[{"id":"r1","scheduled_start_time":"x"},{"id":"r2","scheduled_start_time":"y"}]})"};
+    if (r.method == "POST" && r.target == "/api/v1/flow-runs") {
+      auto b = json::parse(r.body);
+      return {201, json{{"id", "run-" + b["scheduled_start_time"].get<std::string>()}, {"state", "Pending"},
+                        {"scheduled_start_time", b["scheduled_start_time"]}, {"request", b}}.dump()};
+    }
     return {404, R"({"error":{"code":"not_found","message":"no such thing"}})"};
   });
   auto o = run({"flow", "show", "etl", "-o", "json"}, at(server));
@@ -332,13 +335,21 @@ TEST_F(CliTest, FlowShowResolvesNamesAndListsNextFireTimes) {
   o = run({"flow", "set-schedule", "etl", "--paused", "-o", "json"}, at(server));
   EXPECT_EQ(o.code, 0) << o.err;
   EXPECT_EQ(parse_one(o.out)["schedule_active"], false);
+  // 06:00 Berlin on Dec 1 and Dec 2 ([from, to) holds two fire times).
   o = run({"flow", "backfill", "etl", "--project", "p", "--from", "2026-12-01T00:00:00+01:00", "--to",
-           "2026-12-03T00:00:00Z"},
+           "2026-12-03T00:00:00+01:00", "-o", "json"},
           at(server));
-  EXPECT_EQ(o.code, 0) << o.err;
-  EXPECT_NE(o.out.find("2 runs created"), std::string::npos) << o.out;
-  EXPECT_EQ(json::parse(server.requests().back().body),
-            (json{{"from", "2026-11-30T23:00:00.000Z"}, {"to", "2026-12-03T00:00:00.000Z"}}));
+  ASSERT_EQ(o.code, 0) << o.err;
+  j = parse_one(o.out);
+  ASSERT_EQ(j["runs"].size(), 2u);
+  EXPECT_EQ(j["runs"][0]["request"],
+            (json{{"flow_id", kFlowId}, {"parameters", json::object()},
+                  {"idempotency_key", std::string("sched:") + kFlowId + ":2026-12-01T05:00:00Z"},
+                  {"scheduled_start_time", "2026-12-01T05:00:00.000Z"}}));
+  EXPECT_EQ(j["runs"][1]["scheduled_start_time"], "2026-12-02T05:00:00.000Z");
+  o = run({"flow", "backfill", "etl", "--from", "2026-12-01T00:00:00Z", "--to", "2027-02-01T00:00:00Z"}, at(server));
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.err.find("in the future"), std::string::npos) << o.err;
   o = run({"flow", "list"}, at(server));
   EXPECT_NE(o.out.find("0 6 * * * Europe/Berlin"), std::string::npos) << o.out;
   EXPECT_EQ(o.out.find("f-old"), std::string::npos);  // archived versions hidden

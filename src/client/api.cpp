@@ -60,11 +60,6 @@ Result<json> ApiClient::set_schedule_active(std::string_view flow_id, bool activ
   return call("POST", "/api/v1/flows/" + seg(flow_id) + "/schedule", &b);
 }
 
-Result<json> ApiClient::backfill(std::string_view flow_id, std::string_view from, std::string_view to) {
-  json b = {{"from", from}, {"to", to}};
-  return call("POST", "/api/v1/flows/" + seg(flow_id) + "/backfill", &b);
-}
-
 Result<json> ApiClient::create_flow_run(const json& body) {
   return call("POST", "/api/v1/flow-runs", &body);
 }

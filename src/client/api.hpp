@@ -62,8 +62,6 @@ class ApiClient {
   Result<json> get_flow(std::string_view flow_id);
   // POST /api/v1/flows/{id}/schedule  {"active":bool}   (pause / resume the schedule)
   Result<json> set_schedule_active(std::string_view flow_id, bool active);
-  // POST /api/v1/flows/{id}/backfill  {"from","to"}     (RFC 3339 UTC)
-  Result<json> backfill(std::string_view flow_id, std::string_view from, std::string_view to);
 
   // POST /api/v1/flow-runs  {"flow_id" | "project"+"flow", "parameters", "labels",
   //                          "idempotency_key", "scheduled_start_time"}

@@ -62,10 +62,9 @@ TEST(Client, RoutesAndBodies) {
   ASSERT_TRUE(api.create_token("ci", "runner", "30d").is_ok());
   ASSERT_TRUE(api.register_agent("a", "local", {"x", "y"}).is_ok());
   ASSERT_TRUE(api.set_schedule_active("f1", false).is_ok());
-  ASSERT_TRUE(api.backfill("f1", "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z").is_ok());
   ASSERT_TRUE(api.retry_flow_run("r1").is_ok());
   auto reqs = server.requests();
-  ASSERT_EQ(reqs.size(), 9u);
+  ASSERT_EQ(reqs.size(), 8u);
   EXPECT_EQ(reqs[0].target, "/api/v1/flow-runs?flow_id=f1&state=Running&limit=5&cursor=c%202");
   EXPECT_EQ(reqs[1].target, "/api/v1/flow-runs/r1/state");
   EXPECT_EQ(json::parse(reqs[1].body), (json{{"state", "Running"}, {"message", "go"}, {"expected_version", 3}}));
@@ -75,8 +74,7 @@ TEST(Client, RoutesAndBodies) {
   EXPECT_EQ(json::parse(reqs[5].body)["labels"], (json{"x", "y"}));
   EXPECT_EQ(reqs[6].target, "/api/v1/flows/f1/schedule");
   EXPECT_EQ(json::parse(reqs[6].body), (json{{"active", false}}));
-  EXPECT_EQ(reqs[7].target, "/api/v1/flows/f1/backfill");
-  EXPECT_EQ(reqs[8].target, "/api/v1/flow-runs/r1/retry");
+  EXPECT_EQ(reqs[7].target, "/api/v1/flow-runs/r1/retry");
 }
 
 TEST(Client, KeepsTheConnectionAlive) {
