@@ -12,8 +12,22 @@ TIER="${1:-all}"
 "$ROOT/scripts/install-deps.sh"
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
 
+PASSED=0; FAILED=0
 run_ctest() {  # build_dir label
-  (cd "$1" && ctest -L "^$2\$" --output-on-failure -j "${CULVERT_TEST_JOBS:-2}")
+  local log; log="$(mktemp)"
+  set +e
+  (cd "$1" && ctest -L "^$2\$" --output-on-failure -j "${CULVERT_TEST_JOBS:-2}") 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  local total failed
+  total="$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$log" | tail -1)"
+  failed="$(sed -n 's/.*, \([0-9]*\) tests failed out of.*/\1/p' "$log" | tail -1)"
+  rm -f "$log"
+  PASSED=$((PASSED + ${total:-0} - ${failed:-0})); FAILED=$((FAILED + ${failed:-0}))
+  if [[ $rc -ne 0 ]]; then
+    echo "tests: $PASSED passed, $FAILED failed"
+    exit "$rc"
+  fi
 }
 
 if [[ "$TIER" == all || "$TIER" == fast || "$TIER" == e2e ]]; then
@@ -32,3 +46,4 @@ if [[ "$TIER" == all || "$TIER" == asan ]]; then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_ctest "$ROOT/build-asan" fast
 fi
 echo "test.sh: all requested tiers passed"
+echo "tests: $PASSED passed, $FAILED failed"

@@ -33,6 +33,7 @@ struct ServerFlags {
   int missed_heartbeats = 3;
   std::string submitted_deadline = "60s";
   std::string liveness_interval = "2s";
+  std::string scheduler_interval = "5s";
   std::string poll_interval = "250ms";
   std::string max_wait = "60s";
   std::string auth_cache_ttl = "2s";
@@ -87,12 +88,15 @@ int run_server(const ServerFlags& f) {
   auto hb = duration_flag("--heartbeat-interval", f.heartbeat_interval);
   auto sd = duration_flag("--submitted-deadline", f.submitted_deadline);
   auto li = duration_flag("--liveness-interval", f.liveness_interval);
+  auto si = duration_flag("--scheduler-interval", f.scheduler_interval);
   auto pi = duration_flag("--poll-interval", f.poll_interval);
   auto mw = duration_flag("--max-wait", f.max_wait);
   auto ct = duration_flag("--auth-cache-ttl", f.auth_cache_ttl);
   auto rg = duration_flag("--run-token-grace", f.run_token_grace);
   auto rt = duration_flag("--run-token-ttl", f.run_token_ttl);
   auto sg = duration_flag("--shutdown-grace", f.shutdown_grace);
+  if (!si) return 2;
+  o.scheduler.interval = *si;
   if (!hb || !sd || !li || !pi || !mw || !ct || !rg || !rt || !sg) return 2;
   o.api.agent_heartbeat_interval = *hb;
   o.api.agent_missed_heartbeats = f.missed_heartbeats;
@@ -175,6 +179,9 @@ void add_server_command(CLI::App& app) {
                     "a Submitted run not Running within this returns to Pending")
       ->capture_default_str();
   start->add_option("--liveness-interval", flags->liveness_interval, "how often liveness checks run")
+      ->capture_default_str();
+  start->add_option("--scheduler-interval", flags->scheduler_interval,
+                    "how often the schedule service creates upcoming runs")
       ->capture_default_str();
   start->add_option("--poll-interval", flags->poll_interval, "long polls re-check the database this often")
       ->capture_default_str();

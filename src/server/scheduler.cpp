@@ -92,22 +92,4 @@ void SchedulerService::run_once(store::Store& st) {
   if (last_created_ > 0) spdlog::info("scheduler: {} scheduled run(s) created or confirmed", last_created_);
 }
 
-Result<std::vector<store::FlowRun>> backfill_runs(store::Store& st, const std::string& flow_id, SysTime from,
-                                                  SysTime to, SysTime now, RunEvents* events) {
-  auto flow = st.get_flow(flow_id);
-  if (!flow) return flow.status();
-  if (!flow->schedule_json) return invalid_argument("flow '" + flow->name + "' has no schedule to backfill");
-  auto schedule = Schedule::from_json_text(*flow->schedule_json);
-  if (!schedule) return schedule.status();
-  auto times = backfill_fire_times(*schedule, from, to, now);
-  if (!times) return times.status();
-  std::vector<store::FlowRun> runs;
-  for (SysTime fire : *times) {
-    auto run = create_scheduled_run(st, *flow, *schedule, fire, "backfill", events, now);
-    if (!run) return run.status();
-    runs.push_back(std::move(*run));
-  }
-  return runs;
-}
-
 }  // namespace culvert::server

@@ -8,7 +8,7 @@
 // service keeps no state of its own. A newly registered version continues after the
 // latest fire time of the versions before it.
 //
-// backfill() creates the runs of a past window for `culvert flow backfill`.
+// (`culvert flow backfill` creates past runs with the same keys through the API.)
 // Thread-safety: run_once() is called by one thread at a time (the server's timer).
 #pragma once
 
@@ -20,10 +20,6 @@
 
 #include "core/schedule.hpp"
 #include "server/service.hpp"
-
-namespace culvert::store {
-struct FlowRun;
-}
 
 namespace culvert::server {
 
@@ -49,13 +45,5 @@ class SchedulerService final : public BackgroundService {
   RunEvents& events_;
   size_t last_created_ = 0;
 };
-
-// Creates the runs of the flow version's schedule for fire times in [from, to).
-// Existing runs (same idempotency key) are kept, not doubled. Returns the runs (new and
-// existing) in fire-time order. InvalidArgument for a flow without a schedule or a bad
-// window.
-Result<std::vector<store::FlowRun>> backfill_runs(store::Store& store, const std::string& flow_id,
-                                                  SysTime from, SysTime to, SysTime now,
-                                                  RunEvents* events);
 
 }  // namespace culvert::server

@@ -101,19 +101,5 @@ TEST_F(SchedulerTest, SkipPolicyAfterDowntimeAndPausedSchedules) {
   EXPECT_EQ(runs_of(flow.id).size(), 20u);
 }
 
-TEST_F(SchedulerTest, BackfillCreatesThePastWindowOnce) {
-  auto flow = register_flow(R"({"type":"interval","interval_seconds":3600,"anchor":"2026-01-01T00:00:00Z"})");
-  auto r = backfill_runs(*store_, flow.id, *parse_rfc3339("2026-05-01T00:00:00Z"),
-                         *parse_rfc3339("2026-05-02T00:00:00Z"), clock_.now(), &events_);
-  ASSERT_TRUE(r) << r.status().to_string();
-  EXPECT_EQ(r->size(), 24u);
-  auto again = backfill_runs(*store_, flow.id, *parse_rfc3339("2026-05-01T00:00:00Z"),
-                             *parse_rfc3339("2026-05-02T00:00:00Z"), clock_.now(), &events_);
-  ASSERT_TRUE(again);
-  EXPECT_EQ(runs_of(flow.id).size(), 24u);
-  auto future = backfill_runs(*store_, flow.id, clock_.now(), clock_.now() + 24h, clock_.now(), &events_);
-  EXPECT_EQ(future.status().code(), StatusCode::kInvalidArgument);
-}
-
 }  // namespace
 }  // namespace culvert::server

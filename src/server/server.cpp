@@ -154,6 +154,9 @@ Status Server::start() {
   im.api = std::make_unique<Api>(
       im.clock, *im.pool, [&im](int worker) -> store::Store& { return *im.stores[static_cast<size_t>(worker)]; },
       *im.auth, *im.waiters, *im.events, im.options.api);
+  if (im.options.scheduler_enabled) {
+    add_service(std::make_unique<SchedulerService>(im.clock, im.options.scheduler, *im.events));
+  }
   if (im.options.liveness_enabled) {
     add_service(std::make_unique<LivenessService>(im.clock, im.options.liveness, *im.events, &im.api->metrics()));
   }

@@ -17,6 +17,7 @@
 #include "server/api.hpp"
 #include "server/auth.hpp"
 #include "server/liveness.hpp"
+#include "server/scheduler.hpp"
 
 namespace culvert::server {
 
@@ -36,6 +37,8 @@ struct ServerOptions {
   AuthOptions auth;
   LivenessOptions liveness;
   bool liveness_enabled = true;
+  SchedulerOptions scheduler;
+  bool scheduler_enabled = true;
 };
 
 // Splits "host:port" or "[v6]:port". InvalidArgument when malformed.

@@ -52,6 +52,13 @@ int main(int argc, char** argv) {
               started)
         .result(uri);
   }
+  // With E2E_INTERVAL_SECONDS set at registration, the flow is scheduled every N seconds
+  // (its runs append to E2E_SCHEDULE_MARKER).
+  if (const char* every = std::getenv("E2E_INTERVAL_SECONDS")) {
+    culvert::Interval interval{std::chrono::seconds(std::atoi(every))};
+    if (const char* m = std::getenv("E2E_SCHEDULE_MARKER")) interval.parameters["marker"] = m;
+    flow.schedule(interval);
+  }
   flow.storage("file:///tmp/culvert-e2e-unused");
   return culvert::main(flow, argc, argv);
 }

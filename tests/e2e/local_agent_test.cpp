@@ -21,7 +21,7 @@ class LocalAgentE2E : public ::testing::Test {
  protected:
   void SetUp() override {
     server_ = std::make_unique<TestServer>(sandbox_, std::vector<std::string>{
-        "--heartbeat-interval", "1s", "--liveness-interval", "200ms"});
+        "--heartbeat-interval", "1s", "--liveness-interval", "200ms", "--scheduler-interval", "200ms"});
     ASSERT_TRUE(server_->ok()) << read_file(sandbox_.dir() / "server.log");
     ASSERT_FALSE(server_->admin_token().empty()) << "no admin token in the profile";
     storage_ = "file://" + (sandbox_.dir() / "flows").string();
@@ -150,6 +150,34 @@ TEST_F(LocalAgentE2E, CancelStopsTheProcess) {
   ASSERT_EQ(c.exit_code, 0) << c.out << c.err;
   ASSERT_TRUE(wait_until([&] { return state_of(id) == "Cancelled"; }, 20s)) << state_of(id) << agent->output();
   ASSERT_TRUE(wait_until([&] { return ::kill(pid, 0) != 0; }, 20s)) << "flow process " << pid << " still alive";
+}
+
+TEST_F(LocalAgentE2E, ScheduledFlowIsRunByTheAgentWithoutAnyoneAsking) {
+  fs::path marker = sandbox_.dir() / "scheduled";
+  auto env = api_env();
+  env["E2E_INTERVAL_SECONDS"] = "1";
+  env["E2E_SCHEDULE_MARKER"] = marker.string();
+  auto reg = sandbox_.culvert({"flow", "register", build_path("tests/e2e/e2e_flow"), "--project", "sched",
+                               "--storage", storage_, "--output", "json"}, env);
+  ASSERT_EQ(reg.exit_code, 0) << reg.out << reg.err;
+  auto agent = start_agent("a1", {});
+  auto count_lines = [&] {
+    std::string s = read_file(marker);
+    return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
+  };
+  ASSERT_TRUE(wait_until([&] { return count_lines() >= 3; }, 60s)) << count_lines() << agent->output();
+  // Those runs came from the schedule.
+  auto runs = sandbox_.culvert({"get", "runs", "--state", "Success", "--output", "json"}, api_env());
+  auto j = json::parse(runs.out, nullptr, false);
+  const json& arr = j.is_array() ? j : (j.is_object() && j.contains("runs") ? j["runs"] : json::array());
+  int scheduled = 0;
+  for (const auto& r : arr)
+    if (r.value("auto_scheduled", false)) ++scheduled;
+  EXPECT_GE(scheduled, 3) << runs.out;
+  // Pausing the schedule stops new runs being created.
+  auto flow = json::parse(reg.out);
+  auto pause = sandbox_.culvert({"flow", "set-schedule", flow["id"].get<std::string>(), "--paused"}, api_env());
+  EXPECT_EQ(pause.exit_code, 0) << pause.out << pause.err;
 }
 
 TEST_F(LocalAgentE2E, TwoAgentsRunEveryRunExactlyOnce) {
