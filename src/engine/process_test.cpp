@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -51,6 +52,16 @@ bool alive(int pid) {
   std::getline(stat, all);
   size_t close = all.rfind(')');
   return close != std::string::npos && close + 2 < all.size() && all[close + 2] != 'Z';
+}
+
+// Signal delivery is asynchronous: a SIGKILLed process may still be on its way out when
+// kill() returns. Waits (bounded) until `pid` is gone or a zombie.
+bool gone(int pid) {
+  for (int i = 0; i < 500; ++i) {
+    if (!alive(pid)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
 }
 
 TEST(CommandTask, CapturesOutputEnvAndWorkingDir) {
@@ -105,7 +116,7 @@ TEST(CommandTask, TimeoutKillsTheWholeProcessGroup) {
   EXPECT_GE(t->duration_ms, 1000);
   EXPECT_LE(t->duration_ms, 2000);  // killed within a second of its limit
   int pid = logs.wait_for_pid();
-  EXPECT_FALSE(alive(pid)) << "sleep " << pid << " survived";
+  EXPECT_TRUE(gone(pid)) << "sleep " << pid << " survived";
   EXPECT_EQ(r->state, State::kFailed);
 }
 
@@ -118,7 +129,7 @@ TEST(CommandTask, TermIgnoredThenKilledAfterGrace) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->find("stubborn")->state, State::kTimedOut);
   int pid = logs.wait_for_pid();
-  EXPECT_FALSE(alive(pid));
+  EXPECT_TRUE(gone(pid));
 }
 
 TEST(CommandTask, CancellationKillsRunningCommand) {
@@ -136,7 +147,7 @@ TEST(CommandTask, CancellationKillsRunningCommand) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->state, State::kCancelled);
   EXPECT_EQ(r->find("sleepy")->state, State::kCancelled);
-  EXPECT_FALSE(alive(logs.wait_for_pid()));
+  EXPECT_TRUE(gone(logs.wait_for_pid()));
 }
 
 }  // namespace
