@@ -36,12 +36,15 @@ PORT="$(cat "$DEMO/port")"
 "$CULVERT" config set api-url "http://127.0.0.1:$PORT" >/dev/null
 echo "   listening on http://127.0.0.1:$PORT; the admin token was saved to the local profile"
 
-echo "== culvert agent start --type local"
-"$CULVERT" agent start --type local --name demo-agent >"$DEMO/agent.log" 2>&1 &
+echo "== culvert agent start --type local --label demo"
+"$CULVERT" agent start --type local --name demo-agent --label demo >"$DEMO/agent.log" 2>&1 &
 AGENT_PID=$!
 
-echo "== culvert flow register examples/etl --project demo --storage file://$DEMO/flows"
-"$CULVERT" flow register "$BUILD/examples/etl" --project demo --storage "file://$DEMO/flows"
+# The example's own run config is the ECS one of the SDK sketch; the demo runs it as a
+# local process instead.
+echo "== culvert flow register examples/etl --project demo --storage file://$DEMO/flows --run-config '{\"type\":\"local\",\"labels\":[\"demo\"]}'"
+"$CULVERT" flow register "$BUILD/examples/etl" --project demo --storage "file://$DEMO/flows" \
+  --run-config '{"type":"local","labels":["demo"]}'
 
 echo "== culvert run etl --project demo --watch"
 set +e

@@ -482,7 +482,7 @@ class Flow {
   Flow& run_config(RunConfig config);
   // Where the flow's artifact is stored when registered (file:// or s3://).
   Flow& storage(std::string uri);
-  Flow& schedule(Schedule s);
+  Flow& schedule(ScheduleSpec s);
   Flow& max_run_retries(int n);
   // At most `limit` task runs with `tag` run at once.
   Flow& concurrency_limit(std::string tag, int limit);

@@ -85,6 +85,7 @@ struct Interval {
   bool active = true;
 };
 
-using Schedule = std::variant<std::monostate, Cron, Interval>;
+// What Flow::schedule() takes (named apart from core's Schedule value type).
+using ScheduleSpec = std::variant<std::monostate, Cron, Interval>;
 
 }  // namespace culvert

@@ -91,6 +91,10 @@ DockerLauncher::~DockerLauncher() = default;
 Result<std::unique_ptr<Launch>> DockerLauncher::launch(const LaunchSpec& spec) {
   json rc = json::parse(spec.run_config_json, nullptr, false);
   if (rc.is_discarded() || !rc.is_object()) return invalid_argument("docker launcher: run config is not a JSON object");
+  if (rc.contains("type") && rc["type"].is_string() && rc["type"] != "docker")
+    return invalid_argument("the run config is of type '" + rc["type"].get<std::string>() +
+                            "', which a docker agent does not launch (give agents of different types "
+                            "different labels)");
   docker::ContainerSpec c;
   c.image = rc.value("image", "");
   if (c.image.empty()) return invalid_argument("docker launcher: the run config has no image");

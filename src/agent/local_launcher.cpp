@@ -90,6 +90,10 @@ Result<std::unique_ptr<Launch>> LocalLauncher::launch(const LaunchSpec& spec) {
   auto rc = nlohmann::json::parse(spec.run_config_json, nullptr, false);
   if (rc.is_discarded() || !rc.is_object())
     return invalid_argument("local launcher: run config is not a JSON object");
+  if (rc.contains("type") && rc["type"].is_string() && rc["type"] != "local")
+    return invalid_argument("the run config is of type '" + rc["type"].get<std::string>() +
+                            "', which a local agent does not launch (give agents of different types "
+                            "different labels)");
   if (rc.contains("working_dir") && rc["working_dir"].is_string())
     working_dir = rc["working_dir"].get<std::string>();
   if (rc.contains("env") && rc["env"].is_object()) {

@@ -106,6 +106,10 @@ TEST_F(LocalLauncherTest, ClearErrors) {
                                             .run_config_json = R"({"working_dir": "/no/such/dir"})"});
   ASSERT_FALSE(bad_dir);
   EXPECT_NE(bad_dir.status().message().find("/no/such/dir"), std::string::npos);
+  auto wrong_type = launcher.launch(LaunchSpec{.flow_run_id = "r", .command = {"/bin/true"},
+                                               .run_config_json = R"({"type": "ecs"})"});
+  ASSERT_FALSE(wrong_type);
+  EXPECT_NE(wrong_type.status().message().find("'ecs'"), std::string::npos);
   auto bad_json = launcher.launch(LaunchSpec{.flow_run_id = "r", .command = {"/bin/true"},
                                              .run_config_json = "not json"});
   EXPECT_EQ(bad_json.status().code(), StatusCode::kInvalidArgument);

@@ -4,7 +4,6 @@
 
 #include <cctype>
 #include <cstdio>
-#include <sstream>
 
 namespace culvert {
 
@@ -21,72 +20,105 @@ std::string format_rfc3339(SysTime t) {
   return date::format("%FT%TZ", ms);
 }
 
+namespace {
+
+// Reads exactly `n` digits at s[pos]; -1 when any is not a digit.
+int digits(std::string_view s, size_t pos, size_t n) {
+  if (pos + n > s.size()) return -1;
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v;
+}
+
+}  // namespace
+
 std::optional<SysTime> parse_rfc3339(std::string_view s) {
-  // date::parse handles %FT%T with fractional seconds; the offset is parsed by hand.
-  if (s.size() < 19) return std::nullopt;
-  std::string text(s);
-  if (text[10] == ' ' || text[10] == 't') text[10] = 'T';
-  size_t tz = text.size();
+  // YYYY-MM-DD[T ]HH:MM:SS[.frac](Z|±HH:MM), checked character by character: the
+  // parser never sees anything but digits where digits belong.
+  if (s.size() < 20 || s[4] != '-' || s[7] != '-' || s[13] != ':' || s[16] != ':') return std::nullopt;
+  if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return std::nullopt;
+  int year = digits(s, 0, 4), month = digits(s, 5, 2), day = digits(s, 8, 2);
+  int hour = digits(s, 11, 2), minute = digits(s, 14, 2), second = digits(s, 17, 2);
+  if (year < 1900 || year > 2200 || month < 1 || day < 1 || hour < 0 || hour > 23 || minute < 0 ||
+      minute > 59 || second < 0 || second > 60)
+    return std::nullopt;
+  date::year_month_day ymd{date::year(year), date::month(static_cast<unsigned>(month)),
+                           date::day(static_cast<unsigned>(day))};
+  if (!ymd.ok()) return std::nullopt;
+  size_t pos = 19;
+  int64_t micros = 0;
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    size_t start = pos;
+    int64_t scale = 100000;
+    while (pos < s.size() && std::isdigit(static_cast<unsigned char>(s[pos]))) {
+      if (scale > 0) micros += (s[pos] - '0') * scale;
+      scale /= 10;
+      ++pos;
+    }
+    if (pos == start || pos - start > 9) return std::nullopt;
+  }
   int offset_minutes = 0;
-  if (text.back() == 'Z' || text.back() == 'z') {
-    tz = text.size() - 1;
-  } else if (text.size() >= 25 && (text[text.size() - 6] == '+' || text[text.size() - 6] == '-') &&
-             text[text.size() - 3] == ':') {
-    tz = text.size() - 6;
-    int hh = 0, mm = 0;
-    if (std::sscanf(text.c_str() + tz + 1, "%2d:%2d", &hh, &mm) != 2) return std::nullopt;
-    offset_minutes = (hh * 60 + mm) * (text[tz] == '-' ? -1 : 1);
+  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z') && pos + 1 == s.size()) {
+    // UTC
+  } else if (pos + 6 == s.size() && (s[pos] == '+' || s[pos] == '-') && s[pos + 3] == ':') {
+    int oh = digits(s, pos + 1, 2), om = digits(s, pos + 4, 2);
+    if (oh < 0 || oh > 23 || om < 0 || om > 59) return std::nullopt;
+    offset_minutes = (oh * 60 + om) * (s[pos] == '-' ? -1 : 1);
   } else {
     return std::nullopt;
   }
-  std::istringstream in(text.substr(0, tz));
-  date::sys_time<std::chrono::microseconds> tp;
-  in >> date::parse("%FT%T", tp);
-  if (in.fail()) return std::nullopt;
-  if (in.peek() != std::char_traits<char>::eof()) return std::nullopt;
-  return std::chrono::time_point_cast<SysTime::duration>(tp - std::chrono::minutes(offset_minutes));
+  using namespace std::chrono;
+  auto t = date::sys_days(ymd) + hours(hour) + minutes(minute) + seconds(second) + microseconds(micros) -
+           minutes(offset_minutes);
+  return time_point_cast<SysTime::duration>(t);
 }
 
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
+  constexpr int64_t kMaxMs = int64_t{100} * 366 * 24 * 3600 * 1000;  // 100 years
   if (s.empty()) return std::nullopt;
-  std::chrono::milliseconds total{0};
+  int64_t total = 0;
   size_t i = 0;
   bool any = false;
   while (i < s.size()) {
     if (!std::isdigit(static_cast<unsigned char>(s[i]))) return std::nullopt;
-    long long n = 0;
+    int64_t n = 0;
     while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
       n = n * 10 + (s[i] - '0');
-      if (n > 1'000'000'000'000LL) return std::nullopt;
+      if (n > kMaxMs) return std::nullopt;
       ++i;
     }
-    std::string_view unit;
     size_t j = i;
     while (j < s.size() && std::isalpha(static_cast<unsigned char>(s[j]))) ++j;
-    unit = s.substr(i, j - i);
+    std::string_view unit = s.substr(i, j - i);
     i = j;
-    using namespace std::chrono;
+    int64_t unit_ms;
     if (unit.empty()) {
       if (any || i != s.size()) return std::nullopt;
-      total += seconds(n);
+      unit_ms = 1000;
     } else if (unit == "ms") {
-      total += milliseconds(n);
+      unit_ms = 1;
     } else if (unit == "s") {
-      total += seconds(n);
+      unit_ms = 1000;
     } else if (unit == "m") {
-      total += minutes(n);
+      unit_ms = 60 * 1000;
     } else if (unit == "h") {
-      total += hours(n);
+      unit_ms = 3600 * 1000;
     } else if (unit == "d") {
-      total += hours(24 * n);
+      unit_ms = 24 * 3600 * 1000;
     } else if (unit == "w") {
-      total += hours(24 * 7 * n);
+      unit_ms = 7 * 24 * 3600 * 1000;
     } else {
       return std::nullopt;
     }
+    if (n > (kMaxMs - total) / unit_ms) return std::nullopt;  // no overflow, at most 100 years
+    total += n * unit_ms;
     any = true;
   }
-  return total;
+  return std::chrono::milliseconds(total);
 }
 
 }  // namespace culvert

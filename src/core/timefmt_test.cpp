@@ -23,6 +23,16 @@ TEST(TimeFormat, Offsets) {
   EXPECT_FALSE(parse_rfc3339("2026-03-29").has_value());
   EXPECT_FALSE(parse_rfc3339("yesterday at noon").has_value());
   EXPECT_FALSE(parse_rfc3339("2026-13-29T01:30:00Z").has_value());
+  // Found by fuzzing the server's JSON handlers: malformed or far-away times.
+  EXPECT_FALSE(parse_rfc3339("2026-01-01T00:00=:00Z").has_value());
+  EXPECT_FALSE(parse_rfc3339("2026-02-30T00:00:00Z").has_value());
+  EXPECT_FALSE(parse_rfc3339("9999-01-01T00:00:00Z").has_value());
+  EXPECT_FALSE(parse_rfc3339("0001-01-01T00:00:00Z").has_value());
+  EXPECT_FALSE(parse_rfc3339("2026-01-01T00:00:00.Z").has_value());
+  EXPECT_FALSE(parse_rfc3339("2026-01-01T00:00:00+2:00").has_value());
+  auto frac = parse_rfc3339("2026-01-01T00:00:00.123456789Z");
+  ASSERT_TRUE(frac.has_value());
+  EXPECT_EQ(to_unix_ms(*frac) % 1000, 123);
 }
 
 TEST(TimeFormat, Durations) {
@@ -34,6 +44,8 @@ TEST(TimeFormat, Durations) {
   EXPECT_FALSE(parse_duration("").has_value());
   EXPECT_FALSE(parse_duration("10x").has_value());
   EXPECT_FALSE(parse_duration("-5s").has_value());
+  EXPECT_FALSE(parse_duration("999999999999d").has_value());
+  EXPECT_FALSE(parse_duration("99999999999w99999999999w").has_value());
 }
 
 }  // namespace

@@ -331,7 +331,7 @@ Flow& Flow::storage(std::string uri) {
   impl_->storage = std::move(uri);
   return *this;
 }
-Flow& Flow::schedule(Schedule s) {
+Flow& Flow::schedule(ScheduleSpec s) {
   ++impl_->generation;
   impl_->schedule = std::move(s);
   return *this;

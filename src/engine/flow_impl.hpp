@@ -88,7 +88,7 @@ class FlowImpl {
   std::vector<ParamDef> params;
   std::optional<RunConfig> run_config;
   std::string storage;
-  Schedule schedule;
+  ScheduleSpec schedule;
   int max_run_retries = 0;
   std::map<std::string, int> concurrency_limits;
   std::string cache_storage;
