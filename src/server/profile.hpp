@@ -9,6 +9,8 @@
 //
 // Other keys and profiles in an existing file are kept. The file is written atomically
 // (temporary file + rename) with mode 0600; its directory is created with mode 0700.
+// The writing itself is the client's profile code (src/client/profile.hpp), so the
+// server and the CLI share one implementation of the format.
 #pragma once
 
 #include <string>

@@ -33,6 +33,17 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+// The string value of `key = "..."` (or '...') in TOML text; "" when absent.
+std::string toml_value(const std::string& text, const std::string& key) {
+  auto at = text.find(key + " = ");
+  if (at == std::string::npos) return "";
+  at += key.size() + 3;
+  if (at >= text.size() || (text[at] != '"' && text[at] != '\'')) return "";
+  char q = text[at];
+  auto end = text.find(q, at + 1);
+  return end == std::string::npos ? "" : text.substr(at + 1, end - at - 1);
+}
+
 class ServerE2E : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -48,9 +59,8 @@ class ServerE2E : public ::testing::Test {
     if (admin_.empty()) {
       // The first start printed the admin token and saved it to the profile.
       auto cfg = read_file(home_.path() + "/.culvert/config.toml");
-      auto at = cfg.find("api_token = '");
-      ASSERT_NE(at, std::string::npos) << cfg;
-      admin_ = cfg.substr(at + 13, cfg.find('\'', at + 13) - at - 13);
+      admin_ = toml_value(cfg, "api_token");
+      ASSERT_FALSE(admin_.empty()) << cfg;
     }
   }
 
@@ -84,9 +94,9 @@ TEST_F(ServerE2E, FirstStartCreatesAnAdminTokenAndProfile) {
   ASSERT_EQ(stat((home_.path() + "/.culvert/config.toml").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600);
   auto cfg = read_file(home_.path() + "/.culvert/config.toml");
-  EXPECT_THAT(cfg, HasSubstr("active_profile = 'default'"));
+  EXPECT_EQ(toml_value(cfg, "active_profile"), "default");
   EXPECT_THAT(cfg, HasSubstr("[profiles.default]"));
-  EXPECT_THAT(cfg, HasSubstr("api_url = '" + server_->url() + "'"));
+  EXPECT_EQ(toml_value(cfg, "api_url"), server_->url());
   EXPECT_EQ(client_->get("/api/v1/tokens", admin_).status, 200);
   // A restart on the same database creates no second token.
   EXPECT_EQ(server_->terminate(), 0);
