@@ -209,8 +209,10 @@ int execute_flow(const Flow& flow, const ExecuteEnv& env) {
   Status flushed = reporter.close();
   if (!flushed.is_ok())
     std::cerr << prog << ": some task states or logs could not be sent: " << flushed.message() << "\n";
-  if (reporter.dropped_logs() > 0)
-    std::cerr << prog << ": " << reporter.dropped_logs() << " log lines were dropped (buffer full)\n";
+  if (reporter.dropped_logs() > 0 || reporter.dropped_task_updates() > 0)
+    std::cerr << prog << ": dropped " << reporter.dropped_logs() << " log lines and "
+              << reporter.dropped_task_updates() << " task-run updates"
+              << (reporter.last_error().empty() ? "" : " (" + reporter.last_error() + ")") << "\n";
 
   if (cancelled_by && (*cancelled_by == "Cancelled" || *cancelled_by == "Crashed")) {
     // Someone else already ended the run; nothing to report.

@@ -1,5 +1,7 @@
 #include "runtime/reporter.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -48,27 +50,67 @@ size_t ServerReporter::dropped_logs() const {
   return dropped_;
 }
 
+size_t ServerReporter::dropped_task_updates() const {
+  std::lock_guard lock(mu_);
+  return dropped_tasks_;
+}
+
+std::string ServerReporter::last_error() const {
+  std::lock_guard lock(mu_);
+  return last_error_;
+}
+
+namespace {
+
+// Errors worth another try: the server is unreachable, slow or failing. Anything else
+// (a batch it refuses as invalid) would be refused again.
+bool retryable(const Status& st) {
+  return st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kTimeout ||
+         st.code() == StatusCode::kInternal;
+}
+
+}  // namespace
+
 Status ServerReporter::send_locked_batch(std::vector<TaskUpdate>& tasks, std::vector<LogLine>& logs) {
+  const size_t chunk = std::max<size_t>(1, options_.max_request_items);
   if (!tasks.empty()) {
     // Coalesce: only the latest update of each task run in this batch matters.
     std::map<std::pair<std::string, int>, size_t> latest;
     for (size_t i = 0; i < tasks.size(); ++i) latest[{tasks[i].task, tasks[i].map_index}] = i;
-    json batch = json::array();
-    for (const auto& [key, i] : latest) {
-      const auto& t = tasks[i];
-      json item = {{"flow_run_id", flow_run_id_}, {"task", t.task}, {"map_index", t.map_index},
-                   {"state", state_name(t.state)}, {"message", t.message},
-                   {"timestamp", format_rfc3339(t.timestamp)}};
-      if (t.attempt > 0) item["attempts"] = t.attempt;
-      batch.push_back(std::move(item));
-    }
-    auto r = api_->set_task_run_states(batch);
-    if (!r) return r.status();
+    std::vector<TaskUpdate> pending;
+    pending.reserve(latest.size());
+    for (const auto& [key, i] : latest) pending.push_back(std::move(tasks[i]));
     tasks.clear();
+    // Requests stay well under the server's body limit.
+    for (size_t begin = 0; begin < pending.size(); begin += chunk) {
+      size_t end = std::min(pending.size(), begin + chunk);
+      json batch = json::array();
+      for (size_t i = begin; i < end; ++i) {
+        const auto& t = pending[i];
+        json item = {{"flow_run_id", flow_run_id_}, {"task", t.task}, {"map_index", t.map_index},
+                     {"state", state_name(t.state)}, {"message", t.message},
+                     {"timestamp", format_rfc3339(t.timestamp)}};
+        if (t.attempt > 0) item["attempts"] = t.attempt;
+        batch.push_back(std::move(item));
+      }
+      auto r = api_->set_task_run_states(batch);
+      if (!r && retryable(r.status())) {
+        tasks.assign(std::make_move_iterator(pending.begin() + static_cast<ptrdiff_t>(begin)),
+                     std::make_move_iterator(pending.end()));
+        return r.status();
+      }
+      if (!r) {
+        std::lock_guard lock(mu_);
+        dropped_tasks_ += end - begin;
+        last_error_ = r.status().message();
+      }
+    }
   }
-  if (!logs.empty()) {
+  while (!logs.empty()) {
+    size_t end = std::min(logs.size(), chunk);
     json batch = json::array();
-    for (const auto& l : logs) {
+    for (size_t i = 0; i < end; ++i) {
+      const auto& l = logs[i];
       json item = {{"flow_run_id", flow_run_id_}, {"level", log_level_name(l.level)},
                    {"message", l.message}, {"timestamp", format_rfc3339(l.timestamp)}};
       if (!l.task.empty()) {
@@ -78,8 +120,13 @@ Status ServerReporter::send_locked_batch(std::vector<TaskUpdate>& tasks, std::ve
       batch.push_back(std::move(item));
     }
     auto r = api_->write_logs(batch);
-    if (!r) return r.status();
-    logs.clear();
+    if (!r && retryable(r.status())) return r.status();
+    if (!r) {
+      std::lock_guard lock(mu_);
+      dropped_ += end;
+      last_error_ = r.status().message();
+    }
+    logs.erase(logs.begin(), logs.begin() + static_cast<ptrdiff_t>(end));
   }
   return Status::ok();
 }

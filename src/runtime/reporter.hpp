@@ -6,7 +6,9 @@
 // Events are buffered under a mutex; the flusher thread sends whatever is buffered every
 // `flush_interval` (or sooner when a batch is large). Task-run updates of one task run
 // within a batch are coalesced to the latest. A failed send keeps the batch and retries
-// on the next round; logs beyond `max_buffered_logs` are dropped with a counted notice.
+// on the next round when the server is unreachable or failing; a batch it refuses as
+// invalid is dropped and counted. Requests carry at most `max_request_items` items.
+// Logs beyond `max_buffered_logs` are dropped with a counted notice.
 // flush() sends everything and reports the first error. Thread-safe.
 #pragma once
 
@@ -31,6 +33,7 @@ namespace culvert::runtime {
 struct ReporterOptions {
   std::chrono::milliseconds flush_interval{200};
   size_t batch_size = 2000;            // a batch is sent early once this many wait
+  size_t max_request_items = 1000;     // items per request (keeps bodies under the limit)
   size_t max_buffered_logs = 200000;
 };
 
@@ -49,7 +52,11 @@ class ServerReporter final : public RunObserver {
   // Stops the background thread after a final flush.
   Status close();
 
+  // Log lines dropped (buffer full, or refused by the server as invalid).
   size_t dropped_logs() const;
+  // Task-run updates the server refused as invalid (not retried).
+  size_t dropped_task_updates() const;
+  std::string last_error() const;
 
  private:
   struct TaskUpdate {
@@ -80,6 +87,8 @@ class ServerReporter final : public RunObserver {
   std::vector<TaskUpdate> tasks_;  // guarded by mu_
   std::vector<LogLine> logs_;      // guarded by mu_
   size_t dropped_ = 0;             // guarded by mu_
+  size_t dropped_tasks_ = 0;       // guarded by mu_
+  std::string last_error_;         // guarded by mu_
   bool closing_ = false;           // guarded by mu_
   std::thread thread_;
 };

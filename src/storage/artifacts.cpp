@@ -77,6 +77,43 @@ Result<ArtifactRef> upload_artifact(std::string_view base, std::string_view flow
   return upload_artifact(**store, base, flow_name, local_file);
 }
 
+namespace {
+
+// A verified cache entry has a stamp beside it (<sha256>.verified) recording the file's
+// identity when its hash was last checked: size, modification time and inode. While they
+// are unchanged the hash is not recomputed (hashing a large flow binary on every run
+// costs more than the rest of a run's start); any change means a full check again.
+std::string file_identity(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "";
+  return std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec) + " " + std::to_string(st.st_ino);
+}
+
+bool stamp_matches(const std::string& path) {
+  std::ifstream in(path + ".verified");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  std::string id = file_identity(path);
+  return !id.empty() && line == id;
+}
+
+void write_stamp(const std::string& path) {
+  std::string id = file_identity(path);
+  if (id.empty()) return;
+  std::string tmp = path + ".verified.tmp-" + hex_encode(random_bytes(6));
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << id << "\n";
+    if (!out) return;
+  }
+  std::error_code ec;
+  fs::rename(tmp, path + ".verified", ec);
+  if (ec) fs::remove(tmp, ec);
+}
+
+}  // namespace
+
 Result<std::string> fetch_artifact(ObjectStore& store, std::string_view uri, std::string_view sha256,
                                    const std::string& cache_dir) {
   if (Status st = check_sha256(sha256); !st) return st;
@@ -86,12 +123,15 @@ Result<std::string> fetch_artifact(ObjectStore& store, std::string_view uri, std
   const std::string cached = (fs::path(cache_dir) / std::string(sha256)).string();
 
   if (fs::is_regular_file(cached, ec)) {
+    if (stamp_matches(cached)) return cached;
     auto h = sha256_file(cached);
     if (h && *h == sha256) {
       ::chmod(cached.c_str(), 0755);
+      write_stamp(cached);
       return cached;
     }
     fs::remove(cached, ec);  // corrupt or truncated: fetch again
+    fs::remove(cached + ".verified", ec);
   }
 
   const std::string tmp = (fs::path(cache_dir) / (".download-" + hex_encode(random_bytes(8)))).string();
@@ -108,6 +148,7 @@ Result<std::string> fetch_artifact(ObjectStore& store, std::string_view uri, std
   if (::chmod(tmp.c_str(), 0755) != 0) return discard(unavailable("cannot chmod " + tmp));
   fs::rename(tmp, cached, ec);
   if (ec) return discard(unavailable("cannot move the artifact into " + cached + ": " + ec.message()));
+  write_stamp(cached);
   return cached;
 }
 

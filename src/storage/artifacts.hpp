@@ -1,6 +1,8 @@
 // Flow artifacts (SPEC §9): the flow's executable (or YAML file) stored once per content
 // at <storage>/<flow-name>/<sha256>, verified by hash whenever it is fetched, and cached
-// by the agent in a local directory of files named by their hash.
+// by the agent in a local directory of files named by their hash. A cached copy is
+// re-hashed only when its size, modification time or inode changed since it was last
+// verified (a stamp file beside it records them).
 // Functions only; thread-safe and safe across processes sharing one cache directory
 // (downloads land in a temporary file and are renamed into place).
 #pragma once

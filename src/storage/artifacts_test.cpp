@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -85,6 +86,15 @@ TEST_F(ArtifactsTest, FetchDownloadsVerifiesCachesAndMakesExecutable) {
   ASSERT_TRUE(fetch_artifact(store, ref.uri, ref.sha256, cache_));
   EXPECT_EQ(store.gets, 2);
   EXPECT_EQ(sha256_file(*path).value(), ref.sha256);
+  // So is one changed in place with the same size (its stamp no longer matches).
+  std::string same_size(fs::file_size(*path), 'x');
+  std::ofstream(*path, std::ios::binary | std::ios::trunc) << same_size;
+  ASSERT_TRUE(fetch_artifact(store, ref.uri, ref.sha256, cache_));
+  EXPECT_EQ(store.gets, 3);
+  EXPECT_EQ(sha256_file(*path).value(), ref.sha256);
+  // A verified entry is served without another download.
+  ASSERT_TRUE(fetch_artifact(store, ref.uri, ref.sha256, cache_));
+  EXPECT_EQ(store.gets, 3);
 }
 
 TEST_F(ArtifactsTest, HashMismatchIsAnErrorAndLeavesNothing) {
@@ -113,9 +123,10 @@ TEST_F(ArtifactsTest, ConcurrentFetchesShareOneCache) {
     EXPECT_EQ(*r, (fs::path(cache_) / ref.sha256).string());
   }
   EXPECT_EQ(sha256_file(*results[0]).value(), ref.sha256);
-  size_t entries = 0;
-  for ([[maybe_unused]] auto& e : fs::directory_iterator(cache_)) ++entries;
-  EXPECT_EQ(entries, 1u);  // no temporary files left behind
+  std::set<std::string> entries;
+  for (auto& e : fs::directory_iterator(cache_)) entries.insert(e.path().filename().string());
+  // The artifact and its verification stamp; no temporary files left behind.
+  EXPECT_EQ(entries, (std::set<std::string>{ref.sha256, ref.sha256 + ".verified"}));
 }
 
 TEST_F(ArtifactsTest, BadInputs) {
