@@ -119,19 +119,22 @@ def main():
         print("throughput: %d short runs through one agent (--max-concurrent 8): %.1f runs/s "
               "(%.1f s; creating them took %.1f s)" % (a.burst, a.burst / span, span, created))
 
-        t0 = time.time()
-        subprocess.run([flow_bin, "run", "--param", "tasks=%d" % a.tasks], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        local = time.time() - t0
-        t0 = time.time()
-        run = api.call("POST", "/api/v1/flow-runs", {"project": "bench", "flow": "bench",
-                                                     "parameters": {"tasks": a.tasks}})
-        fin = wait_final(api, run["id"])
-        orchestrated = time.time() - t0
-        trs = api.call("GET", "/api/v1/flow-runs/%s/task-runs" % run["id"])
-        n_tr = len(trs["task_runs"] if isinstance(trs, dict) else trs)
-        print("overhead: %d-task flow: local %.3f s, through server+agent %.3f s (%s, %d task runs stored): %.2fx"
-              % (a.tasks, local, orchestrated, fin["state"], n_tr, orchestrated / local))
+        for work_us in (0, 1000):
+            t0 = time.time()
+            subprocess.run([flow_bin, "run", "--param", "tasks=%d" % a.tasks, "--param", "work_us=%d" % work_us],
+                           env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            local = time.time() - t0
+            t0 = time.time()
+            run = api.call("POST", "/api/v1/flow-runs", {"project": "bench", "flow": "bench",
+                                                         "parameters": {"tasks": a.tasks, "work_us": work_us}})
+            fin = wait_final(api, run["id"])
+            orchestrated = time.time() - t0
+            executing = ts(fin["end_time"]) - ts(fin["start_time"])
+            trs = api.call("GET", "/api/v1/flow-runs/%s/task-runs" % run["id"])
+            n_tr = len(trs["task_runs"] if isinstance(trs, dict) else trs)
+            print("overhead: %d tasks of %d us: local %.3f s; through server+agent %.3f s end to end, "
+                  "%.3f s Running->end (%s, %d task runs stored): %.2fx end to end"
+                  % (a.tasks, work_us, local, orchestrated, executing, fin["state"], n_tr, orchestrated / local))
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)
