@@ -133,6 +133,30 @@ TEST_F(LocalAgentE2E, KilledFlowProcessIsCrashedWithAReason) {
   EXPECT_NE(run.value("state_message", "").find("signal 9"), std::string::npos) << run.dump();
 }
 
+TEST_F(LocalAgentE2E, SilentRunIsMarkedCrashedByTheServerAfterMissedHeartbeats) {
+  // Real seconds: runs heartbeat every second, the server allows 3 missed ones.
+  auto agent = start_agent("a1", {});
+  fs::path marker = sandbox_.dir() / "marker";
+  std::string id = create_run({"--param", "sleep_ms=60000", "--param", "marker=" + marker.string()});
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Running" && fs::exists(marker); }, 60s)) << agent->output();
+  pid_t pid = 0;
+  ASSERT_TRUE(wait_until([&] {
+    auto logs = sandbox_.culvert({"get", "logs", id}, api_env());
+    auto pos = logs.out.find(" pid ");
+    if (pos == std::string::npos) return false;
+    pid = std::atoi(logs.out.c_str() + pos + 5);
+    return pid > 0;
+  }, 30s));
+  // Freeze the flow process: it neither exits nor heartbeats, so only the server's
+  // liveness service can notice.
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  EXPECT_TRUE(wait_until([&] { return state_of(id) == "Crashed"; }, 20s)) << state_of(id);
+  auto run = get_run(id);
+  EXPECT_NE(run.value("state_message", "").find("heartbeat"), std::string::npos) << run.dump();
+  ::kill(pid, SIGKILL);
+  ::kill(pid, SIGCONT);
+}
+
 TEST_F(LocalAgentE2E, CancelStopsTheProcess) {
   auto agent = start_agent("a1", {});
   fs::path marker = sandbox_.dir() / "marker";
