@@ -357,6 +357,47 @@ TEST_F(ServerE2E, TwoReplicasOnOneDatabaseHandOverWorkExactlyOnce) {
   EXPECT_EQ(replica->terminate(), 0);
 }
 
+TEST_F(ServerE2E, TwoReplicasAndEightClaimersTakeTwoThousandDueRunsExactlyOnce) {
+  std::string user = token("user");
+  std::string runner = token("runner");
+  ASSERT_EQ(client_->post("/api/v1/flows", flow_body("backlog", {}), user).status, 201);
+  constexpr int kRuns = 2000;
+  for (int i = 0; i < kRuns; ++i)
+    ASSERT_EQ(client_->post("/api/v1/flow-runs", {{"project", "e2e"}, {"flow", "backlog"}}, user).status, 201);
+  TempDir home2;
+  auto replica = ServerProcess::start(home2.path(), db_.url, {"--poll-interval", "100ms"});
+  ASSERT_NE(replica, nullptr);
+  std::mutex mu;
+  std::map<std::string, int> claimed;  // run id -> times claimed
+  std::atomic<int> total{0};
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  auto claimer = [&](const std::string& url, const std::string& id) {
+    HttpClient c(url);
+    while (total < kRuns && std::chrono::steady_clock::now() < deadline) {
+      auto r = c.post("/api/v1/agents/" + id + "/claim", {{"max", 10}, {"wait_ms", 200}}, runner);
+      if (r.status != 200) return;
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto& run : r.body["runs"]) {
+        ++claimed[run["id"].get<std::string>()];
+        ++total;
+      }
+    }
+  };
+  // Eight agents, four on each server process, all claiming at once.
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    std::string name = "claimer-" + std::to_string(i);
+    std::string id = client_->post("/api/v1/agents", {{"name", name}, {"type", "local"}}, runner).body["id"];
+    threads.emplace_back(claimer, i % 2 == 0 ? server_->url() : replica->url(), id);
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(claimed.size(), static_cast<size_t>(kRuns));
+  int twice = 0;
+  for (const auto& [id, n] : claimed) twice += n > 1;
+  EXPECT_EQ(twice, 0) << twice << " runs were claimed more than once";
+  EXPECT_EQ(replica->terminate(), 0);
+}
+
 TEST_F(ServerE2E, SigtermAnswersParkedPollsAndExitsCleanly) {
   std::string runner = token("runner");
   auto a = client_->post("/api/v1/agents", {{"name", "a"}, {"type", "local"}}, runner);
