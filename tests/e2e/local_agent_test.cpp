@@ -69,6 +69,19 @@ class LocalAgentE2E : public ::testing::Test {
 
   std::string state_of(const std::string& id) { return get_run(id).value("state", ""); }
 
+  // The pid of the flow process, from the line its first task logs ("... pid N").
+  pid_t flow_pid(const std::string& id) {
+    pid_t pid = 0;
+    wait_until([&] {
+      auto logs = sandbox_.culvert({"get", "logs", id}, api_env());
+      auto pos = logs.out.find(" pid ");
+      if (pos == std::string::npos) return false;
+      pid = std::atoi(logs.out.c_str() + pos + 5);
+      return pid > 0;
+    }, 30s);
+    return pid;
+  }
+
   Sandbox sandbox_;
   std::unique_ptr<TestServer> server_;
   std::string storage_;
@@ -119,14 +132,8 @@ TEST_F(LocalAgentE2E, KilledFlowProcessIsCrashedWithAReason) {
   ASSERT_TRUE(wait_until([&] { return state_of(id) == "Running" && fs::exists(marker); }, 60s))
       << state_of(id) << agent->output();
   // Find the flow process by the pid it logged, and kill it hard.
-  pid_t pid = 0;
-  ASSERT_TRUE(wait_until([&] {
-    auto logs = sandbox_.culvert({"get", "logs", id}, api_env());
-    auto pos = logs.out.find(" pid ");
-    if (pos == std::string::npos) return false;
-    pid = std::atoi(logs.out.c_str() + pos + 5);
-    return pid > 0;
-  }, 30s));
+  pid_t pid = flow_pid(id);
+  ASSERT_GT(pid, 0) << "the flow never logged its pid";
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
   ASSERT_TRUE(wait_until([&] { return state_of(id) == "Crashed"; }, 3s)) << state_of(id);
   auto run = get_run(id);
@@ -139,14 +146,8 @@ TEST_F(LocalAgentE2E, SilentRunIsMarkedCrashedByTheServerAfterMissedHeartbeats) 
   fs::path marker = sandbox_.dir() / "marker";
   std::string id = create_run({"--param", "sleep_ms=60000", "--param", "marker=" + marker.string()});
   ASSERT_TRUE(wait_until([&] { return state_of(id) == "Running" && fs::exists(marker); }, 60s)) << agent->output();
-  pid_t pid = 0;
-  ASSERT_TRUE(wait_until([&] {
-    auto logs = sandbox_.culvert({"get", "logs", id}, api_env());
-    auto pos = logs.out.find(" pid ");
-    if (pos == std::string::npos) return false;
-    pid = std::atoi(logs.out.c_str() + pos + 5);
-    return pid > 0;
-  }, 30s));
+  pid_t pid = flow_pid(id);
+  ASSERT_GT(pid, 0) << "the flow never logged its pid";
   // Freeze the flow process: it neither exits nor heartbeats, so only the server's
   // liveness service can notice.
   ASSERT_EQ(::kill(pid, SIGSTOP), 0);
@@ -162,14 +163,8 @@ TEST_F(LocalAgentE2E, CancelStopsTheProcess) {
   fs::path marker = sandbox_.dir() / "marker";
   std::string id = create_run({"--param", "sleep_ms=60000", "--param", "marker=" + marker.string()});
   ASSERT_TRUE(wait_until([&] { return state_of(id) == "Running" && fs::exists(marker); }, 60s)) << agent->output();
-  pid_t pid = 0;
-  ASSERT_TRUE(wait_until([&] {
-    auto logs = sandbox_.culvert({"get", "logs", id}, api_env());
-    auto pos = logs.out.find(" pid ");
-    if (pos == std::string::npos) return false;
-    pid = std::atoi(logs.out.c_str() + pos + 5);
-    return pid > 0;
-  }, 30s));
+  pid_t pid = flow_pid(id);
+  ASSERT_GT(pid, 0) << "the flow never logged its pid";
   auto c = sandbox_.culvert({"run", "cancel", id}, api_env());
   ASSERT_EQ(c.exit_code, 0) << c.out << c.err;
   ASSERT_TRUE(wait_until([&] { return state_of(id) == "Cancelled"; }, 20s)) << state_of(id) << agent->output();
