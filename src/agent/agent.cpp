@@ -126,8 +126,11 @@ void Agent::monitor_once(bool check_cancels) {
     } else if (!state) {
       spdlog::warn("run {}: cannot read state after exit: {}", run_id, state.status().to_string());
     }
-    std::lock_guard lock(mu_);
-    active_.erase(run_id);
+    {
+      std::lock_guard lock(mu_);
+      active_.erase(run_id);
+    }
+    slot_freed_.notify_all();
   }
 }
 
@@ -138,6 +141,7 @@ Status Agent::run(const std::atomic<bool>& stop) {
     Status st = register_self();
     if (!st.is_ok()) return st;
   }
+  const Millis poll = options_.monitor_interval.count() > 0 ? options_.monitor_interval : launcher_.poll_interval();
   std::thread monitor([&] {
     SteadyTime next_hb = clock_.steady_now();
     SteadyTime next_cancel_check = clock_.steady_now();
@@ -151,14 +155,18 @@ Status Agent::run(const std::atomic<bool>& stop) {
       bool check = now >= next_cancel_check;
       if (check) next_cancel_check = now + options_.cancel_check_interval;
       monitor_once(check);
-      clock_.sleep_for(options_.monitor_interval);
+      clock_.sleep_for(poll);
     }
   });
   Millis backoff{200};
   while (!stop.load()) {
-    if (active_runs() >= static_cast<size_t>(options_.max_concurrent)) {
-      clock_.sleep_for(options_.monitor_interval);
-      continue;
+    {
+      // At capacity: wait until the monitor frees a slot (or a short while, to notice stop).
+      std::unique_lock lock(mu_);
+      if (active_.size() >= static_cast<size_t>(options_.max_concurrent)) {
+        slot_freed_.wait_for(lock, std::chrono::milliseconds(250));
+        continue;
+      }
     }
     auto r = claim_and_launch(options_.claim_wait);
     if (!r) {

@@ -15,6 +15,7 @@
 #include <culvert/status.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -62,7 +63,7 @@ struct AgentOptions {
   std::string api_url;
   Millis heartbeat_interval{10000};
   Millis claim_wait{10000};          // long-poll length
-  Millis monitor_interval{200};      // how often exits are reaped
+  Millis monitor_interval{0};        // how often exits are reaped; 0: the launcher's choice
   Millis cancel_check_interval{1000};
   Millis stop_grace{10000};          // SIGTERM → SIGKILL for cancelled runs
 };
@@ -110,6 +111,7 @@ class Agent {
   Clock& clock_;
   std::string id_;
   mutable std::mutex mu_;
+  std::condition_variable slot_freed_;    // notified when a run leaves active_
   std::map<std::string, Active> active_;  // by run id; guarded by mu_
 };
 

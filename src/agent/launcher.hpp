@@ -59,6 +59,9 @@ class Launcher {
  public:
   virtual ~Launcher() = default;
   virtual std::string type() const = 0;
+  // How often the agent should poll this launcher's launches (cheap for processes,
+  // an API call per container for Docker).
+  virtual std::chrono::milliseconds poll_interval() const { return std::chrono::milliseconds(200); }
   // Starts the run. An error means nothing is running; its message says why (it
   // becomes the run's Crashed message).
   virtual Result<std::unique_ptr<Launch>> launch(const LaunchSpec& spec) = 0;

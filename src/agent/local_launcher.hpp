@@ -19,6 +19,8 @@ class LocalLauncher final : public Launcher {
  public:
   explicit LocalLauncher(LocalLauncherOptions options = {});
   std::string type() const override { return "local"; }
+  // waitpid(WNOHANG) is nearly free: poll often so a finished run frees its slot at once.
+  std::chrono::milliseconds poll_interval() const override { return std::chrono::milliseconds(20); }
   Result<std::unique_ptr<Launch>> launch(const LaunchSpec& spec) override;
 
  private:
