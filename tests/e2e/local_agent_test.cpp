@@ -244,3 +244,33 @@ TEST_F(LocalAgentE2E, TwoAgentsRunEveryRunExactlyOnce) {
 
 }  // namespace
 }  // namespace culvert::e2e
+
+namespace culvert::e2e {
+namespace {
+
+TEST(AgentInstallService, WritesASystemdUnitThatStartsTheSameAgent) {
+  Sandbox sandbox;
+  fs::path dir = sandbox.dir() / "units";
+  fs::create_directories(dir);
+  auto r = sandbox.culvert({"agent", "install-service", "--type", "local", "--label", "dev", "--label",
+                            "gpu box", "--name", "a1", "--max-concurrent", "3", "--user", "culvert",
+                            "--output", dir.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  std::string unit = read_file(dir / "culvert-agent.service");
+  EXPECT_NE(unit.find("ExecStart=" + culvert_binary() +
+                      " agent start --type local --label dev --label 'gpu box' --name a1 --max-concurrent 3"),
+            std::string::npos)
+      << unit;
+  EXPECT_NE(unit.find("Restart=always"), std::string::npos);
+  EXPECT_NE(unit.find("KillMode=process"), std::string::npos);
+  EXPECT_NE(unit.find("User=culvert"), std::string::npos);
+  EXPECT_NE(unit.find("WantedBy=multi-user.target"), std::string::npos);
+  // Printed when no output is given; bad flags are bad usage.
+  auto printed = sandbox.culvert({"agent", "install-service", "--label", "dev"});
+  EXPECT_EQ(printed.exit_code, 0);
+  EXPECT_NE(printed.out.find("[Service]"), std::string::npos);
+  EXPECT_EQ(sandbox.culvert({"agent", "install-service", "--max-concurrent", "0"}).exit_code, 2);
+}
+
+}  // namespace
+}  // namespace culvert::e2e
