@@ -131,8 +131,8 @@ Result<std::string> fetch_artifact(ObjectStore& store, std::string_view uri, std
       return cached;
     }
     fs::remove(cached, ec);  // corrupt or truncated: fetch again
-    fs::remove(cached + ".verified", ec);
   }
+  fs::remove(cached + ".verified", ec);  // a stamp never outlives its file
 
   const std::string tmp = (fs::path(cache_dir) / (".download-" + hex_encode(random_bytes(8)))).string();
   auto discard = [&](Status st) {
