@@ -28,7 +28,21 @@ class SqliteDb final : public Db {
     sqlite3_extended_result_codes(db_, 1);
     busy_timeout_ = busy_timeout;
     sqlite3_busy_handler(db_, &SqliteDb::on_busy, this);
-    if (path != ":memory:") exec_script("PRAGMA journal_mode=WAL");
+    if (path != ":memory:") {
+      // Switching a fresh database to WAL can fail with SQLITE_BUSY without consulting
+      // the busy handler (SQLite's deadlock avoidance when several connections open it at
+      // once): retry until the busy timeout.
+      auto deadline = std::chrono::steady_clock::now() + busy_timeout;
+      for (;;) {
+        try {
+          exec_script("PRAGMA journal_mode=WAL");
+          break;
+        } catch (const DbError& e) {
+          if (e.kind() != DbError::Kind::kRetry || std::chrono::steady_clock::now() >= deadline) throw;
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+      }
+    }
     exec_script(full_sync ? "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON"
                           : "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON");
   }
