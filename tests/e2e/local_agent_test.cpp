@@ -69,6 +69,18 @@ class LocalAgentE2E : public ::testing::Test {
 
   std::string state_of(const std::string& id) { return get_run(id).value("state", ""); }
 
+  // Creates a run that works for a minute and waits until it is Running; returns its id
+  // and the flow process's pid (0 when it did not get there).
+  std::pair<std::string, pid_t> start_long_run(Process& agent) {
+    fs::path marker = sandbox_.dir() / ("marker-" + std::to_string(++long_runs_));
+    std::string id = create_run({"--param", "sleep_ms=60000", "--param", "marker=" + marker.string()});
+    if (!wait_until([&] { return state_of(id) == "Running" && fs::exists(marker); }, 60s)) {
+      ADD_FAILURE() << "run " << id << " is " << state_of(id) << "\n" << agent.output();
+      return {id, 0};
+    }
+    return {id, flow_pid(id)};
+  }
+
   // The pid of the flow process, from the line its first task logs ("... pid N").
   pid_t flow_pid(const std::string& id) {
     pid_t pid = 0;
@@ -85,6 +97,7 @@ class LocalAgentE2E : public ::testing::Test {
   Sandbox sandbox_;
   std::unique_ptr<TestServer> server_;
   std::string storage_;
+  int long_runs_ = 0;
 };
 
 TEST_F(LocalAgentE2E, RunWatchSucceedsAndLogsReachTheServer) {
@@ -127,13 +140,9 @@ TEST_F(LocalAgentE2E, UncoveredLabelsStayScheduledAndInspectNamesThem) {
 
 TEST_F(LocalAgentE2E, KilledFlowProcessIsCrashedWithAReason) {
   auto agent = start_agent("a1", {});
-  fs::path marker = sandbox_.dir() / "marker";
-  std::string id = create_run({"--param", "sleep_ms=60000", "--param", "marker=" + marker.string()});
-  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Running" && fs::exists(marker); }, 60s))
-      << state_of(id) << agent->output();
   // Find the flow process by the pid it logged, and kill it hard.
-  pid_t pid = flow_pid(id);
-  ASSERT_GT(pid, 0) << "the flow never logged its pid";
+  auto [id, pid] = start_long_run(*agent);
+  ASSERT_GT(pid, 0) << "the long run never started: " << agent->output();
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
   ASSERT_TRUE(wait_until([&] { return state_of(id) == "Crashed"; }, 3s)) << state_of(id);
   auto run = get_run(id);
@@ -143,11 +152,8 @@ TEST_F(LocalAgentE2E, KilledFlowProcessIsCrashedWithAReason) {
 TEST_F(LocalAgentE2E, SilentRunIsMarkedCrashedByTheServerAfterMissedHeartbeats) {
   // Real seconds: runs heartbeat every second, the server allows 3 missed ones.
   auto agent = start_agent("a1", {});
-  fs::path marker = sandbox_.dir() / "marker";
-  std::string id = create_run({"--param", "sleep_ms=60000", "--param", "marker=" + marker.string()});
-  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Running" && fs::exists(marker); }, 60s)) << agent->output();
-  pid_t pid = flow_pid(id);
-  ASSERT_GT(pid, 0) << "the flow never logged its pid";
+  auto [id, pid] = start_long_run(*agent);
+  ASSERT_GT(pid, 0) << "the long run never started: " << agent->output();
   // Freeze the flow process: it neither exits nor heartbeats, so only the server's
   // liveness service can notice.
   ASSERT_EQ(::kill(pid, SIGSTOP), 0);
@@ -160,11 +166,8 @@ TEST_F(LocalAgentE2E, SilentRunIsMarkedCrashedByTheServerAfterMissedHeartbeats) 
 
 TEST_F(LocalAgentE2E, CancelStopsTheProcess) {
   auto agent = start_agent("a1", {});
-  fs::path marker = sandbox_.dir() / "marker";
-  std::string id = create_run({"--param", "sleep_ms=60000", "--param", "marker=" + marker.string()});
-  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Running" && fs::exists(marker); }, 60s)) << agent->output();
-  pid_t pid = flow_pid(id);
-  ASSERT_GT(pid, 0) << "the flow never logged its pid";
+  auto [id, pid] = start_long_run(*agent);
+  ASSERT_GT(pid, 0) << "the long run never started: " << agent->output();
   auto c = sandbox_.culvert({"run", "cancel", id}, api_env());
   ASSERT_EQ(c.exit_code, 0) << c.out << c.err;
   ASSERT_TRUE(wait_until([&] { return state_of(id) == "Cancelled"; }, 20s)) << state_of(id) << agent->output();
