@@ -667,15 +667,33 @@ Result<json> follow_run(ApiClient& api, CliContext& ctx, const std::string& run_
                         bool print_states) {
   std::string cursor = "0";
   std::string last_state;
+  int64_t printed_version = 0;
+  auto print_state = [&](const std::string& state, const std::string& msg) {
+    events << "state: " << state << (msg.empty() ? "" : " (" + msg + ")") << "\n";
+    last_state = state;
+  };
   while (true) {
     auto run = api.get_flow_run(run_id);
     if (!run) return run.status();
     json r = unwrap(*run, "run");
     std::string state = field(r, {"state"});
-    if (print_states && state != last_state) {
-      std::string msg = field(r, {"state_message", "message"});
-      events << "state: " << state << (msg.empty() ? "" : " (" + msg + ")") << "\n";
-      last_state = state;
+    int64_t version = r.contains("version") && r["version"].is_number_integer() ? r["version"].get<int64_t>() : 0;
+    if (print_states && (state != last_state || version > printed_version)) {
+      // A run can pass through several states between two polls (Running is often
+      // brief): the history names every one, in order.
+      auto history = api.get_flow_run_history(run_id);
+      bool printed = false;
+      if (history) {
+        for (const auto& e : items_of(*history, {"history"})) {
+          int64_t v = e.contains("version") && e["version"].is_number_integer() ? e["version"].get<int64_t>() : 0;
+          if (v <= printed_version) continue;
+          print_state(field(e, {"state"}), field(e, {"message"}));
+          printed_version = v;
+          printed = true;
+        }
+      }
+      if (!printed && state != last_state) print_state(state, field(r, {"state_message", "message"}));
+      printed_version = std::max(printed_version, version);
     }
     auto st = parse_state(state);
     bool final_state = st && is_final(*st);

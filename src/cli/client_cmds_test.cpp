@@ -225,6 +225,36 @@ TEST_F(CliTest, WatchFollowsStatesAndLogsUntilFinal) {
   }
 }
 
+TEST_F(CliTest, WatchPrintsStatesPassedBetweenPolls) {
+  // The run goes Submitted -> Running -> Success between two polls: the history names Running.
+  std::mutex mu;
+  int gets = 0;
+  TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+    std::lock_guard<std::mutex> lock(mu);
+    const std::string base = std::string("/api/v1/flow-runs/") + kRunId;
+    if (r.method == "POST" && r.target == "/api/v1/flow-runs")
+      return {201, json{{"id", kRunId}, {"state", "Scheduled"}, {"version", 1}}.dump()};
+    json history = json::array({json{{"state", "Scheduled"}, {"version", 1}, {"message", ""}},
+                                json{{"state", "Submitted"}, {"version", 2}, {"message", "claimed"}}});
+    if (gets > 1) {
+      history.push_back({{"state", "Running"}, {"version", 3}, {"message", "started"}});
+      history.push_back({{"state", "Success"}, {"version", 4}, {"message", "done"}});
+    }
+    if (r.target == base) {
+      ++gets;
+      return {200, (gets == 1 ? json{{"id", kRunId}, {"state", "Submitted"}, {"version", 2}}
+                              : json{{"id", kRunId}, {"state", "Success"}, {"version", 4}}).dump()};
+    }
+    if (r.target == base + "/history") return {200, json{{"history", history}}.dump()};
+    if (r.target.rfind(base + "/logs?after=", 0) == 0) return {200, R"({"logs":[],"next_cursor":"0"})"};
+    return {404, "{}"};
+  });
+  auto o = run({"run", "etl", "--project", "p", "--watch"}, at(server));
+  EXPECT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_NE(o.out.find("state: Scheduled\nstate: Submitted (claimed)\nstate: Running (started)\nstate: Success (done)\n"),
+            std::string::npos) << o.out;
+}
+
 TEST_F(CliTest, InspectExplainsWhyARunWaits) {
   json agents = json::array();
   std::mutex mu;

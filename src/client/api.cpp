@@ -83,6 +83,10 @@ Result<json> ApiClient::get_flow_run(std::string_view run_id) {
   return call("GET", "/api/v1/flow-runs/" + seg(run_id), nullptr);
 }
 
+Result<json> ApiClient::get_flow_run_history(std::string_view run_id) {
+  return call("GET", "/api/v1/flow-runs/" + seg(run_id) + "/history", nullptr);
+}
+
 Result<json> ApiClient::set_flow_run_state(std::string_view run_id, std::string_view state,
                                            std::string_view message,
                                            std::optional<int64_t> expected_version) {

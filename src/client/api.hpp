@@ -70,6 +70,8 @@ class ApiClient {
   Result<json> list_flow_runs(const FlowRunFilter& filter);
   // GET /api/v1/flow-runs/{id}
   Result<json> get_flow_run(std::string_view run_id);
+  // GET /api/v1/flow-runs/{id}/history   (every state change, oldest first)
+  Result<json> get_flow_run_history(std::string_view run_id);
   // POST /api/v1/flow-runs/{id}/state  {"state","message","expected_version"}
   Result<json> set_flow_run_state(std::string_view run_id, std::string_view state,
                                   std::string_view message,
