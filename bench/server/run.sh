@@ -30,7 +30,7 @@ cleanup() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm
 trap cleanup EXIT
 for _ in $(seq 1 200); do [[ -s "$TMP/port" ]] && break; sleep 0.05; done
 PORT="$(cat "$TMP/port")"; URL="http://127.0.0.1:$PORT"
-TOKEN="$(grep -o "api_token = '[^']*'" "$TMP/.culvert/config.toml" | cut -d"'" -f2)"
+TOKEN="$(sed -n "s/^api_token = [\"']\([^\"']*\)[\"']/\1/p" "$TMP/.culvert/config.toml" | head -1)"
 [[ -n "$TOKEN" ]] || { echo "no admin token (database not empty?)" >&2; exit 1; }
 
 curl -sf -XPOST "$URL/api/v1/flows" -H "Authorization: Bearer $TOKEN" \
