@@ -3,6 +3,8 @@
 # and database, then measures:
 #   - GET /api/health with keep-alive (wrk)
 #   - authenticated GET /api/v1/flow-runs/{id} with keep-alive (wrk)
+#   - durable task-run state changes through POST /api/v1/task-runs/states, batches of
+#     1000 and one change per request (wrk + task_states.lua), changes per second
 #   - claim latency p50/p99 (bench_claim_latency)
 #   - server RSS (VmRSS now, VmHWM peak) from /proc
 #
@@ -57,6 +59,18 @@ bench() {  # label, wrk args...
 echo "== server $URL (db: ${DB%%://*}), cores: $(nproc), load: $(cut -d' ' -f1-3 /proc/loadavg), wrk -t1 -c$CONNS -d$DURATION"
 bench "GET /api/health" "$URL/api/health"
 bench "GET /api/v1/flow-runs/{id} (Bearer token)" -H "Authorization: Bearer $TOKEN" "$URL/api/v1/flow-runs/$RUN"
+# Task-run state changes: requests/s x items per request = durable changes per second.
+states() {  # batch, connections
+  local out reqs rps
+  out="$(RUN="$RUN" TOKEN="$TOKEN" BATCH="$1" wrk -t1 -c"$2" -d"$DURATION" -s "$ROOT/bench/server/task_states.lua" "$URL")"
+  if echo "$out" | grep -q "unexpected status"; then echo "$out" >&2; exit 1; fi
+  rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"
+  echo "-- POST /api/v1/task-runs/states, $1 per request, $2 connections"
+  echo "$out" | grep -E "Latency|requests in"
+  awk -v r="$rps" -v b="$1" 'BEGIN { printf "    durable task-run state changes/s: %.0f\n", r * b }'
+}
+states 1000 4
+states 1 "$CONNS"
 echo "-- claim latency"
 "$BUILD/bench/server/bench_claim_latency" "$URL" "$TOKEN" 300
 echo "-- server memory"

@@ -512,17 +512,75 @@ struct Api::Impl {
     for (const auto& t : *r) arr.push_back(to_json(t));
     return json_response(200, {{"task_runs", std::move(arr)}});
   }
-  Response task_run_states(Call& c, store::Store& st) {
-    auto b = body(c);
-    if (!b) return status_response(b.status());
+  // Task-run states are group-committed: a request parks its batch, and whichever pool
+  // thread finds no write in progress becomes the writer. It writes everything parked
+  // so far in one transaction, answers each request, and repeats while more arrived
+  // meanwhile. Each commit then carries the changes of every request that came during
+  // the previous one, so many clients sending one change each cost one flush (one
+  // fsync on PostgreSQL) per round instead of one per request.
+  struct ParkedStates {
+    CallPtr call;
+    std::vector<store::TaskRunUpdate> batch;
+  };
+  std::mutex states_mu;
+  std::vector<ParkedStates> parked_states;
+  bool states_writer = false;
+  static constexpr size_t kMaxGroupItems = 4 * kMaxBatch;
+
+  void task_run_states(const CallPtr& c, store::Store& st) {
+    auto b = body(*c);
+    if (!b) return c->respond(status_response(b.status()));
     auto batch = parse_task_run_batch(*b, clock.now());
-    if (!batch) return status_response(batch.status());
+    if (!batch) return c->respond(status_response(batch.status()));
     for (const auto& u : *batch)
-      if (!c.principal.may_access_run(u.flow_run_id)) return status_response(forbidden_run());
-    if (batch->empty()) return json_response(200, {{"task_run_ids", json::array()}});
-    auto r = st.upsert_task_runs(*batch);
-    if (!r) return store_error(r.status());
-    return json_response(200, {{"task_run_ids", *r}});
+      if (!c->principal.may_access_run(u.flow_run_id)) return c->respond(status_response(forbidden_run()));
+    if (batch->empty()) return c->respond(json_response(200, {{"task_run_ids", json::array()}}));
+    {
+      std::lock_guard lock(states_mu);
+      parked_states.push_back({c, std::move(*batch)});
+      if (states_writer) return;  // the writer in progress takes it in its next round
+      states_writer = true;
+    }
+    while (true) {
+      std::vector<ParkedStates> group;
+      {
+        std::lock_guard lock(states_mu);
+        if (parked_states.empty()) {
+          states_writer = false;
+          return;
+        }
+        size_t items = 0, n = 0;
+        while (n < parked_states.size() && (n == 0 || items + parked_states[n].batch.size() <= kMaxGroupItems))
+          items += parked_states[n++].batch.size();
+        group.assign(std::make_move_iterator(parked_states.begin()), std::make_move_iterator(parked_states.begin() + n));
+        parked_states.erase(parked_states.begin(), parked_states.begin() + n);
+      }
+      write_states(group, st);
+    }
+  }
+
+  void write_states(std::vector<ParkedStates>& group, store::Store& st) {
+    auto answer = [](ParkedStates& p, const Result<std::vector<std::string>>& r, size_t from) {
+      if (!r) return p.call->respond(store_error(r.status()));
+      json ids = json::array();
+      for (size_t i = 0; i < p.batch.size(); ++i) ids.push_back((*r)[from + i]);
+      p.call->respond(json_response(200, {{"task_run_ids", std::move(ids)}}));
+    };
+    if (group.size() == 1) return answer(group[0], st.upsert_task_runs(group[0].batch), 0);
+    std::vector<store::TaskRunUpdate> all;
+    for (const auto& p : group) all.insert(all.end(), p.batch.begin(), p.batch.end());
+    auto r = st.upsert_task_runs(all);
+    if (r) {
+      size_t from = 0;
+      for (auto& p : group) {
+        answer(p, r, from);
+        from += p.batch.size();
+      }
+      return;
+    }
+    // One request's batch spoiled the group (e.g. an unknown flow run): each on its own,
+    // so every request gets the answer it would have had alone.
+    for (auto& p : group) answer(p, st.upsert_task_runs(p.batch), 0);
   }
 
   // ---- logs
@@ -745,8 +803,8 @@ void Api::Impl::build_routes() {
       &Impl::diagnose_run);
   add(R("GET", "/api/v1/flow-runs/{id}/task-runs", A::kRunner, true, "A flow run's task runs"),
       &Impl::list_task_runs);
-  add(R("POST", "/api/v1/task-runs/states", A::kRunner, true, "Report task-run states (batch)"),
-      &Impl::task_run_states);
+  add_async(R("POST", "/api/v1/task-runs/states", A::kRunner, true, "Report task-run states (batch)"),
+            &Impl::task_run_states);
 
   add(R("POST", "/api/v1/logs", A::kRunner, true, "Append log lines (batch)"), &Impl::append_logs);
   add_async(R("GET", "/api/v1/flow-runs/{id}/logs", A::kRunner, true, "Read a flow run's logs (long poll)"),

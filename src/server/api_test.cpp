@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <thread>
+
+#include <sqlite3.h>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -525,6 +528,64 @@ TEST_F(ApiTest, MetricsAndOpenApi) {
   auto o = get("/api/v1/openapi.json", "");
   ASSERT_EQ(o.status, 200);
   EXPECT_EQ(o.body["openapi"], "3.0.3");
+}
+
+
+// Concurrent task-run batches are written together (group commit); each request still
+// gets the ids of its own items, and one request naming an unknown run is refused alone.
+TEST_F(ApiTest, ConcurrentTaskRunBatchesAreAnsweredOneByOne) {
+  // Four pool threads, so batches park while another thread writes.
+  pool_->stop();
+  pool_ = std::make_unique<WorkPool>(4);
+  ApiOptions ao;
+  ao.version = "test";
+  api_ = std::make_unique<Api>(clock_, *pool_, [this](int) -> store::Store& { return *store_; }, *auth_,
+                               *waiters_, *events_, ao);
+  auto flow = register_flow("etl");
+  std::string run = create_run(flow)["id"];
+  // Another connection holds the database's write lock, so the first writer waits and
+  // the other requests park behind it: they are then written as one group. Round 0 has
+  // only good requests (one group, answers sliced from one write); in round 1 every
+  // 50th names an unknown run, which spoils the group's write, so each is retried alone.
+  std::string path = db_->url().substr(std::string("sqlite://").size());
+  std::map<std::string, std::string> id_of;  // "task/map_index" -> id answered
+  constexpr int kRequests = 200;
+  for (int round = 0; round < 2; ++round) {
+    sqlite3* blocker = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &blocker), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(blocker, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+    std::vector<std::future<Reply>> replies;
+    auto bad = [&](int i) { return round == 1 && i % 50 == 7; };
+    auto task = [&](int i) { return "r" + std::to_string(round) + "t" + std::to_string(i); };
+    for (int i = 0; i < kRequests; ++i) {
+      std::string target_run = bad(i) ? "00000000-0000-0000-0000-000000000000" : run;
+      json batch = json::array({{{"flow_run_id", target_run}, {"task", task(i)}, {"state", "Running"}},
+                                {{"flow_run_id", target_run}, {"task", task(i)}, {"map_index", 1}, {"state", "Success"}}});
+      replies.push_back(send("POST", "/api/v1/task-runs/states", batch.dump(), admin_));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ASSERT_EQ(sqlite3_exec(blocker, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(blocker);
+    for (int i = 0; i < kRequests; ++i) {
+      auto r = replies[i].get();
+      if (bad(i)) {
+        EXPECT_EQ(r.status, 404) << i << " " << r.text;
+        continue;
+      }
+      ASSERT_EQ(r.status, 200) << i << " " << r.text;
+      ASSERT_EQ(r.body["task_run_ids"].size(), 2u);
+      id_of[task(i) + "/-1"] = r.body["task_run_ids"][0];
+      id_of[task(i) + "/1"] = r.body["task_run_ids"][1];
+    }
+  }
+  auto list = get("/api/v1/flow-runs/" + run + "/task-runs", admin_);
+  ASSERT_EQ(list.status, 200);
+  ASSERT_EQ(list.body["task_runs"].size(), id_of.size());
+  for (const auto& t : list.body["task_runs"]) {
+    std::string key = t["task"].get<std::string>() + "/" + std::to_string(t["map_index"].get<int>());
+    EXPECT_EQ(id_of[key], t["id"]) << key;
+    EXPECT_EQ(t["state"], t["map_index"] == 1 ? "Success" : "Running") << key;
+  }
 }
 
 }  // namespace
