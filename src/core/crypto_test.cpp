@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include <set>
 
 namespace culvert {
@@ -30,8 +33,11 @@ TEST(Crypto, TokensAreLongAndDistinct) {
 TEST(Crypto, UuidShape) {
   std::string u = new_uuid();
   ASSERT_EQ(u.size(), 36u);
-  EXPECT_EQ(u[14], '4');
+  EXPECT_EQ(u[14], '7');  // version 7: time-ordered
+  EXPECT_TRUE(u[19] == '8' || u[19] == '9' || u[19] == 'a' || u[19] == 'b');  // RFC variant
   EXPECT_NE(new_uuid(), u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_LT(u, new_uuid());  // later milliseconds sort after
 }
 
 TEST(Crypto, SeededRandomIsDeterministic) {

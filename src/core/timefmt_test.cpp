@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <date/date.h>
+
 namespace culvert {
 namespace {
 
@@ -12,6 +14,22 @@ TEST(TimeFormat, RoundTrip) {
   auto back = parse_rfc3339(s);
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(to_unix_ms(*back), 1764308493123);
+}
+
+// The hand-written formatter agrees with date::format over pre-epoch times, leap days,
+// the ends of days and years, and far-off years.
+TEST(TimeFormat, AgreesWithDateFormat) {
+  const int64_t samples[] = {0, -1, 1, 86'399'999, 86'400'000, -2'208'988'800'000, 951'782'400'000,
+                             951'868'799'999, 1'709'164'800'123, 4'102'444'799'999, 7'258'118'400'000,
+                             253'402'300'799'999};
+  for (int64_t ms : samples) {
+    SysTime t = from_unix_ms(ms);
+    EXPECT_EQ(format_rfc3339(t), date::format("%FT%TZ", std::chrono::floor<std::chrono::milliseconds>(t))) << ms;
+  }
+  for (int64_t ms = -5'000'000'000'000; ms < 5'000'000'000'000; ms += 7'777'777'777) {
+    SysTime t = from_unix_ms(ms);
+    ASSERT_EQ(format_rfc3339(t), date::format("%FT%TZ", std::chrono::floor<std::chrono::milliseconds>(t))) << ms;
+  }
 }
 
 TEST(TimeFormat, Offsets) {

@@ -1,6 +1,8 @@
 #include "runtime/reporter.hpp"
 
 #include <algorithm>
+#include <deque>
+#include <future>
 #include <iterator>
 #include <map>
 
@@ -17,7 +19,8 @@ ServerReporter::ServerReporter(client::ClientOptions client, std::string flow_ru
                                ReporterOptions options)
     : flow_run_id_(std::move(flow_run_id)),
       options_(options),
-      api_(std::make_unique<client::ApiClient>(std::move(client))) {
+      api_(std::make_unique<client::ApiClient>(client)),
+      api2_(std::make_unique<client::ApiClient>(std::move(client))) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -81,8 +84,29 @@ Status ServerReporter::send_locked_batch(std::vector<TaskUpdate>& tasks, std::ve
     pending.reserve(latest.size());
     for (const auto& [key, i] : latest) pending.push_back(std::move(tasks[i]));
     tasks.clear();
-    // Requests stay well under the server's body limit.
-    for (size_t begin = 0; begin < pending.size(); begin += chunk) {
+    // Requests stay well under the server's body limit. Chunks hold distinct task runs,
+    // so two may be in flight at once (one per connection) in any order.
+    struct InFlight {
+      std::future<Result<json>> answer;
+      size_t begin, end;
+    };
+    std::deque<InFlight> in_flight;
+    std::vector<TaskUpdate> unsent;
+    Status failure = Status::ok();
+    auto settle = [&](InFlight& f) {
+      auto r = f.answer.get();
+      if (r) return;
+      if (retryable(r.status())) {
+        if (failure.is_ok()) failure = r.status();
+        for (size_t i = f.begin; i < f.end; ++i) unsent.push_back(std::move(pending[i]));
+        return;
+      }
+      std::lock_guard lock(mu_);
+      dropped_tasks_ += f.end - f.begin;
+      last_error_ = r.status().message();
+    };
+    size_t begin = 0;
+    for (int n = 0; begin < pending.size() && failure.is_ok(); ++n) {
       size_t end = std::min(pending.size(), begin + chunk);
       json batch = json::array();
       for (size_t i = begin; i < end; ++i) {
@@ -93,17 +117,29 @@ Status ServerReporter::send_locked_batch(std::vector<TaskUpdate>& tasks, std::ve
         if (t.attempt > 0) item["attempts"] = t.attempt;
         batch.push_back(std::move(item));
       }
-      auto r = api_->set_task_run_states(batch);
-      if (!r && retryable(r.status())) {
-        tasks.assign(std::make_move_iterator(pending.begin() + static_cast<ptrdiff_t>(begin)),
-                     std::make_move_iterator(pending.end()));
-        return r.status();
+      if (in_flight.size() == 2) {
+        settle(in_flight.front());
+        in_flight.pop_front();
+        if (!failure.is_ok()) break;
       }
-      if (!r) {
-        std::lock_guard lock(mu_);
-        dropped_tasks_ += end - begin;
-        last_error_ = r.status().message();
+      client::ApiClient* api = n % 2 == 0 ? api_.get() : api2_.get();
+      if (end == pending.size() && in_flight.empty()) {  // the only (or last lone) chunk: no thread
+        std::promise<Result<json>> p;
+        p.set_value(api->set_task_run_states(batch));
+        in_flight.push_back({p.get_future(), begin, end});
+      } else {
+        in_flight.push_back({std::async(std::launch::async,
+                                        [api, b = std::move(batch)] { return api->set_task_run_states(b); }),
+                             begin, end});
       }
+      begin = end;
+    }
+    for (auto& f : in_flight) settle(f);
+    if (!failure.is_ok()) {
+      // Put back what failed and what was never sent; the caller retries them later.
+      for (size_t i = begin; i < pending.size(); ++i) unsent.push_back(std::move(pending[i]));
+      tasks = std::move(unsent);
+      return failure;
     }
   }
   while (!logs.empty()) {

@@ -80,6 +80,9 @@ class ServerReporter final : public RunObserver {
   std::string flow_run_id_;
   ReporterOptions options_;
   std::unique_ptr<client::ApiClient> api_;  // used under send_mu_ only
+  // A second connection, so that a long batch has two requests in flight: the next
+  // chunk is encoded and sent while the server writes the previous one.
+  std::unique_ptr<client::ApiClient> api2_;  // used under send_mu_ only
   std::mutex send_mu_;
 
   mutable std::mutex mu_;
