@@ -11,6 +11,7 @@ bench_flow to file:// storage, then measures:
   overhead        a flow of T no-op tasks run by the agent vs the same binary run locally
 
 Usage: bench/agent/agent_bench.py [--build build] [--runs 100] [--burst 1000] [--tasks 10000]
+                                  [--work-us 0,1000]
 """
 import argparse, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
 import urllib.request
@@ -67,6 +68,8 @@ def main():
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--burst", type=int, default=1000)
     ap.add_argument("--tasks", type=int, default=10000)
+    ap.add_argument("--work-us", default="0,1000",
+                    help="comma-separated busy-work per task (microseconds) for the overhead runs")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     culvert = os.path.join(build, "culvert")
@@ -119,7 +122,7 @@ def main():
         print("throughput: %d short runs through one agent (--max-concurrent 8): %.1f runs/s "
               "(%.1f s; creating them took %.1f s)" % (a.burst, a.burst / span, span, created))
 
-        for work_us in (0, 1000):
+        for work_us in [int(w) for w in a.work_us.split(",") if w]:
             t0 = time.time()
             subprocess.run([flow_bin, "run", "--param", "tasks=%d" % a.tasks, "--param", "work_us=%d" % work_us],
                            env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -4,7 +4,8 @@
 // the runtime when the server says the run was cancelled, a test). The engine hands
 // each task attempt a CancellationToken that reports true once the source is cancelled
 // or once the attempt's deadline (its timeout) has passed on the run's Clock.
-// Both are thread-safe. A token must not outlive its source.
+// Both are thread-safe. A token must not outlive its source (the engine gives the
+// attempts it may abandon tokens over flags it keeps alive itself).
 #pragma once
 
 #include <atomic>
@@ -34,24 +35,27 @@ class CancellationToken {
  public:
   // A token that never fires.
   CancellationToken() = default;
-  CancellationToken(const std::atomic<bool>* flag, const Clock* clock, SteadyTime deadline)
-      : flag_(flag), clock_(clock), deadline_(deadline) {}
+  // `expired`, when given, is set by the engine once the attempt is given up (its
+  // deadline and grace have passed); from then on the token reports a timeout without
+  // reading the clock.
+  CancellationToken(const std::atomic<bool>* flag, const Clock* clock, SteadyTime deadline,
+                    const std::atomic<bool>* expired = nullptr)
+      : flag_(flag), expired_(expired), clock_(clock), deadline_(deadline) {}
 
   // True once the run was cancelled or the deadline has passed.
-  bool cancelled() const {
-    if (flag_ != nullptr && flag_->load(std::memory_order_relaxed)) return true;
-    return clock_ != nullptr && deadline_ != SteadyTime::max() && clock_->steady_now() >= deadline_;
-  }
+  bool cancelled() const { return run_cancelled() || timed_out(); }
   // True when the run itself was cancelled (not merely timed out).
   bool run_cancelled() const { return flag_ != nullptr && flag_->load(std::memory_order_relaxed); }
   // True when the deadline has passed.
   bool timed_out() const {
+    if (expired_ != nullptr && expired_->load(std::memory_order_acquire)) return true;
     return clock_ != nullptr && deadline_ != SteadyTime::max() && clock_->steady_now() >= deadline_;
   }
   SteadyTime deadline() const { return deadline_; }
 
  private:
   const std::atomic<bool>* flag_ = nullptr;
+  const std::atomic<bool>* expired_ = nullptr;
   const Clock* clock_ = nullptr;
   SteadyTime deadline_ = SteadyTime::max();
 };

@@ -54,6 +54,7 @@ namespace detail {
 class FlowImpl;
 struct RunCore;
 struct TaskRunRt;
+struct AttemptState;
 }  // namespace detail
 
 // When a task runs, given the final states of its upstream tasks (data and ordering).
@@ -91,7 +92,10 @@ struct CacheKeyContext {
 
 // Given to a task function that takes `culvert::TaskContext&` as its first argument:
 // the task run's identity, its cancellation token and its logger. Valid during the
-// call only; used by the one thread that runs the task.
+// call only; used by the one thread that runs the task. A task with a timeout runs on
+// a thread of its own; if it ignores its token past the grace period, the engine
+// reports it TimedOut and moves on, and from then on this context drops log lines and
+// answers parameter() with "" (the run it belonged to may be gone).
 class TaskContext {
  public:
   const std::string& task_name() const;
@@ -115,13 +119,15 @@ class TaskContext {
   void warning(std::string_view m) { log(LogLevel::kWarning, m); }
   void error(std::string_view m) { log(LogLevel::kError, m); }
 
-  TaskContext(detail::RunCore* run, detail::TaskRunRt* task_run, CancellationToken token)
-      : run_(run), tr_(task_run), token_(token) {}
+  TaskContext(detail::RunCore* run, detail::TaskRunRt* task_run, CancellationToken token,
+              std::shared_ptr<detail::AttemptState> attempt = nullptr)
+      : run_(run), tr_(task_run), token_(token), attempt_(std::move(attempt)) {}
 
  private:
   detail::RunCore* run_;
   detail::TaskRunRt* tr_;
   CancellationToken token_;
+  std::shared_ptr<detail::AttemptState> attempt_;  // set for an attempt on its own thread
 };
 
 namespace detail {
@@ -144,6 +150,7 @@ struct MapOps {
   size_t (*size)(const std::any&) = nullptr;
   std::function<void(TaskContext&, const std::any& in, size_t i, std::any& out)> body;
   std::any (*gather)(std::vector<std::any>& outs) = nullptr;  // null for void results
+  std::any (*slice)(const std::any& in, size_t i) = nullptr;  // a vector of element i alone
 };
 using ParamParse = bool (*)(std::string_view, std::any&);
 
@@ -210,6 +217,8 @@ void invoke_task(const F& fn, TaskContext& ctx, const std::any* const* in, std::
 
 template <typename V>
 size_t vector_size(const std::any& a) { return std::any_cast<V>(&a)->size(); }
+template <typename V>
+std::any vector_slice(const std::any& a, size_t i) { return std::any(V{(*std::any_cast<V>(&a))[i]}); }
 
 template <typename R>
 std::any gather(std::vector<std::any>& outs) {
@@ -329,8 +338,13 @@ class TaskOps : public TaskBase {
   D& retry_jitter(double fraction) { set_jitter(fraction); return self(); }
   // Retry only the failures for which `pred` returns true.
   D& retry_on(std::function<bool(const TaskFailure&)> pred) { set_retry_on(std::move(pred)); return self(); }
-  // Each attempt may take at most `t`; then it is cancelled and ends TimedOut.
+  // Each attempt may take at most `t`; then its token is cancelled. A C++ task that
+  // returns within the grace period (default 5 s) ends TimedOut then; one that ignores
+  // its token is reported TimedOut when the grace has passed, and its thread is left
+  // to finish on its own (its result is dropped). Command tasks: SIGTERM to the process
+  // group, SIGKILL after the grace.
   D& timeout(Millis t) { set_timeout(t); return self(); }
+  D& grace(Millis d) { set_kill_grace(d); return self(); }
   D& trigger(Trigger t) { set_trigger(t); return self(); }
   // Ordering dependencies: this task starts after `others` have finished.
   template <typename... Ts>
@@ -463,6 +477,7 @@ class Flow {
     using R = detail::task_result_t<F, E>;
     detail::MapOps ops;
     ops.size = &detail::vector_size<V>;
+    ops.slice = &detail::vector_slice<V>;
     ops.body = [fn = std::move(fn)](TaskContext& ctx, const std::any& in, size_t i, std::any& out) {
       const V& v = *std::any_cast<V>(&in);
       detail::call_into<R, F, E>(fn, ctx, out, v[i]);

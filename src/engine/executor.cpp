@@ -25,17 +25,35 @@ using detail::TaskRunRt;
 
 // ---- TaskContext ----
 
-const std::string& TaskContext::task_name() const { return run_->flow.nodes[tr_->node].name; }
-int TaskContext::map_index() const { return tr_->map_index; }
-int TaskContext::attempt() const { return tr_->attempts; }
-const std::string& TaskContext::flow_name() const { return run_->flow.name; }
-const std::string& TaskContext::flow_run_id() const { return run_->flow_run_id; }
-Clock& TaskContext::clock() const { return run_->clock; }
+// An attempt on its own thread (attempt_ set) answers its identity from copies and
+// reaches the run only while the worker still waits for it.
+const std::string& TaskContext::task_name() const {
+  return attempt_ ? attempt_->task_name : run_->flow.nodes[tr_->node].name;
+}
+int TaskContext::map_index() const { return attempt_ ? attempt_->map_index : tr_->map_index; }
+int TaskContext::attempt() const { return attempt_ ? attempt_->attempt : tr_->attempts; }
+const std::string& TaskContext::flow_name() const { return attempt_ ? attempt_->flow_name : run_->flow.name; }
+const std::string& TaskContext::flow_run_id() const {
+  return attempt_ ? attempt_->flow_run_id : run_->flow_run_id;
+}
+Clock& TaskContext::clock() const { return attempt_ ? *attempt_->clock : run_->clock; }
 std::string TaskContext::parameter(std::string_view name) const {
+  std::unique_lock<std::mutex> lk;
+  if (attempt_) {
+    lk = std::unique_lock(attempt_->mu);
+    if (attempt_->abandoned) return {};
+  }
   auto it = run_->param_text.find(std::string(name));
   return it == run_->param_text.end() ? std::string() : it->second;
 }
-void TaskContext::log(LogLevel level, std::string_view message) { run_->log(tr_, level, message); }
+void TaskContext::log(LogLevel level, std::string_view message) {
+  std::unique_lock<std::mutex> lk;
+  if (attempt_) {
+    lk = std::unique_lock(attempt_->mu);
+    if (attempt_->abandoned) return;
+  }
+  run_->log(tr_, level, message);
+}
 
 namespace detail {
 
@@ -155,13 +173,19 @@ void RunCore::run_attempts(TaskRunRt* tr, const Node& node) {
     emit(tr, State::kRunning, {});
     SteadyTime deadline = SteadyTime::max();
     if (o != nullptr && o->timeout.count() > 0) deadline = clock.steady_now() + o->timeout;
-    CancellationToken token(cancel != nullptr ? cancel->flag() : nullptr, &clock, deadline);
-    TaskContext ctx(this, tr, token);
+    // A C++ task with a timeout runs on its own thread, so that one ignoring its token
+    // can be given up (see run_guarded); its token reads flags the attempt owns.
+    std::shared_ptr<AttemptState> guarded;
+    if (deadline != SteadyTime::max() && node.kind != NodeKind::kShell) guarded = std::make_shared<AttemptState>();
+    CancellationToken token = guarded ? CancellationToken(&guarded->run_cancelled, &clock, deadline, &guarded->expired)
+                                      : CancellationToken(cancel != nullptr ? cancel->flag() : nullptr, &clock, deadline);
+    TaskContext ctx(this, tr, token, guarded);
     TaskFailure failure;
     failure.attempt = tr->attempts;
     bool ok = false;
     try {
-      invoke(tr, node, ctx);
+      if (guarded) run_guarded(tr, node, ctx, *guarded, guarded, deadline, o->kill_grace);
+      else invoke(tr, node, ctx);
       ok = true;
     } catch (const SkipTask& e) {
       tr->out.reset();
@@ -175,7 +199,8 @@ void RunCore::run_attempts(TaskRunRt* tr, const Node& node) {
     } catch (...) {
       failure.message = "unknown exception";
     }
-    const bool timed_out = token.timed_out();
+    // A guarded attempt timed out if it was abandoned or returned past its deadline.
+    const bool timed_out = guarded ? guarded->late : token.timed_out();
     const bool run_cancelled = token.run_cancelled();
     if (ok && !timed_out && !run_cancelled) {
       Status st = persist(tr, node);
@@ -276,6 +301,76 @@ void RunCore::invoke(TaskRunRt* tr, const Node& node, TaskContext& ctx) {
       run_shell(tr, node, ctx);
       return;
   }
+}
+
+void RunCore::run_guarded(TaskRunRt* tr, const Node& node, const TaskContext& ctx, AttemptState& st,
+                          const std::shared_ptr<AttemptState>& shared, SteadyTime deadline, Millis grace) {
+  SteadyTime give_up_at = deadline + grace;
+  // Copies of the inputs: the thread may outlive this run if it is abandoned.
+  std::function<void(TaskContext&, const std::any* const*, std::any&)> body;
+  if (node.kind == NodeKind::kMap) {
+    const std::any* in = input(node.inputs[0]);
+    st.inputs.push_back(node.map->slice(*in, static_cast<size_t>(tr->map_index)));
+    auto map_body = node.map->body;
+    body = [map_body](TaskContext& c, const std::any* const* in, std::any& out) { map_body(c, *in[0], 0, out); };
+  } else {
+    for (const auto& ref : node.inputs) {
+      const std::any* in = input(ref);
+      if (!in->has_value())
+        throw std::runtime_error(ref.is_param ? "parameter '" + flow.params[ref.index].name + "' has no value"
+                                              : "no value from upstream task '" + flow.nodes[ref.index].name +
+                                                    "' (it ended " + state_name(nodes[ref.index].state) + ")");
+      st.inputs.push_back(*in);
+    }
+    body = node.body;
+  }
+  st.task_name = node.name;
+  st.flow_name = flow.name;
+  st.flow_run_id = flow_run_id;
+  st.map_index = tr->map_index;
+  st.attempt = tr->attempts;
+  st.clock = &clock;
+  st.deadline = deadline;
+  std::thread worker([shared, body = std::move(body), c = TaskContext(ctx)]() mutable {
+    std::vector<const std::any*> in;
+    for (const auto& a : shared->inputs) in.push_back(&a);
+    std::any out;
+    std::exception_ptr error;
+    try {
+      body(c, in.data(), out);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    std::lock_guard lk(shared->mu);
+    if (shared->abandoned) return;  // nobody waits; the run (and its clock) may be gone
+    shared->late = shared->clock->steady_now() >= shared->deadline;
+    shared->out = std::move(out);
+    shared->error = error;
+    shared->done = true;
+    shared->cv.notify_all();
+  });
+  std::unique_lock lk(st.mu);
+  while (!st.done) {
+    if (cancelled() && !st.run_cancelled.load()) {
+      st.run_cancelled.store(true);
+      give_up_at = std::min(give_up_at, clock.steady_now() + grace);  // a cancelled run waits one grace too
+    }
+    if (clock.steady_now() >= give_up_at) {
+      st.abandoned = true;
+      st.late = true;
+      st.expired.store(true, std::memory_order_release);
+      lk.unlock();
+      worker.detach();
+      throw std::runtime_error("the task ignored its cancellation for the grace period of " + format_millis(grace) +
+                               " and was abandoned (its thread runs on; its result will be dropped)");
+    }
+    st.cv.wait_for(lk, std::chrono::milliseconds(10));
+  }
+  lk.unlock();
+  worker.join();
+  if (cancelled()) st.run_cancelled.store(true);  // as an unguarded attempt would see it
+  tr->out = std::move(st.out);
+  if (st.error) std::rethrow_exception(st.error);
 }
 
 void RunCore::run_shell(TaskRunRt* tr, const Node& node, TaskContext& ctx) {

@@ -207,7 +207,10 @@ TEST_P(ExecutorTest, JitterIsDeterministicWithSeededRandom) {
 TEST_P(ExecutorTest, CppTaskTimeoutUsesTokenAndSimulatedTime) {
   Flow flow("timeout");
   flow.task("slow", [](TaskContext& ctx) {
-        while (!ctx.cancelled()) ctx.clock().sleep_for(100ms);  // simulated work
+        while (!ctx.cancelled()) {
+          ctx.clock().sleep_for(100ms);  // simulated work
+          std::this_thread::sleep_for(1ms);  // leaves "fast" its turn on the shared clock
+        }
         return 1;
       })
       .timeout(2s);
@@ -218,6 +221,70 @@ TEST_P(ExecutorTest, CppTaskTimeoutUsesTokenAndSimulatedTime) {
   EXPECT_EQ(r->find("slow")->message, "timed out after 2s");
   EXPECT_EQ(r->find("fast")->state, State::kSuccess);
   EXPECT_EQ(r->state, State::kFailed);
+}
+
+// A task that ignores its token is reported TimedOut once the grace has passed, while
+// it still runs; the run goes on without it, and what it does afterwards (log lines, its
+// result) is dropped.
+TEST_P(ExecutorTest, TaskIgnoringItsTokenIsAbandonedAfterTheGrace) {
+  Flow flow("stubborn");
+  std::atomic<bool> release{false}, exited{false}, saw_cancel{false};
+  auto stubborn = flow.task("stubborn", [&](TaskContext& ctx, int x) {
+                        while (!release.load()) {
+                          ctx.clock().sleep_for(100ms);  // simulated work that never checks the token
+                          std::this_thread::sleep_for(1ms);
+                        }
+                        saw_cancel = ctx.cancelled();
+                        ctx.info("after the grace");  // dropped: the attempt was given up
+                        exited = true;
+                        return x + 1;
+                      }, flow.task("seed", [] { return 41; }))
+                      .timeout(2s)
+                      .grace(1s);
+  flow.task("after", [] { return 0; }).after(stubborn).trigger(Trigger::kAllFinished);
+  auto r = run(flow);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(exited.load());  // the run ended while the task still ran
+  EXPECT_EQ(r->find("stubborn")->state, State::kTimedOut);
+  EXPECT_EQ(r->find("stubborn")->message,
+            "timed out after 2s: the task ignored its cancellation for the grace period of 1s and was abandoned "
+            "(its thread runs on; its result will be dropped)");
+  EXPECT_EQ(r->find("after")->state, State::kSuccess);
+  EXPECT_EQ(r->state, State::kSuccess);  // "after" is the terminal task
+  release = true;
+  while (!exited.load()) std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE(saw_cancel.load());
+  std::this_thread::sleep_for(20ms);  // the thread's last steps after `exited`
+  for (const auto& l : rec.logs) EXPECT_EQ(l.find("after the grace"), std::string::npos) << l;
+}
+
+// A timed task that returns in time keeps its result and its log lines (it ran on a
+// thread of its own with copies of its inputs), for plain and mapped tasks.
+TEST_P(ExecutorTest, TimedTasksKeepResultsAndLogs) {
+  Flow flow("timed");
+  auto xs = flow.task("xs", [] { return std::vector<int>{1, 2, 3}; });
+  auto doubled = flow.map("double", [](TaskContext& ctx, int x) {
+                       ctx.info("doubling " + std::to_string(x) + " in " + ctx.task_name());
+                       return 2 * x;
+                     }, xs)
+                     .timeout(10s);
+  auto total = flow.task("sum", [](TaskContext& ctx, const std::vector<int>& v) {
+                     ctx.info("param day=" + ctx.parameter("day"));
+                     int s = 0;
+                     for (int x : v) s += x;
+                     return s;
+                   }, doubled)
+                   .timeout(10s);
+  auto day = flow.parameter<std::string>("day", "mon");
+  (void)day;
+  auto r = run(flow);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->state, State::kSuccess);
+  ASSERT_NE(r->value(total), nullptr);
+  EXPECT_EQ(*r->value(total), 12);
+  std::lock_guard lk(rec.mu);
+  EXPECT_NE(std::find(rec.logs.begin(), rec.logs.end(), "double:INFO:doubling 3 in double"), rec.logs.end());
+  EXPECT_NE(std::find(rec.logs.begin(), rec.logs.end(), "sum:INFO:param day=mon"), rec.logs.end());
 }
 
 TEST_P(ExecutorTest, TimedOutTaskIsRetried) {

@@ -6,12 +6,20 @@
 // node's state and value are written before its completion is published with an
 // acq_rel decrement of its successors' pending counters, which is what makes them
 // visible to the threads that run the successors.
+//
+// An attempt of a C++ task with a timeout runs on a thread of its own while the
+// worker waits for it (run_guarded). Past the deadline plus the grace the worker gives
+// it up: the attempt is TimedOut and the run goes on. The abandoned thread only
+// touches its AttemptState (shared ownership): copies of its inputs, its own output,
+// and flags its token reads; TaskContext calls into the run check `abandoned` under
+// the state's mutex first.
 #pragma once
 
 #include <any>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,6 +42,24 @@ struct TaskRunRt {
   int32_t attempts = 0;
   State state = State::kPending;
   std::any out;
+};
+
+struct AttemptState {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;       // the task function returned or threw
+  bool abandoned = false;  // the worker gave up waiting (guarded by mu)
+  std::atomic<bool> run_cancelled{false};  // mirrors the run's cancellation
+  std::atomic<bool> expired{false};        // set when abandoned
+  std::vector<std::any> inputs;            // copies, owned here
+  std::any out;
+  std::exception_ptr error;
+  bool late = false;  // abandoned, or returned at or after the deadline (set by the worker)
+  std::string task_name, flow_name, flow_run_id;  // identity, valid after abandonment
+  int map_index = -1;
+  int attempt = 0;
+  Clock* clock = nullptr;
+  SteadyTime deadline{};
 };
 
 struct NodeRt {
@@ -76,6 +102,8 @@ struct RunCore final : Pool::Handler {
   TaskRunRt* execute(TaskRunRt* tr);
   void run_attempts(TaskRunRt* tr, const Node& node);
   void invoke(TaskRunRt* tr, const Node& node, TaskContext& ctx);
+  void run_guarded(TaskRunRt* tr, const Node& node, const TaskContext& ctx, AttemptState& st,
+                   const std::shared_ptr<AttemptState>& shared, SteadyTime deadline, Millis grace);
   void run_shell(TaskRunRt* tr, const Node& node, TaskContext& ctx);
   TaskRunRt* after_finish(TaskRunRt* tr);
   TaskRunRt* complete(uint32_t node);
