@@ -152,6 +152,21 @@ TEST(Examples, TimeoutKillsSleepWithinASecond) {
   EXPECT_TRUE(gone(pid));
 }
 
+TEST(Examples, StubbornCppTaskIsAbandonedAfterTheGrace) {
+  // "stubborn" sleeps an hour ignoring its token: the run reports it TimedOut after
+  // timeout + grace (800 ms) and the process exits without waiting for it.
+  json s = run_json(kBin + "timeouts run --output json", 0);
+  EXPECT_EQ(s["state"], "Success");  // "cleanup" is the reference task
+  const json& stubborn = *task_run(s, "stubborn");
+  EXPECT_EQ(stubborn["state"], "TimedOut");
+  EXPECT_NE(stubborn["message"].get<std::string>().find("abandoned"), std::string::npos) << stubborn;
+  EXPECT_GE(stubborn["duration_ms"].get<int>(), 800);
+  EXPECT_EQ((*task_run(s, "polite"))["state"], "TimedOut");
+  EXPECT_EQ((*task_run(s, "cleanup"))["state"], "Success");
+  json ok = run_json(kBin + "timeouts run --param hang_s=0 --output json", 0);
+  EXPECT_EQ((*task_run(ok, "stubborn"))["state"], "Success");
+}
+
 TEST(Examples, TriggersAfterFailureAndReferenceTask) {
   json ok = run_json(kBin + "triggers run --output json", 0);
   EXPECT_EQ(ok["state"], "Success");
