@@ -26,3 +26,13 @@ function(culvert_test name)
     set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED "${T_FIXTURES}")
   endif()
 endfunction()
+
+# A fast test that replays a fuzz target's seed corpus (tests/support/fuzz_corpus_replay.cpp).
+#   culvert_fuzz_corpus_test(NAME FUZZ fuzz_source.cpp CORPUS dir MIN_SEEDS n LIBS ...)
+function(culvert_fuzz_corpus_test name)
+  cmake_parse_arguments(F "" "FUZZ;CORPUS;MIN_SEEDS" "LIBS" ${ARGN})
+  culvert_test(${name} SOURCES ${F_FUZZ} "${PROJECT_SOURCE_DIR}/tests/support/fuzz_corpus_replay.cpp" LIBS ${F_LIBS})
+  if(TARGET ${name})
+    target_compile_definitions(${name} PRIVATE CULVERT_FUZZ_CORPUS="${F_CORPUS}" CULVERT_FUZZ_MIN_SEEDS=${F_MIN_SEEDS})
+  endif()
+endfunction()
