@@ -18,7 +18,7 @@
 #include <culvert/clock.hpp>
 
 #include "client/profile.hpp"
-#include "client/test_http_server.hpp"
+#include "test_http_server.hpp"
 
 namespace culvert::cli {
 namespace {

@@ -11,7 +11,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "client/test_http_server.hpp"
+#include "test_http_server.hpp"
 
 namespace culvert::client {
 namespace {

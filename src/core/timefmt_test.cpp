@@ -20,8 +20,8 @@ TEST(TimeFormat, RoundTrip) {
 // the ends of days and years, and far-off years.
 TEST(TimeFormat, AgreesWithDateFormat) {
   const int64_t samples[] = {0, -1, 1, 86'399'999, 86'400'000, -2'208'988'800'000, 951'782'400'000,
-                             951'868'799'999, 1'709'164'800'123, 4'102'444'799'999, 7'258'118'400'000,
-                             253'402'300'799'999};
+                             951'868'799'999, 1'709'164'800'123, 4'102'444'799'999, 7'258'118'400'000};
+  // (SysTime counts nanoseconds: it spans about 1678 to 2262.)
   for (int64_t ms : samples) {
     SysTime t = from_unix_ms(ms);
     EXPECT_EQ(format_rfc3339(t), date::format("%FT%TZ", std::chrono::floor<std::chrono::milliseconds>(t))) << ms;

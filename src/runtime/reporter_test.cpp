@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "client/test_http_server.hpp"
+#include "test_http_server.hpp"
 
 namespace culvert::runtime {
 namespace {

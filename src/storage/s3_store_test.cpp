@@ -16,13 +16,13 @@
 
 #include "core/crypto.hpp"
 #include "storage/aws/sigv4.hpp"
-#include "storage/aws/test_http_server.hpp"
+#include "test_http_server.hpp"
 
 namespace culvert::storage {
 namespace {
-using aws::testing::TestHttpServer;
-using aws::testing::TestRequest;
-using aws::testing::TestResponse;
+using culvert::testing::TestHttpServer;
+using culvert::testing::TestRequest;
+using culvert::testing::TestResponse;
 
 std::string xml_error(const std::string& code, const std::string& msg, const std::string& extra = "") {
   return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>" + code + "</Code><Message>" + msg +

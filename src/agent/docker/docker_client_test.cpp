@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "core/crypto.hpp"
-#include "storage/aws/test_http_server.hpp"
+#include "test_http_server.hpp"
 
 namespace culvert::docker {
 namespace {
@@ -116,9 +116,9 @@ TEST(DockerClient, UnreachableDaemonNamesTheSocket) {
   EXPECT_EQ(c.create({}).status().code(), StatusCode::kInvalidArgument);
 }
 
-using aws::testing::TestHttpServer;
-using aws::testing::TestRequest;
-using aws::testing::TestResponse;
+using culvert::testing::TestHttpServer;
+using culvert::testing::TestRequest;
+using culvert::testing::TestResponse;
 
 // The Engine API answers, played by a fake daemon on a unix socket.
 class FakeDaemon : public ::testing::Test {

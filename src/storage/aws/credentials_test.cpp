@@ -12,13 +12,13 @@
 #include <map>
 
 #include "core/crypto.hpp"
-#include "storage/aws/test_http_server.hpp"
+#include "test_http_server.hpp"
 
 namespace culvert::aws {
 namespace {
-using testing::TestHttpServer;
-using testing::TestRequest;
-using testing::TestResponse;
+using culvert::testing::TestHttpServer;
+using culvert::testing::TestRequest;
+using culvert::testing::TestResponse;
 
 EnvLookup env_of(std::map<std::string, std::string> vars) {
   return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {

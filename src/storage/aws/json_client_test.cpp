@@ -6,13 +6,13 @@
 
 #include "core/crypto.hpp"
 #include "storage/aws/sigv4.hpp"
-#include "storage/aws/test_http_server.hpp"
+#include "test_http_server.hpp"
 
 namespace culvert::aws {
 namespace {
-using testing::TestHttpServer;
-using testing::TestRequest;
-using testing::TestResponse;
+using culvert::testing::TestHttpServer;
+using culvert::testing::TestRequest;
+using culvert::testing::TestResponse;
 
 struct Fixture {
   ManualClock clock;
