@@ -164,6 +164,36 @@ struct Cmd {
     if (!s) return s.status();
     return std::make_unique<ApiClient>(client::ClientOptions{.api_url = s->api_url, .api_token = s->api_token});
   }
+  // One API call with the settings in effect. On failure: the error printed, the exit
+  // code set, and nullopt.
+  std::optional<json> request(const std::function<Result<json>(ApiClient&)>& call) const {
+    auto a = api();
+    if (!a) {
+      ctx->exit_code = fail(a.status());
+      return std::nullopt;
+    }
+    auto r = call(**a);
+    if (!r) {
+      ctx->exit_code = fail(r.status());
+      return std::nullopt;
+    }
+    return std::move(*r);
+  }
+  // A listing: the answer as one JSON document, or a table with a row per item (`row`
+  // returns no cells to leave an item out).
+  void emit_listing(const json& answer, std::initializer_list<const char*> items_key,
+                    const std::vector<std::string>& header,
+                    const std::function<std::vector<std::string>(const json&)>& row) const {
+    if (json_out()) {
+      emit_json(answer);
+    } else {
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& item : items_of(answer, items_key))
+        if (auto cells = row(item); !cells.empty()) rows.push_back(std::move(cells));
+      print_table(out(), header, rows);
+    }
+    ctx->exit_code = kOk;
+  }
 };
 
 void add_output_option(CLI::App* c, Cmd& cmd) {
@@ -330,11 +360,9 @@ void add_auth(CLI::App& app, CliContext& ctx) {
         c.ctx->exit_code = c.usage("--expires '" + a->expires + "' is not a duration (e.g. 30d, 12h, 90m)");
         return;
       }
-      auto api = c.api();
-      if (!api) { c.ctx->exit_code = c.fail(api.status()); return; }
-      auto r = (*api)->create_token(a->name, a->scope,
-                                    a->expires.empty() ? std::nullopt : std::optional<std::string_view>(a->expires));
-      if (!r) { c.ctx->exit_code = c.fail(r.status()); return; }
+      auto r = c.request([&](ApiClient& api) { return api.create_token(a->name, a->scope,
+                                    a->expires.empty() ? std::nullopt : std::optional<std::string_view>(a->expires)); });
+      if (!r) return;
       if (c.json_out()) {
         c.emit_json(*r);
       } else {
@@ -351,21 +379,13 @@ void add_auth(CLI::App& app, CliContext& ctx) {
     add_output_option(list, *cmd);
     list->callback([cmd] {
       auto& c = *cmd;
-      auto api = c.api();
-      if (!api) { c.ctx->exit_code = c.fail(api.status()); return; }
-      auto r = (*api)->list_tokens();
-      if (!r) { c.ctx->exit_code = c.fail(r.status()); return; }
-      if (c.json_out()) {
-        c.emit_json(*r);
-      } else {
-        std::vector<std::vector<std::string>> rows;
-        for (const auto& t : items_of(*r, {"tokens"}))
-          rows.push_back({field(t, {"id"}), field(t, {"name"}), field(t, {"scope"}),
-                          field(t, {"expires_at", "expires"}), field(t, {"created", "created_at"}),
-                          field(t, {"revoked"})});
-        print_table(c.out(), {"ID", "NAME", "SCOPE", "EXPIRES", "CREATED", "REVOKED"}, rows);
-      }
-      c.ctx->exit_code = kOk;
+      auto r = c.request([](ApiClient& api) { return api.list_tokens(); });
+      if (!r) return;
+      c.emit_listing(*r, {"tokens"}, {"ID", "NAME", "SCOPE", "EXPIRES", "CREATED", "REVOKED"}, [](const json& t) {
+        return std::vector<std::string>{field(t, {"id"}), field(t, {"name"}), field(t, {"scope"}),
+                                        field(t, {"expires_at", "expires"}), field(t, {"created", "created_at"}),
+                                        field(t, {"revoked"})};
+      });
     });
   }
   {
@@ -377,10 +397,8 @@ void add_auth(CLI::App& app, CliContext& ctx) {
     add_output_option(revoke, *cmd);
     revoke->callback([cmd, id] {
       auto& c = *cmd;
-      auto api = c.api();
-      if (!api) { c.ctx->exit_code = c.fail(api.status()); return; }
-      auto r = (*api)->revoke_token(*id);
-      if (!r) { c.ctx->exit_code = c.fail(r.status()); return; }
+      auto r = c.request([&](ApiClient& api) { return api.revoke_token(*id); });
+      if (!r) return;
       if (c.json_out()) c.emit_json({{"id", *id}, {"revoked", true}});
       else c.out() << "token " << *id << " revoked\n";
       c.ctx->exit_code = kOk;
@@ -433,20 +451,12 @@ void add_project(CLI::App& app, CliContext& ctx) {
     add_output_option(list, *cmd);
     list->callback([cmd] {
       auto& c = *cmd;
-      auto api = c.api();
-      if (!api) { c.ctx->exit_code = c.fail(api.status()); return; }
-      auto r = (*api)->list_projects();
-      if (!r) { c.ctx->exit_code = c.fail(r.status()); return; }
-      if (c.json_out()) {
-        c.emit_json(*r);
-      } else {
-        std::vector<std::vector<std::string>> rows;
-        for (const auto& p : items_of(*r, {"projects"}))
-          rows.push_back({field(p, {"name"}), field(p, {"description"}), field(p, {"id"}),
-                          field(p, {"created", "created_at"})});
-        print_table(c.out(), {"NAME", "DESCRIPTION", "ID", "CREATED"}, rows);
-      }
-      c.ctx->exit_code = kOk;
+      auto r = c.request([](ApiClient& api) { return api.list_projects(); });
+      if (!r) return;
+      c.emit_listing(*r, {"projects"}, {"NAME", "DESCRIPTION", "ID", "CREATED"}, [](const json& p) {
+        return std::vector<std::string>{field(p, {"name"}), field(p, {"description"}), field(p, {"id"}),
+                                        field(p, {"created", "created_at"})};
+      });
     });
   }
 }
@@ -475,23 +485,16 @@ void add_flow(CLI::App& app, CliContext& ctx) {
     add_output_option(list, *cmd);
     list->callback([cmd, project] {
       auto& c = *cmd;
-      auto api = c.api();
-      if (!api) { c.ctx->exit_code = c.fail(api.status()); return; }
-      auto r = (*api)->list_flows(project->empty() ? std::nullopt : std::optional<std::string_view>(*project));
-      if (!r) { c.ctx->exit_code = c.fail(r.status()); return; }
-      if (c.json_out()) {
-        c.emit_json(*r);
-      } else {
-        std::vector<std::vector<std::string>> rows;
-        for (const auto& f : items_of(*r, {"flows"})) {
-          const json& arch = pick(f, {"archived"});
-          if (arch.is_boolean() && arch.get<bool>()) continue;
-          rows.push_back({field(f, {"name"}), field(f, {"version"}), field(f, {"project", "project_name"}),
-                          schedule_summary(f), field(f, {"labels"}), field(f, {"id"})});
-        }
-        print_table(c.out(), {"NAME", "VERSION", "PROJECT", "SCHEDULE", "LABELS", "ID"}, rows);
-      }
-      c.ctx->exit_code = kOk;
+      auto r = c.request([&](ApiClient& api) {
+        return api.list_flows(project->empty() ? std::nullopt : std::optional<std::string_view>(*project));
+      });
+      if (!r) return;
+      c.emit_listing(*r, {"flows"}, {"NAME", "VERSION", "PROJECT", "SCHEDULE", "LABELS", "ID"}, [](const json& f) {
+        const json& arch = pick(f, {"archived"});
+        if (arch.is_boolean() && arch.get<bool>()) return std::vector<std::string>{};
+        return std::vector<std::string>{field(f, {"name"}), field(f, {"version"}), field(f, {"project", "project_name"}),
+                                        schedule_summary(f), field(f, {"labels"}), field(f, {"id"})};
+      });
     });
   }
   {
@@ -885,10 +888,8 @@ void add_run(CLI::App& app, CliContext& ctx) {
     add_output_option(sub, *acmd);
     sub->callback([acmd, id, name] {
       auto& c = *acmd;
-      auto api = c.api();
-      if (!api) { c.ctx->exit_code = c.fail(api.status()); return; }
-      auto r = name == "cancel" ? (*api)->cancel_flow_run(*id) : (*api)->retry_flow_run(*id);
-      if (!r) { c.ctx->exit_code = c.fail(r.status()); return; }
+      auto r = c.request([&](ApiClient& api) { return name == "cancel" ? api.cancel_flow_run(*id) : api.retry_flow_run(*id); });
+      if (!r) return;
       json doc = unwrap(*r, "run");
       if (c.json_out()) c.emit_json(doc);
       else c.out() << "flow run " << *id << (name == "cancel" ? " cancel requested" : " retried")
@@ -998,21 +999,13 @@ void add_get(CLI::App& app, CliContext& ctx) {
     add_output_option(agents, *cmd);
     agents->callback([cmd] {
       auto& c = *cmd;
-      auto api = c.api();
-      if (!api) { c.ctx->exit_code = c.fail(api.status()); return; }
-      auto r = (*api)->list_agents();
-      if (!r) { c.ctx->exit_code = c.fail(r.status()); return; }
-      if (c.json_out()) {
-        c.emit_json(*r);
-      } else {
-        std::vector<std::vector<std::string>> rows;
-        for (const auto& ag : items_of(*r, {"agents"}))
-          rows.push_back({field(ag, {"name"}), field(ag, {"type"}), field(ag, {"labels"}),
-                          agent_healthy(ag) ? "healthy" : "unhealthy", field(ag, {"last_heartbeat"}),
-                          field(ag, {"id"})});
-        print_table(c.out(), {"NAME", "TYPE", "LABELS", "HEALTH", "LAST HEARTBEAT", "ID"}, rows);
-      }
-      c.ctx->exit_code = kOk;
+      auto r = c.request([](ApiClient& api) { return api.list_agents(); });
+      if (!r) return;
+      c.emit_listing(*r, {"agents"}, {"NAME", "TYPE", "LABELS", "HEALTH", "LAST HEARTBEAT", "ID"}, [](const json& ag) {
+        return std::vector<std::string>{field(ag, {"name"}), field(ag, {"type"}), field(ag, {"labels"}),
+                                        agent_healthy(ag) ? "healthy" : "unhealthy", field(ag, {"last_heartbeat"}),
+                                        field(ag, {"id"})};
+      });
     });
   }
 }
