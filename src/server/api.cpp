@@ -77,6 +77,11 @@ struct Call {
   Principal principal;
   size_t route = 0;
   Responder respond;
+  // Long polls: the client closed its connection while parked; and whether the poll
+  // has been answered (after which a close is an ordinary one).
+  std::atomic<bool> peer_gone{false};
+  std::atomic<bool> answered{false};
+  bool watching = false;  // watch_peer asked (touched by the poll's own thread only)
 };
 using CallPtr = std::shared_ptr<Call>;
 
@@ -712,9 +717,23 @@ struct Api::Impl {
       secrets[run.id] = std::move(secret);
       return t;
     };
+    if (c->peer_gone.load()) {
+      // The agent went away while parked: claim nothing for it (a run handed to a
+      // closed connection would wait for the Submitted deadline).
+      c->answered = true;
+      return c->respond(json_response(200, {{"runs", json::array()}}));
+    }
     auto r = st.claim_runs(req);
     if (!r) return c->respond(store_error(r.status()));
     if (r->empty() && !timed_out && clock.steady_now() < p.deadline) {
+      if (!c->watching && c->req.watch_peer) {
+        c->watching = true;
+        c->req.watch_peer([this, weak = std::weak_ptr<Call>(c)] {
+          auto call = weak.lock();
+          if (!call || call->answered.load() || call->peer_gone.exchange(true)) return;
+          metrics->add_abandoned_claim();
+        });
+      }
       auto labels = p.labels;
       auto deadline = p.deadline;
       waiters.park_claim(std::move(labels), deadline, gen, [this, c, p = std::move(p)](bool t) mutable {
@@ -730,6 +749,7 @@ struct Api::Impl {
       spdlog::info("flow run {} claimed by agent {}", run.id, p.agent_id);
     }
     metrics->add_claimed_runs(r->size());
+    c->answered = true;
     c->respond(json_response(200, {{"runs", std::move(arr)}}));
   }
 

@@ -23,6 +23,10 @@ struct Request {
   std::string content_type;
   std::string body;
   std::string remote;         // peer address, for logs
+  // For long polls: `watch_peer(on_gone)` asks the server to call `on_gone` (from an
+  // I/O thread) if the client closes its connection before the answer is written.
+  // Set by HttpServer; empty where there is no socket (in-process tests). At most once.
+  std::function<void(std::function<void()> on_gone)> watch_peer;
 
   // The first value of query parameter `name`, or nullopt.
   std::optional<std::string> query_param(std::string_view name) const;

@@ -5,6 +5,11 @@
 #include <thread>
 #include <vector>
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -104,6 +109,12 @@ class Session : public std::enable_shared_from_this<Session> {
     auto ep = stream_.socket().remote_endpoint(rec);
     if (!rec) req.remote = ep.address().to_string();
 
+    req.watch_peer = [weak = weak_from_this()](std::function<void()> on_gone) {
+      if (auto self = weak.lock())
+        net::dispatch(self->stream_.get_executor(), [self, on_gone = std::move(on_gone)]() mutable {
+          self->watch_peer(std::move(on_gone));
+        });
+    };
     // Long polls may take a while; the idle timeout applies to reads only.
     stream_.expires_never();
     server_.in_flight.fetch_add(1);
@@ -115,6 +126,21 @@ class Session : public std::enable_shared_from_this<Session> {
         self->write(std::move(resp));
       });
     });
+  }
+
+  // Waits for the socket to turn readable while a long poll is parked: EOF (or an
+  // error) there means the client has gone. Bytes of a next request are left alone.
+  void watch_peer(std::function<void()> on_gone) {
+    stream_.socket().async_wait(
+        net::socket_base::wait_read,
+        net::bind_executor(stream_.get_executor(),
+                           [self = shared_from_this(), on_gone = std::move(on_gone)](beast::error_code ec) {
+                             if (ec == net::error::operation_aborted) return;
+                             char byte;
+                             ssize_t n = ::recv(self->stream_.socket().native_handle(), &byte, 1,
+                                                MSG_PEEK | MSG_DONTWAIT);
+                             if (ec || n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) on_gone();
+                           }));
   }
 
   void write_error(int status, const std::string& message) {

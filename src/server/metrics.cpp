@@ -51,6 +51,9 @@ std::string Metrics::render(const Gauges& g) const {
   put(out, "# HELP culvert_claim_requests_total Claim requests answered.\n"
        "# TYPE culvert_claim_requests_total counter\nculvert_claim_requests_total {}\n",
        claim_requests_.load());
+  put(out, "# HELP culvert_claims_abandoned_total Parked claims whose agent closed its connection (nothing claimed for them).\n"
+       "# TYPE culvert_claims_abandoned_total counter\nculvert_claims_abandoned_total {}\n",
+       abandoned_claims_.load());
   put(out, "# HELP culvert_long_polls_parked Long-poll requests currently waiting.\n"
        "# TYPE culvert_long_polls_parked gauge\nculvert_long_polls_parked {}\n",
        g.long_polls_parked);

@@ -30,6 +30,8 @@ class Metrics {
   void observe_request(size_t route, int http_status, double seconds);
   void add_claimed_runs(uint64_t n) { claimed_runs_.fetch_add(n, std::memory_order_relaxed); }
   void add_claim_request() { claim_requests_.fetch_add(1, std::memory_order_relaxed); }
+  // A parked claim whose client closed its connection (it will claim nothing).
+  void add_abandoned_claim() { abandoned_claims_.fetch_add(1, std::memory_order_relaxed); }
   void add_liveness(uint64_t crashed, uint64_t rescheduled, uint64_t returned_to_pending);
 
   struct Gauges {
@@ -52,6 +54,7 @@ class Metrics {
   std::unique_ptr<RouteStats[]> stats_;
   std::atomic<uint64_t> claimed_runs_{0};
   std::atomic<uint64_t> claim_requests_{0};
+  std::atomic<uint64_t> abandoned_claims_{0};
   std::atomic<uint64_t> crashed_{0};
   std::atomic<uint64_t> rescheduled_{0};
   std::atomic<uint64_t> returned_to_pending_{0};

@@ -4,7 +4,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -396,6 +400,51 @@ TEST_F(ServerE2E, TwoReplicasAndEightClaimersTakeTwoThousandDueRunsExactlyOnce) 
   for (const auto& [id, n] : claimed) twice += n > 1;
   EXPECT_EQ(twice, 0) << twice << " runs were claimed more than once";
   EXPECT_EQ(replica->terminate(), 0);
+}
+
+// Sends one HTTP request on a fresh connection and closes it without reading the
+// answer: an agent that dies during its long poll.
+void post_and_hang_up(const std::string& base_url, const std::string& target, const std::string& body,
+                      const std::string& token) {
+  int port = std::stoi(base_url.substr(base_url.rfind(':') + 1));
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  std::string req = "POST " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token +
+                    "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                    "\r\n\r\n" + body;
+  ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  ::close(fd);
+}
+
+// An agent that closed its connection while its claim was parked gets nothing: the
+// next run goes to a live agent at once, not after the Submitted deadline.
+TEST_F(ServerE2E, ClaimOfAVanishedAgentTakesNothing) {
+  std::string user = token("user");
+  std::string runner = token("runner");
+  ASSERT_EQ(client_->post("/api/v1/flows", flow_body("etl", {}), user).status, 201);
+  auto dead = client_->post("/api/v1/agents", {{"name", "dead"}, {"type", "local"}}, runner);
+  auto live = client_->post("/api/v1/agents", {{"name", "live"}, {"type", "local"}}, runner);
+  std::string dead_id = dead.body["id"], live_id = live.body["id"];
+  post_and_hang_up(server_->url(), "/api/v1/agents/" + dead_id + "/claim", R"({"max":1,"wait_ms":60000})", runner);
+  // The server notices the closed connection while the claim is parked.
+  bool noticed = false;
+  for (int i = 0; i < 5000 && !noticed; ++i) {
+    noticed = client_->get("/metrics").text.find("culvert_claims_abandoned_total 1") != std::string::npos;
+    if (!noticed) std::this_thread::yield();
+  }
+  ASSERT_TRUE(noticed) << client_->get("/metrics").text;
+  auto run = client_->post("/api/v1/flow-runs", {{"project", "e2e"}, {"flow", "etl"}}, user);
+  ASSERT_EQ(run.status, 201) << run.text;
+  auto claim = client_->post("/api/v1/agents/" + live_id + "/claim", {{"max", 1}, {"wait_ms", 2000}}, runner);
+  ASSERT_EQ(claim.status, 200) << claim.text;
+  ASSERT_EQ(claim.body["runs"].size(), 1u) << claim.text;
+  EXPECT_EQ(claim.body["runs"][0]["id"], run.body["id"]);
+  EXPECT_EQ(claim.body["runs"][0]["agent_id"], live_id);
 }
 
 TEST_F(ServerE2E, SigtermAnswersParkedPollsAndExitsCleanly) {
