@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -71,6 +72,33 @@ TEST(ServerReporter, RetriesWhileTheServerFailsAndDropsWhatItRefuses) {
   for (const auto& r : server.requests())
     if (r.target == "/api/v1/task-runs/states") ++task_requests;
   EXPECT_EQ(task_requests, 2);
+}
+
+// A long batch goes out as several requests, two at a time. When one of them fails
+// (the server is busy), what it carried is kept and sent again, along with whatever was
+// not sent yet; what the server accepted is not lost or duplicated.
+TEST(ServerReporter, AFailedRequestOfALongBatchIsSentAgain) {
+  int task_calls = 0;                  // the test server calls the handler for one
+  std::vector<std::string> accepted;   // request at a time: no lock needed
+  culvert::testing::TestHttpServer server([&](const culvert::testing::TestRequest& r) {
+    if (++task_calls == 2) return culvert::testing::TestResponse{503, R"({"error":{"code":"unavailable","message":"busy"}})"};
+    accepted.push_back(r.body);
+    return culvert::testing::TestResponse{200, "{}"};
+  });
+  ServerReporter reporter({.api_url = server.url(), .api_token = "t"}, "run-1",
+                          ReporterOptions{.flush_interval = std::chrono::hours(1), .batch_size = 100000,
+                                          .max_request_items = 1000});
+  std::string name = "m";
+  for (int i = 0; i < 4500; ++i) reporter.on_task_run(task_event(name, i, State::kSuccess));
+  EXPECT_EQ(reporter.flush().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(reporter.flush().is_ok());
+  EXPECT_EQ(reporter.dropped_task_updates(), 0u);
+  EXPECT_TRUE(reporter.close().is_ok());
+  std::map<int, int> times_accepted;  // map index -> accepted requests that carried it
+  for (const auto& body : accepted)
+    for (const auto& item : json::parse(body)) ++times_accepted[item["map_index"].get<int>()];
+  ASSERT_EQ(times_accepted.size(), 4500u);
+  for (const auto& [i, times] : times_accepted) EXPECT_EQ(times, 1) << i;
 }
 
 }  // namespace
