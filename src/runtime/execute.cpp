@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <thread>
 
@@ -97,19 +98,42 @@ class RunWatcher {
   std::thread thread_;
 };
 
-// Sets a state, retrying while the server is unreachable (a restart must not lose the
-// end of a run). Conflicts and other refusals are returned at once.
-Status set_state_with_retry(client::ApiClient& api, const std::string& run_id, const char* state,
-                            const std::string& message) {
-  Status last;
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    auto r = api.set_flow_run_state(run_id, state, message);
-    if (r) return Status::ok();
-    last = r.status();
-    if (last.code() != StatusCode::kUnavailable && last.code() != StatusCode::kTimeout) return last;
-    std::this_thread::sleep_for(std::chrono::milliseconds(250 << std::min(attempt, 4)));
+bool unreachable(const Status& s) {
+  return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kTimeout;
+}
+
+// Calls `call` until it succeeds, fails for another reason than an unreachable server,
+// or `wait` has passed (backoff 250 ms doubling to 5 s): a server restart must not
+// lose the start or the end of a run.
+Result<nlohmann::json> retry_while_unreachable(std::chrono::milliseconds wait,
+                                               const std::function<Result<nlohmann::json>()>& call) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  std::chrono::milliseconds backoff(250);
+  for (;;) {
+    auto r = call();
+    if (r || !unreachable(r.status()) || std::chrono::steady_clock::now() + backoff > deadline) return r;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
   }
-  return last;
+}
+
+// Sets a state, retrying while the server is unreachable. When an earlier attempt may
+// have been applied before the connection broke, a Conflict is checked against the
+// run: already in `state` means done.
+Status set_state_with_retry(client::ApiClient& api, const std::string& run_id, const char* state,
+                            const std::string& message, std::chrono::milliseconds wait) {
+  bool maybe_applied = false;
+  auto r = retry_while_unreachable(wait, [&]() -> Result<nlohmann::json> {
+    auto a = api.set_flow_run_state(run_id, state, message);
+    if (!a && unreachable(a.status())) maybe_applied = true;
+    return a;
+  });
+  if (r) return Status::ok();
+  if (r.status().code() == StatusCode::kConflict && maybe_applied) {
+    auto now = api.get_flow_run(run_id);
+    if (now && now->value("state", "") == state) return Status::ok();
+  }
+  return r.status();
 }
 
 }  // namespace
@@ -140,6 +164,11 @@ Result<ExecuteEnv> execute_env_from_process() {
     if (!n) return invalid_argument("CULVERT_CANCEL_POLL_MS must be a positive number, got '" + *v + "'");
     env.cancel_poll = std::chrono::milliseconds(*n);
   }
+  if (auto v = env_var("CULVERT_SERVER_WAIT_SECONDS")) {
+    auto n = parse_positive(*v);
+    if (!n) return invalid_argument("CULVERT_SERVER_WAIT_SECONDS must be a positive number, got '" + *v + "'");
+    env.server_wait = std::chrono::seconds(*n);
+  }
   if (auto v = env_var("CULVERT_WORKERS")) {
     auto n = parse_positive(*v);
     if (!n || *n > 1024) return invalid_argument("CULVERT_WORKERS must be a number from 1 to 1024, got '" + *v + "'");
@@ -151,7 +180,7 @@ Result<ExecuteEnv> execute_env_from_process() {
 int execute_flow(const Flow& flow, const ExecuteEnv& env) {
   const std::string prog = flow.name() + " execute";
   client::ApiClient api(client::ClientOptions{.api_url = env.api_url, .api_token = env.api_token});
-  auto run = api.get_flow_run(env.flow_run_id);
+  auto run = retry_while_unreachable(env.server_wait, [&] { return api.get_flow_run(env.flow_run_id); });
   if (!run) {
     std::cerr << prog << ": cannot read flow run " << env.flow_run_id << ": " << run.status().message() << "\n";
     return 1;
@@ -161,7 +190,8 @@ int execute_flow(const Flow& flow, const ExecuteEnv& env) {
               << (*run)["flow_name"].get<std::string>() << "', not '" << flow.name() << "'\n";
     (void)set_state_with_retry(api, env.flow_run_id, "Crashed",
                                "the launched artifact is flow '" + flow.name() + "', not '" +
-                                   (*run)["flow_name"].get<std::string>() + "'");
+                                   (*run)["flow_name"].get<std::string>() + "'",
+                               env.server_wait);
     return 1;
   }
 
@@ -172,15 +202,14 @@ int execute_flow(const Flow& flow, const ExecuteEnv& env) {
       opts.parameters[k] = v.is_string() ? v.get<std::string>() : v.dump();
   }
 
-  auto running = api.set_flow_run_state(env.flow_run_id, "Running", "");
-  if (!running) {
+  if (Status running = set_state_with_retry(api, env.flow_run_id, "Running", "", env.server_wait); !running.is_ok()) {
     std::cerr << prog << ": the server refused to start flow run " << env.flow_run_id << ": "
-              << running.status().message() << "\n";
+              << running.message() << "\n";
     return 1;
   }
 
   ServerReporter reporter(client::ClientOptions{.api_url = env.api_url, .api_token = env.api_token},
-                          env.flow_run_id);
+                          env.flow_run_id, ReporterOptions{.close_wait = env.server_wait});
   CancellationSource cancel;
   SignalCancellation signals(cancel);
   opts.observers.push_back(&reporter);
@@ -218,7 +247,7 @@ int execute_flow(const Flow& flow, const ExecuteEnv& env) {
     // Someone else already ended the run; nothing to report.
     return 1;
   }
-  Status st = set_state_with_retry(api, env.flow_run_id, final_state, message);
+  Status st = set_state_with_retry(api, env.flow_run_id, final_state, message, env.server_wait);
   if (!st.is_ok()) {
     std::cerr << prog << ": cannot set the final state " << final_state << ": " << st.message() << "\n";
     return 1;

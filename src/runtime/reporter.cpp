@@ -210,14 +210,16 @@ Status ServerReporter::close() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  // The final flush, with a few retries for a server that is restarting.
-  Status st;
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    st = flush();
-    if (st.is_ok()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200 << attempt));
+  // The final flush, retried while the server is unreachable (restarting), up to
+  // close_wait; what it refuses as invalid is dropped by flush() itself.
+  const auto deadline = std::chrono::steady_clock::now() + options_.close_wait;
+  std::chrono::milliseconds backoff(200);
+  for (;;) {
+    Status st = flush();
+    if (st.is_ok() || std::chrono::steady_clock::now() + backoff > deadline) return st;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
   }
-  return st;
 }
 
 }  // namespace culvert::runtime

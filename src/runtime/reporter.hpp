@@ -35,6 +35,8 @@ struct ReporterOptions {
   size_t batch_size = 2000;            // a batch is sent early once this many wait
   size_t max_request_items = 1000;     // items per request (keeps bodies under the limit)
   size_t max_buffered_logs = 200000;
+  // close() keeps retrying the final flush this long while the server is unreachable.
+  std::chrono::milliseconds close_wait{300000};
 };
 
 class ServerReporter final : public RunObserver {

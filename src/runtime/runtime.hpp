@@ -22,6 +22,9 @@ struct ExecuteEnv {
   std::chrono::milliseconds heartbeat_interval{10000};  // CULVERT_HEARTBEAT_SECONDS
   std::chrono::milliseconds cancel_poll{1000};          // CULVERT_CANCEL_POLL_MS
   int workers = 1;                                      // CULVERT_WORKERS or --workers
+  // How long the run keeps trying to reach an unreachable server (a restart) before it
+  // gives up on reading the run, reporting states or flushing its batches.
+  std::chrono::milliseconds server_wait{300000};       // CULVERT_SERVER_WAIT_SECONDS
 };
 
 // Reads the environment. InvalidArgument naming each missing or malformed variable.

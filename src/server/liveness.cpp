@@ -20,13 +20,16 @@ std::string seconds_text(Millis d) {
 }  // namespace
 
 LivenessService::LivenessService(Clock& clock, LivenessOptions options, RunEvents& events, Metrics* metrics)
-    : clock_(clock), options_(options), events_(events), metrics_(metrics) {}
+    : clock_(clock), options_(options), events_(events), metrics_(metrics), started_(clock.now()) {}
 
 LivenessCounts LivenessService::run_pass(store::Store& store) {
   LivenessCounts counts;
   SysTime now = clock_.now();
 
-  auto stale = store.find_stale_running_runs(now - options_.heartbeat_timeout, options_.batch);
+  const bool judge_heartbeats = now - started_ >= options_.heartbeat_timeout;
+  const bool judge_submissions = now - started_ >= options_.submitted_deadline;
+  auto stale = judge_heartbeats ? store.find_stale_running_runs(now - options_.heartbeat_timeout, options_.batch)
+                                : Result<std::vector<store::FlowRun>>(std::vector<store::FlowRun>{});
   if (!stale) {
     spdlog::warn("liveness: cannot list stale running runs: {}", stale.status().to_string());
   } else {
@@ -85,7 +88,9 @@ LivenessCounts LivenessService::run_pass(store::Store& store) {
     }
   }
 
-  auto submitted = store.find_stale_submitted_runs(now - options_.submitted_deadline, options_.batch);
+  auto submitted = judge_submissions
+                       ? store.find_stale_submitted_runs(now - options_.submitted_deadline, options_.batch)
+                       : Result<std::vector<store::FlowRun>>(std::vector<store::FlowRun>{});
   if (!submitted) {
     spdlog::warn("liveness: cannot list stale submitted runs: {}", submitted.status().to_string());
   } else {

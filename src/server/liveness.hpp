@@ -11,6 +11,11 @@
 // Every change is a compare-and-set on the run's version, so a run that moved on in the
 // meantime (or that another server replica handled) is left alone.
 //
+// After the service starts (a server start or restart), it judges heartbeats only once
+// `heartbeat_timeout` has passed, and submissions once `submitted_deadline` has: while
+// the server was down, runs could not heartbeat and agents could not report, so an old
+// heartbeat says nothing about them until they have had that long to reach it again.
+//
 // Borrows the clock, events and metrics. run_once() is called by one thread at a time.
 #pragma once
 
@@ -52,6 +57,7 @@ class LivenessService final : public BackgroundService {
   LivenessOptions options_;
   RunEvents& events_;
   Metrics* metrics_;
+  SysTime started_;  // judgments wait one timeout after this (see above)
 };
 
 }  // namespace culvert::server

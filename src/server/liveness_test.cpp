@@ -75,6 +75,31 @@ class LivenessTest : public ::testing::Test {
   std::string agent_id_;
 };
 
+// A restarted server cannot tell a silent run from one that could not reach it while
+// it was down: it waits one heartbeat timeout (one submitted deadline) before judging.
+TEST_F(LivenessTest, ARestartedServerGivesRunsOneTimeoutToReachIt) {
+  auto running = started_run(flow(0), true);
+  auto submitted = started_run(flow(1), false);
+  clock_.advance(seconds(120));  // the server is down for two minutes
+  LivenessService restarted(clock_, LivenessOptions{}, events_, nullptr);
+  auto c = restarted.run_pass(*store_);
+  EXPECT_EQ(c.crashed, 0);
+  EXPECT_EQ(c.returned_to_pending, 0);
+  EXPECT_EQ(state_of(running.id), State::kRunning);
+  clock_.advance(seconds(20));  // within the timeout the run heartbeats again
+  store_->heartbeat_flow_run(running.id, clock_.now());
+  clock_.advance(seconds(15));  // 35 s after the restart: past the 30 s heartbeat timeout
+  c = restarted.run_pass(*store_);
+  EXPECT_EQ(c.crashed, 0);  // it was heard 15 s ago
+  EXPECT_EQ(state_of(submitted.id), State::kSubmitted);  // the 60 s deadline runs from the restart
+  clock_.advance(seconds(30));  // 65 s after the restart, the run silent for 45 s
+  c = restarted.run_pass(*store_);
+  EXPECT_EQ(c.crashed, 1);
+  EXPECT_EQ(c.returned_to_pending, 1);
+  EXPECT_EQ(state_of(running.id), State::kCrashed);
+  EXPECT_EQ(state_of(submitted.id), State::kPending);
+}
+
 TEST_F(LivenessTest, HeartbeatingRunsAreLeftAlone) {
   auto run = started_run(flow(0), true);
   for (int i = 0; i < 10; ++i) {

@@ -19,9 +19,12 @@ using namespace std::chrono_literals;
 
 class LocalAgentE2E : public ::testing::Test {
  protected:
+  static std::vector<std::string> server_args() {
+    return {"--heartbeat-interval", "1s", "--liveness-interval", "200ms", "--scheduler-interval", "200ms"};
+  }
+
   void SetUp() override {
-    server_ = std::make_unique<TestServer>(sandbox_, std::vector<std::string>{
-        "--heartbeat-interval", "1s", "--liveness-interval", "200ms", "--scheduler-interval", "200ms"});
+    server_ = std::make_unique<TestServer>(sandbox_, server_args());
     ASSERT_TRUE(server_->ok()) << read_file(sandbox_.dir() / "server.log");
     ASSERT_FALSE(server_->admin_token().empty()) << "no admin token in the profile";
     storage_ = "file://" + (sandbox_.dir() / "flows").string();
@@ -162,6 +165,34 @@ TEST_F(LocalAgentE2E, SilentRunIsMarkedCrashedByTheServerAfterMissedHeartbeats) 
   EXPECT_NE(run.value("state_message", "").find("heartbeat"), std::string::npos) << run.dump();
   ::kill(pid, SIGKILL);
   ::kill(pid, SIGCONT);
+}
+
+TEST_F(LocalAgentE2E, ServerKilledMidRunAndRestartedLosesNothing) {
+  auto agent = start_agent("a1", {});
+  fs::path marker = sandbox_.dir() / "marker-restart";
+  std::string id = create_run({"--param", "sleep_ms=2500", "--param", "marker=" + marker.string()});
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Running" && fs::exists(marker); }, 60s)) << state_of(id);
+  std::string port = server_->url().substr(server_->url().rfind(':') + 1);
+  server_->process().signal(SIGKILL);
+  ASSERT_TRUE(server_->process().wait(10s).has_value());
+  // Down for 6 s: the flow ends meanwhile, and its last heartbeat gets older than the
+  // three heartbeats (1 s each) the server allows.
+  std::this_thread::sleep_for(6s);
+  server_ = std::make_unique<TestServer>(sandbox_, server_args(), "", "127.0.0.1:" + port);
+  ASSERT_TRUE(server_->ok()) << read_file(sandbox_.dir() / "server.log");
+  std::string state;
+  ASSERT_TRUE(wait_until([&] {
+    state = state_of(id);
+    return state == "Success" || state == "Failed" || state == "Crashed" || state == "Cancelled";
+  }, 60s)) << state;
+  auto run = get_run(id);
+  EXPECT_EQ(state, "Success") << run.dump() << "\n" << agent->output();
+  ASSERT_TRUE(run.contains("task_runs")) << run.dump();
+  EXPECT_EQ(run["task_runs"].size(), 2u) << run.dump();
+  for (const auto& t : run["task_runs"]) EXPECT_EQ(t["state"], "Success") << t.dump();
+  auto logs = sandbox_.culvert({"get", "logs", id}, api_env());
+  EXPECT_NE(logs.out.find("work done after 2500 ms"), std::string::npos) << logs.out;
+  EXPECT_EQ(read_file(marker), id + "\n");  // executed once
 }
 
 TEST_F(LocalAgentE2E, CancelStopsTheProcess) {

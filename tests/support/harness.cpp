@@ -156,13 +156,14 @@ CommandResult Sandbox::culvert(const std::vector<std::string>& args, const std::
   return run(argv, extra_env, timeout);
 }
 
-TestServer::TestServer(Sandbox& sandbox, std::vector<std::string> extra_args, std::string db_url)
+TestServer::TestServer(Sandbox& sandbox, std::vector<std::string> extra_args, std::string db_url,
+                       std::string listen)
     : sandbox_(sandbox) {
   fs::path port_file = sandbox.dir() / "server.port";
   fs::remove(port_file);
   if (db_url.empty()) db_url = "sqlite://" + (sandbox.dir() / "culvert.db").string();
   std::vector<std::string> argv = {culvert_binary(), "server", "start", "--db", db_url,
-                                   "--listen", "127.0.0.1:0", "--port-file", port_file.string()};
+                                   "--listen", listen, "--port-file", port_file.string()};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   process_ = std::make_unique<Process>(argv, sandbox.env(), sandbox.dir() / "server.log");
   bool up = wait_until([&] { return fs::exists(port_file) && !read_file(port_file).empty(); },

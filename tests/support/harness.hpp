@@ -78,8 +78,10 @@ class Sandbox {
 // read from the profile the server writes at first start.
 class TestServer {
  public:
+  // `listen`: HOST:PORT (port 0 picks a free one; a fixed one restarts a server where
+  // its agents and runs expect it).
   explicit TestServer(Sandbox& sandbox, std::vector<std::string> extra_args = {},
-                      std::string db_url = "");
+                      std::string db_url = "", std::string listen = "127.0.0.1:0");
   ~TestServer();
   const std::string& url() const { return url_; }
   const std::string& admin_token() const { return token_; }
