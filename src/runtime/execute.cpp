@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -217,11 +218,13 @@ int execute_flow(const Flow& flow, const ExecuteEnv& env) {
 
   Result<RunResult> result = invalid_argument("not run");
   std::optional<std::string> cancelled_by;
+  // The watcher heartbeats until the final state is set: the final flush and state may
+  // wait for a restarting server, and the run is alive while they do.
+  std::optional<RunWatcher> watcher(std::in_place, env, cancel, reporter);
   {
-    RunWatcher watcher(env, cancel, reporter);
     Executor executor(env.workers);
     result = executor.run(flow, opts);
-    cancelled_by = watcher.cancelled_by_server();
+    cancelled_by = watcher->cancelled_by_server();
   }
 
   const char* final_state;
@@ -248,6 +251,7 @@ int execute_flow(const Flow& flow, const ExecuteEnv& env) {
     return 1;
   }
   Status st = set_state_with_retry(api, env.flow_run_id, final_state, message, env.server_wait);
+  watcher.reset();
   if (!st.is_ok()) {
     std::cerr << prog << ": cannot set the final state " << final_state << ": " << st.message() << "\n";
     return 1;
