@@ -87,7 +87,7 @@ TEST_F(LivenessTest, ARestartedServerGivesRunsOneTimeoutToReachIt) {
   EXPECT_EQ(c.returned_to_pending, 0);
   EXPECT_EQ(state_of(running.id), State::kRunning);
   clock_.advance(seconds(20));  // within the timeout the run heartbeats again
-  store_->heartbeat_flow_run(running.id, clock_.now());
+  ASSERT_TRUE(store_->heartbeat_flow_run(running.id, clock_.now()).is_ok());
   clock_.advance(seconds(15));  // 35 s after the restart: past the 30 s heartbeat timeout
   c = restarted.run_pass(*store_);
   EXPECT_EQ(c.crashed, 0);  // it was heard 15 s ago
