@@ -70,7 +70,56 @@ std::vector<std::string> Agent::claimed_ids() const {
   return ids;
 }
 
+bool Agent::report_end(const EndedRun& ended) {
+  const std::string& run_id = ended.run_id;
+  // Did the run report a final state itself?
+  auto state = monitor_api_.get_run_state(run_id);
+  if (!state) {
+    bool later = state.status().code() == StatusCode::kUnavailable || state.status().code() == StatusCode::kTimeout;
+    spdlog::warn("run {}: cannot read its state after its end{}: {}", run_id, later ? " (will retry)" : "",
+                 state.status().to_string());
+    return !later;
+  }
+  if (is_final(*state)) return true;
+  State to = State::kCrashed;
+  std::string msg;
+  if (ended.cancel_requested || *state == State::kCancelling) {
+    to = State::kCancelled;
+    msg = fmt::format("cancelled; {} stopped ({})", ended.describe, ended.exit.reason);
+  } else {
+    msg = fmt::format("the flow run's {} {} without reporting a final state ({})",
+                      launcher_.type() == "local" ? "process" : launcher_.type() + " infrastructure",
+                      ended.exit.oom_killed ? "was killed for exceeding its memory limit (OOMKilled)"
+                                            : ended.exit.reason,
+                      ended.describe);
+  }
+  Status st = monitor_api_.set_run_state(run_id, to, msg);
+  if (st.is_ok()) {
+    spdlog::info("run {}: {}: {}", run_id, state_name(to), msg);
+    return true;
+  }
+  bool later = st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kTimeout;
+  spdlog::warn("run {}: reporting {} failed{}: {}", run_id, state_name(to), later ? " (will retry)" : "",
+               st.to_string());
+  return !later;
+}
+
+size_t Agent::pending_reports() const {
+  std::lock_guard lock(mu_);
+  return unreported_.size();
+}
+
 void Agent::monitor_once(bool check_cancels) {
+  std::vector<EndedRun> retry;
+  {
+    std::lock_guard lock(mu_);
+    retry.swap(unreported_);
+  }
+  for (auto& ended : retry) {
+    if (report_end(ended)) continue;
+    std::lock_guard lock(mu_);
+    unreported_.push_back(std::move(ended));
+  }
   for (const auto& run_id : claimed_ids()) {
     Launch* launch;
     {
@@ -105,26 +154,12 @@ void Agent::monitor_once(bool check_cancels) {
       }
     }
     if (!exit) continue;
-    // The infrastructure is gone: did the run report a final state?
-    auto state = monitor_api_.get_run_state(run_id);
-    if (state && !is_final(*state)) {
-      State to = State::kCrashed;
-      std::string msg;
-      if (cancel_requested || *state == State::kCancelling) {
-        to = State::kCancelled;
-        msg = fmt::format("cancelled; {} stopped ({})", launch->describe(), exit->reason);
-      } else {
-        msg = fmt::format("the flow run's {} {} without reporting a final state{}",
-                          launcher_.type() == "local" ? "process" : launcher_.type() + " infrastructure",
-                          exit->oom_killed ? "was killed for exceeding its memory limit (OOMKilled)"
-                                           : exit->reason,
-                          fmt::format(" ({})", launch->describe()));
-      }
-      Status st = monitor_api_.set_run_state(run_id, to, msg);
-      if (!st.is_ok()) spdlog::warn("run {}: reporting {} failed: {}", run_id, state_name(to), st.to_string());
-      else spdlog::info("run {}: {}: {}", run_id, state_name(to), msg);
-    } else if (!state) {
-      spdlog::warn("run {}: cannot read state after exit: {}", run_id, state.status().to_string());
+    // The infrastructure is gone; its slot frees at once, its end is reported now or,
+    // while the server cannot be reached, on a later pass.
+    EndedRun ended{run_id, *exit, cancel_requested, launch->describe()};
+    if (!report_end(ended)) {
+      std::lock_guard lock(mu_);
+      unreported_.push_back(std::move(ended));
     }
     {
       std::lock_guard lock(mu_);

@@ -95,8 +95,21 @@ class Agent {
   Status run(const std::atomic<bool>& stop);
 
   size_t active_runs() const;
+  // Ended runs whose end could not be reported yet (the server was unreachable); the
+  // monitor retries them on each pass.
+  size_t pending_reports() const;
 
  private:
+  // What the agent saw end: reported once the server can be reached.
+  struct EndedRun {
+    std::string run_id;
+    ExitInfo exit;
+    bool cancel_requested = false;
+    std::string describe;  // the infrastructure, for the message
+  };
+  // Reports an ended run unless it reported a final state itself. False when the
+  // server could not be reached (retry later).
+  bool report_end(const EndedRun& ended);
   struct Active {
     ClaimedRun run;
     std::unique_ptr<Launch> launch;
@@ -113,6 +126,7 @@ class Agent {
   mutable std::mutex mu_;
   std::condition_variable slot_freed_;    // notified when a run leaves active_
   std::map<std::string, Active> active_;  // by run id; guarded by mu_
+  std::vector<EndedRun> unreported_;      // guarded by mu_
 };
 
 }  // namespace culvert::agent

@@ -32,11 +32,13 @@ class FakeApi final : public AgentApi {
     return out;
   }
   Result<State> get_run_state(const std::string& run_id) override {
+    if (down) return unavailable("connection refused");
     auto it = states.find(run_id);
     if (it == states.end()) return not_found("no run " + run_id);
     return it->second;
   }
   Status set_run_state(const std::string& run_id, State state, const std::string& message) override {
+    if (down) return unavailable("connection refused");
     states[run_id] = state;
     messages[run_id] = message;
     return Status::ok();
@@ -46,6 +48,7 @@ class FakeApi final : public AgentApi {
     return Status::ok();
   }
 
+  bool down = false;  // the server cannot be reached
   std::string registered_name, registered_type;
   std::vector<std::string> registered_labels;
   int heartbeats = 0;
@@ -161,6 +164,25 @@ TEST_F(AgentTest, ExitWithoutFinalStateIsCrashedWithTheReason) {
   EXPECT_EQ(api.states["r1"], State::kCrashed);
   EXPECT_NE(api.messages["r1"].find("killed by signal 9"), std::string::npos) << api.messages["r1"];
   EXPECT_EQ(agent->active_runs(), 0u);
+}
+
+TEST_F(AgentTest, AnEndSeenWhileTheServerIsDownIsReportedWhenItIsBack) {
+  enqueue("r1");
+  ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 1);
+  api.states["r1"] = State::kRunning;
+  api.down = true;
+  launcher.launches["r1"].exit = ExitInfo{.signal = 9, .reason = "killed by signal 9 (SIGKILL)"};
+  agent->monitor_once(false);
+  EXPECT_EQ(agent->active_runs(), 0u);  // the slot is free at once
+  EXPECT_EQ(agent->pending_reports(), 1u);
+  agent->monitor_once(false);  // still down: kept
+  EXPECT_EQ(agent->pending_reports(), 1u);
+  EXPECT_EQ(api.states["r1"], State::kRunning);
+  api.down = false;
+  agent->monitor_once(false);
+  EXPECT_EQ(agent->pending_reports(), 0u);
+  EXPECT_EQ(api.states["r1"], State::kCrashed);
+  EXPECT_NE(api.messages["r1"].find("killed by signal 9"), std::string::npos) << api.messages["r1"];
 }
 
 TEST_F(AgentTest, OomIsNamed) {
