@@ -3,6 +3,7 @@
 #include <thread>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 namespace culvert::agent {
@@ -40,6 +41,8 @@ Result<int> Agent::claim_and_launch(Millis wait) {
     spec.flow_run_id = run.id;
     spec.flow_name = run.flow_name;
     spec.command = options_.command;
+    if (options_.command_for)
+      if (auto direct = options_.command_for(run); !direct.empty()) spec.command = std::move(direct);
     spec.run_config_json = run.run_config_json.empty() ? "{}" : run.run_config_json;
     spec.env = options_.env;
     spec.env["CULVERT_API_URL"] = options_.api_url;
@@ -54,7 +57,8 @@ Result<int> Agent::claim_and_launch(Millis wait) {
       if (!st.is_ok()) spdlog::warn("run {}: reporting Crashed failed: {}", run.id, st.to_string());
       continue;
     }
-    spdlog::info("run {} ({}): launched as {}", run.id, run.flow_name, (*launch)->describe());
+    spdlog::info("run {} ({}): launched `{}` as {}", run.id, run.flow_name, fmt::join(spec.command, " "),
+                 (*launch)->describe());
     std::string id = run.id;
     std::lock_guard lock(mu_);
     active_.emplace(std::move(id), Active{std::move(run), std::move(*launch), false});

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -59,6 +60,10 @@ struct AgentOptions {
   std::map<std::string, std::string> env;
   // The command launched for a run. Default set by the CLI: {<culvert>, "execute"}.
   std::vector<std::string> command;
+  // When set and it returns a command, that one is launched instead (called on the
+  // claim thread). The local agent uses it to start a flow binary already verified in
+  // its artifact cache directly as `<artifact> execute`, skipping `culvert execute`.
+  std::function<std::vector<std::string>(const ClaimedRun&)> command_for;
   // Passed to runs as CULVERT_API_URL.
   std::string api_url;
   Millis heartbeat_interval{10000};

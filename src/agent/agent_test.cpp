@@ -185,6 +185,22 @@ TEST_F(AgentTest, AnEndSeenWhileTheServerIsDownIsReportedWhenItIsBack) {
   EXPECT_NE(api.messages["r1"].find("killed by signal 9"), std::string::npos) << api.messages["r1"];
 }
 
+TEST_F(AgentTest, CommandForOverridesTheDefaultCommandWhenItHasOne) {
+  options.command_for = [](const ClaimedRun& run) -> std::vector<std::string> {
+    if (run.id == "r1") return {"/cache/abc", "execute"};
+    return {};  // not cached: the default command
+  };
+  agent = std::make_unique<Agent>(options, api, api, launcher, clock);
+  ASSERT_TRUE(agent->register_self().is_ok());
+  enqueue("r1");
+  enqueue("r2");
+  ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 2);
+  ASSERT_EQ(launcher.specs.size(), 2u);
+  EXPECT_EQ(launcher.specs[0].command, (std::vector<std::string>{"/cache/abc", "execute"}));
+  EXPECT_EQ(launcher.specs[1].command, (std::vector<std::string>{"culvert", "execute"}));
+  EXPECT_EQ(launcher.specs[0].env.at("CULVERT_API_TOKEN"), "tok-r1");
+}
+
 TEST_F(AgentTest, OomIsNamed) {
   enqueue("r1");
   ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 1);

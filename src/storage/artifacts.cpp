@@ -152,6 +152,14 @@ Result<std::string> fetch_artifact(ObjectStore& store, std::string_view uri, std
   return cached;
 }
 
+std::optional<std::string> cached_artifact(std::string_view sha256, const std::string& cache_dir) {
+  if (!check_sha256(sha256).is_ok()) return std::nullopt;
+  const std::string cached = (fs::path(cache_dir) / std::string(sha256)).string();
+  std::error_code ec;
+  if (!fs::is_regular_file(cached, ec) || !stamp_matches(cached)) return std::nullopt;
+  return cached;
+}
+
 Result<std::string> fetch_artifact(std::string_view uri, std::string_view sha256,
                                    const std::string& cache_dir, const StorageOptions& options) {
   auto store = open_object_store(uri, options);

@@ -7,6 +7,7 @@
 // (downloads land in a temporary file and are renamed into place).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -37,6 +38,10 @@ Result<std::string> fetch_artifact(ObjectStore& store, std::string_view uri, std
                                    const std::string& cache_dir);
 Result<std::string> fetch_artifact(std::string_view uri, std::string_view sha256,
                                    const std::string& cache_dir, const StorageOptions& options = {});
+
+// The cached executable of an artifact when the cache holds it verified (its stamp
+// matches), without hashing or downloading anything; nullopt otherwise.
+std::optional<std::string> cached_artifact(std::string_view sha256, const std::string& cache_dir);
 
 // Lower-case hex SHA-256 of a local file, read in chunks. NotFound when unreadable.
 Result<std::string> sha256_file(const std::string& path);

@@ -121,6 +121,19 @@ TEST_F(LocalAgentE2E, RunWatchSucceedsAndLogsReachTheServer) {
   ASSERT_EQ(tr.exit_code, 0) << tr.err;
   EXPECT_NE(tr.out.find("\"work\""), std::string::npos) << tr.out;
   EXPECT_NE(tr.out.find("\"Success\""), std::string::npos) << tr.out;
+  // The version's first run went through `culvert execute` (which fetched and verified
+  // the artifact); the second started the cached artifact directly.
+  const std::string out = agent->output();
+  auto launch_line = [&](const std::string& run_id) {
+    auto at = out.find("run " + run_id + " (e2e): launched `");
+    return at == std::string::npos ? std::string() : out.substr(at, out.find('\n', at) - at);
+  };
+  auto created = r.out.find("flow run ");
+  ASSERT_NE(created, std::string::npos) << r.out;
+  std::string first = r.out.substr(created + 9, 36);
+  EXPECT_NE(launch_line(first).find(" execute`"), std::string::npos) << out;
+  EXPECT_EQ(launch_line(first).find("/.culvert/artifacts/"), std::string::npos) << launch_line(first);
+  EXPECT_NE(launch_line(id).find("/.culvert/artifacts/"), std::string::npos) << out;
 }
 
 TEST_F(LocalAgentE2E, UncoveredLabelsStayScheduledAndInspectNamesThem) {
