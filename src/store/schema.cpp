@@ -187,6 +187,21 @@ int migrate(Db& db, int64_t now_ms) {
     }
     current = m.version;
   }
+  // A database migrated by a newer Culvert: this one does not know its schema and must
+  // not write to it (a rolled-back upgrade).
+  db.begin(TxMode::kRead);
+  int64_t newest = 0;
+  try {
+    newest = db.query("SELECT MAX(version) FROM schema_migrations").at(0).i64(0);
+    db.commit();
+  } catch (...) {
+    db.rollback();
+    throw;
+  }
+  if (newest > current)
+    throw DbError(DbError::Kind::kOther,
+                  "the database has schema version " + std::to_string(newest) + ", newer than this culvert knows (" +
+                      std::to_string(current) + "); run the culvert version that upgraded it, or a later one");
   return current;
 }
 

@@ -20,7 +20,7 @@ std::vector<Migration> migrations(Dialect dialect);
 // Applies the migrations not yet recorded in schema_migrations, each in its own
 // transaction, under Db::lock_migrations so that concurrent openers (several server
 // processes) apply each one exactly once. Idempotent. Returns the schema version.
-// Throws DbError.
+// Throws DbError, also when the database holds a migration newer than this build knows.
 int migrate(Db& db, int64_t now_ms);
 
 }  // namespace culvert::store::detail

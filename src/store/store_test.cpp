@@ -17,6 +17,7 @@
 
 #include "core/crypto.hpp"
 #include "core/timefmt.hpp"
+#include "store/sql.hpp"
 #include "store/store.hpp"
 #include "store/testing.hpp"
 
@@ -176,6 +177,24 @@ TEST_P(StoreTest, OpensWithTheCurrentSchemaAndReopensIdempotently) {
     EXPECT_EQ(*again->schema_version(), 2);
     EXPECT_TRUE(again->find_project("p").is_ok());
   }
+}
+
+TEST_P(StoreTest, RefusesADatabaseWithANewerSchema) {
+  // As if a later Culvert had migrated the database and the server was then rolled back.
+  std::unique_ptr<detail::Db> raw =
+      GetParam() == "sqlite" ? detail::open_sqlite_db(db_->url().substr(std::string("sqlite://").size()),
+                                                      std::chrono::milliseconds(5000))
+                             : detail::open_postgres_db(db_->url());
+  raw->begin(detail::TxMode::kWrite);
+  raw->exec("INSERT INTO schema_migrations (version, description, applied_at) VALUES (99, 'from the future', 0)",
+            {});
+  raw->commit();
+  StoreOptions o;
+  o.clock = &clock_;
+  auto s = open_store(db_->url(), o);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.status().message().find("schema version 99, newer than this culvert knows (2)"), std::string::npos)
+      << s.status().message();
 }
 
 TEST_P(StoreTest, ConcurrentOpenersMigrateOnce) {
