@@ -12,6 +12,7 @@
 #include "core/crypto.hpp"
 #include "server/api_json.hpp"
 #include "server/auth.hpp"
+#include "server/liveness.hpp"
 #include "server/metrics.hpp"
 #include "server/waiters.hpp"
 #include "server/work_pool.hpp"
@@ -399,6 +400,13 @@ struct Api::Impl {
     if (!r) return store_error(r.status());
     events.run_changed(id, is_final(r->state));
     announce(*r);
+    if (r->state == State::kCrashed) {
+      // Lost infrastructure, whoever noticed it: a new attempt when the flow allows.
+      if (auto again = reschedule_after_crash(st, *r, clock.now())) {
+        events.run_changed(id, false);
+        announce(*again);
+      }
+    }
     return run_response(*r);
   }
   Response heartbeat_run(Call& c, store::Store& st) {

@@ -531,6 +531,32 @@ TEST_F(ApiTest, MetricsAndOpenApi) {
 }
 
 
+// A run its agent reports Crashed (its process was killed, its container OOM-killed)
+// gets a new attempt when the flow allows run retries, like one found silent by the
+// liveness service; once they are used up it stays Crashed.
+TEST_F(ApiTest, ARunReportedCrashedIsRescheduledWhileRetriesLast) {
+  auto flow = register_flow("etl");  // max_run_retries 1
+  std::string id = create_run(flow)["id"];
+  auto agent = register_agent("a", {"dev"});
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    auto claim = post("/api/v1/agents/" + agent + "/claim", {{"max", 1}}, runner_);
+    ASSERT_EQ(claim.body["runs"].size(), 1u) << attempt << " " << claim.text;
+    std::string token = claim.body["runs"][0]["token"];
+    ASSERT_EQ(post("/api/v1/flow-runs/" + id + "/state", {{"state", "Running"}}, token).status, 200);
+    auto crashed = post("/api/v1/flow-runs/" + id + "/state",
+                        {{"state", "Crashed"}, {"message", "killed by signal 9"}}, runner_);
+    ASSERT_EQ(crashed.status, 200) << crashed.text;
+    EXPECT_EQ(crashed.body["state"], "Crashed");
+    auto now = get("/api/v1/flow-runs/" + id, runner_);
+    if (attempt == 1) {
+      EXPECT_EQ(now.body["state"], "Scheduled") << now.text;
+      EXPECT_THAT(now.body["state_message"].get<std::string>(), HasSubstr("rescheduled after a crash: attempt 2 of 2"));
+    } else {
+      EXPECT_EQ(now.body["state"], "Crashed") << now.text;  // retries used up
+    }
+  }
+}
+
 // Concurrent task-run batches are written together (group commit); each request still
 // gets the ids of its own items, and one request naming an unknown run is refused alone.
 TEST_F(ApiTest, ConcurrentTaskRunBatchesAreAnsweredOneByOne) {

@@ -19,6 +19,34 @@ std::string seconds_text(Millis d) {
 
 }  // namespace
 
+std::optional<store::FlowRun> reschedule_after_crash(store::Store& store, const store::FlowRun& crashed, SysTime now) {
+  auto flow = store.get_flow(crashed.flow_id);
+  if (!flow) {
+    spdlog::warn("flow of crashed run {}: {}", crashed.id, flow.status().to_string());
+    return std::nullopt;
+  }
+  int retries_used = std::max(0, crashed.run_count - 1);
+  if (retries_used >= flow->max_run_retries) return std::nullopt;
+  store::SetFlowRunState again;
+  again.run_id = crashed.id;
+  again.expected_version = crashed.version;
+  again.state = State::kScheduled;
+  again.forced = true;
+  again.now = now;
+  again.scheduled_start_time = now;
+  again.message = "rescheduled after a crash: attempt " + std::to_string(retries_used + 2) + " of " +
+                  std::to_string(flow->max_run_retries + 1) + " (max_run_retries " +
+                  std::to_string(flow->max_run_retries) + ")";
+  auto r = store.set_flow_run_state(again);
+  if (!r) {
+    if (r.status().code() != StatusCode::kConflict)
+      spdlog::warn("rescheduling crashed run {}: {}", crashed.id, r.status().to_string());
+    return std::nullopt;
+  }
+  spdlog::info("flow run {} rescheduled ({})", crashed.id, again.message);
+  return *r;
+}
+
 LivenessService::LivenessService(Clock& clock, LivenessOptions options, RunEvents& events, Metrics* metrics)
     : clock_(clock), options_(options), events_(events), metrics_(metrics), started_(clock.now()) {}
 
@@ -58,33 +86,11 @@ LivenessCounts LivenessService::run_pass(store::Store& store) {
       }
       ++counts.crashed;
       spdlog::warn("liveness: flow run {} Running -> Crashed (no heartbeat since {})", run.id, format_rfc3339(last));
-      auto flow = store.get_flow(run.flow_id);
-      if (!flow) {
-        spdlog::warn("liveness: flow of run {}: {}", run.id, flow.status().to_string());
-        continue;
-      }
-      int retries_used = std::max(0, r->run_count - 1);
-      if (retries_used >= flow->max_run_retries) continue;
-      store::SetFlowRunState again;
-      again.run_id = run.id;
-      again.expected_version = r->version;
-      again.state = State::kScheduled;
-      again.forced = true;
-      again.now = now;
-      again.scheduled_start_time = now;
-      again.message = "rescheduled after a crash: attempt " + std::to_string(retries_used + 2) + " of " +
-                      std::to_string(flow->max_run_retries + 1) + " (max_run_retries " +
-                      std::to_string(flow->max_run_retries) + ")";
-      auto r2 = store.set_flow_run_state(again);
-      if (!r2) {
-        if (r2.status().code() != StatusCode::kConflict)
-          spdlog::warn("liveness: rescheduling run {}: {}", run.id, r2.status().to_string());
-        continue;
-      }
+      auto again = reschedule_after_crash(store, *r, now);
+      if (!again) continue;
       ++counts.rescheduled;
-      spdlog::info("liveness: flow run {} rescheduled ({})", run.id, again.message);
       events_.run_changed(run.id, false);
-      events_.run_due(r2->labels);
+      events_.run_due(again->labels);
     }
   }
 

@@ -19,9 +19,12 @@
 // Borrows the clock, events and metrics. run_once() is called by one thread at a time.
 #pragma once
 
+#include <optional>
+
 #include <culvert/clock.hpp>
 
 #include "server/service.hpp"
+#include "store/store.hpp"
 
 namespace culvert::server {
 
@@ -40,6 +43,12 @@ struct LivenessCounts {
   int cancelled = 0;
   int returned_to_pending = 0;
 };
+
+// After `crashed` has become Crashed (found silent by liveness, or reported by its
+// agent): when its flow allows run retries it has not used up (`max_run_retries`),
+// forces it back to Scheduled, due `now`, for a new attempt. Returns the rescheduled
+// run; nullopt when not allowed, or when the run moved on meanwhile.
+std::optional<store::FlowRun> reschedule_after_crash(store::Store& store, const store::FlowRun& crashed, SysTime now);
 
 class LivenessService final : public BackgroundService {
  public:

@@ -3,6 +3,9 @@
 //   marker     a file to which each execution appends its flow run id (counts
 //              executions from the flow's own side)
 //   fail       when true, "work" fails
+//   once_marker  when set, "work" sleeps only if this file does not exist yet (it
+//              creates it): a rescheduled attempt of the run finishes at once
+// E2E_RUN_RETRIES at registration sets the flow's max_run_retries.
 #include <culvert/culvert.hpp>
 
 #include <fcntl.h>
@@ -16,6 +19,7 @@ int main(int argc, char** argv) {
   auto sleep_ms = flow.parameter<int>("sleep_ms", 0);
   auto marker = flow.parameter<std::string>("marker", "");
   auto fail = flow.parameter<bool>("fail", false);
+  auto once_marker = flow.parameter<std::string>("once_marker", "");
   auto started = flow.task(
       "start",
       [](culvert::TaskContext& ctx, const std::string& marker_file) {
@@ -33,7 +37,12 @@ int main(int argc, char** argv) {
       marker);
   flow.task(
       "work",
-      [](culvert::TaskContext& ctx, int, int ms, bool should_fail) {
+      [](culvert::TaskContext& ctx, int, int ms, bool should_fail, const std::string& once) {
+        if (!once.empty()) {
+          int fd = ::open(once.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+          if (fd < 0) ms = 0;  // an earlier attempt slept already
+          else ::close(fd);
+        }
         auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
         while (std::chrono::steady_clock::now() < until) {
           if (ctx.cancelled()) throw std::runtime_error("cancelled");
@@ -43,7 +52,7 @@ int main(int argc, char** argv) {
         ctx.info("work done after " + std::to_string(ms) + " ms");
         return ms;
       },
-      started, sleep_ms, fail);
+      started, sleep_ms, fail, once_marker);
   // With E2E_RESULT_URI set (at registration and in the run's environment), a task
   // persists a value that only the user's storage may hold.
   if (const char* uri = std::getenv("E2E_RESULT_URI")) {
@@ -59,6 +68,7 @@ int main(int argc, char** argv) {
     if (const char* m = std::getenv("E2E_SCHEDULE_MARKER")) interval.parameters["marker"] = m;
     flow.schedule(interval);
   }
+  if (const char* retries = std::getenv("E2E_RUN_RETRIES")) flow.max_run_retries(std::atoi(retries));
   flow.storage("file:///tmp/culvert-e2e-unused");
   return culvert::main(flow, argc, argv);
 }

@@ -165,6 +165,33 @@ TEST_F(LocalAgentE2E, KilledFlowProcessIsCrashedWithAReason) {
   EXPECT_NE(run.value("state_message", "").find("signal 9"), std::string::npos) << run.dump();
 }
 
+TEST_F(LocalAgentE2E, KilledRunIsRunAgainWhenTheFlowAllowsRunRetries) {
+  // Version 2 of the flow allows one run retry.
+  auto env = api_env();
+  env["E2E_RUN_RETRIES"] = "1";
+  auto reg = sandbox_.culvert({"flow", "register", build_path("tests/e2e/e2e_flow"), "--project", "demo",
+                               "--storage", storage_}, env);
+  ASSERT_EQ(reg.exit_code, 0) << reg.out << reg.err;
+  auto agent = start_agent("a1", {});
+  fs::path marker = sandbox_.dir() / "marker-retry";
+  fs::path once = sandbox_.dir() / "once-retry";
+  std::string id = create_run({"--param", "sleep_ms=60000", "--param", "marker=" + marker.string(),
+                               "--param", "once_marker=" + once.string()});
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Running" && fs::exists(once); }, 60s)) << state_of(id);
+  pid_t pid = flow_pid(id);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  // The agent reports Crashed; the server schedules attempt 2, which finishes at once.
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Success"; }, 60s)) << state_of(id) << agent->output();
+  std::string lines = read_file(marker);
+  EXPECT_EQ(lines, id + "\n" + id + "\n");  // executed twice
+  auto history = sandbox_.run({"/usr/bin/curl", "-sf", "-H", "Authorization: Bearer " + server_->admin_token(),
+                               server_->url() + "/api/v1/flow-runs/" + id + "/history"});
+  ASSERT_EQ(history.exit_code, 0) << history.err;
+  EXPECT_NE(history.out.find("killed by signal 9"), std::string::npos) << history.out;
+  EXPECT_NE(history.out.find("rescheduled after a crash: attempt 2 of 2"), std::string::npos) << history.out;
+}
+
 TEST_F(LocalAgentE2E, SilentRunIsMarkedCrashedByTheServerAfterMissedHeartbeats) {
   // Real seconds: runs heartbeat every second, the server allows 3 missed ones.
   auto agent = start_agent("a1", {});
