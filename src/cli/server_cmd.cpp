@@ -34,6 +34,7 @@ struct ServerFlags {
   std::string submitted_deadline = "60s";
   std::string liveness_interval = "2s";
   std::string scheduler_interval = "5s";
+  std::string log_retention = "0";
   std::string poll_interval = "250ms";
   std::string max_wait = "60s";
   std::string auth_cache_ttl = "2s";
@@ -97,6 +98,11 @@ int run_server(const ServerFlags& f) {
   auto sg = duration_flag("--shutdown-grace", f.shutdown_grace);
   if (!si) return 2;
   o.scheduler.interval = *si;
+  if (f.log_retention != "0") {
+    auto lr = duration_flag("--log-retention", f.log_retention);
+    if (!lr) return 2;
+    o.retention.retention = *lr;
+  }
   if (!hb || !sd || !li || !pi || !mw || !ct || !rg || !rt || !sg) return 2;
   o.api.agent_heartbeat_interval = *hb;
   o.api.agent_missed_heartbeats = f.missed_heartbeats;
@@ -182,6 +188,9 @@ void add_server_command(CLI::App& app) {
       ->capture_default_str();
   start->add_option("--scheduler-interval", flags->scheduler_interval,
                     "how often the schedule service creates upcoming runs")
+      ->capture_default_str();
+  start->add_option("--log-retention", flags->log_retention,
+                    "delete the log lines of runs that ended longer ago than this (e.g. 30d); 0 keeps them")
       ->capture_default_str();
   start->add_option("--poll-interval", flags->poll_interval, "long polls re-check the database this often")
       ->capture_default_str();

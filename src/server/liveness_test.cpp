@@ -1,9 +1,11 @@
-// The liveness service against a real SQLite store, with simulated time.
+// The liveness and log-retention services against a real SQLite store, with simulated
+// time.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "core/crypto.hpp"
 #include "server/liveness.hpp"
+#include "server/retention.hpp"
 #include "store/store.hpp"
 #include "store/testing.hpp"
 
@@ -98,6 +100,46 @@ TEST_F(LivenessTest, ARestartedServerGivesRunsOneTimeoutToReachIt) {
   EXPECT_EQ(c.returned_to_pending, 1);
   EXPECT_EQ(state_of(running.id), State::kCrashed);
   EXPECT_EQ(state_of(submitted.id), State::kPending);
+}
+
+TEST_F(LivenessTest, LogRetentionDeletesTheLogsOfRunsEndedLongerAgoOnly) {
+  auto f = flow(0);
+  auto log = [&](const std::string& id) {
+    store::LogEntry e;
+    e.flow_run_id = id;
+    e.message = "hello";
+    e.timestamp = clock_.now();
+    ASSERT_TRUE(store_->append_logs({e}).is_ok());
+  };
+  auto end = [&](const std::string& id) {
+    store::SetFlowRunState s;
+    s.run_id = id;
+    s.state = State::kSuccess;
+    s.now = clock_.now();
+    ASSERT_TRUE(store_->set_flow_run_state(s).is_ok());
+  };
+  auto lines = [&](const std::string& id) { return store_->read_logs(id, 0, 100)->size(); };
+  RetentionService retention(clock_, RetentionOptions{.retention = std::chrono::hours(24 * 30)});
+  auto old_run = started_run(f, true);
+  log(old_run.id);
+  end(old_run.id);
+  clock_.advance(std::chrono::hours(24 * 20));
+  auto newer_run = started_run(f, true);
+  log(newer_run.id);
+  end(newer_run.id);
+  auto open_run = started_run(f, true);
+  log(open_run.id);
+  EXPECT_EQ(retention.run_pass(*store_), 0);  // nothing ended 30 days ago yet
+  clock_.advance(std::chrono::hours(24 * 11));  // the old run ended 31 days ago
+  EXPECT_EQ(retention.run_pass(*store_), 1);
+  EXPECT_EQ(lines(old_run.id), 0u);
+  EXPECT_EQ(lines(newer_run.id), 1u);
+  EXPECT_EQ(lines(open_run.id), 1u);
+  EXPECT_EQ(retention.run_pass(*store_), 0);  // the cursor moved on
+  clock_.advance(std::chrono::hours(24 * 30));
+  EXPECT_EQ(retention.run_pass(*store_), 1);
+  EXPECT_EQ(lines(newer_run.id), 0u);
+  EXPECT_EQ(lines(open_run.id), 1u);  // still Running: kept
 }
 
 TEST_F(LivenessTest, HeartbeatingRunsAreLeftAlone) {

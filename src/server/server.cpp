@@ -160,6 +160,9 @@ Status Server::start() {
   if (im.options.liveness_enabled) {
     add_service(std::make_unique<LivenessService>(im.clock, im.options.liveness, *im.events, &im.api->metrics()));
   }
+  if (im.options.retention.retention.count() > 0) {
+    add_service(std::make_unique<RetentionService>(im.clock, im.options.retention));
+  }
   HttpServerOptions ho;
   ho.host = im.host;
   ho.port = im.listen_port;

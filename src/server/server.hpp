@@ -17,6 +17,7 @@
 #include "server/api.hpp"
 #include "server/auth.hpp"
 #include "server/liveness.hpp"
+#include "server/retention.hpp"
 #include "server/scheduler.hpp"
 
 namespace culvert::server {
@@ -39,6 +40,7 @@ struct ServerOptions {
   bool liveness_enabled = true;
   SchedulerOptions scheduler;
   bool scheduler_enabled = true;
+  RetentionOptions retention;  // started when retention.retention > 0
 };
 
 // Splits "host:port" or "[v6]:port". InvalidArgument when malformed.

@@ -138,6 +138,11 @@ CREATE TABLE run_state_counts (
 INSERT INTO run_state_counts (state, shard, count) SELECT state, 0, COUNT(*) FROM flow_runs GROUP BY state
 )SQL";
 
+// Version 3: ended runs by end time, for log retention (prune_logs).
+constexpr const char* kSchemaV3 = R"SQL(
+CREATE INDEX flow_runs_by_end ON flow_runs (end_time, id) WHERE end_time IS NOT NULL
+)SQL";
+
 std::string render(std::string sql, Dialect dialect) {
   const std::string key = "%SERIAL%";
   const std::string serial = dialect == Dialect::kSqlite
@@ -154,6 +159,7 @@ std::vector<Migration> migrations(Dialect dialect) {
   return {
       {1, "initial schema", render(kSchemaV1, dialect)},
       {2, "run counts per state", render(kSchemaV2, dialect)},
+      {3, "ended runs by end time", render(kSchemaV3, dialect)},
   };
 }
 

@@ -878,6 +878,22 @@ class SqlStore final : public Store {
                     [&]() -> Result<int64_t> { return db_->query("SELECT COUNT(*) FROM tokens").at(0).i64(0); });
   }
 
+  // ---- retention
+
+  Result<PruneResult> prune_logs(const PruneCursor& after, SysTime ended_before, int max_runs) override {
+    if (max_runs < 1) return invalid_argument("max_runs must be at least 1");
+    return transact(TxMode::kWrite, [&]() -> Result<PruneResult> {
+      PruneResult out;
+      auto runs = db_->query(
+          "SELECT id, end_time FROM flow_runs WHERE end_time IS NOT NULL AND (end_time, id) > (?, ?) "
+          "AND end_time <= ? ORDER BY end_time, id LIMIT ?",
+          {to_unix_ms(after.end), after.run_id, to_unix_ms(ended_before), int64_t{max_runs}});
+      for (const auto& r : runs) out.lines += db_->exec("DELETE FROM logs WHERE flow_run_id = ?", {r.str(0)});
+      if (!runs.empty()) out.next = PruneCursor{from_unix_ms(runs.back().i64(1)), runs.back().str(0)};
+      return out;
+    });
+  }
+
   // ---- metrics
 
   Result<std::vector<StateCount>> count_runs_by_state() override {

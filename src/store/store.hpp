@@ -380,6 +380,21 @@ class Store {
   virtual Status revoke_token(const std::string& id, SysTime now) = 0;
   virtual Result<int64_t> count_tokens() = 0;
 
+  // ---- retention
+  // Where a walk over ended runs (in end-time, id order) has got to.
+  struct PruneCursor {
+    SysTime end{};
+    std::string run_id;
+  };
+  struct PruneResult {
+    std::optional<PruneCursor> next;  // the last run handled; nullopt when none was left
+    int64_t lines = 0;                // log lines deleted
+  };
+  // Deletes the log lines of up to `max_runs` runs that ended after `after` (in end-time,
+  // id order) and at or before `ended_before`, in one transaction. The runs, their
+  // states and task runs stay.
+  virtual Result<PruneResult> prune_logs(const PruneCursor& after, SysTime ended_before, int max_runs = 500) = 0;
+
   // ---- metrics
   virtual Result<std::vector<StateCount>> count_runs_by_state() = 0;
   virtual Result<int64_t> count_agents() = 0;

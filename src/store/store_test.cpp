@@ -167,14 +167,14 @@ int wait_child(pid_t pid) {
 TEST_P(StoreTest, OpensWithTheCurrentSchemaAndReopensIdempotently) {
   auto v = store_->schema_version();
   ASSERT_TRUE(v.is_ok()) << v.status().to_string();
-  EXPECT_EQ(*v, 2);
+  EXPECT_EQ(*v, 3);
   EXPECT_EQ(store_->backend(), GetParam() == "sqlite" ? "sqlite" : "postgresql");
   ASSERT_TRUE(store_->create_project("p", "d").is_ok());
   // Re-opening applies nothing and keeps the data.
   for (int i = 0; i < 2; ++i) {
     auto again = open();
     ASSERT_NE(again, nullptr);
-    EXPECT_EQ(*again->schema_version(), 2);
+    EXPECT_EQ(*again->schema_version(), 3);
     EXPECT_TRUE(again->find_project("p").is_ok());
   }
 }
@@ -193,8 +193,70 @@ TEST_P(StoreTest, RefusesADatabaseWithANewerSchema) {
   o.clock = &clock_;
   auto s = open_store(db_->url(), o);
   ASSERT_FALSE(s.is_ok());
-  EXPECT_NE(s.status().message().find("schema version 99, newer than this culvert knows (2)"), std::string::npos)
+  EXPECT_NE(s.status().message().find("schema version 99, newer than this culvert knows (3)"), std::string::npos)
       << s.status().message();
+}
+
+TEST_P(StoreTest, PruneLogsDeletesTheLogsOfRunsThatEndedBeforeTheCutoff) {
+  auto flow = register_flow("etl");
+  auto add_logs = [&](const std::string& run_id, int n) {
+    std::vector<LogEntry> batch;
+    for (int i = 0; i < n; ++i) {
+      LogEntry e;
+      e.flow_run_id = run_id;
+      e.message = "line " + std::to_string(i);
+      e.timestamp = clock_.now();
+      batch.push_back(e);
+    }
+    ASSERT_TRUE(store_->append_logs(batch).is_ok());
+  };
+  auto lines_of = [&](const std::string& run_id) { return store_->read_logs(run_id, 0, 10000)->size(); };
+  const SysTime t0 = clock_.now();
+  // Four runs end: a at t0+1s, b and c in the same millisecond at t0+2s, d at t0+10s;
+  // e is still running.
+  std::vector<std::string> ended;
+  for (int i = 0; i < 4; ++i) {
+    auto r = run_in_state(flow.id, State::kRunning);
+    add_logs(r.id, 3);
+    ended.push_back(r.id);
+  }
+  auto running = run_in_state(flow.id, State::kRunning);
+  add_logs(running.id, 2);
+  clock_.advance(seconds(1));
+  ASSERT_TRUE(set_state(ended[0], State::kSuccess).is_ok());
+  clock_.advance(seconds(1));
+  ASSERT_TRUE(set_state(ended[1], State::kFailed).is_ok());
+  ASSERT_TRUE(set_state(ended[2], State::kCrashed).is_ok());
+  clock_.advance(seconds(8));
+  ASSERT_TRUE(set_state(ended[3], State::kSuccess).is_ok());
+
+  // Cutoff t0+5s, one run per call: a, then b and c (which ended in the same
+  // millisecond: the cursor holds the id too), then none left.
+  Store::PruneCursor cursor;
+  int64_t lines = 0;
+  int calls = 0;
+  for (;; ++calls) {
+    ASSERT_LT(calls, 10);
+    auto r = store_->prune_logs(cursor, t0 + seconds(5), 1);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    lines += r->lines;
+    if (!r->next) break;
+    cursor = *r->next;
+  }
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(lines, 9);
+  EXPECT_EQ(lines_of(ended[0]), 0u);
+  EXPECT_EQ(lines_of(ended[1]), 0u);
+  EXPECT_EQ(lines_of(ended[2]), 0u);
+  EXPECT_EQ(lines_of(ended[3]), 3u);   // ended after the cutoff
+  EXPECT_EQ(lines_of(running.id), 2u);  // not ended
+  EXPECT_TRUE(store_->get_flow_run(ended[0]).is_ok());  // the runs themselves stay
+  // A later cutoff continues from the cursor.
+  auto r = store_->prune_logs(cursor, t0 + seconds(60), 500);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->lines, 3);
+  EXPECT_EQ(lines_of(ended[3]), 0u);
+  EXPECT_EQ(store_->prune_logs(cursor, t0, 0).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST_P(StoreTest, ConcurrentOpenersMigrateOnce) {
@@ -206,7 +268,7 @@ TEST_P(StoreTest, ConcurrentOpenersMigrateOnce) {
   for (int i = 0; i < 4; ++i)
     threads.emplace_back([&] {
       auto s = open_store(fresh->url());
-      if (s && *(*s)->schema_version() == 2) ok++;
+      if (s && *(*s)->schema_version() == 3) ok++;
       else if (!s) ADD_FAILURE() << s.status().to_string();
     });
   for (auto& t : threads) t.join();
