@@ -6,10 +6,9 @@
 #include <string>
 #include <string_view>
 
-namespace culvert::detail {
+#include "core/json_text.hpp"
 
-// Appends `s` as a quoted, escaped JSON string.
-void append_json_string(std::string& out, std::string_view s);
+namespace culvert::detail {
 
 // Builds a JSON document; the caller is responsible for well-formed nesting.
 class JsonWriter {

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/crypto.hpp"
+#include "core/timefmt.hpp"
 #include "server/api_json.hpp"
 #include "server/auth.hpp"
 #include "server/liveness.hpp"
@@ -500,7 +501,7 @@ struct Api::Impl {
     if (!is_waiting(run->state)) {
       why = std::string("the run is ") + state_name(run->state) + ", not waiting for an agent";
     } else if (run->scheduled_start_time > clock.now()) {
-      why = "the run is not due until " + time_json(run->scheduled_start_time);
+      why = "the run is not due until " + format_rfc3339(run->scheduled_start_time);
     } else if (healthy == 0) {
       why = "no healthy agent: start one with `culvert agent start`";
     } else if (covering == 0) {

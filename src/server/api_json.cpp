@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "core/json_text.hpp"
 #include "core/labels.hpp"
 #include "core/timefmt.hpp"
 
@@ -638,82 +639,6 @@ Result<int64_t> parse_int_param(const std::optional<std::string>& value, std::st
   return n;
 }
 
-namespace {
-
-// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), after the
-// well-known civil-from-days algorithm (eras of 400 years).
-void civil_from_days(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y = static_cast<int64_t>(yoe) + era * 400 + (m <= 2);
-}
-
-void put_digits(char* out, unsigned v, int n) {
-  for (int i = n - 1; i >= 0; --i) {
-    out[i] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  }
-}
-
-}  // namespace
-
-std::string time_json(SysTime t) {
-  // Same text as format_rfc3339 (checked by a test), without streams.
-  int64_t ms = to_unix_ms(t);
-  int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
-  int64_t rem = ms - days * 86400000;
-  int64_t y;
-  unsigned mo, d;
-  civil_from_days(days, y, mo, d);
-  if (y < 0 || y > 9999) return format_rfc3339(t);
-  char buf[24];
-  put_digits(buf, static_cast<unsigned>(y), 4);
-  buf[4] = '-';
-  put_digits(buf + 5, mo, 2);
-  buf[7] = '-';
-  put_digits(buf + 8, d, 2);
-  buf[10] = 'T';
-  put_digits(buf + 11, static_cast<unsigned>(rem / 3600000), 2);
-  buf[13] = ':';
-  put_digits(buf + 14, static_cast<unsigned>(rem / 60000 % 60), 2);
-  buf[16] = ':';
-  put_digits(buf + 17, static_cast<unsigned>(rem / 1000 % 60), 2);
-  buf[19] = '.';
-  put_digits(buf + 20, static_cast<unsigned>(rem % 1000), 3);
-  buf[23] = 'Z';
-  return std::string(buf, 24);
-}
-
-void append_json_string(std::string& out, std::string_view s) {
-  static const char* kHex = "0123456789abcdef";
-  out.push_back('"');
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 15]);
-        } else {
-          out.push_back(ch);
-        }
-    }
-  }
-  out.push_back('"');
-}
-
 std::string flow_run_text(const store::FlowRun& r) {
   // The hot path of GET /api/v1/flow-runs/{id}, state changes and heartbeats: written
   // directly; to_json(FlowRun) renders the same document (checked by a test). Stored
@@ -735,7 +660,7 @@ std::string flow_run_text(const store::FlowRun& r) {
   };
   auto time = [&](const char* k, const std::optional<SysTime>& v) {
     key(k);
-    if (v) append_json_string(o, time_json(*v)); else o += "null";
+    if (v) append_json_string(o, format_rfc3339(*v)); else o += "null";
   };
   auto num = [&](const char* k, int64_t v) {
     key(k);
@@ -780,7 +705,7 @@ std::string flow_run_text(const store::FlowRun& r) {
 }
 
 namespace {
-json opt_time_json(const std::optional<SysTime>& t) { return t ? json(time_json(*t)) : json(nullptr); }
+json opt_time_json(const std::optional<SysTime>& t) { return t ? json(format_rfc3339(*t)) : json(nullptr); }
 json opt_string_json(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
 json parse_stored(const std::string& text) {
   json j = json::parse(text, nullptr, false);
@@ -789,7 +714,7 @@ json parse_stored(const std::string& text) {
 }  // namespace
 
 json to_json(const store::Project& p) {
-  return {{"id", p.id}, {"name", p.name}, {"description", p.description}, {"created", time_json(p.created)}};
+  return {{"id", p.id}, {"name", p.name}, {"description", p.description}, {"created", format_rfc3339(p.created)}};
 }
 
 json to_json(const store::Flow& f, bool full) {
@@ -816,7 +741,7 @@ json to_json(const store::Flow& f, bool full) {
   j["schedule_active"] = f.schedule_active;
   j["max_run_retries"] = f.max_run_retries;
   j["idempotency_key"] = opt_string_json(f.idempotency_key);
-  j["created"] = time_json(f.created);
+  j["created"] = format_rfc3339(f.created);
   return j;
 }
 
@@ -835,9 +760,9 @@ json to_json(const store::FlowRun& r) {
           {"version", r.version},
           {"run_count", r.run_count},
           {"agent_id", opt_string_json(r.agent_id)},
-          {"created", time_json(r.created)},
-          {"state_changed_at", time_json(r.state_changed_at)},
-          {"scheduled_start_time", time_json(r.scheduled_start_time)},
+          {"created", format_rfc3339(r.created)},
+          {"state_changed_at", format_rfc3339(r.state_changed_at)},
+          {"scheduled_start_time", format_rfc3339(r.scheduled_start_time)},
           {"submitted_at", opt_time_json(r.submitted_at)},
           {"start_time", opt_time_json(r.start_time)},
           {"end_time", opt_time_json(r.end_time)},
@@ -853,7 +778,7 @@ json to_json(const store::StateChange& c) {
           {"version", c.version},
           {"forced", c.forced},
           {"agent_id", opt_string_json(c.agent_id)},
-          {"timestamp", time_json(c.timestamp)}};
+          {"timestamp", format_rfc3339(c.timestamp)}};
 }
 
 json to_json(const store::TaskRun& t) {
@@ -864,8 +789,8 @@ json to_json(const store::TaskRun& t) {
           {"state", state_name(t.state)},
           {"message", t.message},
           {"attempts", t.attempts},
-          {"created", time_json(t.created)},
-          {"updated", time_json(t.updated)},
+          {"created", format_rfc3339(t.created)},
+          {"updated", format_rfc3339(t.updated)},
           {"start_time", opt_time_json(t.start_time)},
           {"end_time", opt_time_json(t.end_time)}};
 }
@@ -878,7 +803,7 @@ json to_json(const store::LogRecord& l) {
           {"map_index", l.map_index},
           {"level", l.level},
           {"message", l.message},
-          {"timestamp", time_json(l.timestamp)}};
+          {"timestamp", format_rfc3339(l.timestamp)}};
 }
 
 json to_json(const store::Agent& a, bool healthy) {
@@ -886,7 +811,7 @@ json to_json(const store::Agent& a, bool healthy) {
           {"name", a.name},
           {"type", a.type},
           {"labels", a.labels},
-          {"created", time_json(a.created)},
+          {"created", format_rfc3339(a.created)},
           {"last_heartbeat", opt_time_json(a.last_heartbeat)},
           {"health", healthy ? "healthy" : "unhealthy"}};
 }
@@ -896,7 +821,7 @@ json to_json(const store::Token& t) {
           {"name", t.name},
           {"scope", t.scope},
           {"flow_run_id", opt_string_json(t.flow_run_id)},
-          {"created", time_json(t.created)},
+          {"created", format_rfc3339(t.created)},
           {"expires", opt_time_json(t.expires)},
           {"revoked", t.revoked_at.has_value()},
           {"revoked_at", opt_time_json(t.revoked_at)}};

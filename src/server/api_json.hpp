@@ -104,12 +104,8 @@ json to_json(const store::LogRecord& l);
 // `healthy` is decided by the caller (it depends on the clock and intervals).
 json to_json(const store::Agent& a, bool healthy);
 json to_json(const store::Token& t);
-// RFC 3339 UTC with milliseconds, as format_rfc3339 (without streams).
-std::string time_json(SysTime t);
 // A flow run as JSON text, the same document as to_json(FlowRun) (written directly:
 // this is the hot path of run reads, state changes and heartbeats).
 std::string flow_run_text(const store::FlowRun& r);
-// Appends `s` as a JSON string literal (quotes, backslashes, control characters escaped).
-void append_json_string(std::string& out, std::string_view s);
 
 }  // namespace culvert::server

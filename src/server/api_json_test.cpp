@@ -174,14 +174,6 @@ TEST(ApiJsonTest, ClaimsTokensAndQueryIntegers) {
 namespace culvert::server {
 namespace {
 
-TEST(ApiJsonTest, FastTimeFormatMatchesCore) {
-  SeededRandom rnd(7);
-  std::vector<int64_t> samples = {0, 1, 999, 1000, 86399999, 86400000, 951782400000 /* 2000-02-29 */,
-                                  4102444799999 /* 2099-12-31 */, 1767225600123};
-  for (int i = 0; i < 2000; ++i) samples.push_back(static_cast<int64_t>(rnd.next_u64() % 7258118400000ull));
-  for (int64_t ms : samples) EXPECT_EQ(time_json(from_unix_ms(ms)), format_rfc3339(from_unix_ms(ms))) << ms;
-}
-
 TEST(ApiJsonTest, FlowRunTextEqualsTheJsonRendering) {
   store::FlowRun r;
   r.id = "id-1";

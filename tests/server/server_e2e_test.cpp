@@ -68,6 +68,15 @@ class ServerE2E : public ::testing::Test {
     }
   }
 
+  // Polls GET /metrics until it shows `line` (up to `tries` reads); whether it did.
+  bool metrics_show(const std::string& line, int tries = 2000) {
+    for (int i = 0; i < tries; ++i) {
+      if (client_->get("/metrics").text.find(line) != std::string::npos) return true;
+      std::this_thread::yield();
+    }
+    return false;
+  }
+
   std::string token(const std::string& scope) {
     auto r = client_->post("/api/v1/tokens", {{"name", scope}, {"scope", scope}}, admin_);
     EXPECT_EQ(r.status, 201) << r.text;
@@ -153,11 +162,7 @@ TEST_F(ServerE2E, RegisterRunClaimExecuteSucceed) {
     claim = c.post("/api/v1/agents/" + agent_id + "/claim", {{"max", 1}, {"wait_ms", 60000}}, runner);
   });
   // Make sure the claim is parked before the run exists (the metric counts it).
-  for (int i = 0; i < 2000; ++i) {
-    auto m = client_->get("/metrics");
-    if (m.text.find("culvert_long_polls_parked 1") != std::string::npos) break;
-    std::this_thread::yield();
-  }
+  (void)metrics_show("culvert_long_polls_parked 1");
   auto run = client_->post("/api/v1/flow-runs", {{"project", "e2e"}, {"flow", "etl"}, {"parameters", {{"rows", 5}}}},
                            user);
   ASSERT_EQ(run.status, 201) << run.text;
@@ -432,12 +437,7 @@ TEST_F(ServerE2E, ClaimOfAVanishedAgentTakesNothing) {
   std::string dead_id = dead.body["id"], live_id = live.body["id"];
   post_and_hang_up(server_->url(), "/api/v1/agents/" + dead_id + "/claim", R"({"max":1,"wait_ms":60000})", runner);
   // The server notices the closed connection while the claim is parked.
-  bool noticed = false;
-  for (int i = 0; i < 5000 && !noticed; ++i) {
-    noticed = client_->get("/metrics").text.find("culvert_claims_abandoned_total 1") != std::string::npos;
-    if (!noticed) std::this_thread::yield();
-  }
-  ASSERT_TRUE(noticed) << client_->get("/metrics").text;
+  ASSERT_TRUE(metrics_show("culvert_claims_abandoned_total 1", 5000)) << client_->get("/metrics").text;
   auto run = client_->post("/api/v1/flow-runs", {{"project", "e2e"}, {"flow", "etl"}}, user);
   ASSERT_EQ(run.status, 201) << run.text;
   auto claim = client_->post("/api/v1/agents/" + live_id + "/claim", {{"max", 1}, {"wait_ms", 2000}}, runner);
@@ -455,10 +455,7 @@ TEST_F(ServerE2E, SigtermAnswersParkedPollsAndExitsCleanly) {
     HttpClient c(server_->url());
     claim = c.post("/api/v1/agents/" + a.body["id"].get<std::string>() + "/claim", {{"wait_ms", 60000}}, runner);
   });
-  for (int i = 0; i < 2000; ++i) {
-    if (client_->get("/metrics").text.find("culvert_long_polls_parked 1") != std::string::npos) break;
-    std::this_thread::yield();
-  }
+  (void)metrics_show("culvert_long_polls_parked 1");
   EXPECT_EQ(server_->terminate(), 0);
   poller.join();
   EXPECT_EQ(claim.status, 200) << claim.text;
