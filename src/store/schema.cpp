@@ -143,13 +143,41 @@ constexpr const char* kSchemaV3 = R"SQL(
 CREATE INDEX flow_runs_by_end ON flow_runs (end_time, id) WHERE end_time IS NOT NULL
 )SQL";
 
+// Version 4: task runs stored as ranges of alike task runs (store/task_run_ranges.hpp),
+// keyed by (flow run, task, first map index) with no other index. Ids are derived from
+// the key; the ids of older rows are kept in `id`.
+constexpr const char* kSchemaV4 = R"SQL(
+CREATE TABLE task_runs_v4 (
+  flow_run_id TEXT NOT NULL REFERENCES flow_runs(id),
+  task TEXT NOT NULL,
+  map_index INTEGER NOT NULL,
+  map_count INTEGER NOT NULL,
+  id TEXT,
+  state TEXT NOT NULL,
+  message TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  created BIGINT NOT NULL,
+  updated BIGINT NOT NULL,
+  start_time BIGINT,
+  end_time BIGINT,
+  PRIMARY KEY (flow_run_id, task, map_index)
+)%WITHOUT_ROWID%;
+INSERT INTO task_runs_v4 (flow_run_id, task, map_index, map_count, id, state, message, attempts, created,
+                          updated, start_time, end_time)
+  SELECT flow_run_id, task, map_index, 1, id, state, message, attempts, created, updated, start_time, end_time
+  FROM task_runs;
+DROP TABLE task_runs;
+ALTER TABLE task_runs_v4 RENAME TO task_runs
+)SQL";
+
 std::string render(std::string sql, Dialect dialect) {
-  const std::string key = "%SERIAL%";
-  const std::string serial = dialect == Dialect::kSqlite
-                                 ? "INTEGER PRIMARY KEY AUTOINCREMENT"
-                                 : "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY";
-  for (size_t p = sql.find(key); p != std::string::npos; p = sql.find(key, p + serial.size()))
-    sql.replace(p, key.size(), serial);
+  auto replace_all = [&](const std::string& key, const std::string& with) {
+    for (size_t p = sql.find(key); p != std::string::npos; p = sql.find(key, p + with.size()))
+      sql.replace(p, key.size(), with);
+  };
+  replace_all("%SERIAL%", dialect == Dialect::kSqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT"
+                                                      : "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY");
+  replace_all("%WITHOUT_ROWID%", dialect == Dialect::kSqlite ? " WITHOUT ROWID" : "");
   return sql;
 }
 
@@ -160,6 +188,7 @@ std::vector<Migration> migrations(Dialect dialect) {
       {1, "initial schema", render(kSchemaV1, dialect)},
       {2, "run counts per state", render(kSchemaV2, dialect)},
       {3, "ended runs by end time", render(kSchemaV3, dialect)},
+      {4, "task runs as ranges", render(kSchemaV4, dialect)},
   };
 }
 

@@ -20,6 +20,7 @@
 #include "core/labels.hpp"
 #include "core/timefmt.hpp"
 #include "store/sql.hpp"
+#include "store/task_run_ranges.hpp"
 
 namespace culvert::store::detail {
 
@@ -130,24 +131,25 @@ FlowRun to_run(const Row& r) {
   return run;
 }
 
-constexpr const char* kTaskRunColumns =
-    "SELECT id, flow_run_id, task, map_index, state, message, "
-    "CASE WHEN attempts < 0 THEN 0 ELSE attempts END, created, updated, start_time, end_time FROM task_runs ";
+// A task_runs row (a range of alike task runs, see task_run_ranges.hpp); column 10 is
+// the task.
+constexpr const char* kRangeColumns =
+    "SELECT map_index, map_count, id, state, message, attempts, created, updated, start_time, end_time, task "
+    "FROM task_runs ";
 
-TaskRun to_task_run(const Row& r) {
-  TaskRun t;
-  t.id = r.str(0);
-  t.flow_run_id = r.str(1);
-  t.task = r.str(2);
-  t.map_index = static_cast<int>(r.i64(3));
-  t.state = row_state(r, 4);
-  t.message = r.str(5);
-  t.attempts = static_cast<int>(r.i64(6));
-  t.created = r.time(7);
-  t.updated = r.time(8);
-  t.start_time = r.opt_time(9);
-  t.end_time = r.opt_time(10);
-  return t;
+StoredRange to_range(const Row& r) {
+  StoredRange s;
+  s.lo = r.i64(0);
+  s.count = r.i64(1);
+  s.id = r.opt(2);
+  s.f.state = row_state(r, 3);
+  s.f.message = r.str(4);
+  s.f.attempts = r.i64(5);
+  s.f.created = r.i64(6);
+  s.f.updated = r.i64(7);
+  if (!r.is_null(8)) s.f.start = r.i64(8);
+  if (!r.is_null(9)) s.f.end = r.i64(9);
+  return s;
 }
 
 constexpr const char* kAgentColumns =
@@ -664,87 +666,152 @@ class SqlStore final : public Store {
       if (u.flow_run_id.empty()) return invalid_argument("task-run update without flow_run_id");
       if (u.task.empty()) return invalid_argument("task-run update without a task name");
       if (u.map_index < -1) return invalid_argument("map_index must be -1 or more");
+      if (u.map_count < 1) return invalid_argument("map_count must be 1 or more");
+      if (u.map_count > 1 && u.map_index < 0) return invalid_argument("map_count above 1 needs a map_index");
+      if (int64_t{u.map_index} + u.map_count - 1 > kMaxMapIndex)
+        return invalid_argument("map indexes end at " + std::to_string(kMaxMapIndex));
       if (u.attempts && *u.attempts < 0) return invalid_argument("attempts must not be negative");
     }
     if (updates.empty()) return std::vector<std::string>{};
     return transact(TxMode::kWrite, [&]() -> Result<std::vector<std::string>> {
+      // The runs are locked (PostgreSQL) in id order, so that concurrent batches of one
+      // run merge their ranges one after the other.
       std::set<std::string> runs;
       for (const auto& u : updates) runs.insert(u.flow_run_id);
       for (const auto& id : runs)
-        if (db_->query("SELECT 1 FROM flow_runs WHERE id = ?", {id}).empty())
+        if (db_->query("SELECT 1 FROM flow_runs WHERE id = ?" + for_update(""), {id}).empty())
           return not_found("flow run '" + id + "' does not exist");
-      // Merge repeated keys in batch order (a statement may touch a row only once),
-      // then upsert in multi-row statements of fixed sizes (few prepared statements).
-      struct Merged {
-        const TaskRunUpdate* u;
-        int64_t ts;
-        std::optional<int> attempts;
-        std::optional<int64_t> start, end;
-      };
-      using Key = std::tuple<std::string, std::string, int>;
-      std::map<Key, size_t> index;
-      std::vector<Merged> merged;
-      for (const auto& u : updates) {
-        int64_t ts = to_unix_ms(u.timestamp);
-        Key key{u.flow_run_id, u.task, u.map_index};
-        auto it = index.find(key);
-        if (it == index.end()) {
-          index.emplace(key, merged.size());
-          merged.push_back({&u, ts, u.attempts, u.state == State::kRunning ? std::optional<int64_t>(ts) : std::nullopt,
-                            is_final(u.state) ? std::optional<int64_t>(ts) : std::nullopt});
-          continue;
+      // The updates of each (run, task), in batch order.
+      using Key = std::pair<std::string_view, std::string_view>;
+      std::map<Key, std::vector<size_t>> groups;
+      for (size_t i = 0; i < updates.size(); ++i) groups[{updates[i].flow_run_id, updates[i].task}].push_back(i);
+      std::map<Key, std::vector<StoredRange>> stored = stored_ranges(updates, groups);
+
+      std::vector<std::string> ids(updates.size());
+      std::vector<std::pair<const TaskRunUpdate*, StoredRange>> writes;
+      for (const auto& [key, members] : groups) {
+        std::vector<RangeUpdate> batch;
+        batch.reserve(members.size());
+        for (size_t i : members) {
+          const auto& u = updates[i];
+          batch.push_back({u.map_index, int64_t{u.map_index} + u.map_count - 1, u.state, u.message, u.attempts,
+                           to_unix_ms(u.timestamp),
+                           u.start_time ? std::optional<int64_t>(to_unix_ms(*u.start_time)) : std::nullopt});
         }
-        Merged& m = merged[it->second];
-        if (ts < m.ts) continue;  // older than what the batch already says: ignored
-        m.u = &u;
-        m.ts = ts;
-        if (u.attempts) m.attempts = u.attempts;
-        if (!m.start && u.state == State::kRunning) m.start = ts;
-        m.end = is_final(u.state) ? std::optional<int64_t>(ts) : std::nullopt;
+        TaskRunIds id_of(key.first, key.second);
+        RangeMerge m = merge_task_run_ranges(id_of, stored[key], batch);
+        for (size_t k = 0; k < members.size(); ++k) ids[members[k]] = std::move(m.ids[k]);
+        for (int64_t lo : m.remove)
+          db_->exec("DELETE FROM task_runs WHERE flow_run_id = ? AND task = ? AND map_index = ?",
+                    {std::string(key.first), std::string(key.second), lo});
+        for (auto& w : m.write) writes.emplace_back(&updates[members[0]], std::move(w));
       }
-      std::map<Key, std::string> ids_by_key;
+      // Written in multi-row statements of fixed sizes (few prepared statements).
       size_t pos = 0;
-      while (pos < merged.size()) {
-        size_t left = merged.size() - pos;
+      while (pos < writes.size()) {
+        size_t left = writes.size() - pos;
         size_t n = left >= 256 ? 256 : left >= 64 ? 64 : left >= 16 ? 16 : left >= 4 ? 4 : 1;
         Params params;
-        params.reserve(n * 11);
+        params.reserve(n * 12);
         for (size_t k = pos; k < pos + n; ++k) {
-          const Merged& m = merged[k];
+          const TaskRunUpdate& u = *writes[k].first;
+          const StoredRange& r = writes[k].second;
           params.insert(params.end(),
-                        {new_uuid(), m.u->flow_run_id, m.u->task, int64_t{m.u->map_index},
-                         std::string(state_name(m.u->state)), m.u->message,
-                         int64_t{m.attempts ? *m.attempts : -1}, m.ts, m.ts,
-                         m.start ? Value(*m.start) : null_value(), m.end ? Value(*m.end) : null_value()});
+                        {u.flow_run_id, u.task, r.lo, r.count, opt_value(r.id), std::string(state_name(r.f.state)),
+                         r.f.message, r.f.attempts, r.f.created, r.f.updated,
+                         r.f.start ? Value(*r.f.start) : null_value(), r.f.end ? Value(*r.f.end) : null_value()});
         }
-        for (const auto& r : db_->query(upsert_sql(n), params))
-          ids_by_key[Key{r.str(0), r.str(1), static_cast<int>(r.i64(2))}] = r.str(3);
+        db_->exec(upsert_sql(n), params);
         pos += n;
-      }
-      std::vector<std::string> ids;
-      ids.reserve(updates.size());
-      for (const auto& u : updates) {
-        Key key{u.flow_run_id, u.task, u.map_index};
-        auto it = ids_by_key.find(key);
-        if (it == ids_by_key.end()) {  // an update older than the stored row: not applied
-          auto rows = db_->query("SELECT id FROM task_runs WHERE flow_run_id = ? AND task = ? AND map_index = ?",
-                                 {u.flow_run_id, u.task, int64_t{u.map_index}});
-          it = ids_by_key.emplace(key, rows.at(0).str(0)).first;
-        }
-        ids.push_back(it->second);
       }
       return ids;
     });
   }
 
+  // The stored rows that overlap each group's updates, sorted by map_index.
+  template <class Groups>
+  std::map<std::pair<std::string_view, std::string_view>, std::vector<StoredRange>> stored_ranges(
+      const std::vector<TaskRunUpdate>& updates, const Groups& groups) {
+    std::map<std::pair<std::string_view, std::string_view>, std::vector<StoredRange>> out;
+    // Unmapped task runs (ranges of one at -1): point lookups, many per statement.
+    std::map<std::string_view, std::vector<std::string_view>> unmapped;  // run -> tasks
+    for (const auto& [key, members] : groups) {
+      int64_t lo = INT64_MAX, hi = INT64_MIN;
+      for (size_t i : members) {
+        lo = std::min<int64_t>(lo, updates[i].map_index);
+        hi = std::max<int64_t>(hi, int64_t{updates[i].map_index} + updates[i].map_count - 1);
+      }
+      if (hi == -1) {
+        unmapped[key.first].push_back(key.second);
+        continue;
+      }
+      // The row holding `lo`, then the rows that begin in (lo, hi].
+      auto& rows = out[key];
+      const std::string run(key.first), task(key.second);
+      for (const auto& r : db_->query(std::string(kRangeColumns) +
+                                          "WHERE flow_run_id = ? AND task = ? AND map_index <= ? "
+                                          "ORDER BY map_index DESC LIMIT 1",
+                                      {run, task, lo}))
+        if (StoredRange s = to_range(r); s.hi() >= lo) rows.push_back(std::move(s));
+      for (const auto& r : db_->query(std::string(kRangeColumns) +
+                                          "WHERE flow_run_id = ? AND task = ? AND map_index > ? AND map_index <= ? "
+                                          "ORDER BY map_index",
+                                      {run, task, lo, hi}))
+        rows.push_back(to_range(r));
+    }
+    for (const auto& [run, tasks] : unmapped) {
+      size_t pos = 0;
+      while (pos < tasks.size()) {
+        size_t left = tasks.size() - pos;
+        size_t n = left >= 256 ? 256 : left >= 64 ? 64 : left >= 16 ? 16 : left >= 4 ? 4 : 1;
+        std::string sql = std::string(kRangeColumns) + "WHERE flow_run_id = ? AND map_index = -1 AND task IN (?";
+        for (size_t k = 1; k < n; ++k) sql += ", ?";
+        sql += ")";
+        Params params{std::string(run)};
+        for (size_t k = pos; k < pos + n; ++k) params.emplace_back(std::string(tasks[k]));
+        for (const auto& r : db_->query(sql, params)) {
+          auto it = std::find(tasks.begin() + static_cast<ptrdiff_t>(pos),
+                              tasks.begin() + static_cast<ptrdiff_t>(pos + n), r.str(10));
+          if (it != tasks.end()) out[{run, *it}].push_back(to_range(r));
+        }
+        pos += n;
+      }
+    }
+    return out;
+  }
+
   Result<std::vector<TaskRun>> list_task_runs(const std::string& flow_run_id) override {
     return transact(TxMode::kRead, [&]() -> Result<std::vector<TaskRun>> {
-      auto rows = db_->query(std::string(kTaskRunColumns) + "WHERE flow_run_id = ? ORDER BY task, map_index",
+      auto rows = db_->query(std::string(kRangeColumns) + "WHERE flow_run_id = ? ORDER BY task, map_index",
                              {flow_run_id});
       if (rows.empty() && !run_exists(flow_run_id))
         return not_found("flow run '" + flow_run_id + "' does not exist");
       std::vector<TaskRun> out;
-      for (const auto& r : rows) out.push_back(to_task_run(r));
+      std::optional<TaskRunIds> ids;
+      std::string ids_task;
+      for (const auto& r : rows) {
+        StoredRange s = to_range(r);
+        const std::string& task = r.str(10);
+        if (!ids || ids_task != task) {
+          ids.emplace(flow_run_id, task);
+          ids_task = task;
+        }
+        for (int64_t i = s.lo; i <= s.hi(); ++i) {
+          TaskRun t;
+          t.id = ids->id(s, i);
+          t.flow_run_id = flow_run_id;
+          t.task = task;
+          t.map_index = static_cast<int>(i);
+          t.state = s.f.state;
+          t.message = s.f.message;
+          t.attempts = static_cast<int>(std::max<int64_t>(0, s.f.attempts));
+          t.created = from_unix_ms(s.f.created);
+          t.updated = from_unix_ms(s.f.updated);
+          if (s.f.start) t.start_time = from_unix_ms(*s.f.start);
+          if (s.f.end) t.end_time = from_unix_ms(*s.f.end);
+          out.push_back(std::move(t));
+        }
+      }
       return out;
     });
   }
@@ -954,24 +1021,22 @@ class SqlStore final : public Store {
     }
   }
 
-  // INSERT of n task runs; attempts -1 means "not reported" (kept on update, read as 0).
+  // INSERT of n task-run ranges, or overwrite the row that begins at the same map index.
   static std::string upsert_sql(size_t n) {
     std::string sql =
-        "INSERT INTO task_runs (id, flow_run_id, task, map_index, state, message, attempts, created, updated, "
-        "start_time, end_time) VALUES ";
+        "INSERT INTO task_runs (flow_run_id, task, map_index, map_count, id, state, message, attempts, created, "
+        "updated, start_time, end_time) VALUES ";
     for (size_t i = 0; i < n; ++i) {
       if (i) sql += ", ";
-      sql += i == 0 ? "(?, ?, ?, CAST(? AS INTEGER), ?, ?, CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS BIGINT), "
-                      "CAST(? AS BIGINT), CAST(? AS BIGINT))"
-                    : "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+      sql += i == 0 ? "(?, ?, CAST(? AS INTEGER), CAST(? AS INTEGER), ?, ?, ?, CAST(? AS INTEGER), "
+                      "CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))"
+                    : "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     }
     sql +=
-        " ON CONFLICT (flow_run_id, task, map_index) DO UPDATE SET state = excluded.state, "
-        "message = excluded.message, "
-        "attempts = CASE WHEN excluded.attempts < 0 THEN task_runs.attempts ELSE excluded.attempts END, "
-        "updated = excluded.updated, start_time = COALESCE(task_runs.start_time, excluded.start_time), "
-        "end_time = excluded.end_time WHERE excluded.updated >= task_runs.updated "
-        "RETURNING flow_run_id, task, map_index, id";
+        " ON CONFLICT (flow_run_id, task, map_index) DO UPDATE SET map_count = excluded.map_count, "
+        "id = excluded.id, state = excluded.state, message = excluded.message, attempts = excluded.attempts, "
+        "created = excluded.created, updated = excluded.updated, start_time = excluded.start_time, "
+        "end_time = excluded.end_time";
     return sql;
   }
 

@@ -191,6 +191,12 @@ struct ClaimRequest {
   std::function<NewToken(const FlowRun&)> run_token;
 };
 
+// The highest map index of a mapped task run.
+inline constexpr int kMaxMapIndex = 10'000'000;
+
+// An update of the task runs [map_index, map_index + map_count) of one task: they go
+// to `state` at `timestamp`. map_count above 1 reports many alike task runs of a mapped
+// task in one item (they are stored as ranges; see task_run_ranges.hpp).
 struct TaskRunUpdate {
   std::string flow_run_id;
   std::string task;
@@ -199,6 +205,10 @@ struct TaskRunUpdate {
   std::string message;
   std::optional<int> attempts;  // nullopt: keep the stored count
   SysTime timestamp{};
+  int map_count = 1;
+  // When the task runs first went Running, for an update that is sent after they did
+  // (the Running update itself may never have been sent). Kept only if none is stored.
+  std::optional<SysTime> start_time;
 };
 
 struct TaskRun {
@@ -349,10 +359,11 @@ class Store {
 
   // ---- task runs
   // Upserts task runs keyed by (flow_run_id, task, map_index), all in ONE transaction
-  // (all or nothing). An update older than the stored one (timestamp) is ignored.
-  // Returns the task-run ids in input order. NotFound if a flow run does not exist.
+  // (all or nothing), applied in input order. An update older than the task run's
+  // latest one (timestamp) is ignored. Returns, in input order, the id of each update's
+  // first task run. NotFound if a flow run does not exist.
   virtual Result<std::vector<std::string>> upsert_task_runs(const std::vector<TaskRunUpdate>& updates) = 0;
-  // Ordered by (task, map_index).
+  // One TaskRun per task run, ordered by (task, map_index).
   virtual Result<std::vector<TaskRun>> list_task_runs(const std::string& flow_run_id) = 0;
 
   // ---- logs

@@ -17,6 +17,7 @@
 
 #include "core/crypto.hpp"
 #include "core/timefmt.hpp"
+#include "store/schema.hpp"
 #include "store/sql.hpp"
 #include "store/store.hpp"
 #include "store/testing.hpp"
@@ -46,6 +47,21 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     db_ = std::make_unique<TestDatabase>(std::move(db).value());
     store_ = open();
     ASSERT_NE(store_, nullptr);
+  }
+
+  // A plain connection to the test database, beside the store.
+  std::unique_ptr<detail::Db> raw_db() {
+    return GetParam() == "sqlite" ? detail::open_sqlite_db(db_->url().substr(std::string("sqlite://").size()),
+                                                           std::chrono::milliseconds(5000))
+                                  : detail::open_postgres_db(db_->url());
+  }
+
+  int64_t count_rows(const std::string& sql, const std::string& arg) {
+    auto db = raw_db();
+    db->begin(detail::TxMode::kRead);
+    int64_t n = db->query(sql, {arg}).at(0).i64(0);
+    db->commit();
+    return n;
   }
 
   std::unique_ptr<Store> open() {
@@ -167,24 +183,21 @@ int wait_child(pid_t pid) {
 TEST_P(StoreTest, OpensWithTheCurrentSchemaAndReopensIdempotently) {
   auto v = store_->schema_version();
   ASSERT_TRUE(v.is_ok()) << v.status().to_string();
-  EXPECT_EQ(*v, 3);
+  EXPECT_EQ(*v, 4);
   EXPECT_EQ(store_->backend(), GetParam() == "sqlite" ? "sqlite" : "postgresql");
   ASSERT_TRUE(store_->create_project("p", "d").is_ok());
   // Re-opening applies nothing and keeps the data.
   for (int i = 0; i < 2; ++i) {
     auto again = open();
     ASSERT_NE(again, nullptr);
-    EXPECT_EQ(*again->schema_version(), 3);
+    EXPECT_EQ(*again->schema_version(), 4);
     EXPECT_TRUE(again->find_project("p").is_ok());
   }
 }
 
 TEST_P(StoreTest, RefusesADatabaseWithANewerSchema) {
   // As if a later Culvert had migrated the database and the server was then rolled back.
-  std::unique_ptr<detail::Db> raw =
-      GetParam() == "sqlite" ? detail::open_sqlite_db(db_->url().substr(std::string("sqlite://").size()),
-                                                      std::chrono::milliseconds(5000))
-                             : detail::open_postgres_db(db_->url());
+  std::unique_ptr<detail::Db> raw = raw_db();
   raw->begin(detail::TxMode::kWrite);
   raw->exec("INSERT INTO schema_migrations (version, description, applied_at) VALUES (99, 'from the future', 0)",
             {});
@@ -193,7 +206,7 @@ TEST_P(StoreTest, RefusesADatabaseWithANewerSchema) {
   o.clock = &clock_;
   auto s = open_store(db_->url(), o);
   ASSERT_FALSE(s.is_ok());
-  EXPECT_NE(s.status().message().find("schema version 99, newer than this culvert knows (3)"), std::string::npos)
+  EXPECT_NE(s.status().message().find("schema version 99, newer than this culvert knows (4)"), std::string::npos)
       << s.status().message();
 }
 
@@ -268,7 +281,7 @@ TEST_P(StoreTest, ConcurrentOpenersMigrateOnce) {
   for (int i = 0; i < 4; ++i)
     threads.emplace_back([&] {
       auto s = open_store(fresh->url());
-      if (s && *(*s)->schema_version() == 3) ok++;
+      if (s && *(*s)->schema_version() == 4) ok++;
       else if (!s) ADD_FAILURE() << s.status().to_string();
     });
   for (auto& t : threads) t.join();
@@ -1042,6 +1055,118 @@ TEST_P(StoreTest, TaskRunBatchIsAllOrNothing) {
             StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->list_task_runs("missing-run").status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(store_->upsert_task_runs({})->empty());
+}
+
+TEST_P(StoreTest, AlikeMappedTaskRunsAreStoredAsRangesAndReadOneByOne) {
+  Flow f = register_flow("etl");
+  FlowRun run = run_in_state(f.id, State::kRunning);
+  SysTime t = clock_.now();
+  TaskRunUpdate first{run.id, "map", 0, State::kSuccess, "", 1, t};
+  first.map_count = 5000;
+  first.start_time = t - milliseconds(5);
+  TaskRunUpdate second = first;
+  second.map_index = 5000;
+  second.timestamp = t + milliseconds(1);
+  auto ids = store_->upsert_task_runs({first, second, {run.id, "extract", -1, State::kSuccess, "", 1, t}});
+  ASSERT_TRUE(ids.is_ok()) << ids.status().to_string();
+  ASSERT_EQ(ids->size(), 3u);
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM task_runs WHERE flow_run_id = ?", run.id), 3);
+
+  auto list = store_->list_task_runs(run.id);
+  ASSERT_TRUE(list.is_ok()) << list.status().to_string();
+  ASSERT_EQ(list->size(), 10001u);
+  EXPECT_EQ((*list)[0].task, "extract");
+  EXPECT_EQ((*list)[0].id, (*ids)[2]);
+  std::set<std::string> distinct;
+  std::vector<std::string> before;
+  for (size_t i = 1; i < list->size(); ++i) {
+    const TaskRun& tr = (*list)[i];
+    EXPECT_EQ(tr.map_index, static_cast<int>(i - 1));
+    EXPECT_EQ(tr.state, State::kSuccess);
+    EXPECT_EQ(tr.attempts, 1);
+    EXPECT_EQ(tr.start_time, t - milliseconds(5));
+    EXPECT_EQ(tr.end_time, i <= 5000 ? t : t + milliseconds(1));
+    distinct.insert(tr.id);
+  }
+  for (const auto& tr : *list) before.push_back(tr.id);
+  EXPECT_EQ(distinct.size(), 10000u);
+  EXPECT_EQ((*list)[1].id, (*ids)[0]);
+  EXPECT_EQ((*list)[5001].id, (*ids)[1]);
+
+  // One task run in the middle of a range changes: the range splits, no id changes.
+  auto one = store_->upsert_task_runs({{run.id, "map", 4321, State::kFailed, "boom", 2, t + seconds(1)}});
+  ASSERT_TRUE(one.is_ok()) << one.status().to_string();
+  EXPECT_EQ((*one)[0], before[4322]);
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM task_runs WHERE flow_run_id = ?", run.id), 5);
+  list = store_->list_task_runs(run.id);
+  ASSERT_EQ(list->size(), 10001u);
+  for (size_t i = 0; i < list->size(); ++i) EXPECT_EQ((*list)[i].id, before[i]);
+  EXPECT_EQ((*list)[4322].state, State::kFailed);
+  EXPECT_EQ((*list)[4322].message, "boom");
+  EXPECT_EQ((*list)[4322].attempts, 2);
+  EXPECT_EQ((*list)[4322].start_time, t - milliseconds(5));
+  EXPECT_EQ((*list)[4321].state, State::kSuccess);
+  EXPECT_EQ((*list)[4323].state, State::kSuccess);
+
+  // Bad ranges are refused.
+  TaskRunUpdate bad{run.id, "extract", -1, State::kSuccess, "", 1, t};
+  bad.map_count = 2;
+  EXPECT_EQ(store_->upsert_task_runs({bad}).status().code(), StatusCode::kInvalidArgument);
+  bad.map_index = 0;
+  bad.map_count = 0;
+  EXPECT_EQ(store_->upsert_task_runs({bad}).status().code(), StatusCode::kInvalidArgument);
+  bad.map_index = kMaxMapIndex;
+  bad.map_count = 2;
+  EXPECT_EQ(store_->upsert_task_runs({bad}).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreTest, TaskRunsWrittenBeforeRangesKeepTheirIds) {
+  Flow f = register_flow("etl");
+  FlowRun run = run_in_state(f.id, State::kRunning);
+  // Put the database back to schema version 3, with the task runs table of that
+  // version and two rows in it.
+  {
+    auto raw = raw_db();
+    std::string v1 = detail::migrations(raw->dialect()).at(0).sql;
+    size_t from = v1.find("CREATE TABLE task_runs");
+    size_t to = v1.find(");", from);
+    ASSERT_NE(from, std::string::npos);
+    raw->begin(detail::TxMode::kWrite);
+    raw->exec_script("DROP TABLE task_runs");
+    raw->exec_script(v1.substr(from, to + 1 - from));
+    for (auto [id, task, index] : {std::tuple{"old-a", "extract", -1}, std::tuple{"old-b", "map", 0}})
+      raw->exec("INSERT INTO task_runs (id, flow_run_id, task, map_index, state, message, attempts, created, "
+                "updated, start_time, end_time) VALUES (?, ?, ?, ?, 'Running', '', 1, 1000, 1000, 1000, NULL)",
+                {std::string(id), run.id, std::string(task), int64_t{index}});
+    raw->exec("DELETE FROM schema_migrations WHERE version = 4", {});
+    raw->commit();
+  }
+  store_ = open();
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(*store_->schema_version(), 4);
+  auto list = store_->list_task_runs(run.id);
+  ASSERT_TRUE(list.is_ok()) << list.status().to_string();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].id, "old-a");
+  EXPECT_EQ((*list)[1].id, "old-b");
+  EXPECT_EQ((*list)[1].start_time, from_unix_ms(1000));
+
+  SysTime t = from_unix_ms(2000);
+  TaskRunUpdate three{run.id, "map", 0, State::kSuccess, "", std::nullopt, t};
+  three.map_count = 3;
+  auto ids = store_->upsert_task_runs({{run.id, "extract", -1, State::kSuccess, "", std::nullopt, t}, three});
+  ASSERT_TRUE(ids.is_ok()) << ids.status().to_string();
+  EXPECT_EQ((*ids)[0], "old-a");
+  EXPECT_EQ((*ids)[1], "old-b");
+  list = store_->list_task_runs(run.id);
+  ASSERT_EQ(list->size(), 4u);
+  EXPECT_EQ((*list)[0].state, State::kSuccess);
+  EXPECT_EQ((*list)[1].id, "old-b");
+  EXPECT_EQ((*list)[1].start_time, from_unix_ms(1000));
+  EXPECT_EQ((*list)[1].state, State::kSuccess);
+  EXPECT_NE((*list)[2].id, "old-b");
+  EXPECT_EQ((*list)[2].start_time, std::nullopt);
+  EXPECT_EQ((*list)[3].end_time, t);
 }
 
 TEST_P(StoreTest, LogsAndCursors) {
