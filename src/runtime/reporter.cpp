@@ -77,18 +77,51 @@ bool retryable(const Status& st) {
 Status ServerReporter::send_locked_batch(std::vector<TaskUpdate>& tasks, std::vector<LogLine>& logs) {
   const size_t chunk = std::max<size_t>(1, options_.max_request_items);
   if (!tasks.empty()) {
-    // Coalesce: only the latest update of each task run in this batch matters.
-    std::map<std::pair<std::string, int>, size_t> latest;
-    for (size_t i = 0; i < tasks.size(); ++i) latest[{tasks[i].task, tasks[i].map_index}] = i;
+    // Coalesce: only the latest update of each task run in this batch matters, plus when
+    // it first went Running (the Running update itself may be coalesced away).
+    struct Latest {
+      size_t i;
+      std::optional<SysTime> start;
+    };
+    std::map<std::pair<std::string_view, int>, Latest> latest;
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      auto [it, fresh] = latest.try_emplace({tasks[i].task, tasks[i].map_index}, Latest{i, std::nullopt});
+      it->second.i = i;
+      if (!it->second.start) it->second.start = tasks[i].start;  // an update put back after a failure
+      if (!it->second.start && tasks[i].state == State::kRunning) it->second.start = tasks[i].timestamp;
+    }
     std::vector<TaskUpdate> pending;
     pending.reserve(latest.size());
-    for (const auto& [key, i] : latest) pending.push_back(std::move(tasks[i]));
+    for (auto& [key, l] : latest) {
+      pending.push_back(std::move(tasks[l.i]));
+      pending.back().start = l.start;
+    }
+    latest.clear();
     tasks.clear();
+    // Items: consecutive task runs of one mapped task that say the same thing, to the
+    // millisecond the server keeps, go as one item with a map_count (the server stores
+    // them as one range). Item k covers pending[first[k] .. first[k + 1]).
+    auto ms = [](SysTime t) { return std::chrono::floor<std::chrono::milliseconds>(t); };
+    // The start time an item sends: the server takes a Running update's from its timestamp.
+    std::vector<std::optional<SysTime>> starts;
+    starts.reserve(pending.size());
+    for (const auto& t : pending) starts.push_back(t.state == State::kRunning ? std::nullopt : t.start);
+    auto alike = [&](size_t a, size_t b) {
+      const TaskUpdate &x = pending[a], &y = pending[b];
+      return x.map_index >= 0 && y.map_index == x.map_index + 1 && x.task == y.task && x.state == y.state &&
+             x.attempt == y.attempt && x.message == y.message && ms(x.timestamp) == ms(y.timestamp) &&
+             starts[a].has_value() == starts[b].has_value() && (!starts[a] || ms(*starts[a]) == ms(*starts[b]));
+    };
+    std::vector<size_t> first;
+    for (size_t i = 0; i < pending.size(); ++i)
+      if (i == 0 || !alike(i - 1, i)) first.push_back(i);
+    const size_t items = first.size();
+    first.push_back(pending.size());
     // Requests stay well under the server's body limit. Chunks hold distinct task runs,
     // so two may be in flight at once (one per connection) in any order.
     struct InFlight {
       std::future<Result<json>> answer;
-      size_t begin, end;
+      size_t begin, end;  // in pending
     };
     std::deque<InFlight> in_flight;
     std::vector<TaskUpdate> unsent;
@@ -105,17 +138,20 @@ Status ServerReporter::send_locked_batch(std::vector<TaskUpdate>& tasks, std::ve
       dropped_tasks_ += f.end - f.begin;
       last_error_ = r.status().message();
     };
-    size_t begin = 0;
-    for (int n = 0; begin < pending.size() && failure.is_ok(); ++n) {
-      size_t end = std::min(pending.size(), begin + chunk);
+    size_t item = 0;
+    for (int n = 0; item < items && failure.is_ok(); ++n) {
+      const size_t item_end = std::min(items, item + chunk);
       json batch = json::array();
-      for (size_t i = begin; i < end; ++i) {
+      for (size_t k = item; k < item_end; ++k) {
+        const size_t i = first[k];
         const auto& t = pending[i];
-        json item = {{"flow_run_id", flow_run_id_}, {"task", t.task}, {"map_index", t.map_index},
-                     {"state", state_name(t.state)}, {"message", t.message},
-                     {"timestamp", format_rfc3339(t.timestamp)}};
-        if (t.attempt > 0) item["attempts"] = t.attempt;
-        batch.push_back(std::move(item));
+        json entry = {{"flow_run_id", flow_run_id_}, {"task", t.task}, {"map_index", t.map_index},
+                      {"state", state_name(t.state)}, {"message", t.message},
+                      {"timestamp", format_rfc3339(ms(t.timestamp))}};
+        if (first[k + 1] - i > 1) entry["map_count"] = first[k + 1] - i;
+        if (starts[i]) entry["start_time"] = format_rfc3339(ms(*starts[i]));
+        if (t.attempt > 0) entry["attempts"] = t.attempt;
+        batch.push_back(std::move(entry));
       }
       if (in_flight.size() == 2) {
         settle(in_flight.front());
@@ -123,7 +159,8 @@ Status ServerReporter::send_locked_batch(std::vector<TaskUpdate>& tasks, std::ve
         if (!failure.is_ok()) break;
       }
       client::ApiClient* api = n % 2 == 0 ? api_.get() : api2_.get();
-      if (end == pending.size() && in_flight.empty()) {  // the only (or last lone) chunk: no thread
+      const size_t begin = first[item], end = first[item_end];
+      if (item_end == items && in_flight.empty()) {  // the only (or last lone) chunk: no thread
         std::promise<Result<json>> p;
         p.set_value(api->set_task_run_states(batch));
         in_flight.push_back({p.get_future(), begin, end});
@@ -132,12 +169,12 @@ Status ServerReporter::send_locked_batch(std::vector<TaskUpdate>& tasks, std::ve
                                         [api, b = std::move(batch)] { return api->set_task_run_states(b); }),
                              begin, end});
       }
-      begin = end;
+      item = item_end;
     }
     for (auto& f : in_flight) settle(f);
     if (!failure.is_ok()) {
       // Put back what failed and what was never sent; the caller retries them later.
-      for (size_t i = begin; i < pending.size(); ++i) unsent.push_back(std::move(pending[i]));
+      for (size_t i = first[item]; i < pending.size(); ++i) unsent.push_back(std::move(pending[i]));
       tasks = std::move(unsent);
       return failure;
     }

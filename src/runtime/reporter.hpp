@@ -5,7 +5,9 @@
 //
 // Events are buffered under a mutex; the flusher thread sends whatever is buffered every
 // `flush_interval` (or sooner when a batch is large). Task-run updates of one task run
-// within a batch are coalesced to the latest. A failed send keeps the batch and retries
+// within a batch are coalesced to the latest (with the time it first went Running), and
+// consecutive task runs of a mapped task that say the same thing go as one item with a
+// map_count, which the server stores as one range. A failed send keeps the batch and retries
 // on the next round when the server is unreachable or failing; a batch it refuses as
 // invalid is dropped and counted. Requests carry at most `max_request_items` items.
 // Logs beyond `max_buffered_logs` are dropped with a counted notice.
@@ -18,6 +20,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -68,6 +71,7 @@ class ServerReporter final : public RunObserver {
     int attempt;
     std::string message;
     SysTime timestamp;
+    std::optional<SysTime> start;  // when it first went Running, once known to a batch
   };
   struct LogLine {
     std::string task;  // empty: run-level

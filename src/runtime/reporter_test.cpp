@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/timefmt.hpp"
 #include "test_http_server.hpp"
 
 namespace culvert::runtime {
@@ -17,6 +18,16 @@ using nlohmann::json;
 
 TaskRunEvent task_event(const std::string& name, int map_index, State s) {
   return TaskRunEvent{0, name, map_index, s, 1, "", std::chrono::system_clock::now()};
+}
+
+// Each item of a task-run states request, expanded to its task runs (map_count).
+template <class F>
+void for_each_task_run(const json& batch, F&& f) {
+  for (const auto& item : batch) {
+    int first = item["map_index"].get<int>();
+    int count = item.value("map_count", 1);
+    for (int i = first; i < first + count; ++i) f(i, item);
+  }
 }
 
 TEST(ServerReporter, SendsEveryTaskRunInBoundedRequests) {
@@ -39,13 +50,83 @@ TEST(ServerReporter, SendsEveryTaskRunInBoundedRequests) {
     ASSERT_EQ(r.target, "/api/v1/task-runs/states");
     auto batch = json::parse(r.body);
     EXPECT_LE(batch.size(), 1000u);
-    for (const auto& item : batch) {
+    for_each_task_run(batch, [&](int i, const json& item) {
       EXPECT_EQ(item["flow_run_id"], "run-1");
-      latest[item["map_index"].get<int>()] = item["state"].get<std::string>();
-    }
+      EXPECT_EQ(latest.count(i), 0u) << "task run " << i << " sent twice";
+      latest[i] = item["state"].get<std::string>();
+    });
   }
   ASSERT_EQ(latest.size(), 2500u);
   for (const auto& [i, state] : latest) EXPECT_EQ(state, "Success") << i;
+}
+
+// Consecutive mapped task runs that say the same thing (to the millisecond) go as one
+// item with a map_count, and carry the time they first ran when their Running update
+// was coalesced away.
+TEST(ServerReporter, AlikeMappedTaskRunsGoAsOneItemWithTheirStartTime) {
+  culvert::testing::TestHttpServer server([](const culvert::testing::TestRequest&) {
+    return culvert::testing::TestResponse{200, "{}"};
+  });
+  const SysTime t0 = parse_rfc3339("2026-11-28T10:00:00.250Z").value();
+  const SysTime t1 = t0 + std::chrono::microseconds(900);  // the same millisecond
+  {
+    ServerReporter reporter({.api_url = server.url(), .api_token = "t"}, "run-1",
+                            ReporterOptions{.flush_interval = std::chrono::hours(1), .batch_size = 100000});
+    std::string name = "m", other = "x";
+    for (int i = 0; i < 100; ++i) {
+      reporter.on_task_run(TaskRunEvent{0, name, i, State::kRunning, 1, "", t0});
+      reporter.on_task_run(TaskRunEvent{0, name, i, State::kSuccess, 1, i == 50 ? "odd" : "", t1});
+    }
+    for (int i = 100; i < 103; ++i) reporter.on_task_run(TaskRunEvent{0, name, i, State::kRunning, 1, "", t1});
+    reporter.on_task_run(TaskRunEvent{0, other, -1, State::kRunning, 1, "", t0});
+    ASSERT_TRUE(reporter.flush().is_ok());
+    ASSERT_TRUE(reporter.close().is_ok());
+  }
+  ASSERT_EQ(server.requests().size(), 1u);
+  auto batch = json::parse(server.requests()[0].body);
+  ASSERT_EQ(batch.size(), 5u) << batch.dump();
+  auto expect_item = [&](const json& item, int first, int count, const char* state) {
+    EXPECT_EQ(item["map_index"], first) << item.dump();
+    EXPECT_EQ(item.value("map_count", 1), count) << item.dump();
+    EXPECT_EQ(item["state"], state) << item.dump();
+  };
+  expect_item(batch[0], 0, 50, "Success");
+  expect_item(batch[1], 50, 1, "Success");
+  expect_item(batch[2], 51, 49, "Success");
+  expect_item(batch[3], 100, 3, "Running");
+  expect_item(batch[4], -1, 1, "Running");
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_EQ(parse_rfc3339(batch[k]["start_time"].get<std::string>()).value(), t0);
+    EXPECT_EQ(parse_rfc3339(batch[k]["timestamp"].get<std::string>()).value(),
+              std::chrono::floor<std::chrono::milliseconds>(t1));
+  }
+  EXPECT_EQ(batch[1]["message"], "odd");
+  EXPECT_FALSE(batch[3].contains("start_time"));  // the server takes it from the timestamp
+}
+
+// A batch whose request failed is sent again with the start times it had.
+TEST(ServerReporter, StartTimesSurviveAFailedRequest) {
+  int calls = 0;
+  culvert::testing::TestHttpServer server([&](const culvert::testing::TestRequest&) {
+    if (++calls == 1) return culvert::testing::TestResponse{503, R"({"error":{"code":"unavailable","message":"busy"}})"};
+    return culvert::testing::TestResponse{200, "{}"};
+  });
+  const SysTime t0 = parse_rfc3339("2026-11-28T10:00:00.250Z").value();
+  ServerReporter reporter({.api_url = server.url(), .api_token = "t"}, "run-1",
+                          ReporterOptions{.flush_interval = std::chrono::hours(1), .batch_size = 100000});
+  std::string name = "m";
+  for (int i = 0; i < 10; ++i) {
+    reporter.on_task_run(TaskRunEvent{0, name, i, State::kRunning, 1, "", t0});
+    reporter.on_task_run(TaskRunEvent{0, name, i, State::kSuccess, 1, "", t0 + std::chrono::seconds(1)});
+  }
+  EXPECT_EQ(reporter.flush().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(reporter.flush().is_ok());
+  ASSERT_TRUE(reporter.close().is_ok());
+  ASSERT_EQ(server.requests().size(), 2u);
+  auto batch = json::parse(server.requests()[1].body);
+  ASSERT_EQ(batch.size(), 1u) << batch.dump();
+  EXPECT_EQ(batch[0]["map_count"], 10);
+  EXPECT_EQ(parse_rfc3339(batch[0]["start_time"].get<std::string>()).value(), t0);
 }
 
 TEST(ServerReporter, RetriesWhileTheServerFailsAndDropsWhatItRefuses) {
@@ -89,14 +170,21 @@ TEST(ServerReporter, AFailedRequestOfALongBatchIsSentAgain) {
                           ReporterOptions{.flush_interval = std::chrono::hours(1), .batch_size = 100000,
                                           .max_request_items = 1000});
   std::string name = "m";
-  for (int i = 0; i < 4500; ++i) reporter.on_task_run(task_event(name, i, State::kSuccess));
+  std::vector<std::string> messages;  // all different: one item per task run
+  for (int i = 0; i < 4500; ++i) messages.push_back("m" + std::to_string(i));
+  for (int i = 0; i < 4500; ++i)
+    reporter.on_task_run(TaskRunEvent{0, name, i, State::kSuccess, 1, messages[static_cast<size_t>(i)],
+                                      std::chrono::system_clock::now()});
   EXPECT_EQ(reporter.flush().code(), StatusCode::kUnavailable);
   EXPECT_TRUE(reporter.flush().is_ok());
   EXPECT_EQ(reporter.dropped_task_updates(), 0u);
   EXPECT_TRUE(reporter.close().is_ok());
   std::map<int, int> times_accepted;  // map index -> accepted requests that carried it
-  for (const auto& body : accepted)
-    for (const auto& item : json::parse(body)) ++times_accepted[item["map_index"].get<int>()];
+  for (const auto& body : accepted) {
+    auto batch = json::parse(body);
+    EXPECT_LE(batch.size(), 1000u);
+    for_each_task_run(batch, [&](int i, const json&) { ++times_accepted[i]; });
+  }
   ASSERT_EQ(times_accepted.size(), 4500u);
   for (const auto& [i, times] : times_accepted) EXPECT_EQ(times, 1) << i;
 }

@@ -496,7 +496,7 @@ Result<std::vector<store::TaskRunUpdate>> parse_task_run_batch(const json& body,
     auto task = req_name(e, "task");
     if (!task) return field_error(f + ".task", "is required (the task name)");
     u.task = std::move(*task);
-    auto mi = opt_int(e, "map_index", -1, 10000000);
+    auto mi = opt_int(e, "map_index", -1, store::kMaxMapIndex);
     if (!mi) return field_error(f + ".map_index", "must be an integer >= -1");
     u.map_index = static_cast<int>(mi->value_or(-1));
     auto st = req_state(e, "state");
@@ -511,6 +511,16 @@ Result<std::vector<store::TaskRunUpdate>> parse_task_run_batch(const json& body,
     auto t = opt_time(e, "timestamp");
     if (!t) return field_error(f + ".timestamp", "must be an RFC 3339 time");
     u.timestamp = t->value_or(now);
+    auto count = opt_int(e, "map_count", 1, store::kMaxMapIndex + 1);
+    if (!count) return field_error(f + ".map_count", "must be an integer >= 1");
+    u.map_count = static_cast<int>(count->value_or(1));
+    if (u.map_count > 1 && u.map_index < 0)
+      return field_error(f + ".map_count", "above 1 needs a map_index (the first of the mapped task runs)");
+    if (int64_t{u.map_index} + u.map_count - 1 > store::kMaxMapIndex)
+      return field_error(f + ".map_count", "reaches past map index " + std::to_string(store::kMaxMapIndex));
+    auto start = opt_time(e, "start_time");
+    if (!start) return field_error(f + ".start_time", "must be an RFC 3339 time");
+    u.start_time = *start;
     out.push_back(std::move(u));
   }
   return out;

@@ -137,6 +137,23 @@ TEST(ApiJsonTest, Batches) {
   EXPECT_FALSE(parse_task_run_batch(json::parse(R"([{"flow_run_id":"r","state":"Success"}])"), now).is_ok());
   EXPECT_FALSE(parse_task_run_batch(json::parse(R"([{"flow_run_id":"r","task":"a","state":"Nope"}])"), now).is_ok());
   EXPECT_FALSE(parse_task_run_batch(json::parse(R"({"x":1})"), now).is_ok());
+  // A range of alike mapped task runs, with the time they first ran.
+  auto range = parse_task_run_batch(json::parse(R"([{"flow_run_id":"r","task":"m","state":"Success","map_index":10,
+      "map_count":500,"start_time":"2026-11-28T10:00:00.250Z"}])"), now);
+  ASSERT_TRUE(range.is_ok()) << range.status().to_string();
+  EXPECT_EQ((*range)[0].map_count, 500);
+  EXPECT_EQ((*range)[0].start_time, parse_rfc3339("2026-11-28T10:00:00.250Z"));
+  EXPECT_EQ((*t)[0].map_count, 1);
+  EXPECT_EQ((*t)[0].start_time, std::nullopt);
+  for (const char* bad : {R"([{"flow_run_id":"r","task":"m","state":"Success","map_count":2}])",
+                          R"([{"flow_run_id":"r","task":"m","state":"Success","map_index":0,"map_count":0}])",
+                          R"([{"flow_run_id":"r","task":"m","state":"Success","map_index":9999999,"map_count":5}])",
+                          R"([{"flow_run_id":"r","task":"m","state":"Success","map_index":0,"map_count":"3"}])",
+                          R"([{"flow_run_id":"r","task":"m","state":"Success","start_time":"yesterday"}])"}) {
+    auto r = parse_task_run_batch(json::parse(bad), now);
+    EXPECT_FALSE(r.is_ok()) << bad;
+    EXPECT_THAT(r.status().message(), ::testing::AnyOf(HasSubstr("map_count"), HasSubstr("start_time"))) << bad;
+  }
   json big = json::array();
   for (size_t i = 0; i <= kMaxBatch; ++i) big.push_back({{"flow_run_id", "r"}, {"message", "m"}});
   EXPECT_THAT(parse_log_batch(big, now).status().message(), HasSubstr("at most"));

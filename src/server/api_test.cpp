@@ -367,6 +367,19 @@ TEST_F(ApiTest, FullRunLifecycleWithRunToken) {
   EXPECT_EQ(after.body["logs"].size(), 0u);
   EXPECT_EQ(get("/api/v1/flows/" + flow, token).status, 200);
   EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/task-runs", token).body["task_runs"].size(), 2u);
+  // 1,000 alike mapped task runs in one item: read back one by one.
+  auto range = post("/api/v1/task-runs/states",
+                    json::array({{{"flow_run_id", id}, {"task", "b"}, {"map_index", 0}, {"map_count", 1000},
+                                  {"state", "Success"}, {"start_time", "2026-11-28T10:00:00Z"}}}),
+                    token);
+  ASSERT_EQ(range.status, 200) << range.text;
+  auto listed = get("/api/v1/flow-runs/" + id + "/task-runs", token).body["task_runs"];
+  ASSERT_EQ(listed.size(), 1001u);
+  EXPECT_EQ(listed[1]["id"], range.body["task_run_ids"][0]);
+  EXPECT_EQ(listed[1000]["map_index"], 999);
+  EXPECT_EQ(listed[1000]["state"], "Success");
+  EXPECT_EQ(listed[1000]["start_time"], "2026-11-28T10:00:00.000Z");
+  EXPECT_NE(listed[1000]["id"], listed[999]["id"]);
   // Stale expected_version: 409.
   auto stale = post("/api/v1/flow-runs/" + id + "/state", {{"state", "Success"}, {"expected_version", version - 1}}, token);
   EXPECT_EQ(stale.status, 409);
