@@ -13,7 +13,7 @@ bench_flow to file:// storage, then measures:
 Usage: bench/agent/agent_bench.py [--build build] [--runs 100] [--burst 1000] [--tasks 10000]
                                   [--work-us 0,1000]
 """
-import argparse, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, signal, sqlite3, statistics, subprocess, sys, tempfile, time
 import urllib.request
 from datetime import datetime
 
@@ -135,9 +135,12 @@ def main():
             executing = ts(fin["end_time"]) - ts(fin["start_time"])
             trs = api.call("GET", "/api/v1/flow-runs/%s/task-runs" % run["id"])
             n_tr = len(trs["task_runs"] if isinstance(trs, dict) else trs)
+            db = sqlite3.connect("file:%s?mode=ro" % os.path.join(tmp, "bench.db"), uri=True)
+            rows = db.execute("SELECT COUNT(*) FROM task_runs WHERE flow_run_id = ?", (run["id"],)).fetchone()[0]
+            db.close()
             print("overhead: %d tasks of %d us: local %.3f s; through server+agent %.3f s end to end, "
-                  "%.3f s Running->end (%s, %d task runs stored): %.2fx end to end"
-                  % (a.tasks, work_us, local, orchestrated, executing, fin["state"], n_tr, orchestrated / local))
+                  "%.3f s Running->end (%s, %d task runs stored in %d rows): %.2fx end to end"
+                  % (a.tasks, work_us, local, orchestrated, executing, fin["state"], n_tr, rows, orchestrated / local))
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)

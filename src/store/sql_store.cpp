@@ -674,13 +674,15 @@ class SqlStore final : public Store {
     }
     if (updates.empty()) return std::vector<std::string>{};
     return transact(TxMode::kWrite, [&]() -> Result<std::vector<std::string>> {
-      // The runs are locked (PostgreSQL) in id order, so that concurrent batches of one
-      // run merge their ranges one after the other.
+      // Concurrent batches of one run (PostgreSQL) merge their ranges one after the
+      // other: a transaction-scoped advisory lock per run, taken in id order.
       std::set<std::string> runs;
       for (const auto& u : updates) runs.insert(u.flow_run_id);
-      for (const auto& id : runs)
-        if (db_->query("SELECT 1 FROM flow_runs WHERE id = ?" + for_update(""), {id}).empty())
+      for (const auto& id : runs) {
+        db_->xact_lock("task_runs:" + id);
+        if (db_->query("SELECT 1 FROM flow_runs WHERE id = ?", {id}).empty())
           return not_found("flow run '" + id + "' does not exist");
+      }
       // The updates of each (run, task), in batch order.
       using Key = std::pair<std::string_view, std::string_view>;
       std::map<Key, std::vector<size_t>> groups;
@@ -753,6 +755,7 @@ class SqlStore final : public Store {
                                           "ORDER BY map_index DESC LIMIT 1",
                                       {run, task, lo}))
         if (StoredRange s = to_range(r); s.hi() >= lo) rows.push_back(std::move(s));
+      if (hi == lo) continue;
       for (const auto& r : db_->query(std::string(kRangeColumns) +
                                           "WHERE flow_run_id = ? AND task = ? AND map_index > ? AND map_index <= ? "
                                           "ORDER BY map_index",
