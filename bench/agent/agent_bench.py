@@ -133,14 +133,16 @@ def main():
             fin = wait_final(api, run["id"])
             orchestrated = time.time() - t0
             executing = ts(fin["end_time"]) - ts(fin["start_time"])
+            server_side = ts(fin["end_time"]) - ts(fin["created"])
             trs = api.call("GET", "/api/v1/flow-runs/%s/task-runs" % run["id"])
             n_tr = len(trs["task_runs"] if isinstance(trs, dict) else trs)
             db = sqlite3.connect("file:%s?mode=ro" % os.path.join(tmp, "bench.db"), uri=True)
             rows = db.execute("SELECT COUNT(*) FROM task_runs WHERE flow_run_id = ?", (run["id"],)).fetchone()[0]
             db.close()
-            print("overhead: %d tasks of %d us: local %.3f s; through server+agent %.3f s end to end, "
-                  "%.3f s Running->end (%s, %d task runs stored in %d rows): %.2fx end to end"
-                  % (a.tasks, work_us, local, orchestrated, executing, fin["state"], n_tr, rows, orchestrated / local))
+            print("overhead: %d tasks of %d us: local %.3f s; through server+agent %.3f s end to end "
+                  "(%.3f s created->end, %.3f s Running->end; %s, %d task runs stored in %d rows): %.2fx end to end"
+                  % (a.tasks, work_us, local, orchestrated, server_side, executing, fin["state"], n_tr, rows,
+                     orchestrated / local))
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)

@@ -690,17 +690,28 @@ class SqlStore final : public Store {
       std::map<Key, std::vector<StoredRange>> stored = stored_ranges(updates, groups);
 
       std::vector<std::string> ids(updates.size());
-      std::vector<std::pair<const TaskRunUpdate*, StoredRange>> writes;
-      for (const auto& [key, members] : groups) {
+      // Unmapped task runs are rows of one that never split or merge: the batch's updates
+      // of each are merged here, then with the stored row by the statement itself.
+      std::vector<std::pair<const TaskRunUpdate*, StoredRange>> merges, writes;
+      std::vector<std::vector<size_t>*> merge_members;
+      for (auto& [key, members] : groups) {
         std::vector<RangeUpdate> batch;
         batch.reserve(members.size());
+        bool mapped = false;
         for (size_t i : members) {
           const auto& u = updates[i];
+          mapped = mapped || u.map_index >= 0;
           batch.push_back({u.map_index, int64_t{u.map_index} + u.map_count - 1, u.state, u.message, u.attempts,
                            to_unix_ms(u.timestamp),
                            u.start_time ? std::optional<int64_t>(to_unix_ms(*u.start_time)) : std::nullopt});
         }
         TaskRunIds id_of(key.first, key.second);
+        if (!mapped) {
+          RangeMerge m = merge_task_run_ranges(id_of, {}, batch);
+          merges.emplace_back(&updates[members[0]], std::move(m.write.at(0)));
+          merge_members.push_back(&members);
+          continue;
+        }
         RangeMerge m = merge_task_run_ranges(id_of, stored[key], batch);
         for (size_t k = 0; k < members.size(); ++k) ids[members[k]] = std::move(m.ids[k]);
         for (int64_t lo : m.remove)
@@ -708,45 +719,78 @@ class SqlStore final : public Store {
                     {std::string(key.first), std::string(key.second), lo});
         for (auto& w : m.write) writes.emplace_back(&updates[members[0]], std::move(w));
       }
-      // Written in multi-row statements of fixed sizes (few prepared statements).
-      size_t pos = 0;
-      while (pos < writes.size()) {
-        size_t left = writes.size() - pos;
-        size_t n = left >= 256 ? 256 : left >= 64 ? 64 : left >= 16 ? 16 : left >= 4 ? 4 : 1;
-        Params params;
-        params.reserve(n * 12);
-        for (size_t k = pos; k < pos + n; ++k) {
-          const TaskRunUpdate& u = *writes[k].first;
-          const StoredRange& r = writes[k].second;
-          params.insert(params.end(),
-                        {u.flow_run_id, u.task, r.lo, r.count, opt_value(r.id), std::string(state_name(r.f.state)),
-                         r.f.message, r.f.attempts, r.f.created, r.f.updated,
-                         r.f.start ? Value(*r.f.start) : null_value(), r.f.end ? Value(*r.f.end) : null_value()});
+      write_ranges(writes, false);
+      // The id each unmapped task run answers with: a stored one (rows written before
+      // ids were derived) or the derived one.
+      std::map<Key, std::optional<std::string>> stored_ids;
+      for (const auto& r : write_ranges(merges, true)) stored_ids[{r.first->flow_run_id, r.first->task}] = r.second;
+      for (size_t k = 0; k < merges.size(); ++k) {
+        const TaskRunUpdate& u = *merges[k].first;
+        auto it = stored_ids.find({u.flow_run_id, u.task});
+        std::optional<std::string> id;
+        if (it != stored_ids.end()) {
+          id = it->second;
+        } else {  // the update was older than the stored row: not applied
+          auto rows = db_->query("SELECT id FROM task_runs WHERE flow_run_id = ? AND task = ? AND map_index = -1",
+                                 {u.flow_run_id, u.task});
+          if (!rows.empty()) id = rows[0].opt(0);
         }
-        db_->exec(upsert_sql(n), params);
-        pos += n;
+        std::string answer = id ? *id : TaskRunIds(u.flow_run_id, u.task).id(-1);
+        for (size_t i : *merge_members[k]) ids[i] = answer;
       }
       return ids;
     });
   }
 
-  // The stored rows that overlap each group's updates, sorted by map_index.
+  // Writes rows in multi-row statements of fixed sizes (few prepared statements). Each
+  // row overwrites the one that begins at the same map index, or, with `merge`, is
+  // merged with it as a later update (older than the stored row: ignored); then returns
+  // the rows written with their stored id.
+  std::vector<std::pair<const TaskRunUpdate*, std::optional<std::string>>> write_ranges(
+      const std::vector<std::pair<const TaskRunUpdate*, StoredRange>>& rows, bool merge) {
+    std::vector<std::pair<const TaskRunUpdate*, std::optional<std::string>>> written;
+    size_t pos = 0;
+    while (pos < rows.size()) {
+      size_t left = rows.size() - pos;
+      size_t n = left >= 256 ? 256 : left >= 64 ? 64 : left >= 16 ? 16 : left >= 4 ? 4 : 1;
+      Params params;
+      params.reserve(n * 12);
+      std::map<std::pair<std::string_view, std::string_view>, const TaskRunUpdate*> by_key;
+      for (size_t k = pos; k < pos + n; ++k) {
+        const TaskRunUpdate& u = *rows[k].first;
+        const StoredRange& r = rows[k].second;
+        by_key[{u.flow_run_id, u.task}] = &u;
+        params.insert(params.end(),
+                      {u.flow_run_id, u.task, r.lo, r.count, opt_value(r.id), std::string(state_name(r.f.state)),
+                       r.f.message, r.f.attempts, r.f.created, r.f.updated,
+                       r.f.start ? Value(*r.f.start) : null_value(), r.f.end ? Value(*r.f.end) : null_value()});
+      }
+      if (merge) {
+        // Unmapped rows: one per (run, task), which names it.
+        for (const auto& r : db_->query(upsert_sql(n, true), params)) {
+          auto it = by_key.find({r.str(0), r.str(1)});
+          if (it != by_key.end()) written.emplace_back(it->second, r.opt(2));
+        }
+      } else {
+        db_->exec(upsert_sql(n, false), params);
+      }
+      pos += n;
+    }
+    return written;
+  }
+
+  // The stored rows that overlap the updates of each mapped group, sorted by map_index.
   template <class Groups>
   std::map<std::pair<std::string_view, std::string_view>, std::vector<StoredRange>> stored_ranges(
       const std::vector<TaskRunUpdate>& updates, const Groups& groups) {
     std::map<std::pair<std::string_view, std::string_view>, std::vector<StoredRange>> out;
-    // Unmapped task runs (ranges of one at -1): point lookups, many per statement.
-    std::map<std::string_view, std::vector<std::string_view>> unmapped;  // run -> tasks
     for (const auto& [key, members] : groups) {
       int64_t lo = INT64_MAX, hi = INT64_MIN;
       for (size_t i : members) {
         lo = std::min<int64_t>(lo, updates[i].map_index);
         hi = std::max<int64_t>(hi, int64_t{updates[i].map_index} + updates[i].map_count - 1);
       }
-      if (hi == -1) {
-        unmapped[key.first].push_back(key.second);
-        continue;
-      }
+      if (hi == -1) continue;  // unmapped: merged by the upsert statement itself
       // The row holding `lo`, then the rows that begin in (lo, hi].
       auto& rows = out[key];
       const std::string run(key.first), task(key.second);
@@ -761,24 +805,6 @@ class SqlStore final : public Store {
                                           "ORDER BY map_index",
                                       {run, task, lo, hi}))
         rows.push_back(to_range(r));
-    }
-    for (const auto& [run, tasks] : unmapped) {
-      size_t pos = 0;
-      while (pos < tasks.size()) {
-        size_t left = tasks.size() - pos;
-        size_t n = left >= 256 ? 256 : left >= 64 ? 64 : left >= 16 ? 16 : left >= 4 ? 4 : 1;
-        std::string sql = std::string(kRangeColumns) + "WHERE flow_run_id = ? AND map_index = -1 AND task IN (?";
-        for (size_t k = 1; k < n; ++k) sql += ", ?";
-        sql += ")";
-        Params params{std::string(run)};
-        for (size_t k = pos; k < pos + n; ++k) params.emplace_back(std::string(tasks[k]));
-        for (const auto& r : db_->query(sql, params)) {
-          auto it = std::find(tasks.begin() + static_cast<ptrdiff_t>(pos),
-                              tasks.begin() + static_cast<ptrdiff_t>(pos + n), r.str(10));
-          if (it != tasks.end()) out[{run, *it}].push_back(to_range(r));
-        }
-        pos += n;
-      }
     }
     return out;
   }
@@ -1024,8 +1050,9 @@ class SqlStore final : public Store {
     }
   }
 
-  // INSERT of n task-run ranges, or overwrite the row that begins at the same map index.
-  static std::string upsert_sql(size_t n) {
+  // INSERT of n task-run ranges; a row that begins at the same map index is overwritten,
+  // or with `merge` updated as by a later update (see write_ranges).
+  static std::string upsert_sql(size_t n, bool merge) {
     std::string sql =
         "INSERT INTO task_runs (flow_run_id, task, map_index, map_count, id, state, message, attempts, created, "
         "updated, start_time, end_time) VALUES ";
@@ -1035,12 +1062,19 @@ class SqlStore final : public Store {
                       "CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))"
                     : "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     }
-    sql +=
-        " ON CONFLICT (flow_run_id, task, map_index) DO UPDATE SET map_count = excluded.map_count, "
-        "id = excluded.id, state = excluded.state, message = excluded.message, attempts = excluded.attempts, "
-        "created = excluded.created, updated = excluded.updated, start_time = excluded.start_time, "
-        "end_time = excluded.end_time";
-    return sql;
+    if (merge)
+      return sql +
+             " ON CONFLICT (flow_run_id, task, map_index) DO UPDATE SET state = excluded.state, "
+             "message = excluded.message, "
+             "attempts = CASE WHEN excluded.attempts < 0 THEN task_runs.attempts ELSE excluded.attempts END, "
+             "updated = excluded.updated, start_time = COALESCE(task_runs.start_time, excluded.start_time), "
+             "end_time = excluded.end_time WHERE excluded.updated >= task_runs.updated "
+             "RETURNING flow_run_id, task, id";
+    return sql +
+           " ON CONFLICT (flow_run_id, task, map_index) DO UPDATE SET map_count = excluded.map_count, "
+           "id = excluded.id, state = excluded.state, message = excluded.message, attempts = excluded.attempts, "
+           "created = excluded.created, updated = excluded.updated, start_time = excluded.start_time, "
+           "end_time = excluded.end_time";
   }
 
   std::string for_update(const char* alias) const {

@@ -1120,6 +1120,27 @@ TEST_P(StoreTest, AlikeMappedTaskRunsAreStoredAsRangesAndReadOneByOne) {
   EXPECT_EQ(store_->upsert_task_runs({bad}).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST_P(StoreTest, OneBatchForTwoRunsWithTheSameTaskNames) {
+  // As when the server commits the batches of several runs together.
+  Flow f = register_flow("etl");
+  FlowRun a = run_in_state(f.id, State::kRunning), b = run_in_state(f.id, State::kRunning);
+  SysTime t = clock_.now();
+  auto ids = store_->upsert_task_runs({{a.id, "extract", -1, State::kRunning, "", 1, t},
+                                       {b.id, "extract", -1, State::kFailed, "b", 1, t},
+                                       {a.id, "extract", -1, State::kSuccess, "a", 1, t + seconds(1)}});
+  ASSERT_TRUE(ids.is_ok()) << ids.status().to_string();
+  EXPECT_EQ((*ids)[0], (*ids)[2]);
+  EXPECT_NE((*ids)[0], (*ids)[1]);
+  auto la = store_->list_task_runs(a.id), lb = store_->list_task_runs(b.id);
+  ASSERT_EQ(la->size(), 1u);
+  ASSERT_EQ(lb->size(), 1u);
+  EXPECT_EQ((*la)[0].id, (*ids)[0]);
+  EXPECT_EQ((*la)[0].state, State::kSuccess);
+  EXPECT_EQ((*la)[0].start_time, t);
+  EXPECT_EQ((*lb)[0].id, (*ids)[1]);
+  EXPECT_EQ((*lb)[0].message, "b");
+}
+
 TEST_P(StoreTest, TaskRunsWrittenBeforeRangesKeepTheirIds) {
   Flow f = register_flow("etl");
   FlowRun run = run_in_state(f.id, State::kRunning);
