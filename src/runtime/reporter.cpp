@@ -28,7 +28,7 @@ ServerReporter::~ServerReporter() { (void)close(); }
 
 void ServerReporter::on_task_run(const TaskRunEvent& ev) {
   std::lock_guard lock(mu_);
-  tasks_.push_back(TaskUpdate{std::string(ev.task), ev.map_index, ev.state, ev.attempt,
+  tasks_.push_back(TaskUpdate{ev.task_index, std::string(ev.task), ev.map_index, ev.state, ev.attempt,
                               std::string(ev.message), ev.timestamp});
   if (tasks_.size() >= options_.batch_size) cv_.notify_one();
 }
@@ -78,25 +78,33 @@ Status ServerReporter::send_locked_batch(std::vector<TaskUpdate>& tasks, std::ve
   const size_t chunk = std::max<size_t>(1, options_.max_request_items);
   if (!tasks.empty()) {
     // Coalesce: only the latest update of each task run in this batch matters, plus when
-    // it first went Running (the Running update itself may be coalesced away).
-    struct Latest {
-      size_t i;
-      std::optional<SysTime> start;
+    // it first went Running (the Running update itself may be coalesced away). One sort
+    // of integer keys (task position, map index, arrival) groups each task run's updates
+    // in arrival order, and orders the task runs by task and map index.
+    struct Ref {
+      uint64_t key;  // task_index << 32 | (map_index + 1)
+      uint32_t i;    // arrival
+      bool operator<(const Ref& o) const { return key != o.key ? key < o.key : i < o.i; }
     };
-    std::map<std::pair<std::string_view, int>, Latest> latest;
-    for (size_t i = 0; i < tasks.size(); ++i) {
-      auto [it, fresh] = latest.try_emplace({tasks[i].task, tasks[i].map_index}, Latest{i, std::nullopt});
-      it->second.i = i;
-      if (!it->second.start) it->second.start = tasks[i].start;  // an update put back after a failure
-      if (!it->second.start && tasks[i].state == State::kRunning) it->second.start = tasks[i].timestamp;
-    }
+    std::vector<Ref> refs(tasks.size());
+    for (size_t i = 0; i < tasks.size(); ++i)
+      refs[i] = Ref{uint64_t{tasks[i].task_index} << 32 | static_cast<uint32_t>(tasks[i].map_index + 1),
+                    static_cast<uint32_t>(i)};
+    std::sort(refs.begin(), refs.end());
     std::vector<TaskUpdate> pending;
-    pending.reserve(latest.size());
-    for (auto& [key, l] : latest) {
-      pending.push_back(std::move(tasks[l.i]));
-      pending.back().start = l.start;
+    for (size_t a = 0; a < refs.size();) {
+      size_t b = a;
+      std::optional<SysTime> start;
+      for (; b < refs.size() && refs[b].key == refs[a].key; ++b) {
+        const TaskUpdate& t = tasks[refs[b].i];
+        if (!start) start = t.start;  // an update put back after a failure
+        if (!start && t.state == State::kRunning) start = t.timestamp;
+      }
+      pending.push_back(std::move(tasks[refs[b - 1].i]));
+      pending.back().start = start;
+      a = b;
     }
-    latest.clear();
+    refs.clear();
     tasks.clear();
     // Items: consecutive task runs of one mapped task that say the same thing, to the
     // millisecond the server keeps, go as one item with a map_count (the server stores

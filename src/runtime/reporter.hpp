@@ -65,6 +65,7 @@ class ServerReporter final : public RunObserver {
 
  private:
   struct TaskUpdate {
+    uint32_t task_index;  // the task's position in the flow: one per task name
     std::string task;
     int map_index;
     State state;

@@ -78,7 +78,7 @@ TEST(ServerReporter, AlikeMappedTaskRunsGoAsOneItemWithTheirStartTime) {
       reporter.on_task_run(TaskRunEvent{0, name, i, State::kSuccess, 1, i == 50 ? "odd" : "", t1});
     }
     for (int i = 100; i < 103; ++i) reporter.on_task_run(TaskRunEvent{0, name, i, State::kRunning, 1, "", t1});
-    reporter.on_task_run(TaskRunEvent{0, other, -1, State::kRunning, 1, "", t0});
+    reporter.on_task_run(TaskRunEvent{1, other, -1, State::kRunning, 1, "", t0});
     ASSERT_TRUE(reporter.flush().is_ok());
     ASSERT_TRUE(reporter.close().is_ok());
   }
@@ -90,11 +90,12 @@ TEST(ServerReporter, AlikeMappedTaskRunsGoAsOneItemWithTheirStartTime) {
     EXPECT_EQ(item.value("map_count", 1), count) << item.dump();
     EXPECT_EQ(item["state"], state) << item.dump();
   };
-  expect_item(batch[0], 0, 50, "Success");
+  expect_item(batch[0], 0, 50, "Success");  // in task order (the flow's), then map index
   expect_item(batch[1], 50, 1, "Success");
   expect_item(batch[2], 51, 49, "Success");
   expect_item(batch[3], 100, 3, "Running");
   expect_item(batch[4], -1, 1, "Running");
+  EXPECT_EQ(batch[4]["task"], "x");
   for (int k = 0; k < 3; ++k) {
     EXPECT_EQ(parse_rfc3339(batch[k]["start_time"].get<std::string>()).value(), t0);
     EXPECT_EQ(parse_rfc3339(batch[k]["timestamp"].get<std::string>()).value(),
