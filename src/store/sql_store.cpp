@@ -661,6 +661,10 @@ class SqlStore final : public Store {
 
   // ---- task runs
 
+  // A batch's updates by (flow run, task), each group's in batch order (indexes).
+  using Key = std::pair<std::string_view, std::string_view>;
+  using TaskGroups = std::map<Key, std::vector<size_t>>;
+
   Result<std::vector<std::string>> upsert_task_runs(const std::vector<TaskRunUpdate>& updates) override {
     for (const auto& u : updates) {
       if (u.flow_run_id.empty()) return invalid_argument("task-run update without flow_run_id");
@@ -684,8 +688,7 @@ class SqlStore final : public Store {
           return not_found("flow run '" + id + "' does not exist");
       }
       // The updates of each (run, task), in batch order.
-      using Key = std::pair<std::string_view, std::string_view>;
-      std::map<Key, std::vector<size_t>> groups;
+      TaskGroups groups;
       for (size_t i = 0; i < updates.size(); ++i) groups[{updates[i].flow_run_id, updates[i].task}].push_back(i);
       std::map<Key, std::vector<StoredRange>> stored = stored_ranges(updates, groups);
 
@@ -708,6 +711,7 @@ class SqlStore final : public Store {
         TaskRunIds id_of(key.first, key.second);
         if (!mapped) {
           RangeMerge m = merge_task_run_ranges(id_of, {}, batch);
+          for (size_t i : members) ids[i] = m.ids[0];  // the derived id, unless one is stored
           merges.emplace_back(&updates[members[0]], std::move(m.write.at(0)));
           merge_members.push_back(&members);
           continue;
@@ -720,8 +724,8 @@ class SqlStore final : public Store {
         for (auto& w : m.write) writes.emplace_back(&updates[members[0]], std::move(w));
       }
       write_ranges(writes, false);
-      // The id each unmapped task run answers with: a stored one (rows written before
-      // ids were derived) or the derived one.
+      // Unmapped task runs whose row keeps a stored id (written before ids were derived)
+      // answer with it.
       std::map<Key, std::optional<std::string>> stored_ids;
       for (const auto& r : write_ranges(merges, true)) stored_ids[{r.first->flow_run_id, r.first->task}] = r.second;
       for (size_t k = 0; k < merges.size(); ++k) {
@@ -735,8 +739,8 @@ class SqlStore final : public Store {
                                  {u.flow_run_id, u.task});
           if (!rows.empty()) id = rows[0].opt(0);
         }
-        std::string answer = id ? *id : TaskRunIds(u.flow_run_id, u.task).id(-1);
-        for (size_t i : *merge_members[k]) ids[i] = answer;
+        if (id)
+          for (size_t i : *merge_members[k]) ids[i] = *id;
       }
       return ids;
     });
@@ -755,7 +759,7 @@ class SqlStore final : public Store {
       size_t n = left >= 256 ? 256 : left >= 64 ? 64 : left >= 16 ? 16 : left >= 4 ? 4 : 1;
       Params params;
       params.reserve(n * 12);
-      std::map<std::pair<std::string_view, std::string_view>, const TaskRunUpdate*> by_key;
+      std::map<Key, const TaskRunUpdate*> by_key;
       for (size_t k = pos; k < pos + n; ++k) {
         const TaskRunUpdate& u = *rows[k].first;
         const StoredRange& r = rows[k].second;
@@ -780,10 +784,9 @@ class SqlStore final : public Store {
   }
 
   // The stored rows that overlap the updates of each mapped group, sorted by map_index.
-  template <class Groups>
-  std::map<std::pair<std::string_view, std::string_view>, std::vector<StoredRange>> stored_ranges(
-      const std::vector<TaskRunUpdate>& updates, const Groups& groups) {
-    std::map<std::pair<std::string_view, std::string_view>, std::vector<StoredRange>> out;
+  std::map<Key, std::vector<StoredRange>> stored_ranges(const std::vector<TaskRunUpdate>& updates,
+                                                       const TaskGroups& groups) {
+    std::map<Key, std::vector<StoredRange>> out;
     for (const auto& [key, members] : groups) {
       int64_t lo = INT64_MAX, hi = INT64_MIN;
       for (size_t i : members) {
