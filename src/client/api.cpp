@@ -28,7 +28,7 @@ Result<json> ApiClient::call(std::string_view method, const std::string& target,
   // Bounded: callers copy and dump parts of the answer, which recurses once per level.
   auto j = parse_json_bounded(*r, kMaxAnswerJsonDepth);
   if (!j)
-    return internal_error(std::string(method) + " " + target + ": the server's answer is not usable JSON (" +
+    return internal_error(std::string(method) + " " + target + ": the server's answer is not JSON, or nests too deep (" +
                           j.status().message() + "): " + r->substr(0, 200));
   return j;
 }
