@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "core/artifact_uri.hpp"
 #include "core/json_parse.hpp"
 #include "core/json_text.hpp"
 #include "core/labels.hpp"
@@ -353,9 +354,11 @@ Result<store::NewFlowVersion> parse_flow_registration(const json& body) {
   const json* artifact = member(body, "artifact");
   if (!artifact || !artifact->is_object())
     return field_error("artifact", "is required: an object with 'uri' and 'sha256'");
-  auto uri = opt_string(*artifact, "uri", 4096);
-  if (!uri || !uri->has_value() || (*uri)->empty())
-    return field_error("artifact.uri", "is required (file:// or s3:// URI)");
+  auto uri = opt_string(*artifact, "uri", kMaxArtifactUriLength);
+  if (!uri) return field_error("artifact.uri", "must be a string of at most " + std::to_string(kMaxArtifactUriLength) + " bytes");
+  if (!uri->has_value() || (*uri)->empty())
+    return field_error("artifact.uri", "is required (file:///ABSOLUTE/PATH or s3://BUCKET/KEY)");
+  if (Status st = check_artifact_uri(**uri); !st) return field_error("artifact.uri", st.message());
   v.artifact_uri = **uri;
   auto sha = opt_string(*artifact, "sha256", 64);
   if (!sha || !sha->has_value()) return field_error("artifact.sha256", "is required (64 hex digits)");

@@ -179,6 +179,29 @@ TEST_F(HardeningE2E, DeeplyNestedBodiesAreRefusedAndTheServerStaysUp) {
   EXPECT_EQ(back.body["parameters"]["blob"].dump(), ok_value);
 }
 
+// Attack B5: the server took any artifact URI (http://, relative paths, a NUL byte that
+// the agent then cut off), so a user token could point agents at any file they read.
+TEST_F(HardeningE2E, ArtifactUrisAreValidatedAtRegistration) {
+  start();
+  std::string user = token("user");
+  for (std::string uri : {std::string("http://evil.example/flow"), std::string("relative/flow"),
+                          std::string("file://relative/flow"), std::string("file:///flows/a\0/../../etc/shadow", 31),
+                          std::string("file:///flows/../../etc/passwd"), std::string("s3://bucket"),
+                          "file:///" + std::string(3000, 'a')}) {
+    json body = flow_body("bad");
+    body["artifact"]["uri"] = uri;
+    auto r = client_->post("/api/v1/flows", body, user);
+    EXPECT_EQ(r.status, 422) << uri << ": " << r.text;
+    EXPECT_THAT(r.text, HasSubstr("artifact.uri")) << uri;
+  }
+  json body = flow_body("good");
+  body["artifact"]["uri"] = "s3://culvert-artifacts/flows/good";
+  EXPECT_EQ(client_->post("/api/v1/flows", body, user).status, 201);
+  auto list = client_->get("/api/v1/flows?project=probe", user);
+  ASSERT_EQ(list.status, 200) << list.text;
+  EXPECT_EQ(list.body["flows"].size(), 1u) << list.text;
+}
+
 // Attack B3, part 1: with `ulimit -n 128`, 200 held connections. The default connection
 // cap (from RLIMIT_NOFILE) keeps the server below its descriptor limit: it accepts up
 // to the cap, leaves the rest in the listen backlog, never fails an accept, keeps
