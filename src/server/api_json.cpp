@@ -162,6 +162,10 @@ Result<State> req_state(const json& o, std::string_view key) {
   if (!s->has_value()) return field_error(key, "is required (a state name such as \"Running\")");
   auto st = parse_state(**s);
   if (!st) return field_error(key, "is not a known state: '" + **s + "'");
+  // One spelling on the wire, as the server writes it (and as clients compare it).
+  if (**s != state_name(*st))
+    return field_error(key, "must be spelled '" + std::string(state_name(*st)) + "' (state names are case-sensitive), not '" +
+                                **s + "'");
   return *st;
 }
 
@@ -509,7 +513,7 @@ Result<std::vector<store::TaskRunUpdate>> parse_task_run_batch(const json& body,
     if (!mi) return field_error(f + ".map_index", "must be an integer >= -1");
     u.map_index = static_cast<int>(mi->value_or(-1));
     auto st = req_state(e, "state");
-    if (!st) return field_error(f + ".state", "must be a known state name");
+    if (!st) return unprocessable("item " + f + ": " + st.status().message());
     u.state = *st;
     auto m = opt_string(e, "message", kMaxLogMessage);
     if (!m) return field_error(f + ".message", "must be a string");

@@ -140,8 +140,20 @@ TEST(ApiJsonTest, FlowRunCreate) {
 }
 
 TEST(ApiJsonTest, StateChange) {
-  auto s = parse_state_change({{"state", "running"}, {"expected_version", 3}});
+  auto s = parse_state_change({{"state", "Running"}, {"expected_version", 3}});
   ASSERT_TRUE(s.is_ok());
+  // One spelling: lower-case names are refused, naming the accepted one.
+  auto lower = parse_state_change({{"state", "success"}});
+  ASSERT_FALSE(lower.is_ok());
+  EXPECT_EQ(lower.status().code(), StatusCode::kUnprocessable);
+  EXPECT_THAT(lower.status().message(), HasSubstr("must be spelled 'Success'"));
+  EXPECT_THAT(parse_state_change({{"state", "RUNNING"}}).status().message(), HasSubstr("'Running'"));
+  auto batch = parse_task_run_batch(json::array({{{"flow_run_id", "r"}, {"task", "a"}, {"state", "success"}}}),
+                                    SysTime{});
+  ASSERT_FALSE(batch.is_ok());
+  EXPECT_EQ(batch.status().code(), StatusCode::kUnprocessable);
+  EXPECT_THAT(batch.status().message(), HasSubstr("[0]"));
+  EXPECT_THAT(batch.status().message(), HasSubstr("must be spelled 'Success'"));
   EXPECT_EQ(s->state, State::kRunning);
   EXPECT_EQ(*s->expected_version, 3);
   EXPECT_FALSE(parse_state_change({{"state", "Done"}}).is_ok());
