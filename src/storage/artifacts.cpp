@@ -1,6 +1,10 @@
 #include "storage/artifacts.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <cctype>
@@ -158,6 +162,36 @@ std::optional<std::string> cached_artifact(std::string_view sha256, const std::s
   std::error_code ec;
   if (!fs::is_regular_file(cached, ec) || !stamp_matches(cached)) return std::nullopt;
   return cached;
+}
+
+std::optional<int> open_verified_artifact(std::string_view sha256, const std::string& cache_dir) {
+  if (!check_sha256(sha256).is_ok()) return std::nullopt;
+  const std::string cached = (fs::path(cache_dir) / std::string(sha256)).string();
+  int fd = ::open(cached.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return std::nullopt;
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 20);
+  off_t at = 0;
+  for (;;) {
+    ssize_t n = ::pread(fd, buf.data(), buf.size(), at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
+    at += n;
+  }
+  unsigned char md[32];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx.get(), md, &len);
+  if (hex_encode(std::string_view(reinterpret_cast<char*>(md), len)) != sha256) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  return fd;
 }
 
 Result<std::string> fetch_artifact(std::string_view uri, std::string_view sha256,

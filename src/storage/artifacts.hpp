@@ -43,6 +43,13 @@ Result<std::string> fetch_artifact(std::string_view uri, std::string_view sha256
 // matches), without hashing or downloading anything; nullopt otherwise.
 std::optional<std::string> cached_artifact(std::string_view sha256, const std::string& cache_dir);
 
+// A read-only descriptor (O_CLOEXEC) of the cached executable whose bytes were hashed
+// through that very descriptor and match `sha256`; no stamp is trusted (a stamp beside
+// the file can be rewritten by whoever can edit the file). fexecve() it to run the bytes
+// that were checked, not whatever the path names a moment later. The caller owns
+// (closes) it; nullopt when the cache does not hold it or its content differs.
+std::optional<int> open_verified_artifact(std::string_view sha256, const std::string& cache_dir);
+
 // Lower-case hex SHA-256 of a local file, read in chunks. NotFound when unreadable.
 Result<std::string> sha256_file(const std::string& path);
 

@@ -1,6 +1,7 @@
 #include "storage/artifacts.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -95,6 +96,35 @@ TEST_F(ArtifactsTest, FetchDownloadsVerifiesCachesAndMakesExecutable) {
   // A verified entry is served without another download.
   ASSERT_TRUE(fetch_artifact(store, ref.uri, ref.sha256, cache_));
   EXPECT_EQ(store.gets, 3);
+}
+
+// An in-place edit that also rewrites the stamp beside the file (whoever can edit the
+// one can edit the other) is served by the stamp-trusting lookups, but never opened for
+// execution: open_verified_artifact hashes what it opens.
+TEST_F(ArtifactsTest, AForgedCacheEntryAndStampAreNotOpenedForExecution) {
+  CountingStore store;
+  auto ref = upload_artifact(store, base_, "etl", local_).value();
+  auto path = fetch_artifact(store, ref.uri, ref.sha256, cache_).value();
+  auto fd = open_verified_artifact(ref.sha256, cache_);
+  ASSERT_TRUE(fd);
+  std::string content;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(*fd, buf, sizeof(buf))) > 0;) content.append(buf, static_cast<size_t>(n));
+  ::close(*fd);
+  EXPECT_EQ(sha256_hex(content), ref.sha256);
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(0);
+    f << "FORGED";
+  }
+  // The forger writes a stamp matching the edited file (the stamp's own format).
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  std::ofstream(path + ".verified", std::ios::trunc)
+      << st.st_size << " " << st.st_mtim.tv_sec << "." << st.st_mtim.tv_nsec << " " << st.st_ino << "\n";
+  EXPECT_FALSE(open_verified_artifact(ref.sha256, cache_));
+  EXPECT_FALSE(open_verified_artifact("not-a-hash", cache_));
+  EXPECT_FALSE(open_verified_artifact(std::string(64, 'a'), cache_));
 }
 
 TEST_F(ArtifactsTest, HashMismatchIsAnErrorAndLeavesNothing) {
