@@ -208,8 +208,16 @@ bool Agent::adopt_one(const UnfinishedRun& u, int& adopted) {
     if (active_.count(run_id)) return true;
   }
   if (!u.infrastructure) {
+    if (u.state != State::kSubmitted) {
+      // It reported Running itself, so something was started; with nothing recorded to
+      // watch, the run's own heartbeats (the server's liveness check) tell whether it
+      // still runs.
+      spdlog::warn("run {}: {} with no infrastructure recorded; left to its own heartbeats", run_id,
+                   state_name(u.state));
+      return true;
+    }
     // Claimed by an earlier process of this agent that ended before it recorded what
-    // it started: nothing to watch.
+    // it started, and never reported Running: nothing to watch.
     EndedRun ended{run_id,
                    ExitInfo{.exit_code = -1,
                             .reason = "the agent's earlier process ended before it recorded the run's infrastructure; "

@@ -129,8 +129,9 @@ class Agent {
 
   // Lists the runs the server still has on this agent (a previous process of it) and
   // adopts each through the launcher from its reported infrastructure, to watch and
-  // cancel it as if launched here; runs whose infrastructure is gone (or was never
-  // reported) and that reported no final state are set Crashed with the reason. Runs
+  // cancel it as if launched here; runs whose infrastructure is gone and that reported no
+  // final state are set Crashed with the reason, as are Submitted runs with nothing
+  // recorded (a Running one with nothing recorded is left to its own heartbeats). Runs
   // that cannot be adopted now (the infrastructure's API is unreachable) are retried on
   // monitor passes. Returns how many were adopted.
   Result<int> adopt_unfinished();

@@ -447,6 +447,7 @@ TEST_F(AgentTest, ARestartedAgentAdoptsWhatIsStillThereAndCrashesWhatIsGone) {
   api.unfinished = {unfinished("alive", State::kRunning, Infrastructure{"fake", "infra-alive"}),
                     unfinished("gone", State::kRunning, Infrastructure{"fake", "infra-gone"}),
                     unfinished("never", State::kSubmitted, std::nullopt),
+                    unfinished("running-unrecorded", State::kRunning, std::nullopt),
                     unfinished("cancel", State::kCancelling, Infrastructure{"fake", "infra-cancel"})};
   for (const auto& u : api.unfinished) api.states[u.run.id] = u.state;
   launcher.alive = {"infra-alive", "infra-cancel"};
@@ -459,6 +460,7 @@ TEST_F(AgentTest, ARestartedAgentAdoptsWhatIsStillThereAndCrashesWhatIsGone) {
   EXPECT_NE(api.messages["gone"].find("when the agent restarted"), std::string::npos) << api.messages["gone"];
   EXPECT_EQ(api.states["never"], State::kCrashed);
   EXPECT_NE(api.messages["never"].find("before it recorded the run's infrastructure"), std::string::npos);
+  EXPECT_EQ(api.states["running-unrecorded"], State::kRunning);  // its own heartbeats tell
   // The adopted ones are watched and cancelled like any other.
   agent->monitor_once(true);
   ASSERT_EQ(async.size(), 1u);

@@ -14,7 +14,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr size_t kMaxPages = 1000;  // bounded paging of the unfinished-runs listing
+constexpr size_t kMaxPages = 100;  // bounded paging of the unfinished-runs listing (1000 runs a page)
 
 // Typed reads of one server answer; `what` names the answer in messages.
 class Reader {

@@ -15,6 +15,8 @@
 #include <thread>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include "agent/launcher_registry.hpp"
@@ -252,6 +254,7 @@ Result<std::unique_ptr<Launch>> LocalLauncher::launch(const LaunchSpec& spec) {
                                      : fmt::format("cannot execute '{}'", args[0]);
     return unavailable(fmt::format("local launcher: {}: {}", detail, std::strerror(e[1])));
   }
+  spdlog::info("run {}: started `{}` as pid {}", spec.flow_run_id, fmt::join(args, " "), pid);
   return std::unique_ptr<Launch>(std::make_unique<LocalLaunch>(pid));
 }
 

@@ -126,7 +126,7 @@ TEST_F(LocalAgentE2E, RunWatchSucceedsAndLogsReachTheServer) {
   // the artifact); the second started the cached artifact directly.
   const std::string out = agent->output();
   auto launch_line = [&](const std::string& run_id) {
-    auto at = out.find("run " + run_id + " (e2e): launched `");
+    auto at = out.find("run " + run_id + ": started `");
     return at == std::string::npos ? std::string() : out.substr(at, out.find('\n', at) - at);
   };
   auto created = r.out.find("flow run ");
