@@ -321,7 +321,11 @@ LauncherType local_launcher_type() {
         auto flows_api = std::make_shared<client::ApiClient>(
             client::ClientOptions{.api_url = ctx.api_url, .api_token = ctx.api_token});
         auto sha_of = std::make_shared<std::map<std::string, std::string>>();
-        o.verified_binary = [cache_dir, flows_api, sha_of](const LaunchSpec& spec) -> std::optional<int> {
+        // Identities of artifacts this agent hashed itself, kept in its own memory (a
+        // stamp on disk could be rewritten): while a file's identity, ctime included, is
+        // unchanged, its bytes are those that were hashed, and it is not hashed again.
+        auto known = std::make_shared<std::map<std::string, storage::FileIdentity>>();
+        o.verified_binary = [cache_dir, flows_api, sha_of, known](const LaunchSpec& spec) -> std::optional<int> {
           auto it = sha_of->find(spec.flow_id);
           if (it == sha_of->end()) {
             auto flow = flows_api->get_flow(spec.flow_id);
@@ -332,7 +336,16 @@ LauncherType local_launcher_type() {
             if (s == a->end() || !s->is_string() || s->get_ref<const std::string&>().empty()) return std::nullopt;
             it = sha_of->emplace(spec.flow_id, s->get<std::string>()).first;
           }
-          return storage::open_verified_artifact(it->second, cache_dir);
+          const std::string& sha = it->second;
+          std::optional<storage::FileIdentity> prior;
+          if (auto k = known->find(sha); k != known->end()) prior = k->second;
+          auto v = storage::open_verified_artifact(sha, cache_dir, prior);
+          if (!v) {
+            known->erase(sha);
+            return std::nullopt;  // not cached (or not intact): `culvert execute` fetches it
+          }
+          if (v->stable) (*known)[sha] = v->identity;
+          return v->fd;
         };
         return std::unique_ptr<Launcher>(std::make_unique<LocalLauncher>(std::move(o)));
       }};

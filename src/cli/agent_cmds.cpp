@@ -335,14 +335,22 @@ int execute(CliContext& ctx) {
   if (!path) return crash("cannot fetch the flow's artifact " + uri + ": " + path.status().message());
   // Execute exactly the bytes that were hashed: a descriptor whose content was hashed
   // through itself, not the path (which a writer of the cache could change meanwhile).
-  auto fd = storage::open_verified_artifact(sha, cache);
-  if (!fd) return crash("the cached copy of the flow's artifact " + *path + " does not match the registered hash");
+  // A cached copy that does not hash right (its stamp lied) is fetched once more.
+  auto verified = storage::open_verified_artifact(sha, cache);
+  if (!verified) {
+    storage::forget_cached_artifact(sha, cache);
+    path = storage::fetch_artifact(uri, sha, cache, so);
+    if (!path) return crash("cannot fetch the flow's artifact " + uri + ": " + path.status().message());
+    verified = storage::open_verified_artifact(sha, cache);
+  }
+  if (!verified) return crash("the cached copy of the flow's artifact " + *path + " does not match the registered hash");
+  int fd = verified->fd;
   std::string p = *path;
   char* argv[] = {p.data(), const_cast<char*>("execute"), nullptr};
   std::cout.flush();
-  ::fexecve(*fd, argv, environ);
+  ::fexecve(fd, argv, environ);
   int e = errno;
-  ::close(*fd);
+  ::close(fd);
   return crash(fmt::format("cannot execute the artifact {}: {}", p, std::strerror(e)));
 }
 
