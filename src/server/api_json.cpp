@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 
+#include "core/artifact_uri.hpp"
+#include "core/json_parse.hpp"
 #include "core/json_text.hpp"
 #include "core/labels.hpp"
 #include "core/timefmt.hpp"
@@ -160,6 +162,10 @@ Result<State> req_state(const json& o, std::string_view key) {
   if (!s->has_value()) return field_error(key, "is required (a state name such as \"Running\")");
   auto st = parse_state(**s);
   if (!st) return field_error(key, "is not a known state: '" + **s + "'");
+  // One spelling on the wire, as the server writes it (and as clients compare it).
+  if (**s != state_name(*st))
+    return field_error(key, "must be spelled '" + std::string(state_name(*st)) + "' (state names are case-sensitive), not '" +
+                                **s + "'");
   return *st;
 }
 
@@ -315,6 +321,11 @@ Result<json> parse_body(std::string_view body, bool empty_is_object) {
     if (empty_is_object) return json::object();
     return invalid_argument("the request needs a JSON body");
   }
+  // Depth first: copying, comparing and dumping a value recurse once per level.
+  if (json_nesting_depth(body, kMaxJsonDepth) > kMaxJsonDepth) {
+    return invalid_argument("the body nests arrays and objects deeper than the limit of " +
+                            std::to_string(kMaxJsonDepth) + " levels");
+  }
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return invalid_argument("the body is not valid JSON");
   return j;
@@ -347,9 +358,11 @@ Result<store::NewFlowVersion> parse_flow_registration(const json& body) {
   const json* artifact = member(body, "artifact");
   if (!artifact || !artifact->is_object())
     return field_error("artifact", "is required: an object with 'uri' and 'sha256'");
-  auto uri = opt_string(*artifact, "uri", 4096);
-  if (!uri || !uri->has_value() || (*uri)->empty())
-    return field_error("artifact.uri", "is required (file:// or s3:// URI)");
+  auto uri = opt_string(*artifact, "uri", kMaxArtifactUriLength);
+  if (!uri) return field_error("artifact.uri", "must be a string of at most " + std::to_string(kMaxArtifactUriLength) + " bytes");
+  if (!uri->has_value() || (*uri)->empty())
+    return field_error("artifact.uri", "is required (file:///ABSOLUTE/PATH or s3://BUCKET/KEY)");
+  if (Status st = check_artifact_uri(**uri); !st) return field_error("artifact.uri", st.message());
   v.artifact_uri = **uri;
   auto sha = opt_string(*artifact, "sha256", 64);
   if (!sha || !sha->has_value()) return field_error("artifact.sha256", "is required (64 hex digits)");
@@ -500,7 +513,7 @@ Result<std::vector<store::TaskRunUpdate>> parse_task_run_batch(const json& body,
     if (!mi) return field_error(f + ".map_index", "must be an integer >= -1");
     u.map_index = static_cast<int>(mi->value_or(-1));
     auto st = req_state(e, "state");
-    if (!st) return field_error(f + ".state", "must be a known state name");
+    if (!st) return unprocessable("item " + f + ": " + st.status().message());
     u.state = *st;
     auto m = opt_string(e, "message", kMaxLogMessage);
     if (!m) return field_error(f + ".message", "must be a string");
@@ -698,8 +711,8 @@ std::string flow_run_text(const store::FlowRun& r) {
   if (r.parameters_json.empty() || r.parameters_json == "{}") {
     o += "{}";
   } else {
-    json p = json::parse(r.parameters_json, nullptr, false);
-    o += p.is_discarded() ? "null" : p.dump(-1, ' ', false, json::error_handler_t::replace);
+    auto p = parse_json_bounded(r.parameters_json, kMaxAnswerJsonDepth);
+    o += p ? p->dump(-1, ' ', false, json::error_handler_t::replace) : "null";
   }
   str("project_id", r.project_id);
   num("run_count", r.run_count);
@@ -717,9 +730,11 @@ std::string flow_run_text(const store::FlowRun& r) {
 namespace {
 json opt_time_json(const std::optional<SysTime>& t) { return t ? json(format_rfc3339(*t)) : json(nullptr); }
 json opt_string_json(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
+// Stored JSON was a bounded request body once; read it back bounded all the same
+// (null when it is not JSON or nests too deep) since it is copied and dumped below.
 json parse_stored(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
-  return j.is_discarded() ? json(nullptr) : j;
+  auto j = parse_json_bounded(text, kMaxAnswerJsonDepth);
+  return j ? std::move(*j) : json(nullptr);
 }
 }  // namespace
 

@@ -1,6 +1,7 @@
 // End to end with real processes: `culvert server start` (SQLite), `culvert agent start
 // --type local`, a flow binary registered to file:// storage, `culvert run`.
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <signal.h>
 
 #include <nlohmann/json.hpp>
@@ -125,7 +126,7 @@ TEST_F(LocalAgentE2E, RunWatchSucceedsAndLogsReachTheServer) {
   // the artifact); the second started the cached artifact directly.
   const std::string out = agent->output();
   auto launch_line = [&](const std::string& run_id) {
-    auto at = out.find("run " + run_id + " (e2e): launched `");
+    auto at = out.find("run " + run_id + ": started `");
     return at == std::string::npos ? std::string() : out.substr(at, out.find('\n', at) - at);
   };
   auto created = r.out.find("flow run ");
@@ -134,6 +135,32 @@ TEST_F(LocalAgentE2E, RunWatchSucceedsAndLogsReachTheServer) {
   EXPECT_NE(launch_line(first).find(" execute`"), std::string::npos) << out;
   EXPECT_EQ(launch_line(first).find("/.culvert/artifacts/"), std::string::npos) << launch_line(first);
   EXPECT_NE(launch_line(id).find("/.culvert/artifacts/"), std::string::npos) << out;
+}
+
+// A flow without flow.storage() registers with --storage, through `culvert flow
+// register` and through its own `register`, and an agent runs it.
+TEST_F(LocalAgentE2E, AFlowWithoutStorageRegistersWithTheStorageFlag) {
+  auto env = api_env();
+  env["E2E_NO_STORAGE"] = "1";
+  auto d = sandbox_.run({build_path("tests/e2e/e2e_flow"), "describe"}, env);
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  ASSERT_NE(d.out.find("\"storage\":null"), std::string::npos) << d.out;
+  auto cli = sandbox_.culvert({"flow", "register", build_path("tests/e2e/e2e_flow"), "--project", "demo",
+                               "--storage", storage_, "--label", "no-storage"},
+                              env);
+  ASSERT_EQ(cli.exit_code, 0) << cli.out << cli.err;
+  EXPECT_NE(cli.out.find("registered flow 'e2e' version 2"), std::string::npos) << cli.out;
+  auto own = sandbox_.run({build_path("tests/e2e/e2e_flow"), "register", "--project", "demo", "--storage", storage_,
+                           "--label", "no-storage-2", "--output", "json"},
+                          env);
+  ASSERT_EQ(own.exit_code, 0) << own.out << own.err;
+  auto j = json::parse(own.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << own.out;
+  EXPECT_EQ(j["version"], 3) << own.out;
+  auto agent = start_agent("a-no-storage", {"no-storage-2"});
+  std::string id = create_run();
+  ASSERT_FALSE(id.empty());
+  EXPECT_TRUE(wait_until([&] { return state_of(id) == "Success"; }, 60s)) << state_of(id) << agent->output();
 }
 
 TEST_F(LocalAgentE2E, UncoveredLabelsStayScheduledAndInspectNamesThem) {
@@ -327,8 +354,8 @@ TEST(AgentInstallService, WritesASystemdUnitThatStartsTheSameAgent) {
   fs::path dir = sandbox.dir() / "units";
   fs::create_directories(dir);
   auto r = sandbox.culvert({"agent", "install-service", "--type", "local", "--label", "dev", "--label",
-                            "gpu box", "--name", "a1", "--max-concurrent", "3", "--user", "culvert",
-                            "--output", dir.string()});
+                            "gpu box", "--name", "a1", "--max-concurrent", "3", "--user", "nobody",
+                            "--workers", "5", "--run-output-dir", "/var/log/runs", "--output", dir.string()});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   std::string unit = read_file(dir / "culvert-agent.service");
   EXPECT_NE(unit.find("ExecStart=" + culvert_binary() +
@@ -337,7 +364,25 @@ TEST(AgentInstallService, WritesASystemdUnitThatStartsTheSameAgent) {
       << unit;
   EXPECT_NE(unit.find("Restart=always"), std::string::npos);
   EXPECT_NE(unit.find("KillMode=process"), std::string::npos);
-  EXPECT_NE(unit.find("User=culvert"), std::string::npos);
+  EXPECT_NE(unit.find(" --workers 5"), std::string::npos) << unit;
+  EXPECT_NE(unit.find(" --run-output-dir /var/log/runs"), std::string::npos) << unit;
+  EXPECT_NE(unit.find("User=nobody"), std::string::npos);
+  // The unit's HOME is the user's, from the password database, not the caller's.
+  struct passwd* pw = ::getpwnam("nobody");
+  ASSERT_NE(pw, nullptr);
+  EXPECT_NE(unit.find(std::string("Environment=HOME=") + pw->pw_dir + "\n"), std::string::npos) << unit;
+  EXPECT_EQ(unit.find("Environment=HOME=" + sandbox.home().string()), std::string::npos) << unit;
+  EXPECT_EQ(sandbox.culvert({"agent", "install-service", "--user", "no-such-user-here"}).exit_code, 2);
+  // Every launcher type's flags are re-emitted; another type's flag is refused.
+  auto docker = sandbox.culvert({"agent", "install-service", "--type", "docker", "--docker-host", "/run/d.sock"});
+  ASSERT_EQ(docker.exit_code, 0) << docker.err;
+  EXPECT_NE(docker.out.find("agent start --type docker --max-concurrent 4 --docker-host /run/d.sock"),
+            std::string::npos)
+      << docker.out;
+  auto wrong = sandbox.culvert({"agent", "install-service", "--type", "local", "--docker-host", "/run/d.sock"});
+  EXPECT_EQ(wrong.exit_code, 2);
+  EXPECT_NE(wrong.err.find("--docker-host is not a flag of --type local"), std::string::npos) << wrong.err;
+  EXPECT_EQ(sandbox.culvert({"agent", "start", "--type", "ecs"}).exit_code, 2);
   EXPECT_NE(unit.find("WantedBy=multi-user.target"), std::string::npos);
   // Printed when no output is given; bad flags are bad usage.
   auto printed = sandbox.culvert({"agent", "install-service", "--label", "dev"});
