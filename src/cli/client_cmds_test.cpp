@@ -451,6 +451,19 @@ TEST_F(CliTest, MalformedServerAnswersFailCleanly) {
   }
 }
 
+TEST_F(CliTest, WatchFailsOnAMalformedHistory) {
+  TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+    const std::string base = std::string("/api/v1/flow-runs/") + kRunId;
+    if (r.method == "POST" && r.target == "/api/v1/flow-runs") return {201, json{{"id", kRunId}, {"state", "Scheduled"}}.dump()};
+    if (r.target == base) return {200, json{{"id", kRunId}, {"state", "Running"}, {"version", 3}}.dump()};
+    if (r.target == base + "/history") return {200, R"({"history":[{"version":1,"state":"Begun"}]})"};
+    return {200, R"({"logs":[],"next_cursor":"0"})"};
+  });
+  auto o = run({"run", "etl", "--project", "p", "--watch"}, at(server));
+  EXPECT_EQ(o.code, 1) << o.out << o.err;
+  EXPECT_NE(o.err.find("history[0].state is not a known state: 'Begun'"), std::string::npos) << o.err;
+}
+
 TEST_F(CliTest, AgentsShowStoppedAndInspectShowsInfrastructure) {
   json run_doc = {{"id", kRunId}, {"flow_name", "etl"}, {"state", "Running"}, {"agent_id", "a1"}};
   std::mutex mu;
