@@ -14,6 +14,11 @@ Response Api::Impl::register_flow(Call& c, store::Store& st) {
   if (!v) return status_response(v.status());
   auto r = st.register_flow(*v);
   if (!r) return store_error(r.status());
+  if (r->reused) {
+    spdlog::info("flow registered again: {}/{} version {} unchanged ({})", r->project_name, r->name, r->version,
+                 r->id);
+    return json_response(200, to_json(*r, true));
+  }
   spdlog::info("flow registered: {}/{} version {} ({})", r->project_name, r->name, r->version, r->id);
   return json_response(201, to_json(*r, true));
 }

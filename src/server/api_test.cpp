@@ -197,13 +197,23 @@ TEST_F(ApiTest, FlowRegistrationVersionsAndIdempotency) {
   auto a = post("/api/v1/flows", flow_body("etl"), user_);
   ASSERT_EQ(a.status, 201) << a.text;
   EXPECT_EQ(a.body["version"], 1);
-  auto b = post("/api/v1/flows", flow_body("etl"), user_);
+  // The same bytes and metadata again: the existing version, 200.
+  auto same = post("/api/v1/flows", flow_body("etl"), user_);
+  ASSERT_EQ(same.status, 200) << same.text;
+  EXPECT_EQ(same.body["version"], 1);
+  EXPECT_EQ(same.body["id"], a.body["id"]);
+  auto changed = flow_body("etl");
+  changed["artifact"]["sha256"] = std::string(64, 'b');
+  auto b = post("/api/v1/flows", changed, user_);
+  EXPECT_EQ(b.status, 201) << b.text;
   EXPECT_EQ(b.body["version"], 2);
   auto keyed = flow_body("etl");
   keyed["idempotency_key"] = "k1";
   auto c = post("/api/v1/flows", keyed, user_);
   auto d = post("/api/v1/flows", keyed, user_);
+  EXPECT_EQ(c.status, 201) << c.text;
   EXPECT_EQ(c.body["version"], 3);
+  EXPECT_EQ(d.status, 200) << d.text;
   EXPECT_EQ(d.body["id"], c.body["id"]);
   auto list = get("/api/v1/flows?project=p", runner_);
   ASSERT_EQ(list.status, 200);

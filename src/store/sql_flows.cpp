@@ -2,6 +2,7 @@
 #include "store/sql_store_impl.hpp"
 
 #include "core/crypto.hpp"
+#include "core/labels.hpp"
 
 namespace culvert::store::detail {
 
@@ -56,7 +57,25 @@ Result<Flow> SqlStore::register_flow(const NewFlowVersion& spec) {
           auto rows = db_->query(std::string(kFlowColumns) +
                                      "WHERE f.project_id = ? AND f.name = ? AND f.idempotency_key = ?",
                                  {project_id, spec.name, *spec.idempotency_key});
-          if (!rows.empty()) return to_flow(rows[0]);
+          if (!rows.empty()) {
+            Flow f = to_flow(rows[0]);
+            f.reused = true;
+            return f;
+          }
+        }
+        // The same bytes and metadata as the latest version: that version.
+        auto latest = db_->query(std::string(kFlowColumns) + "WHERE f.project_id = ? AND f.name = ? AND f.archived = 0",
+                                 {project_id, spec.name});
+        if (!latest.empty()) {
+          Flow f = to_flow(latest[0]);
+          bool active = spec.schedule_json && spec.schedule_active;
+          if (f.artifact_sha256 == spec.artifact_sha256 && f.artifact_uri == spec.artifact_uri &&
+              f.description_json == spec.description_json && f.labels == normalize_labels(spec.labels) &&
+              f.schedule_json == spec.schedule_json && f.schedule_active == active &&
+              f.max_run_retries == spec.max_run_retries) {
+            f.reused = true;
+            return f;
+          }
         }
         auto vrows = db_->query("SELECT MAX(version) FROM flows WHERE project_id = ? AND name = ?",
                                 {project_id, spec.name});

@@ -74,6 +74,10 @@ struct NewFlowVersion {
   // unchanged, instead of creating a new one.
   std::optional<std::string> idempotency_key;
 };
+// Registering what the latest version already is (the same artifact URI and SHA-256,
+// description, labels, schedule and its activity, max_run_retries) returns that
+// version (Flow::reused) instead of creating a new one; the idempotency key does not
+// take part in the comparison.
 
 // One flow version.
 struct Flow {
@@ -92,6 +96,10 @@ struct Flow {
   int max_run_retries = 0;
   std::optional<std::string> idempotency_key;
   SysTime created{};
+  // Set by register_flow only: true when it returned an existing version instead of
+  // creating one (the version of a repeated idempotency key, or a latest version with
+  // the same artifact and metadata). False from every other call.
+  bool reused = false;
 };
 
 struct NewFlowRun {

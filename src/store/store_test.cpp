@@ -346,7 +346,7 @@ TEST_P(StoreTest, RegisteringAgainCreatesTheNextVersionAndArchivesOlderOnes) {
   EXPECT_EQ(v1.project_name, "default");
   clock_.advance(seconds(1));
   Flow v2 = register_flow("etl");
-  Flow v3 = register_flow("etl");
+  Flow v3 = register_flow("etl", {"c"});
   EXPECT_EQ(v2.version, 2);
   EXPECT_EQ(v3.version, 3);
   EXPECT_NE(v1.id, v3.id);
@@ -390,9 +390,71 @@ TEST_P(StoreTest, FlowIdempotencyKeyReturnsTheExistingVersion) {
   EXPECT_EQ(again->id, first->id);
   EXPECT_EQ(again->version, 1);
   EXPECT_EQ(again->artifact_uri, "file:///a");
+  EXPECT_TRUE(again->reused);
   v.idempotency_key = "k2";
   EXPECT_EQ(store_->register_flow(v)->version, 2);
   EXPECT_EQ(store_->list_flows(first->project_id, false)->size(), 2u);
+}
+
+// Registering the latest version's bytes and metadata again returns that version; any
+// difference (hash, URI, description, labels, schedule, its activity, retries) makes a
+// new one, and an older version's content is not matched.
+TEST_P(StoreTest, RegisteringIdenticalBytesAndMetadataReturnsTheLatestVersion) {
+  NewFlowVersion v;
+  v.project = "p";
+  v.name = "etl";
+  v.artifact_uri = "file:///flows/etl";
+  v.artifact_sha256 = sha256_hex("bytes 1");
+  v.description_json = R"({"name":"etl","tasks":[]})";
+  v.labels = {"b", "a"};
+  v.schedule_json = R"({"cron":"0 * * * *"})";
+  v.max_run_retries = 1;
+  auto first = store_->register_flow(v);
+  ASSERT_TRUE(first.is_ok()) << first.status().to_string();
+  EXPECT_FALSE(first->reused);
+  clock_.advance(seconds(1));
+  v.labels = {"a", "b", "a"};  // the same set of labels
+  v.idempotency_key = "another key";
+  auto again = store_->register_flow(v);
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  EXPECT_TRUE(again->reused);
+  EXPECT_EQ(again->id, first->id);
+  EXPECT_EQ(again->version, 1);
+  EXPECT_EQ(again->created, first->created);
+  EXPECT_EQ(store_->list_flows(first->project_id, false)->size(), 1u);
+  EXPECT_FALSE(store_->get_flow(first->id)->reused);
+
+  int expected_version = 1;
+  auto expect_new_version = [&](const NewFlowVersion& changed, const char* what) {
+    auto r = store_->register_flow(changed);
+    ASSERT_TRUE(r.is_ok()) << what << ": " << r.status().to_string();
+    EXPECT_FALSE(r->reused) << what;
+    EXPECT_EQ(r->version, ++expected_version) << what;
+  };
+  NewFlowVersion w = v;
+  w.idempotency_key.reset();
+  w.artifact_sha256 = sha256_hex("bytes 2");
+  expect_new_version(w, "hash");
+  w.artifact_uri = "file:///flows/etl-2";
+  expect_new_version(w, "uri");
+  w.description_json = R"({"name":"etl","tasks":[{"name":"t"}]})";
+  expect_new_version(w, "description");
+  w.labels = {"a"};
+  expect_new_version(w, "labels");
+  w.schedule_json = R"({"cron":"5 * * * *"})";
+  expect_new_version(w, "schedule");
+  w.schedule_active = false;
+  expect_new_version(w, "schedule activity");
+  w.max_run_retries = 2;
+  expect_new_version(w, "max_run_retries");
+  // Identical to the latest now: no new version.
+  auto same = store_->register_flow(w);
+  ASSERT_TRUE(same.is_ok());
+  EXPECT_TRUE(same->reused);
+  EXPECT_EQ(same->version, expected_version);
+  // The first version's content again: not the latest, so a new version.
+  v.idempotency_key.reset();
+  expect_new_version(v, "an older version's content");
 }
 
 TEST_P(StoreTest, RegisterIntoAMissingProjectCanBeRefused) {
