@@ -1,5 +1,5 @@
 // The OpenAPI 3 document of the server API. Kept by hand next to the route table in
-// api.cpp; openapi_test.cpp checks that both list exactly the same routes (method,
+// api.cpp (Api::Impl::build_routes); openapi_test.cpp checks that both list exactly the same routes (method,
 // path, whether a token is needed), so they cannot drift apart.
 #include "server/api.hpp"
 
