@@ -129,7 +129,7 @@ const std::string& openapi_document() {
     },
     "/api/v1/tokens/{id}": {
       "parameters": [{"$ref": "#/components/parameters/id"}],
-      "delete": {"summary": "Revoke an API token (scope admin)", "responses": {"200": {"description": "{\"id\":string,\"revoked\":true}"}, "404": {"$ref": "#/components/responses/Error"}}}
+      "delete": {"summary": "Revoke an API token (scope admin). The last unexpired admin token cannot be revoked (409); `culvert server create-admin-token` mints one from the database.", "responses": {"200": {"description": "{\"id\":string,\"revoked\":true}"}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}
     }
   }
 })JSON";
