@@ -313,7 +313,25 @@ Status check_schedule(const json& s) {
   return Status::ok();
 }
 
+// An optional message of any length (the body limit bounds it), bounded.
+Result<std::string> opt_message(const json& o, std::string_view key) {
+  auto m = opt_string(o, key, std::string::npos - 1);
+  if (!m) return m.status();
+  return bound_message(m->value_or(""));
+}
+
 }  // namespace
+
+std::string bound_message(std::string message) {
+  if (message.size() <= kMaxMessage) return message;
+  std::string marker = "\u2026 [truncated from " + std::to_string(message.size()) + " bytes]";
+  size_t keep = kMaxMessage - marker.size();
+  // Back up to the start of a UTF-8 sequence (continuation bytes are 10xxxxxx).
+  while (keep > 0 && (static_cast<unsigned char>(message[keep]) & 0xC0) == 0x80) --keep;
+  message.resize(keep);
+  message += marker;
+  return message;
+}
 
 Result<json> parse_body(std::string_view body, bool empty_is_object) {
   bool blank = std::all_of(body.begin(), body.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
@@ -479,9 +497,9 @@ Result<StateChange> parse_state_change(const json& body) {
   auto s = req_state(body, "state");
   if (!s) return s.status();
   c.state = *s;
-  auto m = opt_string(body, "message", kMaxLogMessage);
+  auto m = opt_message(body, "message");
   if (!m) return m.status();
-  c.message = m->value_or("");
+  c.message = std::move(*m);
   auto v = opt_int(body, "expected_version", 0, INT64_MAX);
   if (!v) return v.status();
   c.expected_version = *v;
@@ -509,28 +527,30 @@ Result<std::vector<store::TaskRunUpdate>> parse_task_run_batch(const json& body,
     auto task = req_name(e, "task");
     if (!task) return field_error(f + ".task", "is required (the task name)");
     u.task = std::move(*task);
-    auto mi = opt_int(e, "map_index", -1, store::kMaxMapIndex);
-    if (!mi) return field_error(f + ".map_index", "must be an integer >= -1");
+    auto mi = opt_int(e, "map_index", -1, kMaxMapCount - 1);
+    if (!mi) return field_error(f + ".map_index", "must be an integer from -1 to " + std::to_string(kMaxMapCount - 1));
     u.map_index = static_cast<int>(mi->value_or(-1));
     auto st = req_state(e, "state");
     if (!st) return unprocessable("item " + f + ": " + st.status().message());
     u.state = *st;
-    auto m = opt_string(e, "message", kMaxLogMessage);
+    auto m = opt_message(e, "message");
     if (!m) return field_error(f + ".message", "must be a string");
-    u.message = m->value_or("");
+    u.message = std::move(*m);
     auto a = opt_int(e, "attempts", 0, 1000000);
     if (!a) return field_error(f + ".attempts", "must be a non-negative integer");
     if (a->has_value()) u.attempts = static_cast<int>(**a);
     auto t = opt_time(e, "timestamp");
     if (!t) return field_error(f + ".timestamp", "must be an RFC 3339 time");
     u.timestamp = t->value_or(now);
-    auto count = opt_int(e, "map_count", 1, store::kMaxMapIndex + 1);
-    if (!count) return field_error(f + ".map_count", "must be an integer >= 1");
+    auto count = opt_int(e, "map_count", 1, kMaxMapCount);
+    if (!count) return field_error(f + ".map_count", "must be an integer from 1 to " + std::to_string(kMaxMapCount));
     u.map_count = static_cast<int>(count->value_or(1));
     if (u.map_count > 1 && u.map_index < 0)
       return field_error(f + ".map_count", "above 1 needs a map_index (the first of the mapped task runs)");
-    if (int64_t{u.map_index} + u.map_count - 1 > store::kMaxMapIndex)
-      return field_error(f + ".map_count", "reaches past map index " + std::to_string(store::kMaxMapIndex));
+    if (int64_t{u.map_index} + u.map_count > kMaxMapCount)
+      return field_error(f + ".map_count", "reaches past map index " + std::to_string(kMaxMapCount - 1) +
+                                               " (a mapped task has at most " + std::to_string(kMaxMapCount) +
+                                               " task runs)");
     auto start = opt_time(e, "start_time");
     if (!start) return field_error(f + ".start_time", "must be an RFC 3339 time");
     u.start_time = *start;
@@ -560,8 +580,8 @@ Result<std::vector<store::LogEntry>> parse_log_batch(const json& body, SysTime n
     auto task = opt_string(e, "task", kMaxNameLength);
     if (!task) return field_error(f + ".task", "must be a string");
     l.task = *task;
-    auto mi = opt_int(e, "map_index", -1, 10000000);
-    if (!mi) return field_error(f + ".map_index", "must be an integer >= -1");
+    auto mi = opt_int(e, "map_index", -1, kMaxMapCount - 1);
+    if (!mi) return field_error(f + ".map_index", "must be an integer from -1 to " + std::to_string(kMaxMapCount - 1));
     l.map_index = static_cast<int>(mi->value_or(-1));
     auto level = opt_string(e, "level", 16);
     if (!level) return field_error(f + ".level", "must be a string");
@@ -571,10 +591,11 @@ Result<std::vector<store::LogEntry>> parse_log_batch(const json& body, SysTime n
     if (lv != "DEBUG" && lv != "INFO" && lv != "WARNING" && lv != "ERROR" && lv != "CRITICAL")
       return field_error(f + ".level", "must be DEBUG, INFO, WARNING, ERROR or CRITICAL");
     l.level = lv;
-    auto m = opt_string(e, "message", kMaxLogMessage);
-    if (!m) return field_error(f + ".message", "must be a string of at most 65536 bytes");
-    if (!m->has_value()) return field_error(f + ".message", "is required");
-    l.message = **m;
+    const json* msg = member(e, "message");
+    if (!msg) return field_error(f + ".message", "is required");
+    auto m = opt_message(e, "message");
+    if (!m) return field_error(f + ".message", "must be a string");
+    l.message = std::move(*m);
     auto t = opt_time(e, "timestamp");
     if (!t) return field_error(f + ".timestamp", "must be an RFC 3339 time");
     l.timestamp = t->value_or(now);

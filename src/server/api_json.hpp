@@ -24,7 +24,16 @@ using json = nlohmann::json;
 // Limits on batches and names (documented in docs/SERVER.md).
 inline constexpr size_t kMaxBatch = 1000;
 inline constexpr size_t kMaxNameLength = 200;
-inline constexpr size_t kMaxLogMessage = 64 * 1024;
+// Messages (run states, task-run states, log lines) are cut to this many bytes: longer
+// ones are truncated at a UTF-8 boundary and end with "… [truncated from N bytes]"
+// (a batch is all or nothing, so refusing one long message would lose the others).
+inline constexpr size_t kMaxMessage = 16 * 1024;
+// A mapped task has at most this many task runs (map indexes 0 .. kMaxMapCount - 1);
+// one task-run item's map_count is bounded by it too.
+inline constexpr int64_t kMaxMapCount = 1'000'000;
+
+// `message` cut to kMaxMessage bytes as described above (unchanged when it fits).
+std::string bound_message(std::string message);
 
 // Parses a request body. An empty body is `{}` when `empty_is_object`. InvalidArgument
 // when it is not JSON or nests arrays and objects deeper than kMaxJsonDepth (64).

@@ -181,13 +181,45 @@ TEST(ApiJsonTest, Batches) {
   EXPECT_EQ((*t)[0].start_time, std::nullopt);
   for (const char* bad : {R"([{"flow_run_id":"r","task":"m","state":"Success","map_count":2}])",
                           R"([{"flow_run_id":"r","task":"m","state":"Success","map_index":0,"map_count":0}])",
-                          R"([{"flow_run_id":"r","task":"m","state":"Success","map_index":9999999,"map_count":5}])",
+                          R"([{"flow_run_id":"r","task":"m","state":"Success","map_index":999999,"map_count":5}])",
                           R"([{"flow_run_id":"r","task":"m","state":"Success","map_index":0,"map_count":"3"}])",
                           R"([{"flow_run_id":"r","task":"m","state":"Success","start_time":"yesterday"}])"}) {
     auto r = parse_task_run_batch(json::parse(bad), now);
     EXPECT_FALSE(r.is_ok()) << bad;
     EXPECT_THAT(r.status().message(), ::testing::AnyOf(HasSubstr("map_count"), HasSubstr("start_time"))) << bad;
   }
+  // The probe's memory bomb: map_count 10,000,000 (and 3000 with a 64 KiB message).
+  auto bomb = parse_task_run_batch(
+      json::array({{{"flow_run_id", "r"}, {"task", "m"}, {"state", "Running"}, {"map_index", 0}, {"map_count", 10000000}}}),
+      now);
+  ASSERT_FALSE(bomb.is_ok());
+  EXPECT_EQ(bomb.status().code(), StatusCode::kUnprocessable);
+  EXPECT_THAT(bomb.status().message(), HasSubstr("map_count' must be an integer from 1 to 1000000"));
+  EXPECT_TRUE(parse_task_run_batch(json::array({{{"flow_run_id", "r"}, {"task", "m"}, {"state", "Running"},
+                                                 {"map_index", 0}, {"map_count", 1000000}}}),
+                                   now)
+                  .is_ok());
+  std::string long_message(65536, 'x');
+  auto cut = parse_task_run_batch(json::array({{{"flow_run_id", "r"}, {"task", "m"}, {"state", "Running"},
+                                                {"map_index", 0}, {"map_count", 3000}, {"message", long_message}}}),
+                                  now);
+  ASSERT_TRUE(cut.is_ok()) << cut.status().to_string();
+  EXPECT_EQ((*cut)[0].message.size(), kMaxMessage);
+  EXPECT_THAT((*cut)[0].message, ::testing::EndsWith("[truncated from 65536 bytes]"));
+  auto log_cut = parse_log_batch(json::array({{{"flow_run_id", "r"}, {"message", long_message}}}), now);
+  ASSERT_TRUE(log_cut.is_ok());
+  EXPECT_LE((*log_cut)[0].message.size(), kMaxMessage);
+  auto state_cut = parse_state_change({{"state", "Failed"}, {"message", long_message}});
+  ASSERT_TRUE(state_cut.is_ok());
+  EXPECT_LE(state_cut->message.size(), kMaxMessage);
+  // Truncation never splits a UTF-8 sequence.
+  std::string euros;
+  while (euros.size() < 20000) euros += "\u20ac";  // 3 bytes each
+  std::string b = bound_message(euros);
+  EXPECT_LE(b.size(), kMaxMessage);
+  EXPECT_EQ(b.substr(0, b.find("\u2026")).size() % 3, 0u);
+  EXPECT_EQ(bound_message("short"), "short");
+
   json big = json::array();
   for (size_t i = 0; i <= kMaxBatch; ++i) big.push_back({{"flow_run_id", "r"}, {"message", "m"}});
   EXPECT_THAT(parse_log_batch(big, now).status().message(), HasSubstr("at most"));

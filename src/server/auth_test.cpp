@@ -123,7 +123,7 @@ TEST_F(AuthenticatorTest, RevocationElsewhereIsHonouredWithinTheCacheTtl) {
 
 TEST_F(AuthenticatorTest, LocalRevocationIsImmediate) {
   Authenticator auth(clock_, {});
-  auto [secret, id] = token("admin");
+  auto [secret, id] = token("user");
   ASSERT_TRUE(auth.authenticate("Bearer " + secret, *store_).is_ok());
   ASSERT_TRUE(store_->revoke_token(id, clock_.now()).is_ok());
   auth.invalidate_token(id);

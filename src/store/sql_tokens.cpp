@@ -55,9 +55,23 @@ Result<std::vector<Token>> SqlStore::list_tokens() {
 
 Status SqlStore::revoke_token(const std::string& id, SysTime now) {
   return transact(TxMode::kWrite, [&]() -> Result<Unit> {
-           if (db_->exec("UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
-                         {time_value(now), id}) == 0)
-             return not_found("token '" + id + "' does not exist");
+           auto rows = db_->query("SELECT scope, revoked_at, expires FROM tokens WHERE id = ?", {id});
+           if (rows.empty()) return not_found("token '" + id + "' does not exist");
+           const Row& t = rows[0];
+           bool live_admin = t.str(0) == "admin" && t.is_null(1) && (t.is_null(2) || t.i64(2) > to_unix_ms(now));
+           if (live_admin) {
+             // Two admins revoking each other at once (PostgreSQL) must not both pass.
+             db_->xact_lock("tokens:admin");
+             auto others = db_->query(
+                 "SELECT COUNT(*) FROM tokens WHERE scope = 'admin' AND id <> ? AND revoked_at IS NULL "
+                 "AND (expires IS NULL OR expires > ?)",
+                 {id, time_value(now)});
+             if (others.at(0).i64(0) == 0)
+               return conflict("token '" + id +
+                               "' is the last unexpired admin token: revoking it would lock every admin out; "
+                               "create another admin token first");
+           }
+           db_->exec("UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", {time_value(now), id});
            return Unit{};
          })
       .status();

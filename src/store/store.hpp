@@ -396,6 +396,8 @@ class Store {
   virtual Result<Token> find_token_by_hash(const std::string& hash) = 0;
   virtual Result<std::vector<Token>> list_tokens() = 0;
   // Sets revoked_at (the row stays for audit). NotFound if unknown.
+  // Conflict when `id` is the last admin token that is neither revoked nor expired at
+  // `now` (revoking it would lock every admin out).
   virtual Status revoke_token(const std::string& id, SysTime now) = 0;
   virtual Result<int64_t> count_tokens() = 0;
 

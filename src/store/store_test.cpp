@@ -1437,6 +1437,26 @@ TEST_P(StoreTest, Tokens) {
   EXPECT_EQ(*store_->count_tokens(), 2);
 }
 
+TEST_P(StoreTest, TheLastLiveAdminTokenCannotBeRevoked) {
+  ASSERT_TRUE(store_->create_token({"a1", "first", "admin", sha256_hex("a1"), std::nullopt, std::nullopt}).is_ok());
+  auto last = store_->revoke_token("a1", clock_.now());
+  EXPECT_EQ(last.code(), StatusCode::kConflict);
+  EXPECT_THAT(last.message(), ::testing::HasSubstr("last unexpired admin token"));
+  EXPECT_FALSE(store_->find_token_by_hash(sha256_hex("a1"))->revoked_at.has_value());
+  // An expired admin token does not count as one left; a second live one does.
+  SysTime soon = clock_.now() + seconds(10);
+  ASSERT_TRUE(store_->create_token({"a2", "expiring", "admin", sha256_hex("a2"), soon, std::nullopt}).is_ok());
+  ASSERT_TRUE(store_->create_token({"u1", "user", "user", sha256_hex("u1"), std::nullopt, std::nullopt}).is_ok());
+  EXPECT_TRUE(store_->revoke_token("u1", clock_.now()).is_ok());
+  clock_.advance(seconds(11));
+  EXPECT_EQ(store_->revoke_token("a1", clock_.now()).code(), StatusCode::kConflict);
+  EXPECT_TRUE(store_->revoke_token("a2", clock_.now()).is_ok());  // expired already: not a live one
+  ASSERT_TRUE(store_->create_token({"a3", "second", "admin", sha256_hex("a3"), std::nullopt, std::nullopt}).is_ok());
+  EXPECT_TRUE(store_->revoke_token("a1", clock_.now()).is_ok());
+  EXPECT_EQ(store_->revoke_token("a3", clock_.now()).code(), StatusCode::kConflict);
+  EXPECT_TRUE(store_->revoke_token("a1", clock_.now()).is_ok());  // revoking again is a no-op
+}
+
 TEST_P(StoreTest, CountRunsByState) {
   Flow f = register_flow("etl");
   run_in_state(f.id, State::kRunning);

@@ -216,6 +216,27 @@ TEST_F(HardeningE2E, ArtifactUrisAreValidatedAtRegistration) {
   EXPECT_EQ(list.body["flows"].size(), 1u) << list.text;
 }
 
+// B6: the last admin token could revoke itself and lock everyone out.
+TEST_F(HardeningE2E, TheLastAdminTokenCannotBeRevoked) {
+  start();
+  auto list = client_->get("/api/v1/tokens", admin_);
+  ASSERT_EQ(list.status, 200) << list.text;
+  ASSERT_EQ(list.body["tokens"].size(), 1u) << list.text;
+  std::string own_id = list.body["tokens"][0].value("id", "");
+  auto r = client_->request("DELETE", "/api/v1/tokens/" + own_id, "", admin_);
+  EXPECT_EQ(r.status, 409) << r.text;
+  EXPECT_THAT(r.text, HasSubstr("last unexpired admin token"));
+  EXPECT_EQ(client_->get("/api/v1/tokens", admin_).status, 200) << "the admin was locked out";
+  // With a second admin token, the first can go; then the second is the last.
+  std::string second = token("admin");
+  EXPECT_EQ(client_->request("DELETE", "/api/v1/tokens/" + own_id, "", second).status, 200);
+  auto again = client_->get("/api/v1/tokens", second);
+  std::string second_id;
+  for (const auto& t : again.body["tokens"])
+    if (!t.value("revoked", false)) second_id = t.value("id", "");
+  EXPECT_EQ(client_->request("DELETE", "/api/v1/tokens/" + second_id, "", second).status, 409);
+}
+
 // B6: a local recovery path when no admin token is left: `culvert server
 // create-admin-token` writes one straight into the database, also while a server runs
 // on it, and prints the secret once.
