@@ -1,5 +1,5 @@
 // The client-side commands, run in-process against an in-test HTTP server that answers
-// like the Culvert API (SPEC §10): exit codes, --output json documents, request bodies,
+// like the Culvert API (docs/SERVER.md): exit codes, --output json documents, request bodies,
 // profile handling, --watch and `run inspect` diagnostics.
 #include "cli/client_cmds.hpp"
 
