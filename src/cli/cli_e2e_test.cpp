@@ -427,6 +427,15 @@ TEST_F(CliE2E, VersionAndFlowRegisterTakeTheOutputOption) {
   EXPECT_NE(o.out.find(" in project 'p'"), std::string::npos) << o.out;
   o = culvert({"flow", "register", flow_binary, "--project", "p", "--storage", storage, "-o", "yaml"});
   EXPECT_EQ(o.code, 2);
+  // Errors in the CLI's one form: `error: <message>`, 2 for bad usage, 1 for a failure.
+  o = culvert({"flow", "register", (dir_ / "missing").string(), "--project", "p"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.err.find("error: '" + (dir_ / "missing").string() + " describe' failed"), std::string::npos) << o.err;
+  o = culvert({"flow", "register", flow_binary, "--project", "p", "--storage", storage, "--api-url",
+               "http://127.0.0.1:1"});
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("error: "), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("http://127.0.0.1:1"), std::string::npos) << o.err;
 }
 
 TEST_F(CliE2E, CreateAdminTokenTakesTheOutputOption) {

@@ -18,26 +18,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.hpp"
-#include "client/profile.hpp"
 #include "runtime/runtime.hpp"
 
 namespace culvert::cli {
 namespace {
-
-client::Settings settings_for(CliContext& ctx, std::ostream& err, bool& ok) {
-  ok = true;
-  client::ProfileConfig config;
-  if (auto path = client::default_config_path(ctx.env)) {
-    auto loaded = client::load_profile_config(*path);
-    if (!loaded) {
-      err << "culvert: " << loaded.status().message() << "\n";
-      ok = false;
-    } else {
-      config = *loaded;
-    }
-  }
-  return client::resolve_settings(ctx.flags, ctx.env, config);
-}
 
 // Runs `path describe` and returns what it printed.
 Result<std::string> describe_binary(const std::string& path) {
@@ -77,10 +61,11 @@ void add_flow_register_command(CLI::App& app, CliContext& ctx) {
     flow = app.add_subcommand("flow", "Flows");
   }
   struct RegisterFlags {
-    std::string path, project, storage, s3_endpoint, idempotency_key, run_config, output = "table";
+    std::string path, project, storage, s3_endpoint, idempotency_key, run_config;
     std::vector<std::string> labels;
   };
   auto rf = std::make_shared<RegisterFlags>();
+  auto cmd = std::make_shared<Cmd>(Cmd{&ctx});
   auto* reg = flow->add_subcommand("register", "Upload a built flow binary to its storage and register it");
   reg->fallthrough();
   reg->add_option("path", rf->path, "the flow binary")->required();
@@ -90,44 +75,37 @@ void add_flow_register_command(CLI::App& app, CliContext& ctx) {
   reg->add_option("--s3-endpoint", rf->s3_endpoint, "S3-compatible endpoint (path-style)");
   reg->add_option("--idempotency-key", rf->idempotency_key, "a repeat with this key is a no-op");
   reg->add_option("--run-config", rf->run_config, "a run config JSON object replacing the flow's own");
-  add_output_option(reg, rf->output);
-  reg->callback([&ctx, rf] {
-    std::ostream& out = ctx.out ? *ctx.out : std::cout;
-    std::ostream& err = ctx.err ? *ctx.err : std::cerr;
-    bool ok;
-    auto settings = settings_for(ctx, err, ok);
-    if (!ok) {
-      ctx.exit_code = 2;
-      return;
-    }
+  add_output_option(reg, *cmd);
+  reg->callback([cmd, rf] {
+    auto& c = *cmd;
+    if (c.ctx->out == nullptr) c.ctx->out = &std::cout;
+    if (c.ctx->err == nullptr) c.ctx->err = &std::cerr;
+    auto settings = c.settings();
+    if (!settings) { c.usage(settings.status().message()); return; }
     auto desc = describe_binary(rf->path);
-    if (!desc) {
-      err << "culvert flow register: " << desc.status().message() << "\n";
-      ctx.exit_code = 2;
-      return;
-    }
+    if (!desc) { c.usage(desc.status().message()); return; }
     runtime::RegisterOptions opts;
     opts.project = rf->project;
     if (!rf->storage.empty()) opts.storage = rf->storage;
     opts.labels = rf->labels;
     if (!rf->idempotency_key.empty()) opts.idempotency_key = rf->idempotency_key;
     if (!rf->run_config.empty()) opts.run_config_json = rf->run_config;
-    opts.s3_endpoint = rf->s3_endpoint.empty() ? ctx.env("CULVERT_S3_ENDPOINT").value_or("") : rf->s3_endpoint;
-    opts.api_url = settings.api_url;
-    opts.api_token = settings.api_token;
+    opts.s3_endpoint = rf->s3_endpoint.empty() ? c.ctx->env("CULVERT_S3_ENDPOINT").value_or("") : rf->s3_endpoint;
+    opts.api_url = settings->api_url;
+    opts.api_token = settings->api_token;
     auto r = runtime::register_flow_artifact(rf->path, *desc, opts);
     if (!r) {
-      err << "culvert flow register: " << r.status().message() << "\n";
-      ctx.exit_code = r.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
+      if (r.status().code() == StatusCode::kInvalidArgument) c.usage(r.status().message());
+      else c.fail(r.status());
       return;
     }
-    if (rf->output == "json") {
-      out << r->json << "\n";
+    if (c.json_out()) {
+      c.out() << r->json << "\n";
     } else {
-      out << "registered flow '" << r->name << "' version " << r->version << " in project '" << rf->project
-          << "' (id " << r->id << ")\n";
+      c.out() << "registered flow '" << r->name << "' version " << r->version << " in project '" << rf->project
+              << "' (id " << r->id << ")\n";
     }
-    ctx.exit_code = 0;
+    c.done();
   });
 }
 
