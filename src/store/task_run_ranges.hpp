@@ -2,7 +2,7 @@
 //
 // One task_runs row holds the consecutive task runs [map_index, map_index + map_count)
 // of one task of one flow run that are alike in every stored field (state, message,
-// attempts and the millisecond timestamps). An unmapped task run (map_index -1) is a
+// attempts, the millisecond timestamps and a Retrying run's next start time). An unmapped task run (map_index -1) is a
 // range of one. A mapped task whose children ended alike (the common case: 10,000
 // children that succeeded within a few milliseconds) is stored in a few rows instead
 // of one per child, and reads expand the rows back into one TaskRun per child, so the
@@ -38,6 +38,7 @@ struct RangeFields {
   int64_t created = 0;    // Unix ms
   int64_t updated = 0;    // Unix ms of the latest applied update
   std::optional<int64_t> start, end;
+  std::optional<int64_t> next_start;  // Retrying: when the next attempt starts (Unix ms)
   bool operator==(const RangeFields&) const = default;
 };
 
@@ -57,6 +58,7 @@ struct RangeUpdate {
   std::optional<int> attempts;     // nullopt: keep
   int64_t ts = 0;                  // Unix ms
   std::optional<int64_t> start;    // when they first ran, if the update says so
+  std::optional<int64_t> next_start;  // Retrying: when the next attempt starts
 };
 
 // The ids of one (flow run, task)'s task runs.

@@ -41,8 +41,10 @@ struct Model {
       auto it = runs.find(i);
       std::optional<int64_t> start = u.start ? u.start : (u.state == State::kRunning ? std::optional(u.ts) : std::nullopt);
       std::optional<int64_t> end = is_final(u.state) ? std::optional(u.ts) : std::nullopt;
+      std::optional<int64_t> next = u.state == State::kRetrying ? u.next_start : std::nullopt;
       if (it == runs.end()) {
-        runs[i] = RangeFields{u.state, std::string(u.message), u.attempts ? *u.attempts : -1, u.ts, u.ts, start, end};
+        runs[i] = RangeFields{u.state, std::string(u.message), u.attempts ? *u.attempts : -1, u.ts, u.ts, start, end,
+                              next};
         continue;
       }
       RangeFields& f = it->second;
@@ -53,6 +55,7 @@ struct Model {
       f.updated = u.ts;
       if (!f.start) f.start = start;
       f.end = end;
+      f.next_start = next;
     }
   }
 };
@@ -151,6 +154,28 @@ TEST(TaskRunRanges, RowsThatBecomeAlikeAreMerged) {
   EXPECT_EQ(m.remove.size(), 9u);
 }
 
+// The next start time of a Retrying task run is a stored field: task runs that retry at
+// different times are different rows, and the next state clears it so they join again.
+TEST(TaskRunRanges, RetryingTaskRunsWithDifferentNextStartsAreDifferentRows) {
+  TaskRunIds ids("r", "map");
+  Table t;
+  auto retrying = [](int64_t lo, int64_t hi, int64_t next) {
+    RangeUpdate u = upd(lo, hi, State::kRetrying, 100, 1, 90);
+    u.message = "503 (retry 1/3 in 1s)";
+    u.next_start = next;
+    return u;
+  };
+  apply_batch(t, ids, {retrying(0, 4, 1100), retrying(5, 9, 1200)});
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0].f.next_start, 1100);
+  EXPECT_EQ(t[5].f.next_start, 1200);
+  apply_batch(t, ids, {upd(0, 9, State::kRunning, 1300, 2)});
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].count, 10);
+  EXPECT_EQ(t[0].f.next_start, std::nullopt);
+  EXPECT_EQ(t[0].f.start, 90);  // the first attempt's start is kept
+}
+
 TEST(TaskRunRanges, AnOlderUpdateIsIgnoredButAnswersWithTheId) {
   TaskRunIds ids("r", "map");
   Table t;
@@ -190,9 +215,12 @@ TEST(TaskRunRanges, RandomBatchesMatchOneRecordPerTaskRun) {
       for (int k = 0; k < n; ++k) {
         int64_t lo = static_cast<int64_t>(rng() % static_cast<uint32_t>(width));
         int64_t hi = std::min(width - 1, lo + static_cast<int64_t>(rng() % 20));
-        State s = std::array{State::kPending, State::kRunning, State::kSuccess, State::kFailed}[rng() % 4];
+        State s = std::array{State::kPending, State::kRunning, State::kRetrying, State::kSuccess,
+                             State::kFailed}[rng() % 5];
         RangeUpdate u = upd(lo, hi, s, 100 + static_cast<int64_t>(rng() % 30));
         u.message = messages[rng() % 3];
+        // Next start times, also on states that have none (the store keeps it for Retrying only).
+        if (rng() % 2) u.next_start = 130 + static_cast<int64_t>(rng() % 3);
         if (rng() % 2) u.attempts = static_cast<int>(rng() % 3);
         if (rng() % 4 == 0) u.start = 90 + static_cast<int64_t>(rng() % 5);
         batch.push_back(u);
