@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test: installs what the tests need, builds, then runs the fast tier
 # (unit tests), the end-to-end tier (real servers, processes, containers), and the fast
-# tier again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# tier again under AddressSanitizer + UndefinedBehaviorSanitizer, and once more under
+# ThreadSanitizer.
 #   scripts/test.sh            all tiers
 #   scripts/test.sh fast       unit tests only
 #   scripts/test.sh e2e        end-to-end tests only
-#   scripts/test.sh asan       sanitizer build, unit tests
+#   scripts/test.sh asan       ASan+UBSan build, unit tests
+#   scripts/test.sh tsan       TSan build, unit tests
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TIER="${1:-all}"
@@ -44,6 +46,13 @@ if [[ "$TIER" == all || "$TIER" == asan ]]; then
   "$ROOT/scripts/build.sh" "$ROOT/build-asan" -DCMAKE_BUILD_TYPE=Debug -DCULVERT_SANITIZE=ON \
     -DCULVERT_BUILD_BENCH=OFF
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_ctest "$ROOT/build-asan" fast
+fi
+if [[ "$TIER" == all || "$TIER" == tsan ]]; then
+  echo "== sanitizer build (TSan), fast tier =="
+  "$ROOT/scripts/build.sh" "$ROOT/build-tsan" -DCULVERT_TSAN=ON -DCULVERT_BUILD_BENCH=OFF \
+    -DCULVERT_BUILD_EXAMPLES=OFF
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/scripts/tsan.supp" \
+    run_ctest "$ROOT/build-tsan" fast
 fi
 echo "test.sh: all requested tiers passed"
 echo "tests: $PASSED passed, $FAILED failed"

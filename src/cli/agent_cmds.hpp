@@ -1,6 +1,5 @@
-// The agent-side commands of `culvert` (SPEC §5): `agent start`, `agent install-service`,
-// `execute` (what agents launch) and `flow register PATH` (upload + register a built
-// flow binary). Callbacks put the exit status into CliContext::exit_code.
+// The agent-side commands of `culvert` (SPEC §5): `agent start`, `agent install-service` and
+// `execute` (what agents launch). Callbacks put the exit status into CliContext::exit_code.
 #pragma once
 
 #include "cli/client_cmds.hpp"

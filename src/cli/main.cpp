@@ -4,6 +4,7 @@
 
 #include "cli/agent_cmds.hpp"
 #include "cli/client_cmds.hpp"
+#include "cli/flow_register_cmd.hpp"
 
 void add_server_command(CLI::App& app);  // server_cmd.cpp
 
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   culvert::cli::CliContext client_ctx;
   culvert::cli::add_client_commands(app, client_ctx);
   culvert::cli::add_agent_commands(app, client_ctx);
+  culvert::cli::add_flow_register_command(app, client_ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {  // a command failed; it printed why

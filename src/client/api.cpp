@@ -19,7 +19,8 @@ const ClientOptions& ApiClient::options() const { return http_->options(); }
 
 Result<json> ApiClient::call(std::string_view method, const std::string& target, const json* body,
                              std::chrono::milliseconds extra_timeout) {
-  std::string text = body != nullptr ? body->dump() : std::string();
+  // Invalid UTF-8 (a command task's output, say) is sent replaced, not thrown over.
+  std::string text = body != nullptr ? body->dump(-1, ' ', false, json::error_handler_t::replace) : std::string();
   auto r = http_->call(method, target, text, extra_timeout);
   if (!r) return r.status();
   if (r->empty()) return json::object();

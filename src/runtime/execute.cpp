@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/api.hpp"
+#include "runtime/answers.hpp"
 #include "runtime/reporter.hpp"
 #include "runtime/runtime.hpp"
 
@@ -68,13 +69,9 @@ class RunWatcher {
       std::optional<std::string> state;
       if (std::chrono::steady_clock::now() >= next_heartbeat) {
         next_heartbeat = std::chrono::steady_clock::now() + env_.heartbeat_interval;
-        auto hb = api_.heartbeat_flow_run(env_.flow_run_id);
-        if (hb && hb->contains("state")) state = (*hb)["state"].get<std::string>();
+        state = read_state(api_.heartbeat_flow_run(env_.flow_run_id));
       }
-      if (!state) {
-        auto run = api_.get_flow_run(env_.flow_run_id);
-        if (run && run->contains("state")) state = (*run)["state"].get<std::string>();
-      }
+      if (!state) state = read_state(api_.get_flow_run(env_.flow_run_id));
       lock.lock();
       if (state && (*state == "Cancelling" || *state == "Cancelled" || *state == "Crashed")) {
         if (!cancelled_state_) {
@@ -88,6 +85,19 @@ class RunWatcher {
     }
   }
 
+  // The run's state in an answer; nullopt when there is none (unreachable server, or a
+  // malformed answer: said once on the run's log, and the run goes on).
+  std::optional<std::string> read_state(const Result<nlohmann::json>& answer) {
+    if (!answer) return std::nullopt;
+    auto run = decode_flow_run(*answer);
+    if (run) return run->state;
+    if (!said_malformed_) {
+      said_malformed_ = true;
+      reporter_.log(LogLevel::kWarning, "ignoring a malformed answer while watching the run: " + run.status().message());
+    }
+    return std::nullopt;
+  }
+
   const ExecuteEnv& env_;
   CancellationSource& cancel_;
   ServerReporter& reporter_;
@@ -96,6 +106,7 @@ class RunWatcher {
   std::condition_variable cv_;
   bool stop_ = false;
   std::optional<std::string> cancelled_state_;
+  bool said_malformed_ = false;  // used by the watcher thread only
   std::thread thread_;
 };
 
@@ -132,7 +143,10 @@ Status set_state_with_retry(client::ApiClient& api, const std::string& run_id, c
   if (r) return Status::ok();
   if (r.status().code() == StatusCode::kConflict && maybe_applied) {
     auto now = api.get_flow_run(run_id);
-    if (now && now->value("state", "") == state) return Status::ok();
+    if (now) {
+      auto decoded = decode_flow_run(*now);
+      if (decoded && decoded->state == state) return Status::ok();
+    }
   }
   return r.status();
 }
@@ -181,27 +195,24 @@ Result<ExecuteEnv> execute_env_from_process() {
 int execute_flow(const Flow& flow, const ExecuteEnv& env) {
   const std::string prog = flow.name() + " execute";
   client::ApiClient api(client::ClientOptions{.api_url = env.api_url, .api_token = env.api_token});
-  auto run = retry_while_unreachable(env.server_wait, [&] { return api.get_flow_run(env.flow_run_id); });
+  auto answer = retry_while_unreachable(env.server_wait, [&] { return api.get_flow_run(env.flow_run_id); });
+  Result<FlowRunAnswer> run = answer ? decode_flow_run(*answer) : Result<FlowRunAnswer>(answer.status());
   if (!run) {
     std::cerr << prog << ": cannot read flow run " << env.flow_run_id << ": " << run.status().message() << "\n";
     return 1;
   }
-  if ((*run).value("flow_name", flow.name()) != flow.name()) {
-    std::cerr << prog << ": flow run " << env.flow_run_id << " belongs to flow '"
-              << (*run)["flow_name"].get<std::string>() << "', not '" << flow.name() << "'\n";
+  if (!run->flow_name.empty() && run->flow_name != flow.name()) {
+    std::cerr << prog << ": flow run " << env.flow_run_id << " belongs to flow '" << run->flow_name << "', not '"
+              << flow.name() << "'\n";
     (void)set_state_with_retry(api, env.flow_run_id, "Crashed",
-                               "the launched artifact is flow '" + flow.name() + "', not '" +
-                                   (*run)["flow_name"].get<std::string>() + "'",
+                               "the launched artifact is flow '" + flow.name() + "', not '" + run->flow_name + "'",
                                env.server_wait);
     return 1;
   }
 
   RunOptions opts;
   opts.flow_run_id = env.flow_run_id;
-  if (run->contains("parameters") && (*run)["parameters"].is_object()) {
-    for (auto& [k, v] : (*run)["parameters"].items())
-      opts.parameters[k] = v.is_string() ? v.get<std::string>() : v.dump();
-  }
+  opts.parameters = std::move(run->parameters);
 
   if (Status running = set_state_with_retry(api, env.flow_run_id, "Running", "", env.server_wait); !running.is_ok()) {
     std::cerr << prog << ": the server refused to start flow run " << env.flow_run_id << ": "

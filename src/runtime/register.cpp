@@ -1,6 +1,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/api.hpp"
+#include "runtime/answers.hpp"
 #include "runtime/runtime.hpp"
 #include "storage/artifacts.hpp"
 
@@ -8,15 +9,17 @@ namespace culvert::runtime {
 
 using nlohmann::json;
 
-Result<std::string> register_flow_artifact(const std::string& artifact_path,
+Result<RegisteredFlow> register_flow_artifact(const std::string& artifact_path,
                                            const std::string& describe_json,
                                            const RegisterOptions& options) {
   if (options.project.empty()) return invalid_argument("register needs --project NAME");
-  json desc = json::parse(describe_json, nullptr, false);
-  if (desc.is_discarded() || !desc.is_object() || !desc.contains("name") || !desc["name"].is_string())
-    return invalid_argument("'" + artifact_path + "' did not describe itself as a flow (describe printed no flow JSON)");
-  const std::string name = desc["name"].get<std::string>();
-  std::string storage_uri = options.storage.value_or(desc.value("storage", std::string()));
+  json desc;
+  auto described = decode_flow_description(describe_json, &desc);
+  if (!described)
+    return invalid_argument("'" + artifact_path + "' did not describe itself as a flow: " +
+                            described.status().message());
+  const std::string& name = described->name;
+  std::string storage_uri = options.storage.value_or(described->storage.value_or(""));
   if (storage_uri.empty())
     return invalid_argument("flow '" + name + "' has no storage: pass --storage file:///DIR or s3://BUCKET/PREFIX, "
                             "or call flow.storage(...) in the flow");
@@ -45,7 +48,7 @@ Result<std::string> register_flow_artifact(const std::string& artifact_path,
   client::ApiClient api(client::ClientOptions{.api_url = options.api_url, .api_token = options.api_token});
   auto r = api.register_flow(body);
   if (!r) return r.status();
-  return r->dump();
+  return decode_registered_flow(*r);
 }
 
 }  // namespace culvert::runtime

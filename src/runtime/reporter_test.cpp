@@ -275,5 +275,45 @@ TEST(ServerReporter, AFailedRequestOfALongBatchIsSentAgain) {
   for (const auto& [i, times] : times_accepted) EXPECT_EQ(times, 1) << i;
 }
 
+// The reporter's requests get answers it cannot read: an error to retry, never a crash.
+TEST(ServerReporter, AnAnswerThatIsNotJsonIsAnErrorNotACrash) {
+  culvert::testing::TestHttpServer server([](const culvert::testing::TestRequest&) {
+    return culvert::testing::TestResponse{200, "<html>proxy error</html>"};
+  });
+  ServerReporter reporter({.api_url = server.url(), .api_token = "t"}, "run-1",
+                          ReporterOptions{.flush_interval = std::chrono::hours(1),
+                                          .close_wait = std::chrono::milliseconds(0)});
+  std::string name = "t";
+  reporter.on_task_run(task_event(name, -1, State::kSuccess));
+  Status st = reporter.flush();
+  EXPECT_EQ(st.code(), StatusCode::kInternal);
+  EXPECT_NE(st.message().find("not JSON"), std::string::npos) << st.message();
+  reporter.log(LogLevel::kInfo, "a line");
+  EXPECT_FALSE(reporter.close().is_ok());
+}
+
+// A log line or task message with bytes that are not UTF-8 (a command's output) is sent
+// with those bytes replaced.
+TEST(ServerReporter, BytesThatAreNotUtf8AreSentReplaced) {
+  culvert::testing::TestHttpServer server([](const culvert::testing::TestRequest&) {
+    return culvert::testing::TestResponse{200, "{}"};
+  });
+  {
+    ServerReporter reporter({.api_url = server.url(), .api_token = "t"}, "run-1",
+                            ReporterOptions{.flush_interval = std::chrono::hours(1)});
+    std::string name = "t";
+    const std::string bad = "half \xff\xfe of it";
+    reporter.on_task_run(TaskRunEvent{0, name, -1, State::kFailed, 1, bad, std::chrono::system_clock::now()});
+    reporter.on_log(LogEvent{0, name, -1, LogLevel::kInfo, bad, std::chrono::system_clock::now()});
+    ASSERT_TRUE(reporter.close().is_ok());
+  }
+  ASSERT_EQ(server.requests().size(), 2u);
+  for (const auto& r : server.requests()) {
+    auto batch = json::parse(r.body);
+    ASSERT_EQ(batch.size(), 1u) << r.body;
+    EXPECT_EQ(batch[0]["message"], "half \xef\xbf\xbd\xef\xbf\xbd of it") << r.body;
+  }
+}
+
 }  // namespace
 }  // namespace culvert::runtime

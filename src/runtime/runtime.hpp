@@ -7,6 +7,8 @@
 #include <culvert/flow.hpp>
 #include <culvert/status.hpp>
 
+#include "runtime/answers.hpp"
+
 #include <map>
 #include <optional>
 #include <string>
@@ -53,8 +55,9 @@ struct RegisterOptions {
 // Uploads the artifact at `artifact_path` (content-addressed, skipped when present) to
 // the storage named by the options or the description, then registers the flow
 // description (docs/FORMATS.md, as printed by `describe`) with the server. Returns the
-// server's answer (the flow version).
-Result<std::string> register_flow_artifact(const std::string& artifact_path,
+// server's answer (the flow version), decoded. InvalidArgument for a malformed
+// description or bad options; the server's or the storage's error otherwise.
+Result<RegisteredFlow> register_flow_artifact(const std::string& artifact_path,
                                            const std::string& describe_json,
                                            const RegisterOptions& options);
 

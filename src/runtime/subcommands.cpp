@@ -99,11 +99,10 @@ int register_command(const Flow& flow, const std::vector<std::string>& args) {
     return r.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
   }
   if (json_output) {
-    std::cout << *r << std::endl;
+    std::cout << r->json << std::endl;
   } else {
-    auto j = nlohmann::json::parse(*r, nullptr, false);
-    std::cout << "registered flow '" << flow.name() << "' version " << j.value("version", 0) << " in project '"
-              << opts.project << "' (id " << j.value("id", std::string()) << ")\n";
+    std::cout << "registered flow '" << flow.name() << "' version " << r->version << " in project '"
+              << opts.project << "' (id " << r->id << ")\n";
   }
   return 0;
 }

@@ -137,6 +137,32 @@ TEST_F(LocalAgentE2E, RunWatchSucceedsAndLogsReachTheServer) {
   EXPECT_NE(launch_line(id).find("/.culvert/artifacts/"), std::string::npos) << out;
 }
 
+// A flow without flow.storage() registers with --storage, through `culvert flow
+// register` and through its own `register`, and an agent runs it.
+TEST_F(LocalAgentE2E, AFlowWithoutStorageRegistersWithTheStorageFlag) {
+  auto env = api_env();
+  env["E2E_NO_STORAGE"] = "1";
+  auto d = sandbox_.run({build_path("tests/e2e/e2e_flow"), "describe"}, env);
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  ASSERT_NE(d.out.find("\"storage\":null"), std::string::npos) << d.out;
+  auto cli = sandbox_.culvert({"flow", "register", build_path("tests/e2e/e2e_flow"), "--project", "demo",
+                               "--storage", storage_, "--label", "no-storage"},
+                              env);
+  ASSERT_EQ(cli.exit_code, 0) << cli.out << cli.err;
+  EXPECT_NE(cli.out.find("registered flow 'e2e' version 2"), std::string::npos) << cli.out;
+  auto own = sandbox_.run({build_path("tests/e2e/e2e_flow"), "register", "--project", "demo", "--storage", storage_,
+                           "--label", "no-storage-2", "--output", "json"},
+                          env);
+  ASSERT_EQ(own.exit_code, 0) << own.out << own.err;
+  auto j = json::parse(own.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << own.out;
+  EXPECT_EQ(j["version"], 3) << own.out;
+  auto agent = start_agent("a-no-storage", {"no-storage-2"});
+  std::string id = create_run();
+  ASSERT_FALSE(id.empty());
+  EXPECT_TRUE(wait_until([&] { return state_of(id) == "Success"; }, 60s)) << state_of(id) << agent->output();
+}
+
 TEST_F(LocalAgentE2E, UncoveredLabelsStayScheduledAndInspectNamesThem) {
   auto other = start_agent("cpu-agent", {"cpu"});
   std::string id = create_run({"--label", "gpu", "--label", "cpu"});

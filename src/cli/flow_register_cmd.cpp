@@ -1,0 +1,134 @@
+// `culvert flow register PATH`: upload a built flow binary to its storage and register
+// it as a new flow version. The binary describes itself (`PATH describe`); the upload
+// and the registration are runtime::register_flow_artifact's.
+#include "cli/flow_register_cmd.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "client/profile.hpp"
+#include "runtime/runtime.hpp"
+
+namespace culvert::cli {
+namespace {
+
+client::Settings settings_for(CliContext& ctx, std::ostream& err, bool& ok) {
+  ok = true;
+  client::ProfileConfig config;
+  if (auto path = client::default_config_path(ctx.env)) {
+    auto loaded = client::load_profile_config(*path);
+    if (!loaded) {
+      err << "culvert: " << loaded.status().message() << "\n";
+      ok = false;
+    } else {
+      config = *loaded;
+    }
+  }
+  return client::resolve_settings(ctx.flags, ctx.env, config);
+}
+
+// Runs `path describe` and returns what it printed.
+Result<std::string> describe_binary(const std::string& path) {
+  int fds[2];
+  if (::pipe(fds) != 0) return unavailable(std::string("pipe: ") + std::strerror(errno));
+  pid_t pid = ::fork();
+  if (pid < 0) return unavailable(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    execl(path.c_str(), path.c_str(), "describe", static_cast<char*>(nullptr));
+    std::fprintf(stderr, "culvert: cannot execute '%s': %s\n", path.c_str(), std::strerror(errno));
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return invalid_argument("'" + path + " describe' failed: is it a flow binary built with the Culvert SDK?");
+  return out;
+}
+
+}  // namespace
+
+void add_flow_register_command(CLI::App& app, CliContext& ctx) {
+  // `flow register PATH`: reuse the `flow` command group when it exists.
+  CLI::App* flow = nullptr;
+  try {
+    flow = app.get_subcommand("flow");
+  } catch (const CLI::OptionNotFound&) {
+    flow = app.add_subcommand("flow", "Flows");
+  }
+  struct RegisterFlags {
+    std::string path, project, storage, s3_endpoint, idempotency_key, run_config, output = "table";
+    std::vector<std::string> labels;
+  };
+  auto rf = std::make_shared<RegisterFlags>();
+  auto* reg = flow->add_subcommand("register", "Upload a built flow binary to its storage and register it");
+  reg->fallthrough();
+  reg->add_option("path", rf->path, "the flow binary")->required();
+  reg->add_option("--project", rf->project, "project name")->required();
+  reg->add_option("--storage", rf->storage, "file:///DIR or s3://BUCKET/PREFIX (default: the flow's own)");
+  reg->add_option("--label,-l", rf->labels, "run label (repeatable; replaces the run config's labels)");
+  reg->add_option("--s3-endpoint", rf->s3_endpoint, "S3-compatible endpoint (path-style)");
+  reg->add_option("--idempotency-key", rf->idempotency_key, "a repeat with this key is a no-op");
+  reg->add_option("--run-config", rf->run_config, "a run config JSON object replacing the flow's own");
+  reg->add_option("--output", rf->output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  reg->callback([&ctx, rf] {
+    std::ostream& out = ctx.out ? *ctx.out : std::cout;
+    std::ostream& err = ctx.err ? *ctx.err : std::cerr;
+    bool ok;
+    auto settings = settings_for(ctx, err, ok);
+    if (!ok) {
+      ctx.exit_code = 2;
+      return;
+    }
+    auto desc = describe_binary(rf->path);
+    if (!desc) {
+      err << "culvert flow register: " << desc.status().message() << "\n";
+      ctx.exit_code = 2;
+      return;
+    }
+    runtime::RegisterOptions opts;
+    opts.project = rf->project;
+    if (!rf->storage.empty()) opts.storage = rf->storage;
+    opts.labels = rf->labels;
+    if (!rf->idempotency_key.empty()) opts.idempotency_key = rf->idempotency_key;
+    if (!rf->run_config.empty()) opts.run_config_json = rf->run_config;
+    opts.s3_endpoint = rf->s3_endpoint.empty() ? ctx.env("CULVERT_S3_ENDPOINT").value_or("") : rf->s3_endpoint;
+    opts.api_url = settings.api_url;
+    opts.api_token = settings.api_token;
+    auto r = runtime::register_flow_artifact(rf->path, *desc, opts);
+    if (!r) {
+      err << "culvert flow register: " << r.status().message() << "\n";
+      ctx.exit_code = r.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
+      return;
+    }
+    if (rf->output == "json") {
+      out << *r << "\n";
+    } else {
+      auto j = nlohmann::json::parse(*r, nullptr, false);
+      out << "registered flow '" << j.value("name", std::string()) << "' version " << j.value("version", 0)
+          << " in project '" << rf->project << "' (id " << j.value("id", std::string()) << ")\n";
+    }
+    ctx.exit_code = 0;
+  });
+}
+
+}  // namespace culvert::cli

@@ -1,0 +1,88 @@
+#include "runtime/answers.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace culvert::runtime {
+
+using nlohmann::json;
+
+namespace {
+
+const char* type_of(const json& j) { return j.type_name(); }
+
+// The string at `key` of object `o`: nullopt when absent or null, an error when it is
+// of another type.
+Result<std::optional<std::string>> optional_string(const json& o, const char* key, const std::string& what) {
+  auto it = o.find(key);
+  if (it == o.end() || it->is_null()) return std::optional<std::string>();
+  if (!it->is_string())
+    return internal_error(what + ": \"" + key + "\" must be a string, but is " + type_of(*it));
+  return std::optional<std::string>(it->get<std::string>());
+}
+
+}  // namespace
+
+Result<FlowDescription> decode_flow_description(std::string_view text, json* document) {
+  const std::string what = "the flow's description";
+  if (text.size() > kMaxDescriptionBytes)
+    return invalid_argument(what + " is " + std::to_string(text.size()) + " bytes; at most " +
+                            std::to_string(kMaxDescriptionBytes) + " are accepted");
+  json desc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (desc.is_discarded() || !desc.is_object())
+    return invalid_argument(what + " is not a JSON object (describe printed no flow JSON)");
+  FlowDescription d;
+  auto name = optional_string(desc, "name", what);
+  if (!name || !*name || (*name)->empty())
+    return invalid_argument(what + " has no flow name (\"name\" must be a non-empty string)");
+  d.name = **name;
+  auto storage = optional_string(desc, "storage", what);
+  if (!storage) return invalid_argument(storage.status().message());
+  if (*storage && !(*storage)->empty()) d.storage = **storage;
+  if (document != nullptr) *document = std::move(desc);
+  return d;
+}
+
+Result<FlowRunAnswer> decode_flow_run(const json& answer) {
+  const std::string what = "the server's flow run";
+  if (!answer.is_object()) return internal_error(what + " is not a JSON object, but " + type_of(answer));
+  FlowRunAnswer run;
+  auto state = optional_string(answer, "state", what);
+  if (!state) return state.status();
+  if (!*state || (*state)->empty()) return internal_error(what + " has no \"state\"");
+  run.state = **state;
+  auto id = optional_string(answer, "id", what);
+  if (!id) return id.status();
+  run.id = id->value_or("");
+  auto flow_name = optional_string(answer, "flow_name", what);
+  if (!flow_name) return flow_name.status();
+  run.flow_name = flow_name->value_or("");
+  if (auto it = answer.find("parameters"); it != answer.end() && !it->is_null()) {
+    if (!it->is_object())
+      return internal_error(what + ": \"parameters\" must be an object, but is " + type_of(*it));
+    for (const auto& [k, v] : it->items())
+      run.parameters[k] = v.is_string() ? v.get<std::string>() : v.dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  return run;
+}
+
+Result<RegisteredFlow> decode_registered_flow(const json& answer) {
+  const std::string what = "the server's answer to registering the flow";
+  if (!answer.is_object()) return internal_error(what + " is not a JSON object, but " + type_of(answer));
+  RegisteredFlow f;
+  auto id = optional_string(answer, "id", what);
+  if (!id) return id.status();
+  if (!*id || (*id)->empty()) return internal_error(what + " has no flow version \"id\"");
+  f.id = **id;
+  auto name = optional_string(answer, "name", what);
+  if (!name) return name.status();
+  f.name = name->value_or("");
+  auto v = answer.find("version");
+  if (v == answer.end() || !v->is_number_integer())
+    return internal_error(what + ": \"version\" must be an integer, but is " +
+                          (v == answer.end() ? std::string("missing") : std::string(type_of(*v))));
+  f.version = v->get<int64_t>();
+  f.json = answer.dump(-1, ' ', false, json::error_handler_t::replace);
+  return f;
+}
+
+}  // namespace culvert::runtime

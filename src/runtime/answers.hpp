@@ -1,0 +1,62 @@
+// What the runtime reads from outside its own process: a flow binary's description
+// (printed by `describe`, read by `culvert flow register`) and the server's answers
+// (flow runs, registered flow versions). Each is decoded once, here, into a typed
+// value; the rest of the runtime reads only those. A decoder checks every field it
+// reads and returns a Status naming the field and what was wrong with it: nothing that
+// arrives from elsewhere can throw. Stateless; thread-safe.
+#pragma once
+
+#include <culvert/status.hpp>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace culvert::runtime {
+
+// Descriptions longer than this are refused (a flow description is a few KB; the
+// server takes at most 1 MiB per request).
+inline constexpr size_t kMaxDescriptionBytes = 4 << 20;
+
+// The parts of a flow description (docs/FORMATS.md) that registering reads.
+struct FlowDescription {
+  std::string name;                    // non-empty
+  std::optional<std::string> storage;  // absent, null or "": none
+};
+
+// InvalidArgument when `text` is not a JSON object with a string "name", when
+// "storage" is neither absent, null nor a string, or when it is too long. `document`,
+// when given, receives the parsed object (to pass it on to the server).
+Result<FlowDescription> decode_flow_description(std::string_view text, nlohmann::json* document = nullptr);
+
+// A flow run as the server answers GET /flow-runs/{id} and POST .../heartbeat.
+struct FlowRunAnswer {
+  std::string id;
+  std::string state;      // e.g. "Running", "Cancelling"
+  std::string flow_name;  // "" when the server does not say
+  // Parameter values as text: strings as they are, other JSON values as JSON text.
+  std::map<std::string, std::string> parameters;
+};
+
+// Internal (the server's answer is malformed) naming the field: the answer is not an
+// object, "state" is missing or not a string, "flow_name" or "id" is not a string,
+// "parameters" is not an object.
+Result<FlowRunAnswer> decode_flow_run(const nlohmann::json& answer);
+
+// A flow version as the server answers POST /flows.
+struct RegisteredFlow {
+  std::string id;
+  std::string name;
+  int64_t version = 0;
+  std::string json;  // the whole answer, as JSON text (for --output json)
+};
+
+// Internal naming the field: not an object, "id" not a non-empty string, "version"
+// not an integer, "name" not a string.
+Result<RegisteredFlow> decode_registered_flow(const nlohmann::json& answer);
+
+}  // namespace culvert::runtime

@@ -1,0 +1,121 @@
+// execute_flow against a test server that plays the Culvert API: malformed answers to
+// the run read and to the watcher's heartbeats and polls are errors or ignored, never a
+// crash.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/runtime.hpp"
+#include "test_http_server.hpp"
+
+namespace culvert::runtime {
+namespace {
+
+using nlohmann::json;
+using culvert::testing::TestHttpServer;
+using culvert::testing::TestRequest;
+using culvert::testing::TestResponse;
+using namespace std::chrono_literals;
+
+ExecuteEnv env_for(const TestHttpServer& server) {
+  ExecuteEnv env;
+  env.api_url = server.url();
+  env.api_token = "t";
+  env.flow_run_id = "r1";
+  env.heartbeat_interval = 1ms;
+  env.cancel_poll = 1ms;
+  env.server_wait = 0ms;
+  return env;
+}
+
+Flow one_task_flow() {
+  Flow flow("f");
+  flow.task("one", [] { return 1; });
+  return flow;
+}
+
+// The requests that set the run's state, as "STATE" strings in order.
+std::vector<std::string> states_set(const TestHttpServer& server) {
+  std::vector<std::string> out;
+  for (const auto& r : server.requests())
+    if (r.method == "POST" && r.target == "/api/v1/flow-runs/r1/state") out.push_back(json::parse(r.body)["state"]);
+  return out;
+}
+
+TEST(ExecuteFlow, AMalformedRunIsAnErrorAndNothingIsSet) {
+  const char* answers[] = {"[]", "null", "7", "{}", R"({"state":7})", R"({"state":"Submitted","flow_name":42})",
+                           R"({"state":"Submitted","flow_name":"f","parameters":"n=1"})",
+                           R"({"state":"Submitted","flow_name":"f","parameters":[]})"};
+  Flow flow = one_task_flow();
+  for (const char* answer : answers) {
+    TestHttpServer server([&](const TestRequest&) { return TestResponse{200, answer}; });
+    ::testing::internal::CaptureStderr();
+    int rc = execute_flow(flow, env_for(server));
+    std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(rc, 1) << answer;
+    EXPECT_NE(err.find("cannot read flow run r1"), std::string::npos) << answer << ": " << err;
+    EXPECT_TRUE(states_set(server).empty()) << answer;
+  }
+}
+
+TEST(ExecuteFlow, ARunOfAnotherFlowIsCrashed) {
+  Flow flow = one_task_flow();
+  TestHttpServer server([&](const TestRequest& r) {
+    if (r.method == "GET") return TestResponse{200, R"({"id":"r1","state":"Submitted","flow_name":"other"})"};
+    return TestResponse{200, R"({"id":"r1","state":"Crashed","flow_name":"other"})"};
+  });
+  ::testing::internal::CaptureStderr();
+  int rc = execute_flow(flow, env_for(server));
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(err.find("belongs to flow 'other'"), std::string::npos) << err;
+  EXPECT_EQ(states_set(server), std::vector<std::string>{"Crashed"});
+}
+
+// The watcher's heartbeats and polls get malformed answers while the task runs: it says
+// so once on the run's log and the run goes on to Success.
+TEST(ExecuteFlow, MalformedWatcherAnswersAreIgnoredAndSaidOnce) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int watcher_answers = 0;  // guarded by mu
+  int state_posts = 0;      // the handler runs one request at a time
+  const char* malformed[] = {"[]", R"({"state":5})", "null", R"({"state":"Running","flow_name":[]})"};
+  TestHttpServer server([&](const TestRequest& r) {
+    if (r.target == "/api/v1/flow-runs/r1/state") {
+      ++state_posts;
+      return TestResponse{200, R"({"id":"r1","state":"Running","flow_name":"f"})"};
+    }
+    if (r.target == "/api/v1/flow-runs/r1/heartbeat" || (r.method == "GET" && state_posts > 0)) {
+      std::lock_guard lock(mu);
+      const char* body = malformed[watcher_answers % 4];
+      ++watcher_answers;
+      cv.notify_all();
+      return TestResponse{200, body};
+    }
+    if (r.method == "GET") return TestResponse{200, R"({"id":"r1","state":"Submitted","flow_name":"f"})"};
+    return TestResponse{200, "{}"};  // task-run states, logs
+  });
+  Flow flow("f");
+  flow.task("wait", [&] {
+    std::unique_lock lock(mu);
+    // Until the watcher has had a few malformed answers (a bound, not a timing).
+    return cv.wait_for(lock, 60s, [&] { return watcher_answers >= 8; });
+  });
+  int rc = execute_flow(flow, env_for(server));
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(states_set(server), (std::vector<std::string>{"Running", "Success"}));
+  int warnings = 0;
+  for (const auto& r : server.requests()) {
+    if (r.target != "/api/v1/logs") continue;
+    for (const auto& line : json::parse(r.body))
+      if (line["message"].get<std::string>().find("malformed answer") != std::string::npos) ++warnings;
+  }
+  EXPECT_EQ(warnings, 1);
+}
+
+}  // namespace
+}  // namespace culvert::runtime
