@@ -1,8 +1,9 @@
 // The flow binary's command line: culvert::main(flow, argc, argv).
 //
-//   ./etl run [--param k=v]... [--workers N] [--output json|text] [--flow-run-id ID]
+//   ./etl run [--param k=v]... [--workers N] [--output table|json] [--flow-run-id ID]
 //   ./etl describe
 //   ./etl graph --dot
+//   ./etl <command> --help
 //
 // Further subcommands (`register`, `execute`) are added by the orchestration runtime
 // through register_subcommand(), so the engine does not depend on it.
@@ -22,9 +23,11 @@ namespace culvert {
 using SubcommandHandler = std::function<int(const Flow& flow, const std::vector<std::string>& args)>;
 
 // Adds a subcommand to every flow binary of this process. Typically called from a
-// static initializer of the library that provides it. Returns false (and changes
-// nothing) when the name is taken. Thread-safe.
-bool register_subcommand(std::string name, std::string help, SubcommandHandler handler);
+// static initializer of the library that provides it. `help` is its line in the
+// command list; `usage` is what `<command> --help` prints (every "{prog}" replaced by
+// the program's name; default: a usage line and `help`), and the handler never sees
+// --help. Returns false (and changes nothing) when the name is taken. Thread-safe.
+bool register_subcommand(std::string name, std::string help, SubcommandHandler handler, std::string usage = "");
 
 // Runs the subcommand named by argv[1]. Unknown subcommands and bad flags print a
 // clear error and return 2.

@@ -265,19 +265,19 @@ int execute(CliContext& ctx) {
     if (!r) err << "culvert execute: reporting Crashed failed: " << r.status().message() << "\n";
     return 1;
   };
-  auto run = api.get_flow_run(env->flow_run_id);
+  auto answer = api.get_flow_run(env->flow_run_id);
+  auto run = answer ? runtime::decode_flow_run(*answer) : Result<runtime::FlowRunAnswer>(answer.status());
   if (!run) {
     err << "culvert execute: cannot read flow run " << env->flow_run_id << ": " << run.status().message() << "\n";
     return 1;
   }
-  auto flow = api.get_flow(run->value("flow_id", ""));
+  if (run->flow_id.empty()) return crash("the server's flow run names no flow version (\"flow_id\")");
+  auto flow = api.get_flow(run->flow_id);
   if (!flow) return crash("cannot read the run's flow version: " + flow.status().message());
-  std::string uri, sha;
-  if (flow->contains("artifact") && (*flow)["artifact"].is_object()) {
-    uri = (*flow)["artifact"].value("uri", "");
-    sha = (*flow)["artifact"].value("sha256", "");
-  }
-  if (uri.empty() || sha.empty()) return crash("the flow version has no artifact to run");
+  auto artifact = runtime::decode_flow_artifact(*flow);
+  if (!artifact) return crash(artifact.status().message());
+  const std::string& uri = artifact->uri;
+  const std::string& sha = artifact->sha256;
   std::string cache = ctx.env("CULVERT_ARTIFACT_CACHE").value_or(home_dir(ctx) + "/.culvert/artifacts");
   StorageOptions so;
   if (auto ep = ctx.env("CULVERT_S3_ENDPOINT")) so.s3_endpoint = *ep;

@@ -121,11 +121,10 @@ void add_flow_register_command(CLI::App& app, CliContext& ctx) {
       return;
     }
     if (rf->output == "json") {
-      out << *r << "\n";
+      out << r->json << "\n";
     } else {
-      auto j = nlohmann::json::parse(*r, nullptr, false);
-      out << "registered flow '" << j.value("name", std::string()) << "' version " << j.value("version", 0)
-          << " in project '" << rf->project << "' (id " << j.value("id", std::string()) << ")\n";
+      out << "registered flow '" << r->name << "' version " << r->version << " in project '" << rf->project
+          << "' (id " << r->id << ")\n";
     }
     ctx.exit_code = 0;
   });

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "core/timefmt.hpp"
+#include "server/http_server.hpp"
 #include "server/profile.hpp"
 #include "server/server.hpp"
 
@@ -26,6 +27,9 @@ struct ServerFlags {
   std::string db;
   std::string listen = "127.0.0.1:4200";
   size_t max_body = 1 << 20;
+  int max_connections = 0;
+  std::string header_timeout = "10s";
+  std::string idle_timeout = "30s";
   int io_threads = 0;
   int db_threads = 4;
   std::string port_file;
@@ -96,7 +100,16 @@ int run_server(const ServerFlags& f) {
   auto rg = duration_flag("--run-token-grace", f.run_token_grace);
   auto rt = duration_flag("--run-token-ttl", f.run_token_ttl);
   auto sg = duration_flag("--shutdown-grace", f.shutdown_grace);
-  if (!si) return 2;
+  auto ht = duration_flag("--header-timeout", f.header_timeout);
+  auto it = duration_flag("--idle-timeout", f.idle_timeout);
+  if (!si || !ht || !it) return 2;
+  if (ht->count() <= 0 || it->count() <= 0) {
+    fmt::print(stderr, "error: --header-timeout and --idle-timeout must be above 0\n");
+    return 2;
+  }
+  o.max_connections = f.max_connections;
+  o.header_timeout = *ht;
+  o.idle_timeout = *it;
   o.scheduler.interval = *si;
   if (f.log_retention != "0") {
     auto lr = duration_flag("--log-retention", f.log_retention);
@@ -173,6 +186,16 @@ void add_server_command(CLI::App& app) {
       ->envname("CULVERT_SERVER_LISTEN")
       ->capture_default_str();
   start->add_option("--max-body", flags->max_body, "largest request body in bytes (larger: 413)")->capture_default_str();
+  start->add_option("--max-connections", flags->max_connections,
+                    "open connections at most; more wait in the listen backlog (default: from RLIMIT_NOFILE: "
+                    "the limit minus 64, now " + std::to_string(culvert::server::default_max_connections()) + ")")
+      ->check(CLI::Range(0, 1 << 20));
+  start->add_option("--header-timeout", flags->header_timeout,
+                    "a request's header must arrive within this (after connecting, or after its first byte)")
+      ->capture_default_str();
+  start->add_option("--idle-timeout", flags->idle_timeout,
+                    "an idle keep-alive connection is closed after this (long polls are not idle)")
+      ->capture_default_str();
   start->add_option("--io-threads", flags->io_threads, "HTTP I/O threads (default: number of cores)");
   start->add_option("--db-threads", flags->db_threads, "database connections / worker threads")->capture_default_str();
   start->add_option("--port-file", flags->port_file, "write the bound port to FILE once listening");

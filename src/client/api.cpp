@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_parse.hpp"
+
 namespace culvert::client {
 
 using json = nlohmann::json;
@@ -24,10 +26,11 @@ Result<json> ApiClient::call(std::string_view method, const std::string& target,
   auto r = http_->call(method, target, text, extra_timeout);
   if (!r) return r.status();
   if (r->empty()) return json::object();
-  json j = json::parse(*r, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded())
-    return internal_error(std::string(method) + " " + target + ": the server's answer is not JSON: " +
-                          r->substr(0, 200));
+  // Bounded: callers copy and dump parts of the answer, which recurses once per level.
+  auto j = parse_json_bounded(*r, kMaxAnswerJsonDepth);
+  if (!j)
+    return internal_error(std::string(method) + " " + target + ": the server's answer is not JSON, or nests too deep (" +
+                          j.status().message() + "): " + r->substr(0, 200));
   return j;
 }
 

@@ -119,6 +119,16 @@ TEST(Client, NonJsonSuccessIsAnError) {
   EXPECT_NE(r.status().message().find("not JSON"), std::string::npos);
 }
 
+TEST(Client, DeeplyNestedAnswerIsAnErrorNotACrash) {
+  // A hostile or broken server: 100,000 nested arrays where a project list should be.
+  std::string deep = "{\"projects\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  TestHttpServer server([&](const TestRequest&) -> TestResponse { return {200, deep}; });
+  ApiClient api({.api_url = server.url()});
+  auto r = api.list_projects();
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("limit of 128 levels"), std::string::npos) << r.status().message().substr(0, 300);
+}
+
 TEST(Client, ConnectionRefusedNamesTheUrl) {
   // A port that was just free: bind, read it back, close.
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

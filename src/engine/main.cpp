@@ -23,6 +23,7 @@ namespace {
 
 struct Subcommand {
   std::string help;
+  std::string usage;
   SubcommandHandler handler;
 };
 
@@ -40,15 +41,44 @@ Registry& registry() {
 
 const char* kBuiltins[] = {"run", "describe", "graph", "help"};
 
+const char kRunUsage[] =
+    "usage: {prog} run [--param NAME=VALUE]... [--workers N] [--output table|json] [--flow-run-id ID]\n"
+    "Runs the flow here, prints task-run states and logs to stderr and a summary to stdout.\n"
+    "  -p, --param NAME=VALUE  a parameter value (repeatable; each name once)\n"
+    "  -w, --workers N         worker threads, 1 to 1024 (default: 1)\n"
+    "  -o, --output FORMAT     table (default) or json: exactly one JSON document on stdout\n"
+    "                          (text is accepted as an older name of table)\n"
+    "  --flow-run-id ID        the run's id (default: a new UUID)\n"
+    "Exit status: 0 when the run ends Success, 1 otherwise, 2 for bad usage or an invalid flow.\n";
+const char kDescribeUsage[] =
+    "usage: {prog} describe [--output json]\n"
+    "Prints the flow's description (tasks, edges, parameters, run config, schedule) as JSON.\n";
+const char kGraphUsage[] =
+    "usage: {prog} graph --dot\n"
+    "Prints the task graph in Graphviz DOT; dashed edges are ordering-only.\n";
+
+std::string with_prog(std::string_view text, const std::string& prog) {
+  std::string out(text);
+  for (size_t at = out.find("{prog}"); at != std::string::npos; at = out.find("{prog}", at + prog.size()))
+    out.replace(at, 6, prog);
+  return out;
+}
+
 void usage(std::ostream& os, const std::string& prog) {
-  os << "usage: " << prog << " <command> [options]\n\n"
+  os << "usage: " << prog << " <command> [options]   (" << prog << " <command> --help for its options)\n\n"
      << "commands:\n"
-     << "  run [--param NAME=VALUE]... [--workers N] [--output text|json] [--flow-run-id ID]\n"
+     << "  run [--param NAME=VALUE]... [--workers N] [--output table|json] [--flow-run-id ID]\n"
      << "                      run the flow here and print a summary\n"
      << "  describe            print the flow's description as JSON\n"
      << "  graph --dot         print the task graph in Graphviz DOT\n";
   std::lock_guard lk(registry().mu);
   for (const auto& [name, c] : registry().commands) os << "  " << name << std::string(name.size() < 20 ? 20 - name.size() : 1, ' ') << c.help << "\n";
+}
+
+bool asks_for_help(const std::vector<std::string>& args) {
+  for (const auto& a : args)
+    if (a == "--help" || a == "-h") return true;
+  return false;
 }
 
 int bad_usage(const std::string& prog, const std::string& msg) {
@@ -118,10 +148,10 @@ int cmd_run(const Flow& flow, const std::string& prog, const std::vector<std::st
         return bad_usage(prog, "--workers expects a number from 1 to 1024, got '" + value + "'");
       workers = static_cast<int>(n);
     } else if (a == "--output" || a == "-o") {
-      if (!next("--output")) return bad_usage(prog, "--output needs text or json");
+      if (!next("--output")) return bad_usage(prog, "--output needs table or json");
       if (value == "json") json = true;
-      else if (value == "text") json = false;
-      else return bad_usage(prog, "--output expects text or json, got '" + value + "'");
+      else if (value == "table" || value == "text") json = false;  // text: the older name of table
+      else return bad_usage(prog, "--output expects table or json, got '" + value + "'");
     } else if (a == "--flow-run-id") {
       if (!next("--flow-run-id")) return bad_usage(prog, "--flow-run-id needs an id");
       opts.flow_run_id = value;
@@ -159,11 +189,14 @@ Status parse_param_assignment(const std::string& text, std::string& name, std::s
   return Status::ok();
 }
 
-bool register_subcommand(std::string name, std::string help, SubcommandHandler handler) {
+bool register_subcommand(std::string name, std::string help, SubcommandHandler handler, std::string usage) {
   for (const char* b : kBuiltins)
     if (name == b) return false;
+  if (usage.empty()) usage = "usage: {prog} " + name + "\n" + help + "\n";
   std::lock_guard lk(registry().mu);
-  return registry().commands.emplace(std::move(name), Subcommand{std::move(help), std::move(handler)}).second;
+  return registry()
+      .commands.emplace(std::move(name), Subcommand{std::move(help), std::move(usage), std::move(handler)})
+      .second;
 }
 
 int main(const Flow& flow, int argc, char** argv) {
@@ -179,16 +212,33 @@ int main(const Flow& flow, int argc, char** argv) {
     usage(std::cout, prog);
     return 0;
   }
+  // `<command> --help` answers before the flow is validated or anything runs.
+  if (asks_for_help(args)) {
+    if (cmd == "run") std::cout << with_prog(kRunUsage, prog);
+    else if (cmd == "describe") std::cout << with_prog(kDescribeUsage, prog);
+    else if (cmd == "graph") std::cout << with_prog(kGraphUsage, prog);
+    else {
+      std::string text;
+      {
+        std::lock_guard lk(registry().mu);
+        auto it = registry().commands.find(cmd);
+        if (it == registry().commands.end()) return bad_usage(prog, "unknown command '" + cmd + "'");
+        text = it->second.usage;
+      }
+      std::cout << with_prog(text, prog);
+    }
+    return 0;
+  }
   if (Status s = flow.validate(); !s) {
     std::cerr << prog << ": " << s.message() << "\n";
     return 2;
   }
   if (cmd == "run") return cmd_run(flow, prog, args);
   if (cmd == "describe") {
-    for (const auto& a : args) {
-      if (a != "--output=json" && a != "json" && a != "--output")
-        return bad_usage(prog, "describe: unknown option '" + a + "'");
-    }
+    // The description is JSON only; `--output json` is accepted for symmetry with run.
+    if (!args.empty() && args != std::vector<std::string>{"--output", "json"} &&
+        args != std::vector<std::string>{"--output=json"} && args != std::vector<std::string>{"-o", "json"})
+      return bad_usage(prog, "describe: unknown option '" + args[0] + "' (describe prints JSON; --output json only)");
     std::cout << flow.describe_json() << std::endl;
     return 0;
   }

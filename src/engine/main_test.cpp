@@ -77,5 +77,71 @@ TEST(Main, InvalidFlowExitsTwo) {
   EXPECT_NE(testing::internal::GetCapturedStderr().find("two tasks are named 't'"), std::string::npos);
 }
 
+// --output takes table|json as the CLI does; text is kept as the older name of table.
+TEST(Main, RunOutputIsTableOrJson) {
+  Flow flow("o");
+  flow.task("t", [] {});
+  for (const char* format : {"table", "text"}) {
+    testing::internal::CaptureStdout();
+    EXPECT_EQ(call_main(flow, {"run", "--output", format}), 0) << format;
+    std::string out = testing::internal::GetCapturedStdout();
+    EXPECT_NE(out.find("Success"), std::string::npos) << format << ": " << out;
+    EXPECT_TRUE(nlohmann::json::parse(out, nullptr, false).is_discarded()) << format << ": " << out;
+  }
+  testing::internal::CaptureStdout();
+  EXPECT_EQ(call_main(flow, {"run", "-o", "json"}), 0);
+  EXPECT_EQ(nlohmann::json::parse(testing::internal::GetCapturedStdout())["state"], "Success");
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(call_main(flow, {"run", "--output", "yaml"}), 2);
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("--output expects table or json, got 'yaml'"),
+            std::string::npos);
+  testing::internal::CaptureStdout();
+  EXPECT_EQ(call_main(flow, {"describe", "--output", "json"}), 0);
+  EXPECT_EQ(nlohmann::json::parse(testing::internal::GetCapturedStdout())["name"], "o");
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(call_main(flow, {"describe", "--output", "table"}), 2);
+  testing::internal::GetCapturedStderr();
+}
+
+// Every subcommand answers --help (and -h) with its usage on stdout, exit 0, without
+// running anything — even for a flow that would not validate.
+TEST(Main, EverySubcommandAcceptsHelp) {
+  static int round = 0;
+  const std::string added = "help-cmd-" + std::to_string(round++);
+  bool called = false;
+  ASSERT_TRUE(register_subcommand(
+      added, "an added subcommand",
+      [&](const Flow&, const std::vector<std::string>&) {
+        called = true;
+        return 0;
+      },
+      "usage: {prog} " + added + " --thing X\nDoes a thing.\n"));
+  Flow flow("h");
+  flow.task("t", [] {});
+  flow.task("t", [] {});  // invalid: help still answers
+  struct Case {
+    std::vector<std::string> args;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {{"run", "--help"}, "usage: flowbin run [--param NAME=VALUE]"},
+      {{"run", "--param", "x=1", "-h"}, "--output FORMAT"},
+      {{"describe", "--help"}, "usage: flowbin describe"},
+      {{"graph", "--help"}, "usage: flowbin graph --dot"},
+      {{added, "--help"}, "usage: flowbin " + added + " --thing X\nDoes a thing."},
+      {{"--help"}, "commands:"},
+  };
+  for (const auto& c : cases) {
+    testing::internal::CaptureStdout();
+    EXPECT_EQ(call_main(flow, c.args), 0) << c.args[0];
+    std::string out = testing::internal::GetCapturedStdout();
+    EXPECT_NE(out.find(c.expected), std::string::npos) << c.args[0] << ": " << out;
+  }
+  EXPECT_FALSE(called);
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(call_main(flow, {"nope", "--help"}), 2);
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("unknown command 'nope'"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace culvert

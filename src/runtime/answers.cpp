@@ -56,6 +56,9 @@ Result<FlowRunAnswer> decode_flow_run(const json& answer) {
   auto flow_name = optional_string(answer, "flow_name", what);
   if (!flow_name) return flow_name.status();
   run.flow_name = flow_name->value_or("");
+  auto flow_id = optional_string(answer, "flow_id", what);
+  if (!flow_id) return flow_id.status();
+  run.flow_id = flow_id->value_or("");
   if (auto it = answer.find("parameters"); it != answer.end() && !it->is_null()) {
     if (!it->is_object())
       return internal_error(what + ": \"parameters\" must be an object, but is " + type_of(*it));
@@ -63,6 +66,24 @@ Result<FlowRunAnswer> decode_flow_run(const json& answer) {
       run.parameters[k] = v.is_string() ? v.get<std::string>() : v.dump(-1, ' ', false, json::error_handler_t::replace);
   }
   return run;
+}
+
+Result<FlowArtifact> decode_flow_artifact(const json& flow_version) {
+  const std::string what = "the server's flow version";
+  if (!flow_version.is_object())
+    return internal_error(what + " is not a JSON object, but " + type_of(flow_version));
+  auto a = flow_version.find("artifact");
+  if (a == flow_version.end() || !a->is_object())
+    return internal_error(what + " has no artifact to run (\"artifact\" must be an object, but is " +
+                          (a == flow_version.end() ? std::string("missing") : std::string(type_of(*a))) + ")");
+  FlowArtifact f;
+  for (auto [key, out] : {std::pair{"uri", &f.uri}, std::pair{"sha256", &f.sha256}}) {
+    auto v = optional_string(*a, key, what + "'s artifact");
+    if (!v) return v.status();
+    if (!*v || (*v)->empty()) return internal_error(what + " has no artifact " + key);
+    *out = **v;
+  }
+  return f;
 }
 
 Result<RegisteredFlow> decode_registered_flow(const json& answer) {

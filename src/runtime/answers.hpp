@@ -38,14 +38,25 @@ struct FlowRunAnswer {
   std::string id;
   std::string state;      // e.g. "Running", "Cancelling"
   std::string flow_name;  // "" when the server does not say
+  std::string flow_id;    // the flow version it runs; "" when the server does not say
   // Parameter values as text: strings as they are, other JSON values as JSON text.
   std::map<std::string, std::string> parameters;
 };
 
 // Internal (the server's answer is malformed) naming the field: the answer is not an
-// object, "state" is missing or not a string, "flow_name" or "id" is not a string,
+// object, "state" is missing or not a string, "id", "flow_name" or "flow_id" is not a string,
 // "parameters" is not an object.
 Result<FlowRunAnswer> decode_flow_run(const nlohmann::json& answer);
+
+// The artifact of a flow version, as the server answers GET /flows/{id}.
+struct FlowArtifact {
+  std::string uri;     // non-empty
+  std::string sha256;  // non-empty
+};
+
+// Internal naming the field: not an object, "artifact" missing or not an object, its
+// "uri" or "sha256" missing, empty or not a string.
+Result<FlowArtifact> decode_flow_artifact(const nlohmann::json& flow_version);
 
 // A flow version as the server answers POST /flows.
 struct RegisteredFlow {

@@ -85,6 +85,7 @@ TEST(DecodeFlowRun, MalformedAnswersAreErrorsNamingTheField) {
       {R"({"state":["Running"]})", "\"state\" must be a string, but is array"},
       {R"({"state":"Running","flow_name":42})", "\"flow_name\" must be a string, but is number"},
       {R"({"state":"Running","id":{}})", "\"id\" must be a string, but is object"},
+      {R"({"state":"Running","flow_id":3})", "\"flow_id\" must be a string, but is number"},
       {R"({"state":"Running","parameters":"n=1"})", "\"parameters\" must be an object, but is string"},
       {R"({"state":"Running","parameters":[1]})", "\"parameters\" must be an object, but is array"},
   };
@@ -125,6 +126,34 @@ TEST(DecodeRegisteredFlow, MalformedAnswersAreErrorsNamingTheField) {
     auto f = decode_registered_flow(json::parse(c.answer));
     ASSERT_FALSE(f) << c.answer;
     EXPECT_NE(f.status().message().find(c.expected), std::string::npos) << c.answer << " -> " << f.status().message();
+  }
+}
+
+TEST(DecodeFlowArtifact, ReadsUriAndHashOrNamesWhatIsWrong) {
+  auto a = decode_flow_artifact(json::parse(R"({"id":"f1","artifact":{"uri":"file:///a/b","sha256":"ab12"}})"));
+  ASSERT_TRUE(a) << a.status().message();
+  EXPECT_EQ(a->uri, "file:///a/b");
+  EXPECT_EQ(a->sha256, "ab12");
+  struct Case {
+    const char* answer;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"[]", "not a JSON object, but array"},
+      {"{}", "\"artifact\" must be an object, but is missing"},
+      {R"({"artifact":null})", "\"artifact\" must be an object, but is null"},
+      {R"({"artifact":"file:///a"})", "\"artifact\" must be an object, but is string"},
+      {R"({"artifact":{"sha256":"ab"}})", "no artifact uri"},
+      {R"({"artifact":{"uri":"","sha256":"ab"}})", "no artifact uri"},
+      {R"({"artifact":{"uri":7,"sha256":"ab"}})", "\"uri\" must be a string, but is number"},
+      {R"({"artifact":{"uri":"file:///a"}})", "no artifact sha256"},
+      {R"({"artifact":{"uri":"file:///a","sha256":null}})", "no artifact sha256"},
+      {R"({"artifact":{"uri":"file:///a","sha256":[]}})", "\"sha256\" must be a string, but is array"},
+  };
+  for (const auto& c : cases) {
+    auto r = decode_flow_artifact(json::parse(c.answer));
+    ASSERT_FALSE(r) << c.answer;
+    EXPECT_NE(r.status().message().find(c.expected), std::string::npos) << c.answer << " -> " << r.status().message();
   }
 }
 

@@ -153,6 +153,11 @@ Status set_state_with_retry(client::ApiClient& api, const std::string& run_id, c
 
 }  // namespace
 
+int default_workers() {
+  const unsigned cores = std::thread::hardware_concurrency();
+  return cores == 0 ? 1 : static_cast<int>(std::min(cores, 1024u));
+}
+
 Result<ExecuteEnv> execute_env_from_process() {
   ExecuteEnv env;
   std::vector<std::string> missing;
@@ -184,6 +189,7 @@ Result<ExecuteEnv> execute_env_from_process() {
     if (!n) return invalid_argument("CULVERT_SERVER_WAIT_SECONDS must be a positive number, got '" + *v + "'");
     env.server_wait = std::chrono::seconds(*n);
   }
+  env.workers = default_workers();
   if (auto v = env_var("CULVERT_WORKERS")) {
     auto n = parse_positive(*v);
     if (!n || *n > 1024) return invalid_argument("CULVERT_WORKERS must be a number from 1 to 1024, got '" + *v + "'");

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -115,6 +116,32 @@ TEST(ExecuteFlow, MalformedWatcherAnswersAreIgnoredAndSaidOnce) {
       if (line["message"].get<std::string>().find("malformed answer") != std::string::npos) ++warnings;
   }
   EXPECT_EQ(warnings, 1);
+}
+
+// The worker count: CULVERT_WORKERS (what an agent's --workers passes on), else the
+// machine's cores.
+TEST(ExecuteEnvFromProcess, WorkersComeFromTheVariableElseTheMachinesCores) {
+  ::setenv("CULVERT_API_URL", "http://127.0.0.1:1", 1);
+  ::setenv("CULVERT_API_TOKEN", "t", 1);
+  ::setenv("CULVERT_FLOW_RUN_ID", "r1", 1);
+  ::unsetenv("CULVERT_WORKERS");
+  auto env = execute_env_from_process();
+  ASSERT_TRUE(env) << env.status().message();
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  EXPECT_EQ(env->workers, cores);
+  EXPECT_EQ(default_workers(), cores);
+  ::setenv("CULVERT_WORKERS", "3", 1);
+  env = execute_env_from_process();
+  ASSERT_TRUE(env);
+  EXPECT_EQ(env->workers, 3);
+  for (const char* bad : {"0", "-1", "two", "1025"}) {
+    ::setenv("CULVERT_WORKERS", bad, 1);
+    env = execute_env_from_process();
+    ASSERT_FALSE(env) << bad;
+    EXPECT_NE(env.status().message().find("CULVERT_WORKERS"), std::string::npos);
+  }
+  for (const char* v : {"CULVERT_WORKERS", "CULVERT_API_URL", "CULVERT_API_TOKEN", "CULVERT_FLOW_RUN_ID"})
+    ::unsetenv(v);
 }
 
 }  // namespace

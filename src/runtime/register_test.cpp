@@ -143,5 +143,41 @@ TEST_F(RegisterTest, TheFlowBinarysRegisterPrintsTheVersionAndFailsCleanlyOnAMal
   }
 }
 
+// The runtime's subcommands answer --help with their usage (no server, no environment
+// needed), and register's --output takes table|json like the CLI (text: the older name).
+TEST_F(RegisterTest, ExecuteAndRegisterAnswerHelpAndRegisterTakesTableOrJson) {
+  Flow flow = flow_without_storage();
+  auto call = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "flowbin");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    ::testing::internal::CaptureStdout();
+    ::testing::internal::CaptureStderr();
+    int rc = culvert::main(flow, static_cast<int>(argv.size()), argv.data());
+    std::string out = ::testing::internal::GetCapturedStdout();
+    std::string err = ::testing::internal::GetCapturedStderr();
+    return std::make_tuple(rc, out, err);
+  };
+  auto [rc, out, err] = call({"execute", "--help"});
+  EXPECT_EQ(rc, 0) << err;
+  EXPECT_NE(out.find("usage: flowbin execute [--workers N]"), std::string::npos) << out;
+  EXPECT_NE(out.find("CULVERT_WORKERS, else the machine's cores"), std::string::npos) << out;
+  std::tie(rc, out, err) = call({"register", "--project", "p", "--help"});
+  EXPECT_EQ(rc, 0) << err;
+  EXPECT_NE(out.find("usage: flowbin register --project P"), std::string::npos) << out;
+  EXPECT_NE(out.find("--output table|json"), std::string::npos) << out;
+
+  TestHttpServer server([&](const TestRequest&) { return TestResponse{201, R"({"id":"f9","version":4})"}; });
+  for (const char* format : {"table", "text"}) {
+    std::tie(rc, out, err) = call({"register", "--project", "p", "--storage", *options(server).storage, "--api-url",
+                                   server.url(), "--api-token", "t", "--output", format});
+    EXPECT_EQ(rc, 0) << format << ": " << err;
+    EXPECT_NE(out.find("version 4"), std::string::npos) << format << ": " << out;
+  }
+  std::tie(rc, out, err) = call({"register", "--project", "p", "--output", "yaml"});
+  EXPECT_EQ(rc, 2);
+  EXPECT_NE(err.find("'--output'"), std::string::npos) << err;
+}
+
 }  // namespace
 }  // namespace culvert::runtime

@@ -23,11 +23,16 @@ struct ExecuteEnv {
   std::string flow_run_id;  // CULVERT_FLOW_RUN_ID
   std::chrono::milliseconds heartbeat_interval{10000};  // CULVERT_HEARTBEAT_SECONDS
   std::chrono::milliseconds cancel_poll{1000};          // CULVERT_CANCEL_POLL_MS
-  int workers = 1;                                      // CULVERT_WORKERS or --workers
+  // --workers, else CULVERT_WORKERS (the agent's --workers), else default_workers().
+  int workers = 1;
   // How long the run keeps trying to reach an unreachable server (a restart) before it
   // gives up on reading the run, reporting states or flushing its batches.
   std::chrono::milliseconds server_wait{300000};       // CULVERT_SERVER_WAIT_SECONDS
 };
+
+// The machine's cores (at least 1, at most 1024): the worker count of `execute` when
+// neither --workers nor CULVERT_WORKERS says otherwise.
+int default_workers();
 
 // Reads the environment. InvalidArgument naming each missing or malformed variable.
 Result<ExecuteEnv> execute_env_from_process();

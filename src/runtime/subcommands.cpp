@@ -65,11 +65,13 @@ int register_command(const Flow& flow, const std::vector<std::string>& args) {
     else if (a == "--api-url" && value(v)) flags.api_url = v;
     else if (a == "--api-token" && value(v)) flags.api_token = v;
     else if (a == "--profile" && value(v)) flags.profile = v;
-    else if (a == "--output" && value(v) && (v == "json" || v == "text")) json_output = v == "json";
+    // text: the older name of table.
+    else if ((a == "--output" || a == "-o") && value(v) && (v == "json" || v == "table" || v == "text"))
+      json_output = v == "json";
     else
       return bad_usage(prog + ": unknown or incomplete option '" + a +
-                       "' (usage: register --project P [--storage URI] [--label L]... [--s3-endpoint URL] "
-                       "[--api-url URL] [--profile NAME] [--output json])");
+                       "' (usage: register --project P [--storage URI] [--label L]... [--idempotency-key K] "
+                       "[--s3-endpoint URL] [--api-url URL] [--api-token T] [--profile NAME] [--output table|json])");
   }
   if (opts.project.empty()) return bad_usage(prog + ": --project NAME is required");
   if (opts.s3_endpoint.empty()) {
@@ -107,11 +109,31 @@ int register_command(const Flow& flow, const std::vector<std::string>& args) {
   return 0;
 }
 
+const char kExecuteUsage[] =
+    "usage: {prog} execute [--workers N]\n"
+    "Runs flow run $CULVERT_FLOW_RUN_ID for an agent: reads its parameters from the server at\n"
+    "$CULVERT_API_URL (token $CULVERT_API_TOKEN), reports states and logs, heartbeats, and\n"
+    "cancels when the server says so. Agents start it; to run the flow here, use `run`.\n"
+    "  --workers N   worker threads, 1 to 1024 (default: $CULVERT_WORKERS, else the machine's cores)\n"
+    "Environment: CULVERT_API_URL, CULVERT_API_TOKEN, CULVERT_FLOW_RUN_ID (required);\n"
+    "CULVERT_WORKERS, CULVERT_HEARTBEAT_SECONDS, CULVERT_CANCEL_POLL_MS, CULVERT_SERVER_WAIT_SECONDS.\n";
+const char kRegisterUsage[] =
+    "usage: {prog} register --project P [--storage URI] [--label L]... [--idempotency-key K]\n"
+    "           [--s3-endpoint URL] [--api-url URL] [--api-token T] [--profile NAME] [--output table|json]\n"
+    "Uploads this program to its storage (content-addressed) and registers it as a new version.\n"
+    "  --project P          the project (required)\n"
+    "  --storage URI        file:///DIR or s3://BUCKET/PREFIX (default: the flow's flow.storage(...))\n"
+    "  --label L            a run label (repeatable; replaces the run config's labels)\n"
+    "  --idempotency-key K  a repeat with this key is a no-op\n"
+    "  --s3-endpoint URL    an S3-compatible endpoint (default: $CULVERT_S3_ENDPOINT)\n"
+    "  --api-url, --api-token, --profile   the server (default: environment, then profile)\n"
+    "  -o, --output FORMAT  table (default) or json (text is accepted as an older name of table)\n";
+
 const bool registered = [] {
   register_subcommand("execute", "run as flow run $CULVERT_FLOW_RUN_ID for an agent (reports to the server)",
-                      execute_command);
+                      execute_command, kExecuteUsage);
   register_subcommand("register", "upload this flow to its storage and register it: --project P [--storage URI] [--label L]...",
-                      register_command);
+                      register_command, kRegisterUsage);
   return true;
 }();
 

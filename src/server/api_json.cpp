@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "core/json_parse.hpp"
 #include "core/json_text.hpp"
 #include "core/labels.hpp"
 #include "core/timefmt.hpp"
@@ -314,6 +315,11 @@ Result<json> parse_body(std::string_view body, bool empty_is_object) {
   if (blank) {
     if (empty_is_object) return json::object();
     return invalid_argument("the request needs a JSON body");
+  }
+  // Depth first: copying, comparing and dumping a value recurse once per level.
+  if (json_nesting_depth(body, kMaxJsonDepth) > kMaxJsonDepth) {
+    return invalid_argument("the body nests arrays and objects deeper than the limit of " +
+                            std::to_string(kMaxJsonDepth) + " levels");
   }
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return invalid_argument("the body is not valid JSON");
@@ -704,8 +710,8 @@ std::string flow_run_text(const store::FlowRun& r) {
   if (r.parameters_json.empty() || r.parameters_json == "{}") {
     o += "{}";
   } else {
-    json p = json::parse(r.parameters_json, nullptr, false);
-    o += p.is_discarded() ? "null" : p.dump(-1, ' ', false, json::error_handler_t::replace);
+    auto p = parse_json_bounded(r.parameters_json, kMaxAnswerJsonDepth);
+    o += p ? p->dump(-1, ' ', false, json::error_handler_t::replace) : "null";
   }
   str("project_id", r.project_id);
   num("run_count", r.run_count);
@@ -723,9 +729,11 @@ std::string flow_run_text(const store::FlowRun& r) {
 namespace {
 json opt_time_json(const std::optional<SysTime>& t) { return t ? json(format_rfc3339(*t)) : json(nullptr); }
 json opt_string_json(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
+// Stored JSON was a bounded request body once; read it back bounded all the same
+// (null when it is not JSON or nests too deep) since it is copied and dumped below.
 json parse_stored(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
-  return j.is_discarded() ? json(nullptr) : j;
+  auto j = parse_json_bounded(text, kMaxAnswerJsonDepth);
+  return j ? std::move(*j) : json(nullptr);
 }
 }  // namespace
 

@@ -26,7 +26,8 @@ inline constexpr size_t kMaxBatch = 1000;
 inline constexpr size_t kMaxNameLength = 200;
 inline constexpr size_t kMaxLogMessage = 64 * 1024;
 
-// Parses a request body. An empty body is `{}` when `empty_is_object`.
+// Parses a request body. An empty body is `{}` when `empty_is_object`. InvalidArgument
+// when it is not JSON or nests arrays and objects deeper than kMaxJsonDepth (64).
 Result<json> parse_body(std::string_view body, bool empty_is_object = false);
 
 // POST /api/v1/projects

@@ -30,6 +30,20 @@ TEST(ApiJsonTest, ParseBody) {
   EXPECT_TRUE(parse_body("  ", true)->is_object());
 }
 
+TEST(ApiJsonTest, ParseBodyBoundsNesting) {
+  // The probe: 100,000 nested arrays inside run_config.run_task_kwargs (~200 KB).
+  std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  auto r = parse_body(R"({"run_config":{"run_task_kwargs":)" + deep + "}}");
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("limit of 64 levels"));
+  // 64 levels in all is accepted, 65 is not.
+  EXPECT_TRUE(parse_body("{\"a\":" + std::string(63, '[') + std::string(63, ']') + "}").is_ok());
+  EXPECT_FALSE(parse_body("{\"a\":" + std::string(64, '[') + std::string(64, ']') + "}").is_ok());
+  // Brackets inside strings are text.
+  EXPECT_TRUE(parse_body("{\"a\":\"" + std::string(1000, '[') + "\"}").is_ok());
+}
+
 TEST(ApiJsonTest, FlowRegistrationAcceptsTheFormat) {
   auto v = parse_flow_registration(base_flow());
   ASSERT_TRUE(v.is_ok()) << v.status().to_string();

@@ -1,10 +1,12 @@
 #include "server/http_server.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -14,6 +16,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -29,30 +32,48 @@ using tcp = net::ip::tcp;
 namespace {
 
 constexpr size_t kHeaderLimit = 16 * 1024;
+constexpr size_t kFirstRead = 4096;
+// From the end of a request's header to the end of its body (1 MiB by default).
+constexpr auto kBodyTimeout = std::chrono::seconds(30);
 
 class Session;
 
 }  // namespace
 
 struct HttpServer::Impl {
+  // Declared before the io_context: sessions destroyed with it still count down.
+  std::atomic<int> connections{0};
+  std::atomic<bool> accepting{false};  // an accept is pending or about to be
+  std::atomic<bool> stopping{false};
+  int max_connections = 0;
   HttpServerOptions options;
   RequestHandler& handler;
   net::io_context ioc;
   std::optional<tcp::acceptor> acceptor;
+  std::optional<net::steady_timer> backoff;  // on the acceptor's strand
   std::vector<std::thread> threads;
   std::atomic<int> in_flight{0};
-  std::atomic<bool> stopping{false};
   std::atomic<uint16_t> port{0};
   bool stopped = false;
   std::mutex stop_mu;
   // Work guard: the I/O threads keep running while the server is up even when no
   // socket operation is pending.
   std::optional<net::executor_work_guard<net::io_context::executor_type>> guard;
+  // Accept failures (on the acceptor's strand): counted, logged once per interval.
+  int64_t failures_unlogged = 0;
+  int64_t failures_in_row = 0;
+  std::chrono::steady_clock::time_point last_failure_log{};
+  std::chrono::steady_clock::time_point first_failure{};
 
   Impl(HttpServerOptions o, RequestHandler& h)
       : options(std::move(o)), handler(h), ioc(options.threads > 0 ? options.threads : 1) {}
 
   void do_accept();
+  void on_accept_failure(const beast::error_code& ec);
+  // A session closed: resumes accepting if the cap had paused it. Any thread.
+  void connection_closed();
+  // Pauses accepting at the cap; whether accepting may go on. On the acceptor's strand.
+  bool below_cap();
 };
 
 namespace {
@@ -61,8 +82,10 @@ namespace {
 // Beast idiom); lives on its own strand so its handlers never run concurrently.
 class Session : public std::enable_shared_from_this<Session> {
  public:
+  // The caller has counted this connection in `server.connections`.
   Session(tcp::socket&& socket, HttpServer::Impl& server)
       : stream_(std::move(socket)), server_(server) {}
+  ~Session() { server_.connection_closed(); }
 
   void start() {
     net::dispatch(stream_.get_executor(),
@@ -70,12 +93,37 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // Between requests. The first request of a connection must arrive within the header
+  // deadline; later ones may be preceded by up to the idle timeout of silence.
   void do_read() {
     if (server_.stopping.load()) return close();
     parser_.emplace();
     parser_->body_limit(server_.options.body_limit);
     parser_->header_limit(kHeaderLimit);
+    if (first_request_ || buffer_.size() > 0) {
+      first_request_ = false;
+      return read_header();
+    }
     stream_.expires_after(server_.options.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(kFirstRead),
+                            beast::bind_front_handler(&Session::on_first_bytes, shared_from_this()));
+  }
+
+  void on_first_bytes(beast::error_code ec, size_t n) {
+    if (ec) return close();  // idle timeout, EOF or reset
+    buffer_.commit(n);
+    read_header();
+  }
+
+  void read_header() {
+    stream_.expires_after(server_.options.header_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::on_header, shared_from_this()));
+  }
+
+  void on_header(beast::error_code ec, size_t) {
+    if (ec) return on_read(ec, 0);
+    stream_.expires_after(kBodyTimeout);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::on_read, shared_from_this()));
   }
@@ -184,22 +232,89 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
   bool keep_alive_ = true;
+  bool first_request_ = true;
   unsigned version_ = 11;
 };
 
 }  // namespace
 
+int max_connections_for_nofile(long nofile) {
+  long n = nofile >= 128 ? nofile - 64 : nofile / 2;
+  return static_cast<int>(std::clamp<long>(n, 4, 1 << 20));
+}
+
+int default_max_connections() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return max_connections_for_nofile(1 << 20);
+  return max_connections_for_nofile(static_cast<long>(rl.rlim_cur));
+}
+
+bool HttpServer::Impl::below_cap() {
+  if (connections.load() < max_connections) return true;
+  // Pause; a session closing in between sees `accepting` false and resumes, or this
+  // re-check sees its decrement: exactly one of the two goes on.
+  accepting.store(false);
+  return connections.load() < max_connections && !accepting.exchange(true);
+}
+
+void HttpServer::Impl::connection_closed() {
+  int left = connections.fetch_sub(1) - 1;
+  if (stopping.load() || left >= max_connections) return;
+  if (accepting.exchange(true)) return;  // not paused
+  net::post(acceptor->get_executor(), [this] {
+    if (!stopping.load() && acceptor->is_open()) do_accept();
+  });
+}
+
+void HttpServer::Impl::on_accept_failure(const beast::error_code& ec) {
+  using namespace std::chrono;
+  auto now = steady_clock::now();
+  if (failures_in_row++ == 0) first_failure = now;
+  ++failures_unlogged;
+  if (failures_unlogged == 1 || now - last_failure_log >= options.accept_log_interval) {
+    spdlog::warn("http: accept failed: {} ({} time{} since the last report; {} connections open, at most {}; "
+                 "retrying every {} ms)",
+                 ec.message(), failures_unlogged, failures_unlogged == 1 ? "" : "s", connections.load(),
+                 max_connections, options.accept_backoff.count());
+    failures_unlogged = 0;
+    last_failure_log = now;
+  }
+}
+
 void HttpServer::Impl::do_accept() {
   acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
-    if (ec) {
-      if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
-      spdlog::warn("http: accept failed: {}", ec.message());
+    if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
+    if (ec == net::error::connection_aborted || ec == net::error::connection_reset || ec.value() == EPROTO ||
+        ec == net::error::interrupted) {
+      // That one connection went away before it was accepted: take the next.
+      spdlog::debug("http: accept: {}", ec.message());
+    } else if (ec) {
+      // Out of descriptors (EMFILE, ENFILE) or memory, or anything else: accepting
+      // again at once would fail again at once (the pending connection stays in the
+      // backlog), spinning an I/O thread. Wait on a timer instead.
+      on_accept_failure(ec);
+      backoff->expires_after(options.accept_backoff);
+      backoff->async_wait([this](beast::error_code tec) {
+        if (tec || stopping.load() || !acceptor->is_open()) return;
+        do_accept();
+      });
+      return;
     } else {
+      if (failures_in_row > 0) {
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                        first_failure);
+        spdlog::info("http: accepting again after {} failed accept{} over {} ms", failures_in_row,
+                     failures_in_row == 1 ? "" : "s", ms.count());
+        failures_in_row = 0;
+        failures_unlogged = 0;
+      }
       beast::error_code nec;
       socket.set_option(tcp::no_delay(true), nec);
+      connections.fetch_add(1);
       std::make_shared<Session>(std::move(socket), *this)->start();
     }
-    if (!stopping.load() && acceptor->is_open()) do_accept();
+    if (stopping.load() || !acceptor->is_open()) return;
+    if (below_cap()) do_accept();
   });
 }
 
@@ -224,7 +339,10 @@ Status HttpServer::start() {
                        ": " + ec.message());
   }
   im.port = im.acceptor->local_endpoint().port();
+  im.max_connections = im.options.max_connections > 0 ? im.options.max_connections : default_max_connections();
+  im.backoff.emplace(im.acceptor->get_executor());
   im.guard.emplace(im.ioc.get_executor());
+  im.accepting = true;
   im.do_accept();
   int n = im.options.threads > 0 ? im.options.threads
                                  : std::max(1u, std::thread::hardware_concurrency());
@@ -236,6 +354,10 @@ uint16_t HttpServer::port() const { return impl_->port.load(); }
 
 int HttpServer::in_flight() const { return impl_->in_flight.load(); }
 
+int HttpServer::connections() const { return impl_->connections.load(); }
+
+int HttpServer::max_connections() const { return impl_->max_connections; }
+
 void HttpServer::stop_accepting() {
   auto& im = *impl_;
   if (!im.acceptor) return;
@@ -243,6 +365,7 @@ void HttpServer::stop_accepting() {
   net::post(im.acceptor->get_executor(), [&im] {
     beast::error_code ec;
     im.acceptor->close(ec);
+    im.backoff->cancel();
   });
 }
 

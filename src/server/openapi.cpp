@@ -11,7 +11,7 @@ const std::string& openapi_document() {
   "info": {
     "title": "Culvert orchestration server API",
     "version": "1",
-    "description": "Metadata API of the Culvert server: projects, flows, flow runs, task runs, logs, agents and tokens. All bodies are JSON. Errors are {\"error\":{\"code\":\"...\",\"message\":\"...\"}} with 400 (malformed JSON), 401 (no or bad token), 403 (scope), 404, 409 (state conflict), 413 (body too large), 422 (valid JSON, invalid content)."
+    "description": "Metadata API of the Culvert server: projects, flows, flow runs, task runs, logs, agents and tokens. All bodies are JSON. Errors are {\"error\":{\"code\":\"...\",\"message\":\"...\"}} with 400 (malformed JSON, or arrays and objects nested deeper than 64 levels), 401 (no or bad token), 403 (scope), 404, 409 (state conflict), 413 (body too large), 422 (valid JSON, invalid content)."
   },
   "servers": [{"url": "http://127.0.0.1:4200"}],
   "security": [{"bearer": []}],

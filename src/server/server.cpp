@@ -168,8 +168,12 @@ Status Server::start() {
   ho.port = im.listen_port;
   ho.threads = im.options.io_threads;
   ho.body_limit = im.options.max_body;
+  ho.max_connections = im.options.max_connections;
+  ho.header_timeout = im.options.header_timeout;
+  ho.idle_timeout = im.options.idle_timeout;
   im.http = std::make_unique<HttpServer>(ho, *im.api);
   if (auto s = im.http->start(); !s) return s;
+  spdlog::info("http: at most {} open connections", im.http->max_connections());
   im.timer = std::thread([&im] { im.timer_loop(); });
 
   if (!im.bootstrap_token.empty() && !im.options.profile_path.empty()) {

@@ -26,6 +26,9 @@ struct ServerOptions {
   std::string db_url;                   // REQUIRES: sqlite:///PATH or postgresql://...
   std::string listen = "127.0.0.1:4200";  // host:port; port 0 picks a free one
   size_t max_body = 1 << 20;            // Default: 1 MiB
+  int max_connections = 0;              // Default (0): from RLIMIT_NOFILE (default_max_connections)
+  Millis header_timeout{10000};         // a request's header must arrive within this
+  Millis idle_timeout{30000};           // idle keep-alive connections are closed after this
   int io_threads = 0;                   // Default: number of cores
   int db_threads = 4;                   // database connections / pool threads
   Millis poll_interval{250};            // long polls re-check the database this often

@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -71,7 +72,7 @@ TempDir::~TempDir() {
 }
 
 std::unique_ptr<ServerProcess> ServerProcess::start(const std::string& home, const std::string& db_url,
-                                                    const std::vector<std::string>& extra) {
+                                                    const std::vector<std::string>& extra, ServerLimits limits) {
   auto p = std::unique_ptr<ServerProcess>(new ServerProcess());
   p->log_path_ = home + "/server.log";
   int out[2];
@@ -90,6 +91,10 @@ std::unique_ptr<ServerProcess> ServerProcess::start(const std::string& home, con
     close(out[0]);
     close(out[1]);
     setenv("HOME", home.c_str(), 1);
+    if (limits.nofile > 0) {
+      rlimit rl{static_cast<rlim_t>(limits.nofile), static_cast<rlim_t>(limits.nofile)};
+      if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(126);
+    }
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -122,6 +127,13 @@ std::unique_ptr<ServerProcess> ServerProcess::start(const std::string& home, con
     return nullptr;
   }
   return p;
+}
+
+std::string ServerProcess::log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 ServerProcess::~ServerProcess() {

@@ -49,19 +49,27 @@ class TempDir {
   std::string path_;
 };
 
+// Resource limits set in the child before it runs the server (0: inherited).
+struct ServerLimits {
+  long nofile = 0;  // RLIMIT_NOFILE (soft and hard)
+};
+
 class ServerProcess {
  public:
   // Starts `culvert server start --listen 127.0.0.1:0 --db DB_URL EXTRA...` with
   // HOME=home and waits (reading its stdout) until it prints "listening on URL".
   // Returns nullptr (after a gtest failure) if it exits or prints no such line.
   static std::unique_ptr<ServerProcess> start(const std::string& home, const std::string& db_url,
-                                              const std::vector<std::string>& extra = {});
+                                              const std::vector<std::string>& extra = {},
+                                              ServerLimits limits = {});
   ~ServerProcess();
 
   const std::string& url() const { return url_; }
   // Everything printed on stdout up to and including the "listening on" line.
   const std::string& banner() const { return banner_; }
   pid_t pid() const { return pid_; }
+  // What the server has written to stderr so far (its log).
+  std::string log() const;
   // SIGKILL and reap.
   void kill9();
   // SIGTERM and wait; returns the exit status (or 128 + signal).
