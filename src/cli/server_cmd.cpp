@@ -1,5 +1,6 @@
-// `culvert server start`: runs the orchestration server (SPEC §5, §11) until SIGTERM or
-// SIGINT. Defaults: SQLite at ~/.culvert/culvert.db, listening on 127.0.0.1:4200.
+// `culvert server start`: runs the orchestration server until SIGTERM or SIGINT.
+// Defaults: SQLite at ~/.culvert/culvert.db, listening on 127.0.0.1:4200.
+// `culvert server create-admin-token`: mints an admin token straight in the database.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -16,10 +17,12 @@
 #include <pthread.h>
 #include <sys/stat.h>
 
+#include "core/crypto.hpp"
 #include "core/timefmt.hpp"
 #include "server/http_server.hpp"
 #include "server/profile.hpp"
 #include "server/server.hpp"
+#include "store/store.hpp"
 
 namespace {
 
@@ -58,6 +61,71 @@ std::optional<culvert::Millis> duration_flag(const std::string& name, const std:
   return *d;
 }
 
+// The database URL of --db, or the default SQLite file under ~/.culvert; "" after
+// printing why there is none.
+std::string database_url(const std::string& db_flag) {
+  if (!db_flag.empty()) return db_flag;
+  auto home = culvert::server::culvert_home();
+  if (!home) {
+    fmt::print(stderr, "error: {} (give --db)\n", home.status().message());
+    return "";
+  }
+  return "sqlite://" + *home + "/culvert.db";
+}
+
+struct AdminTokenFlags {
+  std::string db;
+  std::string name;
+  std::string expires;
+};
+
+// `culvert server create-admin-token`: the recovery path when no admin token is left
+// (all revoked, expired or lost). Writes straight into the database, which is the
+// proof of authority: whoever can open it could change anything anyway. Works while a
+// server is running on the same database (servers look tokens up on each request, after
+// their short cache).
+int create_admin_token(const AdminTokenFlags& f) {
+  std::string url = database_url(f.db);
+  if (url.empty()) return 2;
+  if (url.rfind("sqlite://", 0) == 0 && url.find(":memory:") == std::string::npos) {
+    std::string path = url.substr(9);
+    if (auto q = path.find('?'); q != std::string::npos) path.resize(q);
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+      fmt::print(stderr, "error: there is no database at {} (give --db, the one the server uses)\n", path);
+      return 1;
+    }
+  }
+  std::optional<culvert::SysTime> expires;
+  if (!f.expires.empty()) {
+    auto d = duration_flag("--expires", f.expires);
+    if (!d) return 2;
+    if (d->count() <= 0) {
+      fmt::print(stderr, "error: --expires must be above 0\n");
+      return 2;
+    }
+    expires = culvert::system_clock().now() + *d;
+  }
+  auto store = culvert::store::open_store(url);
+  if (!store) {
+    fmt::print(stderr, "error: cannot open the database: {}\n", store.status().message());
+    return 1;
+  }
+  std::string secret = culvert::new_api_token();
+  culvert::store::NewToken t;
+  t.name = f.name;
+  t.scope = "admin";
+  t.hash = culvert::sha256_hex(secret);
+  t.expires = expires;
+  auto r = (*store)->create_token(t);
+  if (!r) {
+    fmt::print(stderr, "error: {}\n", r.status().message());
+    return 1;
+  }
+  fmt::print("Created admin token '{}' (id {}), shown only once:\n  {}\n", r->name, r->id, secret);
+  return 0;
+}
+
 int run_server(const ServerFlags& f) {
   auto logger = spdlog::stderr_logger_mt("culvert-server");
   spdlog::set_default_logger(logger);
@@ -66,14 +134,8 @@ int run_server(const ServerFlags& f) {
 
   culvert::server::ServerOptions o;
   auto home = culvert::server::culvert_home();
-  o.db_url = f.db;
-  if (o.db_url.empty()) {
-    if (!home) {
-      fmt::print(stderr, "error: {} (give --db)\n", home.status().message());
-      return 2;
-    }
-    o.db_url = "sqlite://" + *home + "/culvert.db";
-  }
+  o.db_url = database_url(f.db);
+  if (o.db_url.empty()) return 2;
   if (o.db_url.rfind("sqlite://", 0) == 0 && o.db_url.find(":memory:") == std::string::npos) {
     std::filesystem::path db_path(o.db_url.substr(9));
     std::error_code ec;
@@ -232,6 +294,26 @@ void add_server_command(CLI::App& app) {
       ->capture_default_str();
   start->callback([flags] {
     int rc = run_server(*flags);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+
+  auto tflags = std::make_shared<AdminTokenFlags>();
+  auto* mint = server->add_subcommand(
+      "create-admin-token",
+      "Create an admin token directly in the database (recovery when no admin token is left)");
+  mint->add_option("--db", tflags->db, "the server's database (default: SQLite at ~/.culvert/culvert.db)")
+      ->envname("CULVERT_SERVER_DB");
+  mint->add_option("--name", tflags->name, "a name for the token (shown by `culvert auth list-tokens`)")
+      ->required()
+      ->check([](const std::string& v) {
+        if (v.empty() || v.size() > 200) return std::string("must be 1-200 characters");
+        for (unsigned char c : v)
+          if (c < 0x20) return std::string("must not contain control characters");
+        return std::string();
+      });
+  mint->add_option("--expires", tflags->expires, "lifetime such as 30d (default: does not expire)");
+  mint->callback([tflags] {
+    int rc = create_admin_token(*tflags);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });
 }

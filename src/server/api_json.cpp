@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "core/artifact_uri.hpp"
 #include "core/json_parse.hpp"
 #include "core/json_text.hpp"
 #include "core/labels.hpp"
@@ -161,6 +162,10 @@ Result<State> req_state(const json& o, std::string_view key) {
   if (!s->has_value()) return field_error(key, "is required (a state name such as \"Running\")");
   auto st = parse_state(**s);
   if (!st) return field_error(key, "is not a known state: '" + **s + "'");
+  // One spelling on the wire, as the server writes it (and as clients compare it).
+  if (**s != state_name(*st))
+    return field_error(key, "must be spelled '" + std::string(state_name(*st)) + "' (state names are case-sensitive), not '" +
+                                **s + "'");
   return *st;
 }
 
@@ -353,9 +358,11 @@ Result<store::NewFlowVersion> parse_flow_registration(const json& body) {
   const json* artifact = member(body, "artifact");
   if (!artifact || !artifact->is_object())
     return field_error("artifact", "is required: an object with 'uri' and 'sha256'");
-  auto uri = opt_string(*artifact, "uri", 4096);
-  if (!uri || !uri->has_value() || (*uri)->empty())
-    return field_error("artifact.uri", "is required (file:// or s3:// URI)");
+  auto uri = opt_string(*artifact, "uri", kMaxArtifactUriLength);
+  if (!uri) return field_error("artifact.uri", "must be a string of at most " + std::to_string(kMaxArtifactUriLength) + " bytes");
+  if (!uri->has_value() || (*uri)->empty())
+    return field_error("artifact.uri", "is required (file:///ABSOLUTE/PATH or s3://BUCKET/KEY)");
+  if (Status st = check_artifact_uri(**uri); !st) return field_error("artifact.uri", st.message());
   v.artifact_uri = **uri;
   auto sha = opt_string(*artifact, "sha256", 64);
   if (!sha || !sha->has_value()) return field_error("artifact.sha256", "is required (64 hex digits)");
@@ -506,7 +513,7 @@ Result<std::vector<store::TaskRunUpdate>> parse_task_run_batch(const json& body,
     if (!mi) return field_error(f + ".map_index", "must be an integer >= -1");
     u.map_index = static_cast<int>(mi->value_or(-1));
     auto st = req_state(e, "state");
-    if (!st) return field_error(f + ".state", "must be a known state name");
+    if (!st) return unprocessable("item " + f + ": " + st.status().message());
     u.state = *st;
     auto m = opt_string(e, "message", kMaxLogMessage);
     if (!m) return field_error(f + ".message", "must be a string");

@@ -69,6 +69,14 @@ TEST(ApiJsonTest, FlowRegistrationRejects) {
       {"name not a string", [](json& b) { b["name"] = 1; }, "name"},
       {"no artifact", [](json& b) { b.erase("artifact"); }, "artifact"},
       {"bad sha", [](json& b) { b["artifact"]["sha256"] = "xyz"; }, "sha256"},
+      // The probe's artifact URIs (core/artifact_uri_test.cpp has the whole table).
+      {"http uri", [](json& b) { b["artifact"]["uri"] = "http://evil.example/flow"; }, "field 'artifact.uri' must be"},
+      {"relative uri", [](json& b) { b["artifact"]["uri"] = "flows/etl"; }, "field 'artifact.uri' must be"},
+      {"relative file uri", [](json& b) { b["artifact"]["uri"] = "file://flows/etl"; }, "field 'artifact.uri' must be file://"},
+      {"NUL in uri", [](json& b) { b["artifact"]["uri"] = std::string("file:///flows/a\0/../x", 22); }, "'artifact.uri' must not contain NUL"},
+      {"dot-dot uri", [](json& b) { b["artifact"]["uri"] = "file:///flows/../etc/passwd"; }, "'artifact.uri' must not contain a '.' or '..'"},
+      {"long uri", [](json& b) { b["artifact"]["uri"] = "file:///" + std::string(5000, 'a'); }, "artifact.uri"},
+      {"s3 without key", [](json& b) { b["artifact"]["uri"] = "s3://bucket"; }, "artifact.uri"},
       {"tasks not array", [](json& b) { b["tasks"] = "x"; }, "tasks"},
       {"duplicate task", [](json& b) { b["tasks"].push_back({{"name", "a"}}); }, "repeats"},
       {"edge to unknown", [](json& b) { b["edges"].push_back({{"from", "a"}, {"to", "z"}}); }, "unknown task"},
@@ -132,8 +140,20 @@ TEST(ApiJsonTest, FlowRunCreate) {
 }
 
 TEST(ApiJsonTest, StateChange) {
-  auto s = parse_state_change({{"state", "running"}, {"expected_version", 3}});
+  auto s = parse_state_change({{"state", "Running"}, {"expected_version", 3}});
   ASSERT_TRUE(s.is_ok());
+  // One spelling: lower-case names are refused, naming the accepted one.
+  auto lower = parse_state_change({{"state", "success"}});
+  ASSERT_FALSE(lower.is_ok());
+  EXPECT_EQ(lower.status().code(), StatusCode::kUnprocessable);
+  EXPECT_THAT(lower.status().message(), HasSubstr("must be spelled 'Success'"));
+  EXPECT_THAT(parse_state_change({{"state", "RUNNING"}}).status().message(), HasSubstr("'Running'"));
+  auto batch = parse_task_run_batch(json::array({{{"flow_run_id", "r"}, {"task", "a"}, {"state", "success"}}}),
+                                    SysTime{});
+  ASSERT_FALSE(batch.is_ok());
+  EXPECT_EQ(batch.status().code(), StatusCode::kUnprocessable);
+  EXPECT_THAT(batch.status().message(), HasSubstr("[0]"));
+  EXPECT_THAT(batch.status().message(), HasSubstr("must be spelled 'Success'"));
   EXPECT_EQ(s->state, State::kRunning);
   EXPECT_EQ(*s->expected_version, 3);
   EXPECT_FALSE(parse_state_change({{"state", "Done"}}).is_ok());

@@ -143,8 +143,8 @@ Result<std::string> fetch_artifact(ObjectStore& store, std::string_view uri, std
   auto h = sha256_file(tmp);
   if (!h) return discard(h.status());
   if (*h != sha256)
-    return discard(unprocessable("artifact " + std::string(uri) + " has SHA-256 " + *h +
-                                 " but " + std::string(sha256) + " was expected; the download was discarded"));
+    return discard(unprocessable("artifact " + std::string(uri) + " does not match the registered hash " +
+                                 std::string(sha256) + "; the download was discarded"));
   if (::chmod(tmp.c_str(), 0755) != 0) return discard(unavailable("cannot chmod " + tmp));
   fs::rename(tmp, cached, ec);
   if (ec) return discard(unavailable("cannot move the artifact into " + cached + ": " + ec.message()));

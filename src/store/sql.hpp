@@ -1,6 +1,6 @@
 // Internal to the store: a minimal SQL connection interface that the SQLite and
-// PostgreSQL backends implement, so that the store's logic (sql_store.cpp) is written
-// once and behaves identically on both.
+// PostgreSQL backends implement, so that the store's logic (SqlStore,
+// sql_store_impl.hpp) is written once and behaves identically on both.
 //
 // Error handling: Db methods throw DbError on a database failure. Only the store's
 // transaction wrapper (SqlStore::transact) catches it and turns it into a Status, so

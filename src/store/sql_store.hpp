@@ -1,6 +1,6 @@
-// Internal to the store: SqlStore implements Store once over detail::Db, for both
-// SQLite and PostgreSQL (backend differences stay inside the Db implementations and a
-// few dialect switches here, e.g. FOR UPDATE SKIP LOCKED).
+// Internal to the store: SqlStore (sql_store_impl.hpp) implements Store once over
+// detail::Db, for both SQLite and PostgreSQL (backend differences stay inside the Db
+// implementations and a few dialect switches, e.g. FOR UPDATE SKIP LOCKED).
 #pragma once
 
 #include <memory>

@@ -7,10 +7,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -44,6 +46,18 @@ std::string toml_value(const std::string& text, const std::string& key) {
 }
 
 std::string nested_arrays(size_t n) { return std::string(n, '[') + std::string(n, ']'); }
+
+// Runs `culvert ARGS...` with HOME=home; its exit status and stdout.
+std::pair<int, std::string> run_culvert(const std::string& home, const std::string& args) {
+  std::string cmd = "HOME='" + home + "' " CULVERT_BINARY_DIR "/culvert " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return {-1, ""};
+  std::string out;
+  char buf[512];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int rc = ::pclose(p);
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
+}
 
 size_t count_lines_with(const std::string& text, const std::string& needle) {
   size_t n = 0;
@@ -177,6 +191,55 @@ TEST_F(HardeningE2E, DeeplyNestedBodiesAreRefusedAndTheServerStaysUp) {
   auto back = client_->get("/api/v1/flow-runs/" + r.body.value("id", ""), user);
   ASSERT_EQ(back.status, 200) << back.text;
   EXPECT_EQ(back.body["parameters"]["blob"].dump(), ok_value);
+}
+
+// Attack B5: the server took any artifact URI (http://, relative paths, a NUL byte that
+// the agent then cut off), so a user token could point agents at any file they read.
+TEST_F(HardeningE2E, ArtifactUrisAreValidatedAtRegistration) {
+  start();
+  std::string user = token("user");
+  for (std::string uri : {std::string("http://evil.example/flow"), std::string("relative/flow"),
+                          std::string("file://relative/flow"), std::string("file:///flows/a\0/../../etc/shadow", 31),
+                          std::string("file:///flows/../../etc/passwd"), std::string("s3://bucket"),
+                          "file:///" + std::string(3000, 'a')}) {
+    json body = flow_body("bad");
+    body["artifact"]["uri"] = uri;
+    auto r = client_->post("/api/v1/flows", body, user);
+    EXPECT_EQ(r.status, 422) << uri << ": " << r.text;
+    EXPECT_THAT(r.text, HasSubstr("artifact.uri")) << uri;
+  }
+  json body = flow_body("good");
+  body["artifact"]["uri"] = "s3://culvert-artifacts/flows/good";
+  EXPECT_EQ(client_->post("/api/v1/flows", body, user).status, 201);
+  auto list = client_->get("/api/v1/flows?project=probe", user);
+  ASSERT_EQ(list.status, 200) << list.text;
+  EXPECT_EQ(list.body["flows"].size(), 1u) << list.text;
+}
+
+// B6: a local recovery path when no admin token is left: `culvert server
+// create-admin-token` writes one straight into the database, also while a server runs
+// on it, and prints the secret once.
+TEST_F(HardeningE2E, CreateAdminTokenMintsAWorkingAdminTokenFromTheDatabase) {
+  start();
+  auto [rc, out] = run_culvert(home_.path(), "server create-admin-token --db '" + db_.url + "' --name recovery");
+  ASSERT_EQ(rc, 0) << out;
+  auto at = out.find("cvt_");
+  ASSERT_NE(at, std::string::npos) << out;
+  std::string secret = out.substr(at, out.find_first_of(" \n", at) - at);
+  auto list = client_->get("/api/v1/tokens", secret);
+  ASSERT_EQ(list.status, 200) << list.text;
+  bool found = false;
+  for (const auto& t : list.body["tokens"]) found = found || (t.value("name", "") == "recovery" && t.value("scope", "") == "admin");
+  EXPECT_TRUE(found) << list.text;
+  EXPECT_EQ(out.find(secret, at + 1), std::string::npos) << "the secret is printed once";
+
+  // A missing database is an error, not a new empty one.
+  auto [rc2, out2] = run_culvert(home_.path(), "server create-admin-token --db sqlite://" + home_.path() +
+                                                   "/nowhere.db --name x");
+  EXPECT_EQ(rc2, 1) << out2;
+  EXPECT_THAT(out2, HasSubstr("there is no database"));
+  auto [rc3, out3] = run_culvert(home_.path(), "server create-admin-token --db '" + db_.url + "'");
+  EXPECT_EQ(rc3, 2) << out3;  // --name is required
 }
 
 // Attack B3, part 1: with `ulimit -n 128`, 200 held connections. The default connection

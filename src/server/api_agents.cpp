@@ -1,0 +1,112 @@
+// The API (api_impl.hpp): agents (register, heartbeat, list; claims as long polls).
+#include "server/api_impl.hpp"
+
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include "core/crypto.hpp"
+
+namespace culvert::server {
+
+bool Api::Impl::agent_healthy(const store::Agent& a) const {
+  SysTime last = a.last_heartbeat ? *a.last_heartbeat : a.created;
+  return clock.now() - last <= options.agent_heartbeat_interval * options.agent_missed_heartbeats;
+}
+
+Response Api::Impl::register_agent(Call& c, store::Store& st) {
+  auto b = body(c);
+  if (!b) return status_response(b.status());
+  auto a = parse_agent(*b);
+  if (!a) return status_response(a.status());
+  auto r = st.register_agent(*a);
+  if (!r) return store_error(r.status());
+  if (auto s = st.heartbeat_agent(r->id, clock.now()); !s) return store_error(s);
+  spdlog::info("agent registered: {} ({}, labels [{}])", r->name, r->id, fmt::join(r->labels, ","));
+  return json_response(201, to_json(*r, true));
+}
+
+Response Api::Impl::heartbeat_agent(Call& c, store::Store& st) {
+  const auto& id = c.params.get("id");
+  if (auto s = st.heartbeat_agent(id, clock.now()); !s) return store_error(s);
+  return json_response(200, {{"id", id}, {"health", "healthy"}});
+}
+
+Response Api::Impl::list_agents(Call&, store::Store& st) {
+  auto r = st.list_agents();
+  if (!r) return store_error(r.status());
+  json arr = json::array();
+  for (const auto& a : *r) arr.push_back(to_json(a, agent_healthy(a)));
+  return json_response(200, {{"agents", std::move(arr)}});
+}
+
+void Api::Impl::claim(const CallPtr& c, store::Store& st) {
+  auto b = body(*c, true);
+  if (!b) return c->respond(status_response(b.status()));
+  auto cb = parse_claim(*b, options.max_wait);
+  if (!cb) return c->respond(status_response(cb.status()));
+  const auto& id = c->params.get("id");
+  auto agent = st.get_agent(id);
+  if (!agent) return c->respond(store_error(agent.status()));
+  if (auto s = st.heartbeat_agent(id, clock.now()); !s) return c->respond(store_error(s));
+  metrics->add_claim_request();
+  ClaimPoll p{id, agent->labels, cb->max, clock.steady_now() + cb->wait};
+  poll_claim(c, st, std::move(p), false);
+}
+
+void Api::Impl::poll_claim(const CallPtr& c, store::Store& st, ClaimPoll p, bool timed_out) {
+  uint64_t gen = waiters.claim_generation();
+  std::map<std::string, std::string> secrets;  // run id -> run token
+  store::ClaimRequest req;
+  req.agent_id = p.agent_id;
+  req.agent_labels = p.labels;
+  req.max = p.max;
+  req.now = clock.now();
+  SysTime expires = req.now + options.run_token_ttl;
+  req.run_token = [&secrets, expires](const store::FlowRun& run) {
+    std::string secret = new_api_token("cvt_run_");
+    store::NewToken t;
+    t.name = "run " + run.id;
+    t.scope = "run";
+    t.hash = sha256_hex(secret);
+    t.expires = expires;
+    t.flow_run_id = run.id;
+    secrets[run.id] = std::move(secret);
+    return t;
+  };
+  if (c->peer_gone.load()) {
+    // The agent went away while parked: claim nothing for it (a run handed to a
+    // closed connection would wait for the Submitted deadline).
+    c->answered = true;
+    return c->respond(json_response(200, {{"runs", json::array()}}));
+  }
+  auto r = st.claim_runs(req);
+  if (!r) return c->respond(store_error(r.status()));
+  if (r->empty() && !timed_out && clock.steady_now() < p.deadline) {
+    if (!c->watching && c->req.watch_peer) {
+      c->watching = true;
+      c->req.watch_peer([this, weak = std::weak_ptr<Call>(c)] {
+        auto call = weak.lock();
+        if (!call || call->answered.load() || call->peer_gone.exchange(true)) return;
+        metrics->add_abandoned_claim();
+      });
+    }
+    auto labels = p.labels;
+    auto deadline = p.deadline;
+    waiters.park_claim(std::move(labels), deadline, gen, [this, c, p = std::move(p)](bool t) mutable {
+      repost(c, [this, c, p = std::move(p), t](store::Store& s) mutable { poll_claim(c, s, std::move(p), t); });
+    });
+    return;
+  }
+  json arr = json::array();
+  for (const auto& run : *r) {
+    json j = to_json(run);
+    j["token"] = secrets[run.id];
+    arr.push_back(std::move(j));
+    spdlog::info("flow run {} claimed by agent {}", run.id, p.agent_id);
+  }
+  metrics->add_claimed_runs(r->size());
+  c->answered = true;
+  c->respond(json_response(200, {{"runs", std::move(arr)}}));
+}
+
+}  // namespace culvert::server

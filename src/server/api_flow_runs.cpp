@@ -1,0 +1,208 @@
+// The API (api_impl.hpp): flow runs (create, list, state, cancel, retry, history, diagnosis).
+#include "server/api_impl.hpp"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "core/timefmt.hpp"
+#include "server/liveness.hpp"
+
+namespace culvert::server {
+
+Response Api::Impl::create_run(Call& c, store::Store& st) {
+  auto b = body(c);
+  if (!b) return status_response(b.status());
+  auto req = parse_flow_run_create(*b);
+  if (!req) return status_response(req.status());
+  auto flow = req->flow_id ? st.get_flow(*req->flow_id) : st.find_latest_flow(*req->project, *req->flow);
+  if (!flow) return store_error(flow.status());
+  json desc = json::parse(flow->description_json, nullptr, false);
+  if (auto s = check_parameters(desc, req->parameters); !s) return status_response(s);
+  store::NewFlowRun spec;
+  spec.flow_id = flow->id;
+  spec.parameters_json = req->parameters.dump(-1, ' ', false, json::error_handler_t::replace);
+  spec.labels = req->labels;
+  spec.idempotency_key = req->idempotency_key;
+  spec.scheduled_start_time = req->scheduled_start_time;
+  spec.state_message = "created by " + c.principal.name;
+  auto r = st.create_flow_run(spec);
+  if (!r) return store_error(r.status());
+  auto& [run, created] = *r;
+  if (created) {
+    announce(run);
+    spdlog::info("flow run created: {} of {} v{}", run.id, run.flow_name, run.flow_version);
+  }
+  return json_response(created ? 201 : 200, to_json(run));
+}
+
+Response Api::Impl::list_runs(Call& c, store::Store& st) {
+  store::FlowRunQuery q;
+  if (auto f = c.req.query_param("flow_id"); f && !f->empty()) q.flow_id = *f;
+  if (auto s = c.req.query_param("state"); s && !s->empty()) {
+    auto state = parse_state(*s);
+    if (!state) return status_response(unprocessable("query parameter 'state': unknown state '" + *s + "'"));
+    q.state = *state;
+  }
+  if (auto p = c.req.query_param("project"); p && !p->empty()) {
+    auto proj = st.find_project(*p);
+    if (!proj) return store_error(proj.status());
+    q.project_id = proj->id;
+  }
+  auto limit = parse_int_param(c.req.query_param("limit"), "limit", 1, 1000, 50);
+  if (!limit) return status_response(limit.status());
+  q.limit = static_cast<int>(*limit);
+  q.cursor = c.req.query_param("cursor").value_or("");
+  auto r = st.list_flow_runs(q);
+  if (!r) return store_error(r.status());
+  json arr = json::array();
+  for (const auto& run : r->runs) arr.push_back(to_json(run));
+  return json_response(200, {{"runs", std::move(arr)},
+                             {"next_cursor", r->next_cursor.empty() ? json(nullptr) : json(r->next_cursor)}});
+}
+
+Response Api::Impl::get_run(Call& c, store::Store& st) {
+  const auto& id = c.params.get("id");
+  if (!c.principal.may_access_run(id)) return status_response(forbidden_run());
+  auto r = st.get_flow_run(id);
+  if (!r) return store_error(r.status());
+  return run_response(*r);
+}
+
+Response Api::Impl::set_state(Call& c, store::Store& st) {
+  const auto& id = c.params.get("id");
+  if (!c.principal.may_access_run(id)) return status_response(forbidden_run());
+  auto b = body(c);
+  if (!b) return status_response(b.status());
+  auto ch = parse_state_change(*b);
+  if (!ch) return status_response(ch.status());
+  store::SetFlowRunState s;
+  s.run_id = id;
+  s.state = ch->state;
+  s.message = ch->message;
+  s.expected_version = ch->expected_version;
+  s.scheduled_start_time = ch->scheduled_start_time;
+  s.now = clock.now();
+  auto r = st.set_flow_run_state(s);
+  if (!r) return store_error(r.status());
+  events.run_changed(id, is_final(r->state));
+  announce(*r);
+  if (r->state == State::kCrashed) {
+    // Lost infrastructure, whoever noticed it: a new attempt when the flow allows.
+    if (auto again = reschedule_after_crash(st, *r, clock.now())) {
+      events.run_changed(id, false);
+      announce(*again);
+    }
+  }
+  return run_response(*r);
+}
+
+Response Api::Impl::heartbeat_run(Call& c, store::Store& st) {
+  const auto& id = c.params.get("id");
+  if (!c.principal.may_access_run(id)) return status_response(forbidden_run());
+  auto r = st.heartbeat_flow_run(id, clock.now());
+  if (!r) return store_error(r.status());
+  return run_response(*r);
+}
+
+Response Api::Impl::cancel_run(Call& c, store::Store& st) {
+  const auto& id = c.params.get("id");
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto run = st.get_flow_run(id);
+    if (!run) return store_error(run.status());
+    if (run->state == State::kCancelling) return run_response(*run);
+    store::SetFlowRunState s;
+    s.run_id = id;
+    s.expected_version = run->version;
+    s.now = clock.now();
+    s.message = "cancel requested by " + c.principal.name;
+    if (is_final(run->state)) {
+      return status_response(conflict(std::string("cannot cancel flow run ") + id + ": illegal transition from " +
+                                       state_name(run->state) + " to Cancelled: the run is already in a final state"));
+    }
+    s.state = (run->state == State::kRunning || run->state == State::kSubmitted) ? State::kCancelling
+                                                                                    : State::kCancelled;
+    auto r = st.set_flow_run_state(s);
+    if (r) {
+      events.run_changed(id, is_final(r->state));
+      spdlog::info("flow run {}: {} -> {} (cancel)", id, state_name(run->state), state_name(r->state));
+      return run_response(*r);
+    }
+    if (r.status().code() != StatusCode::kConflict) return store_error(r.status());
+    // Another writer moved the run; look again.
+  }
+  return status_response(conflict("flow run " + id + " kept changing while cancelling; try again"));
+}
+
+Response Api::Impl::retry_run(Call& c, store::Store& st) {
+  const auto& id = c.params.get("id");
+  auto run = st.get_flow_run(id);
+  if (!run) return store_error(run.status());
+  if (!is_final(run->state))
+    return status_response(conflict(std::string("cannot retry flow run ") + id + ": illegal transition from " +
+                                    state_name(run->state) + " to Scheduled: only a run in a final state can be retried"));
+  store::SetFlowRunState s;
+  s.run_id = id;
+  s.state = State::kScheduled;
+  s.forced = true;
+  s.expected_version = run->version;
+  s.now = clock.now();
+  s.scheduled_start_time = s.now;
+  s.message = "retry requested by " + c.principal.name;
+  auto r = st.set_flow_run_state(s);
+  if (!r) return store_error(r.status());
+  events.run_changed(id, false);
+  announce(*r);
+  return run_response(*r);
+}
+
+Response Api::Impl::run_history(Call& c, store::Store& st) {
+  const auto& id = c.params.get("id");
+  if (!c.principal.may_access_run(id)) return status_response(forbidden_run());
+  auto run = st.get_flow_run(id);
+  if (!run) return store_error(run.status());
+  auto h = st.get_flow_run_history(id);
+  if (!h) return store_error(h.status());
+  json arr = json::array();
+  for (const auto& e : *h) arr.push_back(to_json(e));
+  return json_response(200, {{"history", std::move(arr)}});
+}
+
+Response Api::Impl::diagnose_run(Call& c, store::Store& st) {
+  const auto& id = c.params.get("id");
+  auto run = st.get_flow_run(id);
+  if (!run) return store_error(run.status());
+  auto agents = st.list_agents();
+  if (!agents) return store_error(agents.status());
+  json out = {{"flow_run_id", id}, {"state", state_name(run->state)}, {"labels", run->labels}};
+  json list = json::array();
+  int healthy = 0, covering = 0;
+  for (const auto& a : *agents) {
+    bool h = agent_healthy(a);
+    std::vector<std::string> missing;
+    for (const auto& l : run->labels)
+      if (!std::binary_search(a.labels.begin(), a.labels.end(), l)) missing.push_back(l);
+    healthy += h;
+    covering += (h && missing.empty());
+    list.push_back({{"id", a.id}, {"name", a.name}, {"health", h ? "healthy" : "unhealthy"},
+                    {"labels", a.labels}, {"missing_labels", missing}});
+  }
+  out["agents"] = std::move(list);
+  std::string why;
+  if (!is_waiting(run->state)) {
+    why = std::string("the run is ") + state_name(run->state) + ", not waiting for an agent";
+  } else if (run->scheduled_start_time > clock.now()) {
+    why = "the run is not due until " + format_rfc3339(run->scheduled_start_time);
+  } else if (healthy == 0) {
+    why = "no healthy agent: start one with `culvert agent start`";
+  } else if (covering == 0) {
+    why = "no healthy agent has every label of the run; see missing_labels per agent";
+  } else {
+    why = "a healthy agent covers the run; it should be claimed at the agent's next poll (it may be at its "
+          "--max-concurrent limit)";
+  }
+  out["reason"] = why;
+  return json_response(200, out);
+}
+
+}  // namespace culvert::server

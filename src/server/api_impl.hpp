@@ -1,0 +1,152 @@
+// Internal to the server: Api::Impl, the state and handlers behind Api (api.hpp).
+//
+// The handlers are defined per resource: api.cpp (dispatch, the route table, health,
+// metrics), api_projects.cpp, api_flows.cpp, api_flow_runs.cpp, api_task_runs.cpp,
+// api_logs.cpp, api_agents.cpp and api_tokens.cpp. A handler runs on a database-pool
+// thread with that thread's store; a long poll parks in Waiters and is re-posted.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "server/api.hpp"
+#include "server/api_json.hpp"
+#include "server/auth.hpp"
+#include "server/metrics.hpp"
+#include "server/task_state_commit.hpp"
+#include "server/waiters.hpp"
+#include "server/work_pool.hpp"
+#include "store/store.hpp"
+
+namespace culvert::server {
+
+// An error answer for a Status.
+Response status_response(const Status& s);
+// A store error: the request was well-formed JSON by then, so the store's
+// InvalidArgument means invalid content (422).
+Response store_error(const Status& s);
+Response json_response(int status, const json& body);
+// A flow run as the answer.
+Response run_response(const store::FlowRun& run);
+Status forbidden_run();
+// Scheduled, Pending or Retrying: waiting to be claimed once due.
+bool is_waiting(State s);
+
+// One request on its way through the API.
+struct Call {
+  Request req;
+  PathParams params;
+  Principal principal;
+  size_t route = 0;
+  Responder respond;
+  // Long polls: the client closed its connection while parked; and whether the poll
+  // has been answered (after which a close is an ordinary one).
+  std::atomic<bool> peer_gone{false};
+  std::atomic<bool> answered{false};
+  bool watching = false;  // watch_peer asked (touched by the poll's own thread only)
+};
+using CallPtr = std::shared_ptr<Call>;
+
+struct Api::Impl {
+  using Handler = std::function<void(const CallPtr&, store::Store&)>;
+
+  Clock& clock;
+  WorkPool& pool;
+  StoreForWorker stores;
+  Authenticator& auth;
+  Waiters& waiters;
+  RunEvents& events;
+  ApiOptions options;
+  Router router;
+  std::vector<Handler> handlers;
+  std::map<size_t, Response (Impl::*)(Call&)> inline_routes;  // answered on the I/O thread, no store
+  std::unique_ptr<Metrics> metrics;
+  std::string health_body;
+
+  Impl(Clock& c, WorkPool& p, StoreForWorker s, Authenticator& a, Waiters& w, RunEvents& e, ApiOptions o);
+  // Adds a route whose handler answers synchronously.
+  void add(RouteSpec spec, Response (Impl::*fn)(Call&, store::Store&));
+  // Adds a route answered on the I/O thread without the store or a token.
+  void add_inline(RouteSpec spec, Response (Impl::*fn)(Call&));
+  // Adds a route whose handler answers (possibly later) through c->respond.
+  void add_async(RouteSpec spec, void (Impl::*fn)(const CallPtr&, store::Store&));
+  // The route table (api.cpp).
+  void build_routes();
+
+  // ---- dispatch
+  void handle(Request req, Responder respond);
+  void run(const CallPtr& call, int worker);
+  // Re-runs `fn` on the pool (after a long poll woke up).
+  void repost(const CallPtr& call, std::function<void(store::Store&)> fn);
+  Result<json> body(const Call& c, bool empty_is_object = false) { return parse_body(c.req.body, empty_is_object); }
+  // Notifies parked claims about a run that may now be claimable.
+  void announce(const store::FlowRun& run);
+
+  // ---- public
+  Response health(Call&);
+  Response openapi(Call&);
+  Response get_metrics(Call&, store::Store& st);
+
+  // ---- projects (api_projects.cpp)
+  Response create_project(Call& c, store::Store& st);
+  Response list_projects(Call&, store::Store& st);
+
+  // ---- flows (api_flows.cpp)
+  Response register_flow(Call& c, store::Store& st);
+  Response list_flows(Call& c, store::Store& st);
+  Response get_flow(Call& c, store::Store& st);
+  Response set_schedule(Call& c, store::Store& st);
+
+  // ---- flow runs (api_flow_runs.cpp)
+  Response create_run(Call& c, store::Store& st);
+  Response list_runs(Call& c, store::Store& st);
+  Response get_run(Call& c, store::Store& st);
+  Response set_state(Call& c, store::Store& st);
+  Response heartbeat_run(Call& c, store::Store& st);
+  Response cancel_run(Call& c, store::Store& st);
+  Response retry_run(Call& c, store::Store& st);
+  Response run_history(Call& c, store::Store& st);
+  Response diagnose_run(Call& c, store::Store& st);
+
+  // ---- task runs (api_task_runs.cpp)
+  Response list_task_runs(Call& c, store::Store& st);
+  // Task-run states are group-committed (task_state_commit.hpp).
+  TaskStateCommit task_states{4 * kMaxBatch};
+  void task_run_states(const CallPtr& c, store::Store& st);
+
+  // ---- logs (api_logs.cpp)
+  Response append_logs(Call& c, store::Store& st);
+  struct LogPoll {
+    std::string run_id;
+    int64_t after = 0;
+    int limit = 1000;
+    SteadyTime deadline;
+  };
+  void read_logs(const CallPtr& c, store::Store& st);
+  void poll_logs(const CallPtr& c, store::Store& st, LogPoll p, bool timed_out);
+
+  // ---- agents (api_agents.cpp)
+  bool agent_healthy(const store::Agent& a) const;
+  Response register_agent(Call& c, store::Store& st);
+  Response heartbeat_agent(Call& c, store::Store& st);
+  Response list_agents(Call&, store::Store& st);
+  struct ClaimPoll {
+    std::string agent_id;
+    std::vector<std::string> labels;
+    int max = 1;
+    SteadyTime deadline;
+  };
+  void claim(const CallPtr& c, store::Store& st);
+  void poll_claim(const CallPtr& c, store::Store& st, ClaimPoll p, bool timed_out);
+
+  // ---- tokens (api_tokens.cpp)
+  Response create_token(Call& c, store::Store& st);
+  Response list_tokens(Call& c, store::Store& st);
+  Response revoke_token(Call& c, store::Store& st);
+};
+
+}  // namespace culvert::server

@@ -1,0 +1,63 @@
+// The API (api_impl.hpp): logs (append; reads as long polls).
+#include "server/api_impl.hpp"
+
+#include <set>
+
+namespace culvert::server {
+
+Response Api::Impl::append_logs(Call& c, store::Store& st) {
+  auto b = body(c);
+  if (!b) return status_response(b.status());
+  auto batch = parse_log_batch(*b, clock.now());
+  if (!batch) return status_response(batch.status());
+  std::set<std::string> runs;
+  for (const auto& l : *batch) {
+    if (!c.principal.may_access_run(l.flow_run_id)) return status_response(forbidden_run());
+    runs.insert(l.flow_run_id);
+  }
+  if (batch->empty()) return json_response(201, {{"ids", json::array()}});
+  auto r = st.append_logs(*batch);
+  if (!r) return store_error(r.status());
+  for (const auto& id : runs) waiters.notify_logs(id);
+  return json_response(201, {{"ids", *r}});
+}
+
+void Api::Impl::read_logs(const CallPtr& c, store::Store& st) {
+  const auto& id = c->params.get("id");
+  if (!c->principal.may_access_run(id)) return c->respond(status_response(forbidden_run()));
+  auto after = parse_int_param(c->req.query_param("after"), "after", 0, INT64_MAX, 0);
+  if (!after) return c->respond(status_response(after.status()));
+  auto limit = parse_int_param(c->req.query_param("limit"), "limit", 1, 10000, 1000);
+  if (!limit) return c->respond(status_response(limit.status()));
+  auto wait = parse_int_param(c->req.query_param("wait_ms"), "wait_ms", 0, options.max_wait.count(), 0);
+  if (!wait) return c->respond(status_response(wait.status()));
+  LogPoll p{id, *after, static_cast<int>(*limit), clock.steady_now() + Millis(*wait)};
+  poll_logs(c, st, std::move(p), false);
+}
+
+void Api::Impl::poll_logs(const CallPtr& c, store::Store& st, LogPoll p, bool timed_out) {
+  uint64_t gen = waiters.log_generation();
+  auto run = st.get_flow_run(p.run_id);
+  if (!run) return c->respond(store_error(run.status()));
+  auto logs = st.read_logs(p.run_id, p.after, p.limit);
+  if (!logs) return c->respond(store_error(logs.status()));
+  if (logs->empty() && !is_final(run->state) && !timed_out && clock.steady_now() < p.deadline) {
+    auto deadline = p.deadline;
+    std::string run_id = p.run_id;
+    waiters.park_logs(run_id, deadline, gen, [this, c, p = std::move(p)](bool t) mutable {
+      repost(c, [this, c, p = std::move(p), t](store::Store& s) mutable { poll_logs(c, s, std::move(p), t); });
+    });
+    return;
+  }
+  json arr = json::array();
+  int64_t last = p.after;
+  for (const auto& l : *logs) {
+    arr.push_back(to_json(l));
+    last = l.id;
+  }
+  c->respond(json_response(200, {{"logs", std::move(arr)},
+                                 {"next_cursor", std::to_string(last)},
+                                 {"flow_run_state", state_name(run->state)}}));
+}
+
+}  // namespace culvert::server

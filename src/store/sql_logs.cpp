@@ -1,0 +1,66 @@
+// SqlStore (sql_store_impl.hpp): log lines.
+#include "store/sql_store_impl.hpp"
+
+#include <set>
+
+namespace culvert::store::detail {
+
+namespace {
+
+constexpr const char* kLogColumns =
+    "SELECT id, flow_run_id, task_run_id, task, map_index, level, message, ts FROM logs ";
+
+LogRecord to_log(const Row& r) {
+  LogRecord l;
+  l.id = r.i64(0);
+  l.flow_run_id = r.str(1);
+  l.task_run_id = r.opt(2);
+  l.task = r.opt(3);
+  l.map_index = static_cast<int>(r.i64(4));
+  l.level = r.str(5);
+  l.message = r.str(6);
+  l.timestamp = r.time(7);
+  return l;
+}
+
+}  // namespace
+
+Result<std::vector<int64_t>> SqlStore::append_logs(const std::vector<LogEntry>& entries) {
+  for (const auto& e : entries)
+    if (e.flow_run_id.empty()) return invalid_argument("log entry without flow_run_id");
+  if (entries.empty()) return std::vector<int64_t>{};
+  return transact(TxMode::kWrite, [&]() -> Result<std::vector<int64_t>> {
+    std::set<std::string> runs;
+    for (const auto& e : entries) runs.insert(e.flow_run_id);
+    for (const auto& id : runs) {  // sorted order: no deadlock between batches
+      if (!run_exists(id)) return not_found("flow run '" + id + "' does not exist");
+      db_->xact_lock("logs:" + id);
+    }
+    std::vector<int64_t> ids;
+    ids.reserve(entries.size());
+    for (const auto& e : entries) {
+      auto rows = db_->query(
+          "INSERT INTO logs (flow_run_id, task_run_id, task, map_index, level, message, ts) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+          {e.flow_run_id, opt_value(e.task_run_id), opt_value(e.task), int64_t{e.map_index}, e.level, e.message,
+           time_value(e.timestamp)});
+      ids.push_back(rows.at(0).i64(0));
+    }
+    return ids;
+  });
+}
+
+Result<std::vector<LogRecord>> SqlStore::read_logs(const std::string& flow_run_id, int64_t after, int limit) {
+  if (limit < 1 || limit > 10000) return invalid_argument("limit must be between 1 and 10000");
+  return transact(TxMode::kRead, [&]() -> Result<std::vector<LogRecord>> {
+    auto rows = db_->query(std::string(kLogColumns) + "WHERE flow_run_id = ? AND id > ? ORDER BY id LIMIT ?",
+                           {flow_run_id, after, int64_t{limit}});
+    if (rows.empty() && !run_exists(flow_run_id))
+      return not_found("flow run '" + flow_run_id + "' does not exist");
+    std::vector<LogRecord> out;
+    for (const auto& r : rows) out.push_back(to_log(r));
+    return out;
+  });
+}
+
+}  // namespace culvert::store::detail
