@@ -836,6 +836,15 @@ void add_run(CLI::App& app, CliContext& ctx) {
       json run_doc = unwrap(*r, "run");
       json tasks = json::array();
       if (auto t = (*api)->list_task_runs(*id)) tasks = items_of(*t, {"task_runs"});
+      // The task runs' history (every Retrying state), all pages.
+      json history = json::array();
+      for (std::string after = "0"; !after.empty();) {
+        auto h = (*api)->list_task_run_history(*id, after);
+        if (!h) break;
+        for (const auto& e : items_of(*h, {"history"})) history.push_back(e);
+        std::string next = field(*h, {"next_cursor"});
+        after = next == after ? "" : next;
+      }
       std::string state = field(run_doc, {"state"});
       json diag = json::object();
       bool waiting = state == "Scheduled" || state == "Pending";
@@ -853,6 +862,7 @@ void add_run(CLI::App& app, CliContext& ctx) {
       if (c.json_out()) {
         json doc = run_doc;
         doc["task_runs"] = tasks;
+        doc["task_run_history"] = history;
         if (waiting) doc["diagnosis"] = diag;
         c.emit_json(doc);
       } else {
@@ -868,10 +878,30 @@ void add_run(CLI::App& app, CliContext& ctx) {
           << "agent:       " << field(run_doc, {"agent_id", "agent"}) << "\n";
         if (!tasks.empty()) {
           std::vector<std::vector<std::string>> rows;
-          for (const auto& t : tasks)
+          for (const auto& t : tasks) {
+            std::string message = field(t, {"message"});
+            if (std::string next = field(t, {"next_start_time"}); !next.empty())
+              message += (message.empty() ? "" : "; ") + std::string("next attempt at ") + next;
             rows.push_back({field(t, {"task", "name"}), field(t, {"map_index"}), field(t, {"state"}),
-                            field(t, {"attempts"}), field(t, {"message"})});
+                            field(t, {"attempts"}), message});
+          }
           print_table(o, {"TASK", "MAP", "STATE", "ATTEMPTS", "MESSAGE"}, rows);
+        }
+        if (!history.empty()) {
+          o << "task-run history:\n";
+          for (const auto& h : history) {
+            std::string who = field(h, {"task"});
+            auto int_of = [&](const char* key, int64_t otherwise) {
+              auto it = h.find(key);
+              return it != h.end() && it->is_number_integer() ? it->get<int64_t>() : otherwise;
+            };
+            const int64_t first = int_of("map_index", -1), count = int_of("map_count", 1);
+            if (first >= 0) who += "[" + std::to_string(first) + (count > 1 ? ".." + std::to_string(first + count - 1) : "") + "]";
+            std::string next = field(h, {"next_start_time"});
+            o << "  " << field(h, {"timestamp"}) << " " << who << " attempt " << field(h, {"attempts"}) << " "
+              << field(h, {"state"}) << ": " << field(h, {"message"})
+              << (next.empty() ? "" : "; next attempt at " + next) << "\n";
+          }
         }
         o << human.str();
       }
