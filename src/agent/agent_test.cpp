@@ -1,8 +1,24 @@
 #include "agent/agent.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "agent/docker_launcher.hpp"
+#include "agent/launcher_registry.hpp"
+#include "agent/local_launcher.hpp"
+#include "core/crypto.hpp"
+#include "test_http_server.hpp"
+
+#include <atomic>
+#include <condition_variable>
 #include <deque>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
 
 namespace culvert::agent {
 namespace {
@@ -16,13 +32,21 @@ class FakeApi final : public AgentApi {
     registered_labels = labels;
     return std::string("agent-1");
   }
-  Status heartbeat(const std::string&) override {
-    ++heartbeats;
+  Status deregister_agent(const std::string& agent_id) override {
+    deregistered.push_back(agent_id);
     return Status::ok();
   }
-  Result<std::vector<ClaimedRun>> claim(const std::string& agent_id, int max, Millis) override {
+  Status heartbeat(const std::string&) override {
+    ++heartbeats;
+    return heartbeat_status;
+  }
+  Result<std::vector<ClaimedRun>> claim(const std::string& agent_id, const std::vector<std::string>& types, int max,
+                                        Millis) override {
     EXPECT_EQ(agent_id, "agent-1");
     last_claim_max = max;
+    last_claim_types = types;
+    ++claims;
+    if (!claim_status.is_ok()) return claim_status;
     std::vector<ClaimedRun> out;
     while (!queue.empty() && static_cast<int>(out.size()) < max) {
       out.push_back(queue.front());
@@ -47,8 +71,24 @@ class FakeApi final : public AgentApi {
     for (const auto& l : lines) logs[run_id].push_back(l);
     return Status::ok();
   }
+  Status report_infrastructure(const std::string& run_id, const Infrastructure& i) override {
+    if (down) return unavailable("connection refused");
+    infra[run_id] = i;
+    return Status::ok();
+  }
+  Result<std::vector<UnfinishedRun>> list_unfinished_runs(const std::string& agent_id) override {
+    EXPECT_EQ(agent_id, "agent-1");
+    return unfinished;
+  }
 
   bool down = false;  // the server cannot be reached
+  Status heartbeat_status;
+  Status claim_status;
+  int claims = 0;
+  std::vector<std::string> last_claim_types;
+  std::vector<std::string> deregistered;
+  std::map<std::string, Infrastructure> infra;
+  std::vector<UnfinishedRun> unfinished;
   std::string registered_name, registered_type;
   std::vector<std::string> registered_labels;
   int heartbeats = 0;
@@ -61,23 +101,43 @@ class FakeApi final : public AgentApi {
 
 struct FakeLaunchState {
   std::optional<ExitInfo> exit;
-  bool stopped = false;
+  std::atomic<bool> stopped{false};
   std::vector<std::string> output;
+  int polls = 0;
+  // When set, stop() blocks until it is released (a container that takes its grace).
+  std::mutex mu;
+  std::condition_variable cv;
+  bool block_stop = false;
+  bool in_stop = false;
+  void release() {
+    std::lock_guard lock(mu);
+    block_stop = false;
+    cv.notify_all();
+  }
 };
 
 class FakeLaunch final : public Launch {
  public:
-  explicit FakeLaunch(FakeLaunchState* s) : s_(s) {}
-  std::optional<ExitInfo> poll() override { return s_->exit; }
+  FakeLaunch(FakeLaunchState* s, std::string id) : s_(s), id_(std::move(id)) {}
+  std::optional<ExitInfo> poll() override {
+    ++s_->polls;
+    return s_->exit;
+  }
   void stop(std::chrono::milliseconds) override {
+    std::unique_lock lock(s_->mu);
+    s_->in_stop = true;
+    s_->cv.notify_all();
+    s_->cv.wait(lock, [&] { return !s_->block_stop; });
     s_->stopped = true;
     if (!s_->exit) s_->exit = ExitInfo{.signal = 15, .reason = "killed by signal 15 (SIGTERM)"};
   }
-  std::string describe() const override { return "fake"; }
+  std::string describe() const override { return "fake " + id_; }
+  Infrastructure infrastructure() const override { return {"fake", "infra-" + id_}; }
   std::vector<std::string> drain_output() override { return std::exchange(s_->output, {}); }
 
  private:
   FakeLaunchState* s_;
+  std::string id_;
 };
 
 class FakeLauncher final : public Launcher {
@@ -89,11 +149,29 @@ class FakeLauncher final : public Launcher {
       fail_next = false;
       return unavailable("cannot execute 'nope': No such file or directory");
     }
-    return std::unique_ptr<Launch>(std::make_unique<FakeLaunch>(&launches[spec.flow_run_id]));
+    return std::unique_ptr<Launch>(std::make_unique<FakeLaunch>(&launches[spec.flow_run_id], spec.flow_run_id));
+  }
+  // Infrastructure "infra-<run>" exists while `alive` names it.
+  Result<std::unique_ptr<Launch>> adopt(const LaunchSpec& spec, const Infrastructure& infra) override {
+    adopted.push_back(spec.flow_run_id);
+    if (adopt_unavailable) return unavailable("the engine is not answering");
+    if (infra.kind != "fake") return unprocessable("cannot adopt " + infra.kind);
+    if (!alive.count(infra.id)) return not_found("the run's fake " + infra.id + " is gone");
+    return std::unique_ptr<Launch>(std::make_unique<FakeLaunch>(&launches[spec.flow_run_id], spec.flow_run_id));
+  }
+  std::vector<std::optional<ExitInfo>> poll_all(const std::vector<Launch*>& ls) override {
+    ++poll_all_calls;
+    last_poll_all_size = ls.size();
+    return Launcher::poll_all(ls);
   }
   std::vector<LaunchSpec> specs;
   std::map<std::string, FakeLaunchState> launches;
+  std::set<std::string> alive;
+  std::vector<std::string> adopted;
   bool fail_next = false;
+  bool adopt_unavailable = false;
+  int poll_all_calls = 0;
+  size_t last_poll_all_size = 0;
 };
 
 class AgentTest : public ::testing::Test {
@@ -102,15 +180,21 @@ class AgentTest : public ::testing::Test {
     options.name = "a1";
     options.labels = {"dev"};
     options.max_concurrent = 2;
-    options.command = {"culvert", "execute"};
     options.api_url = "http://127.0.0.1:1";
     options.env = {{"FROM_AGENT", "1"}, {"CULVERT_API_TOKEN", "must-be-overridden"}};
+    // Stops run when the test says (run_stops), not on threads of their own.
+    options.run_async = [this](std::function<void()> f) { async.push_back(std::move(f)); };
     agent = std::make_unique<Agent>(options, api, api, launcher, clock);
     EXPECT_TRUE(agent->register_self().is_ok());
   }
-  void enqueue(const std::string& id) {
-    api.queue.push_back(ClaimedRun{id, "flow-1", "etl", "tok-" + id, R"({"type":"local"})"});
+  void enqueue(const std::string& id, const std::string& run_config = R"({"type":"local"})") {
+    api.queue.push_back(ClaimedRun{id, "flow-1", "etl", "tok-" + id, run_config});
   }
+  void run_stops() {
+    auto fs = std::exchange(async, {});
+    for (auto& f : fs) f();
+  }
+  std::vector<std::function<void()>> async;
   FakeApi api;
   FakeLauncher launcher;
   ManualClock clock;
@@ -138,7 +222,7 @@ TEST_F(AgentTest, LaunchesWithRunScopedEnvironmentAndHonoursMaxConcurrent) {
   EXPECT_EQ(env.at("CULVERT_API_TOKEN"), "tok-r1");  // the run's token, never the agent's
   EXPECT_EQ(env.at("CULVERT_API_URL"), "http://127.0.0.1:1");
   EXPECT_EQ(env.at("FROM_AGENT"), "1");
-  EXPECT_EQ(launcher.specs[0].command, (std::vector<std::string>{"culvert", "execute"}));
+  EXPECT_EQ(launcher.specs[0].flow_id, "flow-1");
   // Full: no claim at all.
   api.last_claim_max = -1;
   EXPECT_EQ(*agent->claim_and_launch(Millis(0)), 0);
@@ -185,22 +269,6 @@ TEST_F(AgentTest, AnEndSeenWhileTheServerIsDownIsReportedWhenItIsBack) {
   EXPECT_NE(api.messages["r1"].find("killed by signal 9"), std::string::npos) << api.messages["r1"];
 }
 
-TEST_F(AgentTest, CommandForOverridesTheDefaultCommandWhenItHasOne) {
-  options.command_for = [](const ClaimedRun& run) -> std::vector<std::string> {
-    if (run.id == "r1") return {"/cache/abc", "execute"};
-    return {};  // not cached: the default command
-  };
-  agent = std::make_unique<Agent>(options, api, api, launcher, clock);
-  ASSERT_TRUE(agent->register_self().is_ok());
-  enqueue("r1");
-  enqueue("r2");
-  ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 2);
-  ASSERT_EQ(launcher.specs.size(), 2u);
-  EXPECT_EQ(launcher.specs[0].command, (std::vector<std::string>{"/cache/abc", "execute"}));
-  EXPECT_EQ(launcher.specs[1].command, (std::vector<std::string>{"culvert", "execute"}));
-  EXPECT_EQ(launcher.specs[0].env.at("CULVERT_API_TOKEN"), "tok-r1");
-}
-
 TEST_F(AgentTest, OomIsNamed) {
   enqueue("r1");
   ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 1);
@@ -217,7 +285,10 @@ TEST_F(AgentTest, CancelStopsTheInfrastructure) {
   agent->monitor_once(false);  // no cancel check this round
   EXPECT_FALSE(launcher.launches["r1"].stopped);
   agent->monitor_once(true);
+  EXPECT_EQ(agent->stops_in_progress(), 1u);
+  run_stops();
   EXPECT_TRUE(launcher.launches["r1"].stopped);
+  agent->monitor_once(false);
   EXPECT_EQ(api.states["r1"], State::kCancelled);
   EXPECT_EQ(agent->active_runs(), 0u);
 }
@@ -237,6 +308,282 @@ TEST_F(AgentTest, ForwardsInfrastructureOutput) {
   launcher.launches["r1"].output = {"line one", "line two"};
   agent->monitor_once(false);
   EXPECT_EQ(api.logs["r1"], (std::vector<std::string>{"line one", "line two"}));
+}
+
+TEST_F(AgentTest, RunConfigEnvOverridesAgentEnvAndTheRunsOwnVariablesWin) {
+  options.env = {{"SAME", "from-agent"}, {"AGENT_ONLY", "a"}, {"CULVERT_FLOW_RUN_ID", "evil"},
+                 {"CULVERT_WORKERS", "3"}};
+  options.workers = 8;
+  agent = std::make_unique<Agent>(options, api, api, launcher, clock);
+  ASSERT_TRUE(agent->register_self().is_ok());
+  enqueue("r1", R"({"type":"local","env":{"SAME":"from-config","N":5,"CULVERT_API_TOKEN":"evil",
+                    "CULVERT_API_URL":"http://evil"}})");
+  ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 1);
+  const auto& env = launcher.specs.at(0).env;
+  EXPECT_EQ(env.at("SAME"), "from-config");
+  EXPECT_EQ(env.at("AGENT_ONLY"), "a");
+  EXPECT_EQ(env.at("N"), "5");
+  EXPECT_EQ(env.at("CULVERT_WORKERS"), "3");  // --env overrides --workers
+  EXPECT_EQ(env.at("CULVERT_API_TOKEN"), "tok-r1");
+  EXPECT_EQ(env.at("CULVERT_API_URL"), "http://127.0.0.1:1");
+  EXPECT_EQ(env.at("CULVERT_FLOW_RUN_ID"), "r1");
+}
+
+TEST_F(AgentTest, WorkersArePassedAsCulvertWorkers) {
+  options.workers = 6;
+  agent = std::make_unique<Agent>(options, api, api, launcher, clock);
+  ASSERT_TRUE(agent->register_self().is_ok());
+  enqueue("r1");
+  ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 1);
+  EXPECT_EQ(launcher.specs.at(0).env.at("CULVERT_WORKERS"), "6");
+}
+
+TEST_F(AgentTest, ClaimCarriesTheLaunchersTypesAndAForeignTypeIsNeverLaunched) {
+  enqueue("r1", R"({"type":"docker","image":"x"})");  // an older server might hand it out
+  enqueue("r2", R"({"type":7})");
+  enqueue("r3", R"([1,2])");
+  EXPECT_EQ(*agent->claim_and_launch(Millis(0)), 0);
+  EXPECT_EQ(api.last_claim_types, std::vector<std::string>{"local"});
+  EXPECT_TRUE(launcher.specs.empty());
+  EXPECT_EQ(api.states["r1"], State::kCrashed);
+  EXPECT_NE(api.messages["r1"].find("of type 'docker', which a local agent does not launch"), std::string::npos)
+      << api.messages["r1"];
+  EXPECT_EQ(api.states["r2"], State::kCrashed);
+  EXPECT_NE(api.messages["r2"].find("\"type\" is not a string"), std::string::npos) << api.messages["r2"];
+  enqueue("r3", R"([1,2])");
+  EXPECT_EQ(*agent->claim_and_launch(Millis(0)), 0);
+  EXPECT_NE(api.messages["r3"].find("not a JSON object"), std::string::npos) << api.messages["r3"];
+}
+
+TEST_F(AgentTest, AStopThatTakesItsGraceDelaysNeitherHeartbeatsNorOtherRuns) {
+  enqueue("r1");
+  enqueue("r2");
+  ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 2);
+  api.states["r1"] = State::kCancelling;
+  api.states["r2"] = State::kRunning;
+  agent->monitor_once(true);  // r1's stop starts, off the monitor
+  EXPECT_EQ(agent->stops_in_progress(), 1u);
+  EXPECT_FALSE(launcher.launches["r1"].stopped);
+  // While it is stopping: r2 ends and is reaped, heartbeats go on, r1 is not polled.
+  int r1_polls = launcher.launches["r1"].polls;
+  launcher.launches["r2"].exit = ExitInfo{.exit_code = 3, .reason = "exited with code 3"};
+  agent->monitor_once(true);
+  EXPECT_EQ(api.states["r2"], State::kCrashed);
+  EXPECT_TRUE(agent->heartbeat_once().is_ok());
+  EXPECT_EQ(launcher.launches["r1"].polls, r1_polls);
+  EXPECT_EQ(agent->active_runs(), 1u);
+  EXPECT_EQ(agent->stops_in_progress(), 1u);
+  agent->monitor_once(true);  // no second stop of r1
+  EXPECT_EQ(async.size(), 1u);
+  run_stops();
+  agent->monitor_once(false);
+  EXPECT_EQ(api.states["r1"], State::kCancelled);
+  EXPECT_EQ(agent->active_runs(), 0u);
+}
+
+// The same with the agent's own stop threads: a stop blocked in the launcher leaves
+// monitor passes free.
+TEST_F(AgentTest, StopsRunOnThreadsOfTheirOwn) {
+  options.run_async = nullptr;
+  agent = std::make_unique<Agent>(options, api, api, launcher, clock);
+  ASSERT_TRUE(agent->register_self().is_ok());
+  enqueue("r1");
+  enqueue("r2");
+  ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 2);
+  launcher.launches["r1"].block_stop = true;
+  api.states["r1"] = State::kCancelling;
+  api.states["r2"] = State::kRunning;
+  agent->monitor_once(true);
+  {
+    std::unique_lock lock(launcher.launches["r1"].mu);
+    launcher.launches["r1"].cv.wait(lock, [&] { return launcher.launches["r1"].in_stop; });
+  }
+  launcher.launches["r2"].exit = ExitInfo{.exit_code = 0, .reason = "exited with code 0"};
+  agent->monitor_once(true);  // returns although r1's stop is blocked
+  EXPECT_EQ(api.states["r2"], State::kCrashed);
+  EXPECT_EQ(agent->stops_in_progress(), 1u);
+  launcher.launches["r1"].release();
+  while (agent->stops_in_progress() != 0) std::this_thread::yield();
+  agent->monitor_once(false);
+  EXPECT_EQ(api.states["r1"], State::kCancelled);
+}
+
+TEST_F(AgentTest, AllLaunchesArePolledInOneBatch) {
+  options.max_concurrent = 10;
+  agent = std::make_unique<Agent>(options, api, api, launcher, clock);
+  ASSERT_TRUE(agent->register_self().is_ok());
+  for (int i = 0; i < 5; ++i) enqueue("r" + std::to_string(i));
+  ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 5);
+  launcher.poll_all_calls = 0;
+  agent->monitor_once(false);
+  EXPECT_EQ(launcher.poll_all_calls, 1);
+  EXPECT_EQ(launcher.last_poll_all_size, 5u);
+}
+
+TEST_F(AgentTest, ReportsTheInfrastructureItStartedAndRetriesWhenTheServerIsDown) {
+  enqueue("r1");
+  ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 1);
+  EXPECT_EQ(api.infra["r1"].kind, "fake");
+  EXPECT_EQ(api.infra["r1"].id, "infra-r1");
+  api.down = true;
+  enqueue("r2");
+  ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 1);
+  EXPECT_FALSE(api.infra.count("r2"));
+  agent->monitor_once(false);
+  EXPECT_FALSE(api.infra.count("r2"));
+  api.down = false;
+  agent->monitor_once(false);
+  EXPECT_EQ(api.infra["r2"].id, "infra-r2");
+}
+
+TEST_F(AgentTest, ARestartedAgentAdoptsWhatIsStillThereAndCrashesWhatIsGone) {
+  auto unfinished = [](const std::string& id, State st, std::optional<Infrastructure> i) {
+    UnfinishedRun u;
+    u.run = ClaimedRun{id, "flow-1", "etl", "", R"({"type":"local"})"};
+    u.state = st;
+    u.infrastructure = std::move(i);
+    return u;
+  };
+  api.unfinished = {unfinished("alive", State::kRunning, Infrastructure{"fake", "infra-alive"}),
+                    unfinished("gone", State::kRunning, Infrastructure{"fake", "infra-gone"}),
+                    unfinished("never", State::kSubmitted, std::nullopt),
+                    unfinished("running-unrecorded", State::kRunning, std::nullopt),
+                    unfinished("cancel", State::kCancelling, Infrastructure{"fake", "infra-cancel"})};
+  for (const auto& u : api.unfinished) api.states[u.run.id] = u.state;
+  launcher.alive = {"infra-alive", "infra-cancel"};
+  auto n = agent->adopt_unfinished();
+  ASSERT_TRUE(n) << n.status().to_string();
+  EXPECT_EQ(*n, 2);
+  EXPECT_EQ(agent->active_runs(), 2u);
+  EXPECT_EQ(api.states["gone"], State::kCrashed);
+  EXPECT_NE(api.messages["gone"].find("infra-gone is gone"), std::string::npos) << api.messages["gone"];
+  EXPECT_NE(api.messages["gone"].find("when the agent restarted"), std::string::npos) << api.messages["gone"];
+  EXPECT_EQ(api.states["never"], State::kCrashed);
+  EXPECT_NE(api.messages["never"].find("before it recorded the run's infrastructure"), std::string::npos);
+  EXPECT_EQ(api.states["running-unrecorded"], State::kRunning);  // its own heartbeats tell
+  // The adopted ones are watched and cancelled like any other.
+  agent->monitor_once(true);
+  ASSERT_EQ(async.size(), 1u);
+  run_stops();
+  EXPECT_TRUE(launcher.launches["cancel"].stopped);
+  launcher.launches["alive"].exit = ExitInfo{.exit_code = 0, .reason = "exited with code 0"};
+  api.states["alive"] = State::kSuccess;  // reported by the run itself
+  agent->monitor_once(false);
+  EXPECT_EQ(api.states["cancel"], State::kCancelled);
+  EXPECT_EQ(api.states["alive"], State::kSuccess);
+  EXPECT_EQ(agent->active_runs(), 0u);
+}
+
+TEST_F(AgentTest, AnAdoptionThatCannotBeDoneNowIsRetried) {
+  UnfinishedRun u;
+  u.run = ClaimedRun{"r1", "flow-1", "etl", "", "{}"};
+  u.state = State::kRunning;
+  u.infrastructure = Infrastructure{"fake", "infra-r1"};
+  api.unfinished = {u};
+  api.states["r1"] = State::kRunning;
+  launcher.alive = {"infra-r1"};
+  launcher.adopt_unavailable = true;
+  EXPECT_EQ(*agent->adopt_unfinished(), 0);
+  EXPECT_EQ(api.states["r1"], State::kRunning);  // not crashed for a daemon hiccup
+  launcher.adopt_unavailable = false;
+  agent->monitor_once(false);
+  EXPECT_EQ(agent->active_runs(), 1u);
+}
+
+TEST_F(AgentTest, ACleanStopDeregisters) {
+  std::atomic<bool> stop{true};
+  EXPECT_TRUE(agent->run(stop).is_ok());
+  EXPECT_EQ(api.deregistered, std::vector<std::string>{"agent-1"});
+}
+
+TEST_F(AgentTest, ARevokedTokenEndsTheAgentInsteadOfRetryingForever) {
+  std::atomic<bool> stop{false};
+  api.claim_status = Status(StatusCode::kUnauthenticated, "token revoked");
+  Status st = agent->run(stop);  // returns by itself: `stop` is never set
+  EXPECT_EQ(st.code(), StatusCode::kUnauthenticated);
+  EXPECT_TRUE(api.deregistered.empty());
+  // Same for a heartbeat refused for lack of scope, while claims still answer.
+  agent = std::make_unique<Agent>(options, api, api, launcher, clock);
+  ASSERT_TRUE(agent->register_self().is_ok());
+  api.claim_status = Status::ok();
+  api.heartbeat_status = Status(StatusCode::kPermissionDenied, "the token lacks the runner scope");
+  st = agent->run(stop);
+  EXPECT_EQ(st.code(), StatusCode::kPermissionDenied);
+  // A server that is only down is retried.
+  EXPECT_FALSE(is_auth_failure(unavailable("connection refused")));
+}
+
+// One precedence for every launcher: the same key on both sides, through the agent,
+// into a real local process and into a Docker container's create request.
+TEST_F(AgentTest, OnePrecedenceForLocalAndDocker) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("culvert-env-" + new_uuid());
+  fs::create_directories(dir);
+  options.env = {{"SAME", "from-agent"}, {"CULVERT_API_TOKEN", "agent-token"}};
+  const std::string rc = R"({"env":{"SAME":"from-config","CULVERT_API_TOKEN":"config-token"}})";
+
+  LocalLauncher local({.output_dir = dir.string(),
+                       .command = {"/bin/sh", "-c", "echo \"$SAME $CULVERT_API_TOKEN\""}});
+  Agent local_agent(options, api, api, local, clock);
+  ASSERT_TRUE(local_agent.register_self().is_ok());
+  enqueue("l1", rc);
+  ASSERT_EQ(*local_agent.claim_and_launch(Millis(0)), 1);
+  while (local_agent.active_runs() != 0) local_agent.monitor_once(false);
+  std::ifstream in(dir / "l1.log");
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "from-config tok-l1");
+
+  std::string create_body;
+  testing::TestHttpServer engine(
+      [&](const testing::TestRequest& r) -> testing::TestResponse {
+        if (r.target.find("/containers/create") != std::string::npos) {
+          create_body = r.body;
+          return {201, R"({"Id":"c0ffee00000000000000"})"};
+        }
+        if (r.target.find("/start") != std::string::npos) return {204, ""};
+        return {404, R"({"message":"no such container"})"};
+      },
+      (dir / "docker.sock").string());
+  DockerLauncher docker({.docker_host = (dir / "docker.sock").string()});
+  Agent docker_agent(options, api, api, docker, clock);
+  ASSERT_TRUE(docker_agent.register_self().is_ok());
+  enqueue("d1", R"({"type":"docker","image":"img","env":{"SAME":"from-config","CULVERT_API_TOKEN":"config-token"}})");
+  ASSERT_EQ(*docker_agent.claim_and_launch(Millis(0)), 1);
+  auto body = nlohmann::json::parse(create_body, nullptr, false);
+  ASSERT_TRUE(body.is_object()) << create_body;
+  std::set<std::string> env(body["Env"].begin(), body["Env"].end());
+  EXPECT_TRUE(env.count("SAME=from-config")) << create_body;
+  EXPECT_TRUE(env.count("CULVERT_API_TOKEN=tok-d1")) << create_body;
+  EXPECT_EQ(api.infra["d1"].kind, "container");
+  EXPECT_EQ(api.infra["d1"].id, "c0ffee00000000000000");
+  fs::remove_all(dir);
+}
+
+TEST(LauncherRegistry, ListsEveryTypeWithItsFlagsAndFactory) {
+  ASSERT_NE(find_launcher_type("local"), nullptr);
+  ASSERT_NE(find_launcher_type("docker"), nullptr);
+  EXPECT_EQ(find_launcher_type("ecs"), nullptr);
+  std::set<std::string> names;
+  for (const auto& t : launcher_types()) {
+    EXPECT_TRUE(names.insert(t.type).second) << "duplicate type " << t.type;
+    EXPECT_TRUE(t.factory) << t.type;
+    EXPECT_FALSE(t.description.empty()) << t.type;
+  }
+  const auto* docker = find_launcher_type("docker");
+  ASSERT_EQ(docker->flags.size(), 1u);
+  EXPECT_EQ(docker->flags[0].name, "docker-host");
+  LauncherContext ctx;
+  ctx.flags = {{"docker-host", "unix:///tmp/x.sock"}};
+  auto l = docker->factory(ctx);
+  ASSERT_TRUE(l);
+  EXPECT_EQ((*l)->type(), "docker");
+  EXPECT_EQ((*l)->run_config_types(), std::vector<std::string>{"docker"});
+  ctx.flags = {{"run-output-dir", "/proc/no/such/dir"}};
+  ctx.culvert_binary = "/bin/true";
+  auto bad = find_launcher_type("local")->factory(ctx);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.status().message().find("--run-output-dir"), std::string::npos);
 }
 
 }  // namespace

@@ -1,12 +1,14 @@
 #include "agent/docker_launcher.hpp"
 
 #include <cctype>
+#include <charconv>
 #include <cmath>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
 #include "agent/docker/docker_client.hpp"
+#include "agent/launcher_registry.hpp"
 
 namespace culvert::agent {
 namespace {
@@ -17,6 +19,11 @@ class DockerLaunch final : public Launch {
  public:
   DockerLaunch(std::shared_ptr<docker::DockerClient> client, std::string id)
       : client_(std::move(client)), id_(std::move(id)) {}
+  // An adopted container: output it wrote before the adoption was forwarded (or lost)
+  // by the previous agent; forward only what comes after.
+  void skip_output_so_far() {
+    if (auto lines = client_->logs(id_)) sent_ = lines->size();
+  }
   ~DockerLaunch() override {
     if (exit_) (void)client_->remove(id_, true);
   }
@@ -47,6 +54,7 @@ class DockerLaunch final : public Launch {
   }
 
   std::string describe() const override { return "container " + short_id(); }
+  Infrastructure infrastructure() const override { return {"container", id_}; }
 
   std::vector<std::string> drain_output() override {
     auto lines = client_->logs(id_);
@@ -72,7 +80,9 @@ std::optional<int64_t> parse_memory(const std::string& text) {
   size_t i = 0;
   while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
   if (i == 0) return std::nullopt;
-  int64_t n = std::stoll(text.substr(0, i));
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + i, n);
+  if (ec != std::errc() || n > (int64_t{1} << 33)) return std::nullopt;  // bounded: 8 Gi units at most
   std::string unit = text.substr(i);
   for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (unit == "b") return n;
@@ -91,25 +101,17 @@ DockerLauncher::~DockerLauncher() = default;
 Result<std::unique_ptr<Launch>> DockerLauncher::launch(const LaunchSpec& spec) {
   json rc = json::parse(spec.run_config_json, nullptr, false);
   if (rc.is_discarded() || !rc.is_object()) return invalid_argument("docker launcher: run config is not a JSON object");
-  if (rc.contains("type") && rc["type"].is_string() && rc["type"] != "docker")
-    return invalid_argument("the run config is of type '" + rc["type"].get<std::string>() +
-                            "', which a docker agent does not launch (give agents of different types "
-                            "different labels)");
   docker::ContainerSpec c;
-  c.image = rc.value("image", "");
+  if (auto it = rc.find("image"); it != rc.end() && it->is_string()) c.image = it->get<std::string>();
   if (c.image.empty()) return invalid_argument("docker launcher: the run config has no image");
   c.cmd = {"culvert", "execute"};
   if (rc.contains("command") && rc["command"].is_array() && !rc["command"].empty()) {
     c.cmd.clear();
     for (auto& a : rc["command"]) c.cmd.push_back(a.is_string() ? a.get<std::string>() : a.dump());
   }
-  c.env = spec.env;
-  if (rc.contains("env") && rc["env"].is_object())
-    for (auto& [k, v] : rc["env"].items()) c.env[k] = v.is_string() ? v.get<std::string>() : v.dump();
-  // The run's own variables win over anything configured.
-  for (const char* k : {"CULVERT_API_URL", "CULVERT_API_TOKEN", "CULVERT_FLOW_RUN_ID"})
-    if (auto it = spec.env.find(k); it != spec.env.end()) c.env[k] = it->second;
-  c.network_mode = rc.value("network_mode", options_.default_network_mode);
+  c.env = spec.env;  // merged by the agent: the run config's env is in it already
+  c.network_mode = options_.default_network_mode;
+  if (auto it = rc.find("network_mode"); it != rc.end() && it->is_string()) c.network_mode = it->get<std::string>();
   if (rc.contains("volumes") && rc["volumes"].is_array())
     for (auto& v : rc["volumes"]) if (v.is_string()) c.binds.push_back(v.get<std::string>());
   if (rc.contains("cpu") && !rc["cpu"].is_null()) {
@@ -136,6 +138,39 @@ Result<std::unique_ptr<Launch>> DockerLauncher::launch(const LaunchSpec& spec) {
     return Status(st.code(), "cannot start the container: " + st.message());
   }
   return std::unique_ptr<Launch>(std::make_unique<DockerLaunch>(client_, *id));
+}
+
+Result<std::unique_ptr<Launch>> DockerLauncher::adopt(const LaunchSpec& spec, const Infrastructure& infra) {
+  if (infra.kind != "container")
+    return Status(StatusCode::kUnprocessable, "a docker agent cannot adopt " + infra.kind + " " + infra.id);
+  auto info = client_->inspect(infra.id);
+  if (!info) {
+    if (info.status().code() == StatusCode::kNotFound)
+      return not_found("the run's container " + infra.id.substr(0, 12) + " is gone");
+    return info.status();
+  }
+  auto label = info->labels.find("io.culvert.flow-run-id");
+  if (label == info->labels.end() || label->second != spec.flow_run_id)
+    return Status(StatusCode::kUnprocessable,
+                  "container " + infra.id.substr(0, 12) + " is not the container of run " + spec.flow_run_id);
+  auto launch = std::make_unique<DockerLaunch>(client_, info->id.empty() ? infra.id : info->id);
+  launch->skip_output_so_far();
+  return std::unique_ptr<Launch>(std::move(launch));
+}
+
+LauncherType docker_launcher_type() {
+  return LauncherType{
+      .type = "docker",
+      .description = "runs each flow run in a container of the run config's image",
+      .flags = {{"docker-host", "docker: the engine's unix socket (default /var/run/docker.sock)"}},
+      .factory = [](const LauncherContext& ctx) -> Result<std::unique_ptr<Launcher>> {
+        DockerLauncherOptions o;
+        if (auto it = ctx.flags.find("docker-host"); it != ctx.flags.end() && !it->second.empty()) {
+          o.docker_host = it->second;
+          if (o.docker_host.starts_with("unix://")) o.docker_host = o.docker_host.substr(7);
+        }
+        return std::unique_ptr<Launcher>(std::make_unique<DockerLauncher>(o));
+      }};
 }
 
 }  // namespace culvert::agent

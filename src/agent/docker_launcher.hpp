@@ -1,7 +1,8 @@
-// The Docker launcher (SPEC §6 "docker"): each run is a container created from the run
-// config's image, started with the run's environment, watched through the Engine API
-// (exit code, OOMKilled, State.Error), stopped on cancel and removed once it has ended
-// and its output was collected.
+// The Docker launcher: each run is a container created from the run config's image,
+// started with the run's environment, watched through the Engine API (exit code,
+// OOMKilled, State.Error), stopped on cancel and removed once it has ended and its output
+// was collected. A restarted agent adopts a run's container by its id (checking the
+// container's io.culvert.flow-run-id label); its exit code is read as for any other.
 //
 // Run config fields: image (required), env, network_mode, volumes ["src:dst[:ro]"],
 // cpu (CPUs, e.g. "1.5" or 1.5), memory ("512m", "2g", or MiB as a number),
@@ -30,6 +31,8 @@ class DockerLauncher final : public Launcher {
   ~DockerLauncher() override;
   std::string type() const override { return "docker"; }
   Result<std::unique_ptr<Launch>> launch(const LaunchSpec& spec) override;
+  // infra.kind "container", infra.id the container id.
+  Result<std::unique_ptr<Launch>> adopt(const LaunchSpec& spec, const Infrastructure& infra) override;
 
  private:
   DockerLauncherOptions options_;

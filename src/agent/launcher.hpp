@@ -1,12 +1,22 @@
-// Launchers start the infrastructure of one flow run (SPEC §6) and watch it.
+// Launchers start the infrastructure of one flow run and watch it.
 //
 // A Launcher is one kind of infrastructure (local process, Docker container, ...); each
-// lives in its own file behind this interface, so a new kind is an added file. launch()
-// returns a Launch, an owned handle to what was started. The agent polls the handle to
-// learn when the infrastructure is gone and why, and stops it when the run is cancelled.
+// lives in its own file behind this interface and is listed once in the launcher
+// registry (launcher_registry.hpp), so a new kind is an added file and one registry line.
+// launch() returns a Launch, an owned handle to what was started; adopt() makes the same
+// handle again from the infrastructure id a previous agent process reported, so a
+// restarted agent goes on watching (and can cancel) what it started before. The agent
+// polls its handles (all of a launcher's at once, through poll_all) to learn when the
+// infrastructure is gone and why, and stops it when the run is cancelled.
 //
-// Thread safety: a Launcher may be called from one thread at a time; a Launch is owned
-// and used by one thread.
+// The agent owns the run's environment and its run-config type check: a Launcher gets
+// the final environment in LaunchSpec::env and only run configs of a type it listed in
+// run_config_types().
+//
+// Thread safety: launch(), adopt() and poll_all() of one Launcher are called from one
+// thread at a time. A Launch is used by one thread at a time (the agent may call stop()
+// on a thread of its own, and then touches that Launch from no other thread until stop()
+// returned).
 #pragma once
 
 #include <culvert/status.hpp>
@@ -20,15 +30,25 @@
 
 namespace culvert::agent {
 
-// What to start: the command (`culvert execute` in production), its environment (the
-// run's CULVERT_* variables, the agent's --env, the run config's env) and the run config
-// (JSON text, SPEC §6 fields for this launcher's type).
+// What to start for one flow run.
 struct LaunchSpec {
   std::string flow_run_id;
+  std::string flow_id;    // the flow version
   std::string flow_name;
-  std::vector<std::string> command;
+  // The run's whole environment, merged by the agent (see AgentOptions::env): launchers
+  // add nothing of their own on top, except what the infrastructure itself gives (a local
+  // process also inherits the agent's own environment underneath).
   std::map<std::string, std::string> env;
+  // The flow version's run config (a JSON object; its "type", when given, is one of the
+  // launcher's run_config_types()). Launchers read their own fields from it.
   std::string run_config_json = "{}";
+};
+
+// What a launch started, durably: reported to the server after launching, so that a
+// restarted agent can adopt() it. kind: "process", "container", "ecs-task", "slurm-job".
+struct Infrastructure {
+  std::string kind;
+  std::string id;  // pid, container id, task ARN, job id
 };
 
 // How the infrastructure ended.
@@ -45,11 +65,14 @@ class Launch {
   virtual ~Launch() = default;
   // Non-blocking: the exit once the infrastructure is gone, nullopt while it runs.
   virtual std::optional<ExitInfo> poll() = 0;
-  // Stops the infrastructure: a polite signal, then a forced kill after `grace`.
-  // Blocks at most about `grace` (+ a little). Safe to call when already gone.
+  // Stops the infrastructure: a polite signal, then a forced kill after `grace`. May
+  // block up to about `grace` (+ a little): the agent calls it off its monitor thread.
+  // Safe to call when already gone.
   virtual void stop(std::chrono::milliseconds grace) = 0;
   // An identifier for logs and messages ("pid 1234", "container 3f2a...").
   virtual std::string describe() const = 0;
+  // What to report to the server so a restarted agent can adopt this launch.
+  virtual Infrastructure infrastructure() const = 0;
   // New output lines of the infrastructure itself (e.g. container logs) since the last
   // call; launchers whose runs report their own logs return nothing.
   virtual std::vector<std::string> drain_output() { return {}; }
@@ -58,13 +81,36 @@ class Launch {
 class Launcher {
  public:
   virtual ~Launcher() = default;
+  // The agent type this launcher makes (`culvert agent start --type`), registered with
+  // the server.
   virtual std::string type() const = 0;
+  // The run-config types this launcher starts; the agent claims only runs of these
+  // types (a run config without a type runs on any agent). Default: {type()}.
+  virtual std::vector<std::string> run_config_types() const { return {type()}; }
   // How often the agent should poll this launcher's launches (cheap for processes,
   // an API call per container for Docker).
   virtual std::chrono::milliseconds poll_interval() const { return std::chrono::milliseconds(200); }
   // Starts the run. An error means nothing is running; its message says why (it
   // becomes the run's Crashed message).
   virtual Result<std::unique_ptr<Launch>> launch(const LaunchSpec& spec) = 0;
+  // A handle to infrastructure a previous agent process launched for `spec`'s run and
+  // reported as `infra`. NotFound when that infrastructure is gone (the message says
+  // what was looked for); other errors when it cannot be adopted.
+  virtual Result<std::unique_ptr<Launch>> adopt(const LaunchSpec& spec, const Infrastructure& infra) {
+    (void)spec;
+    return Status(StatusCode::kUnprocessable,
+                  "a " + type() + " agent cannot adopt " + infra.kind + " " + infra.id);
+  }
+  // Polls every launch in `launches` (all made by this launcher, none being stopped) and
+  // returns their exits in the same order. Launchers whose API answers for many at once
+  // (ECS DescribeTasks takes 100 tasks) override it to make one call per batch; the
+  // default polls each.
+  virtual std::vector<std::optional<ExitInfo>> poll_all(const std::vector<Launch*>& launches) {
+    std::vector<std::optional<ExitInfo>> out;
+    out.reserve(launches.size());
+    for (Launch* l : launches) out.push_back(l->poll());
+    return out;
+  }
 };
 
 }  // namespace culvert::agent

@@ -1,7 +1,9 @@
 #include "agent/local_launcher.hpp"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -40,12 +42,12 @@ class LocalLauncherTest : public ::testing::Test {
 };
 
 TEST_F(LocalLauncherTest, ExitCodeEnvAndWorkingDir) {
-  LocalLauncher launcher({.output_dir = dir_.string()});
+  LocalLauncher launcher(
+      {.output_dir = dir_.string(), .command = {"/bin/sh", "-c", "echo \"$A $B $CULVERT_FLOW_RUN_ID\"; pwd; exit 3"}});
   LaunchSpec spec;
   spec.flow_run_id = "run1";
-  spec.command = {"/bin/sh", "-c", "echo \"$A $B $CULVERT_FLOW_RUN_ID\"; pwd; exit 3"};
-  spec.env = {{"A", "from-agent"}, {"CULVERT_FLOW_RUN_ID", "run1"}};
-  spec.run_config_json = R"({"env": {"B": "from-config"}, "working_dir": ")" + dir_.string() + R"("})";
+  spec.env = {{"A", "from-agent"}, {"B", "from-config"}, {"CULVERT_FLOW_RUN_ID", "run1"}};
+  spec.run_config_json = R"({"working_dir": ")" + dir_.string() + R"("})";
   auto launch = launcher.launch(spec);
   ASSERT_TRUE(launch) << launch.status().to_string();
   ExitInfo e = wait_exit(**launch);
@@ -56,8 +58,8 @@ TEST_F(LocalLauncherTest, ExitCodeEnvAndWorkingDir) {
 }
 
 TEST_F(LocalLauncherTest, KilledBySignalIsReported) {
-  LocalLauncher launcher;
-  LaunchSpec spec{.flow_run_id = "r", .command = {"/bin/sh", "-c", "kill -9 $$"}};
+  LocalLauncher launcher({.command = {"/bin/sh", "-c", "kill -9 $$"}});
+  LaunchSpec spec{.flow_run_id = "r"};
   auto launch = launcher.launch(spec);
   ASSERT_TRUE(launch);
   ExitInfo e = wait_exit(**launch);
@@ -66,12 +68,11 @@ TEST_F(LocalLauncherTest, KilledBySignalIsReported) {
 }
 
 TEST_F(LocalLauncherTest, StopKillsTheWholeProcessGroup) {
-  LocalLauncher launcher;
   fs::path pidfile = dir_ / "grandchild.pid";
   // The shell starts a grandchild that ignores nothing and would outlive a plain kill
   // of the shell; stop() must take the whole group.
-  LaunchSpec spec{.flow_run_id = "r",
-                  .command = {"/bin/sh", "-c", "sleep 60 & echo $! > " + pidfile.string() + "; wait"}};
+  LocalLauncher launcher({.command = {"/bin/sh", "-c", "sleep 60 & echo $! > " + pidfile.string() + "; wait"}});
+  LaunchSpec spec{.flow_run_id = "r"};
   auto launch = launcher.launch(spec);
   ASSERT_TRUE(launch);
   pid_t grandchild = 0;
@@ -97,22 +98,79 @@ TEST_F(LocalLauncherTest, StopKillsTheWholeProcessGroup) {
 }
 
 TEST_F(LocalLauncherTest, ClearErrors) {
-  LocalLauncher launcher;
-  auto missing = launcher.launch(LaunchSpec{.flow_run_id = "r", .command = {"/nonexistent/culvert"}});
+  LocalLauncher missing_cmd({.command = {"/nonexistent/culvert"}});
+  auto missing = missing_cmd.launch(LaunchSpec{.flow_run_id = "r"});
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.status().message().find("cannot execute '/nonexistent/culvert'"), std::string::npos)
       << missing.status().message();
-  auto bad_dir = launcher.launch(LaunchSpec{.flow_run_id = "r", .command = {"/bin/true"},
-                                            .run_config_json = R"({"working_dir": "/no/such/dir"})"});
+  LocalLauncher launcher({.command = {"/bin/true"}});
+  auto bad_dir = launcher.launch(LaunchSpec{.flow_run_id = "r", .run_config_json = R"({"working_dir": "/no/such/dir"})"});
   ASSERT_FALSE(bad_dir);
   EXPECT_NE(bad_dir.status().message().find("/no/such/dir"), std::string::npos);
-  auto wrong_type = launcher.launch(LaunchSpec{.flow_run_id = "r", .command = {"/bin/true"},
-                                               .run_config_json = R"({"type": "ecs"})"});
-  ASSERT_FALSE(wrong_type);
-  EXPECT_NE(wrong_type.status().message().find("'ecs'"), std::string::npos);
-  auto bad_json = launcher.launch(LaunchSpec{.flow_run_id = "r", .command = {"/bin/true"},
-                                             .run_config_json = "not json"});
+  auto bad_json = launcher.launch(LaunchSpec{.flow_run_id = "r", .run_config_json = "not json"});
   EXPECT_EQ(bad_json.status().code(), StatusCode::kInvalidArgument);
+}
+
+// The run's environment from the agent wins over the agent's own process environment.
+TEST_F(LocalLauncherTest, TheRunsEnvironmentWinsOverTheAgentsOwn) {
+  ::setenv("CULVERT_LL_TEST_SAME", "from-agent-process", 1);
+  LocalLauncher launcher({.output_dir = dir_.string(), .command = {"/bin/sh", "-c", "echo \"$CULVERT_LL_TEST_SAME\""}});
+  auto launch = launcher.launch(LaunchSpec{.flow_run_id = "r", .env = {{"CULVERT_LL_TEST_SAME", "from-run"}}});
+  ::unsetenv("CULVERT_LL_TEST_SAME");
+  ASSERT_TRUE(launch) << launch.status().to_string();
+  EXPECT_TRUE(wait_exit(**launch).success());
+  EXPECT_EQ(read(dir_ / "r.log"), "from-run\n");
+}
+
+// A verified binary runs from its descriptor: replacing the file at the path after the
+// descriptor was opened (and its bytes hashed) does not change what runs.
+TEST_F(LocalLauncherTest, AVerifiedBinaryRunsFromItsDescriptor) {
+  fs::path bin = dir_ / "flowbin";
+  {
+    std::ofstream out(bin);
+    out << "#!/bin/sh\necho verified \"$1\"\n";
+  }
+  fs::permissions(bin, fs::perms::owner_all);
+  LocalLauncher launcher({.output_dir = dir_.string(), .command = {"/bin/false"},
+                          .verified_binary = [&](const LaunchSpec&) -> std::optional<int> {
+                            int fd = ::open(bin.c_str(), O_RDONLY);  // no O_CLOEXEC: a script needs its fd
+                            // The path is swapped for other bytes before the launch runs.
+                            fs::rename(bin, dir_ / "old");
+                            std::ofstream(bin) << "#!/bin/sh\necho forged\n";
+                            fs::permissions(bin, fs::perms::owner_all);
+                            return fd;
+                          }});
+  auto launch = launcher.launch(LaunchSpec{.flow_run_id = "v"});
+  ASSERT_TRUE(launch) << launch.status().to_string();
+  EXPECT_TRUE(wait_exit(**launch).success());
+  EXPECT_EQ(read(dir_ / "v.log"), "verified execute\n");
+}
+
+TEST_F(LocalLauncherTest, AdoptsItsOwnRunsProcessByPidAndNothingElse) {
+  fs::path marker = dir_ / "started";
+  LocalLauncher launcher({.command = {"/bin/sh", "-c", "touch " + marker.string() + "; exec sleep 60"}});
+  auto launch = launcher.launch(LaunchSpec{.flow_run_id = "run-7", .env = {{"CULVERT_FLOW_RUN_ID", "run-7"}}});
+  ASSERT_TRUE(launch);
+  Infrastructure infra = (*launch)->infrastructure();
+  EXPECT_EQ(infra.kind, "process");
+  // Another run's id, or another kind: not adopted.
+  auto other = launcher.adopt(LaunchSpec{.flow_run_id = "run-8"}, infra);
+  EXPECT_EQ(other.status().code(), StatusCode::kNotFound) << other.status().to_string();
+  EXPECT_EQ(launcher.adopt(LaunchSpec{.flow_run_id = "run-7"}, {"container", "abc"}).status().code(),
+            StatusCode::kUnprocessable);
+  EXPECT_EQ(launcher.adopt(LaunchSpec{.flow_run_id = "run-7"}, {"process", "12x"}).status().code(),
+            StatusCode::kUnprocessable);
+  auto adopted = launcher.adopt(LaunchSpec{.flow_run_id = "run-7"}, infra);
+  ASSERT_TRUE(adopted) << adopted.status().to_string();
+  EXPECT_FALSE((*adopted)->poll());
+  EXPECT_EQ((*adopted)->infrastructure().id, infra.id);
+  // The adopted handle stops it (the whole group); the original handle sees the signal.
+  (*adopted)->stop(std::chrono::milliseconds(2000));
+  auto e = wait_exit(**launch);
+  EXPECT_EQ(e.signal, SIGTERM);
+  ASSERT_TRUE((*adopted)->poll());
+  // Once it is gone it cannot be adopted.
+  EXPECT_EQ(launcher.adopt(LaunchSpec{.flow_run_id = "run-7"}, infra).status().code(), StatusCode::kNotFound);
 }
 
 TEST(ExitInfo, FromWaitStatus) {

@@ -1,9 +1,11 @@
 #include "cli/agent_cmds.hpp"
 
+#include <pwd.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <csignal>
@@ -13,6 +15,8 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <set>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -21,11 +25,12 @@
 
 #include "agent/agent.hpp"
 #include "agent/client_api.hpp"
-#include "agent/docker_launcher.hpp"
-#include "agent/local_launcher.hpp"
+#include "agent/launcher_registry.hpp"
 #include "client/api.hpp"
 #include "runtime/runtime.hpp"
 #include "storage/artifacts.hpp"
+
+extern char** environ;
 
 namespace culvert::cli {
 namespace {
@@ -67,25 +72,67 @@ struct AgentFlags {
   std::string name;
   int max_concurrent = 4;
   std::vector<std::string> env;
-  std::string working_dir;
-  std::string docker_host;
-  std::string run_output_dir;
   int heartbeat_seconds = 10;
+  int workers = 0;  // 0: the machine's cores
+  // The launcher flags given (from the launcher registry), by name.
+  std::map<std::string, std::string> launcher_flags;
 };
 
+std::vector<std::string> launcher_type_names() {
+  std::vector<std::string> names;
+  for (const auto& t : agent::launcher_types()) names.push_back(t.type);
+  return names;
+}
+
 void add_agent_flags(CLI::App* cmd, AgentFlags& f) {
-  cmd->add_option("--type", f.type, "local or docker (ecs and slurm: not available yet)")
-      ->check(CLI::IsMember({"local", "docker", "ecs", "slurm"}));
+  std::string types_help;
+  for (const auto& t : agent::launcher_types())
+    types_help += (types_help.empty() ? "" : "; ") + t.type + ": " + t.description;
+  cmd->add_option("--type", f.type, "what the agent launches runs as (default local): " + types_help)
+      ->check(CLI::IsMember(launcher_type_names()));
   cmd->add_option("--label,-l", f.labels, "a label this agent serves (repeatable)");
   cmd->add_option("--name", f.name, "agent name (default: HOSTNAME-TYPE)");
   cmd->add_option("--max-concurrent", f.max_concurrent, "runs at once (default 4)")->check(CLI::Range(1, 10000));
-  cmd->add_option("--env,-e", f.env, "K=V added to every run's environment (repeatable)");
-  cmd->add_option("--working-dir", f.working_dir, "local: working directory of runs");
-  cmd->add_option("--docker-host", f.docker_host, "docker: the engine's unix socket");
-  cmd->add_option("--run-output-dir", f.run_output_dir,
-                  "local: write each run's stdout/stderr to DIR/<run-id>.log (default: the agent's own)");
+  cmd->add_option("--env,-e", f.env,
+                  "K=V added to every run's environment (repeatable; the run config's env overrides it)");
   cmd->add_option("--heartbeat-seconds", f.heartbeat_seconds, "agent heartbeat interval (default 10)")
       ->check(CLI::Range(1, 3600));
+  cmd->add_option("--workers", f.workers,
+                  "executor workers of each run, passed as CULVERT_WORKERS (default: this machine's cores)")
+      ->check(CLI::Range(1, 1024));
+  // Each launcher type's own flags, from the registry (a flag two types share is added once).
+  std::set<std::string> added;
+  for (const auto& t : agent::launcher_types())
+    for (const auto& flag : t.flags) {
+      if (!added.insert(flag.name).second) continue;
+      std::string name = flag.name;
+      cmd->add_option_function<std::string>(
+          "--" + name, [&f, name](const std::string& v) { f.launcher_flags[name] = v; }, flag.help);
+    }
+}
+
+// The launcher type of `f`, checking that every launcher flag given is one of its own.
+const agent::LauncherType* checked_launcher_type(const AgentFlags& f, std::ostream& err, const char* cmd) {
+  const agent::LauncherType* type = agent::find_launcher_type(f.type);
+  if (type == nullptr) {
+    err << "culvert " << cmd << ": unknown --type " << f.type << " (one of "
+        << fmt::format("{}", fmt::join(launcher_type_names(), ", ")) << ")\n";
+    return nullptr;
+  }
+  for (const auto& [name, value] : f.launcher_flags) {
+    bool own = std::any_of(type->flags.begin(), type->flags.end(),
+                           [&](const agent::LauncherFlag& fl) { return fl.name == name; });
+    if (!own) {
+      err << "culvert " << cmd << ": --" << name << " is not a flag of --type " << f.type << "\n";
+      return nullptr;
+    }
+  }
+  return type;
+}
+
+int default_workers() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
 }
 
 int agent_start(CliContext& ctx, const AgentFlags& f) {
@@ -93,17 +140,15 @@ int agent_start(CliContext& ctx, const AgentFlags& f) {
   bool ok;
   auto settings = settings_for(ctx, err, ok);
   if (!ok) return 2;
-  if (f.type != "local" && f.type != "docker") {
-    err << "culvert agent start: --type " << f.type
-        << " is not available in this version (use --type local or --type docker)\n";
-    return 2;
-  }
+  const agent::LauncherType* type = checked_launcher_type(f, err, "agent start");
+  if (type == nullptr) return 2;
   agent::AgentOptions opts;
   char host[256] = "host";
   ::gethostname(host, sizeof(host) - 1);
   opts.name = f.name.empty() ? fmt::format("{}-{}", host, f.type) : f.name;
   opts.labels = f.labels;
   opts.max_concurrent = f.max_concurrent;
+  opts.workers = f.workers > 0 ? f.workers : default_workers();
   for (const auto& kv : f.env) {
     auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) {
@@ -112,54 +157,20 @@ int agent_start(CliContext& ctx, const AgentFlags& f) {
     }
     opts.env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
-  // Local runs start this very binary; containers run the image's `culvert`.
-  opts.command = {self_exe(), "execute"};
-  if (f.type == "local") {
-    // A flow version whose artifact is already verified in the cache `culvert execute`
-    // uses is started directly (one process start and two API calls fewer per run).
-    // Versions are immutable, so the artifact hash of each is asked for once.
-    auto cache_dir = std::make_shared<std::string>(
-        opts.env.count("CULVERT_ARTIFACT_CACHE")
-            ? opts.env.at("CULVERT_ARTIFACT_CACHE")
-            : ctx.env("CULVERT_ARTIFACT_CACHE").value_or(home_dir(ctx) + "/.culvert/artifacts"));
-    auto flows_api = std::make_shared<client::ApiClient>(
-        client::ClientOptions{.api_url = settings.api_url, .api_token = settings.api_token});
-    auto sha_of = std::make_shared<std::map<std::string, std::string>>();
-    opts.command_for = [cache_dir, flows_api, sha_of](const agent::ClaimedRun& run) -> std::vector<std::string> {
-      auto it = sha_of->find(run.flow_id);
-      if (it == sha_of->end()) {
-        auto flow = flows_api->get_flow(run.flow_id);
-        if (!flow || !flow->contains("artifact") || !(*flow)["artifact"].is_object()) return {};
-        std::string sha = (*flow)["artifact"].value("sha256", "");
-        if (sha.empty()) return {};
-        it = sha_of->emplace(run.flow_id, sha).first;
-      }
-      auto path = storage::cached_artifact(it->second, *cache_dir);
-      if (!path) return {};  // not fetched yet: `culvert execute` fetches and verifies it
-      return {*path, "execute"};
-    };
-  }
   opts.api_url = settings.api_url;
   opts.heartbeat_interval = std::chrono::seconds(f.heartbeat_seconds);
-  if (!f.run_output_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(f.run_output_dir, ec);
-    if (ec) {
-      err << "culvert agent start: cannot create --run-output-dir '" << f.run_output_dir << "': " << ec.message() << "\n";
-      return 2;
-    }
-  }
-  std::unique_ptr<agent::Launcher> launcher;
-  if (f.type == "docker") {
-    agent::DockerLauncherOptions dopts;
-    if (!f.docker_host.empty()) {
-      dopts.docker_host = f.docker_host;
-      if (dopts.docker_host.starts_with("unix://")) dopts.docker_host = dopts.docker_host.substr(7);
-    }
-    launcher = std::make_unique<agent::DockerLauncher>(dopts);
-  } else {
-    launcher = std::make_unique<agent::LocalLauncher>(
-        agent::LocalLauncherOptions{.working_dir = f.working_dir, .output_dir = f.run_output_dir});
+
+  agent::LauncherContext lctx;
+  lctx.flags = f.launcher_flags;
+  lctx.culvert_binary = self_exe();
+  lctx.api_url = settings.api_url;
+  lctx.api_token = settings.api_token;
+  lctx.agent_env = opts.env;
+  lctx.getenv = [&ctx](const std::string& k) { return ctx.env(k); };
+  auto launcher = type->factory(lctx);
+  if (!launcher) {
+    err << "culvert agent start: " << launcher.status().message() << "\n";
+    return 2;
   }
 
   struct sigaction sa {};
@@ -169,20 +180,35 @@ int agent_start(CliContext& ctx, const AgentFlags& f) {
   ::sigaction(SIGINT, &sa, nullptr);
 
   client::ClientOptions co{.api_url = settings.api_url, .api_token = settings.api_token};
-  agent::ClientAgentApi claim_api(co, &g_stop);
-  agent::ClientAgentApi monitor_api(co);
-  agent::Agent agent(opts, claim_api, monitor_api, *launcher, system_clock());
+  agent::ClientAgentApi claim_api(co, system_clock(), &g_stop);
+  agent::ClientAgentApi monitor_api(co, system_clock());
+  agent::Agent agent(opts, claim_api, monitor_api, **launcher, system_clock());
+  auto refused = [&](const Status& st) {
+    err << "culvert agent start: the server at " << settings.api_url << " refuses this agent's token ("
+        << (st.code() == StatusCode::kUnauthenticated ? "revoked, expired or unknown"
+                                                      : "it lacks the runner scope, or the agent name belongs to "
+                                                        "another token")
+        << "): " << st.message() << "\n";
+    return 1;
+  };
   Status st = agent.register_self();
   if (!st.is_ok()) {
+    if (agent::is_auth_failure(st)) return refused(st);
     err << "culvert agent start: cannot register with " << settings.api_url << ": " << st.message() << "\n";
     return 1;
   }
-  spdlog::info("agent '{}' ({}) registered as {} with labels [{}]; max {} runs at once; server {}", opts.name,
-               f.type, agent.id(), fmt::format("{}", fmt::join(opts.labels, ", ")), opts.max_concurrent,
-               settings.api_url);
+  spdlog::info("agent '{}' ({}) registered as {} with labels [{}]; max {} runs at once, {} workers each; server {}",
+               opts.name, f.type, agent.id(), fmt::format("{}", fmt::join(opts.labels, ", ")), opts.max_concurrent,
+               opts.workers, settings.api_url);
   st = agent.run(g_stop);
-  spdlog::info("agent '{}' stopped ({} runs still running on their own)", opts.name, agent.active_runs());
-  return st.is_ok() ? 0 : 1;
+  if (!st.is_ok()) {
+    if (agent::is_auth_failure(st)) return refused(st);
+    err << "culvert agent start: " << st.message() << "\n";
+    return 1;
+  }
+  spdlog::info("agent '{}' stopped and deregistered ({} runs still running on their own)", opts.name,
+               agent.active_runs());
+  return 0;
 }
 
 std::string shell_quote(const std::string& s) {
@@ -201,14 +227,29 @@ int install_service(CliContext& ctx, const AgentFlags& f, const std::string& uni
                     const std::string& user) {
   std::ostream& out = ctx.out ? *ctx.out : std::cout;
   std::ostream& err = ctx.err ? *ctx.err : std::cerr;
+  if (checked_launcher_type(f, err, "agent install-service") == nullptr) return 2;
+  // The unit's HOME is the home of the user it runs as (the agent's profile and
+  // artifact cache live there), not the caller's.
+  std::string home = home_dir(ctx);
+  if (!user.empty()) {
+    std::vector<char> buf(16384);
+    struct passwd pw {};
+    struct passwd* found = nullptr;
+    int rc = ::getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found);
+    if (rc != 0 || found == nullptr || found->pw_dir == nullptr || found->pw_dir[0] == '\0') {
+      err << "culvert agent install-service: --user " << user << ": no such user on this machine\n";
+      return 2;
+    }
+    home = found->pw_dir;
+  }
   std::vector<std::string> args = {self_exe(), "agent", "start", "--type", f.type};
   for (const auto& l : f.labels) args.insert(args.end(), {"--label", l});
   if (!f.name.empty()) args.insert(args.end(), {"--name", f.name});
   args.insert(args.end(), {"--max-concurrent", std::to_string(f.max_concurrent)});
   for (const auto& e : f.env) args.insert(args.end(), {"--env", e});
-  if (!f.working_dir.empty()) args.insert(args.end(), {"--working-dir", f.working_dir});
-  if (!f.docker_host.empty()) args.insert(args.end(), {"--docker-host", f.docker_host});
-  if (!f.run_output_dir.empty()) args.insert(args.end(), {"--run-output-dir", f.run_output_dir});
+  if (f.heartbeat_seconds != 10) args.insert(args.end(), {"--heartbeat-seconds", std::to_string(f.heartbeat_seconds)});
+  if (f.workers > 0) args.insert(args.end(), {"--workers", std::to_string(f.workers)});
+  for (const auto& [name, value] : f.launcher_flags) args.insert(args.end(), {"--" + name, value});
   if (ctx.flags.profile) args.insert(args.end(), {"--profile", *ctx.flags.profile});
   if (ctx.flags.api_url) args.insert(args.end(), {"--api-url", *ctx.flags.api_url});
   std::string exec;
@@ -232,7 +273,7 @@ int install_service(CliContext& ctx, const AgentFlags& f, const std::string& uni
       "[Install]\n"
       "WantedBy=multi-user.target\n",
       f.type, fmt::format("{}", fmt::join(f.labels, ",")), user.empty() ? "" : "User=" + user + "\n",
-      home_dir(ctx), exec);
+      home, exec);
   if (output.empty() || output == "-") {
     out << unit;
     return 0;
@@ -283,11 +324,25 @@ int execute(CliContext& ctx) {
   if (auto ep = ctx.env("CULVERT_S3_ENDPOINT")) so.s3_endpoint = *ep;
   auto path = storage::fetch_artifact(uri, sha, cache, so);
   if (!path) return crash("cannot fetch the flow's artifact " + uri + ": " + path.status().message());
+  // Execute exactly the bytes that were hashed: a descriptor whose content was hashed
+  // through itself, not the path (which a writer of the cache could change meanwhile).
+  // A cached copy that does not hash right (its stamp lied) is fetched once more.
+  auto verified = storage::open_verified_artifact(sha, cache);
+  if (!verified) {
+    storage::forget_cached_artifact(sha, cache);
+    path = storage::fetch_artifact(uri, sha, cache, so);
+    if (!path) return crash("cannot fetch the flow's artifact " + uri + ": " + path.status().message());
+    verified = storage::open_verified_artifact(sha, cache);
+  }
+  if (!verified) return crash("the cached copy of the flow's artifact " + *path + " does not match the registered hash");
+  int fd = verified->fd;
   std::string p = *path;
   char* argv[] = {p.data(), const_cast<char*>("execute"), nullptr};
   std::cout.flush();
-  ::execv(p.c_str(), argv);
-  return crash(fmt::format("cannot execute the artifact {}: {}", p, std::strerror(errno)));
+  ::fexecve(fd, argv, environ);
+  int e = errno;
+  ::close(fd);
+  return crash(fmt::format("cannot execute the artifact {}: {}", p, std::strerror(e)));
 }
 
 }  // namespace

@@ -1,6 +1,11 @@
 #include "storage/artifacts.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <cctype>
@@ -158,6 +163,66 @@ std::optional<std::string> cached_artifact(std::string_view sha256, const std::s
   std::error_code ec;
   if (!fs::is_regular_file(cached, ec) || !stamp_matches(cached)) return std::nullopt;
   return cached;
+}
+
+namespace {
+
+FileIdentity identity_of_fd(const struct stat& st) {
+  return FileIdentity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                      static_cast<int64_t>(st.st_size),
+                      static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+                      static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec};
+}
+
+}  // namespace
+
+std::optional<VerifiedArtifact> open_verified_artifact(std::string_view sha256, const std::string& cache_dir,
+                                                       const std::optional<FileIdentity>& known) {
+  if (!check_sha256(sha256).is_ok()) return std::nullopt;
+  const std::string cached = (fs::path(cache_dir) / std::string(sha256)).string();
+  // The coarse clock the kernel stamps ctime with, read before anything else: a file
+  // whose ctime is older than this moment shows every later write as a newer ctime.
+  struct timespec before {};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &before);
+  int fd = ::open(cached.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return std::nullopt;
+  auto fail = [&] {
+    ::close(fd);
+    return std::nullopt;
+  };
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return fail();
+  const FileIdentity id = identity_of_fd(st);
+  if (known && *known == id) return VerifiedArtifact{fd, id, true};
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 20);
+  off_t at = 0;
+  for (;;) {
+    ssize_t n = ::pread(fd, buf.data(), buf.size(), at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail();
+    if (n == 0) break;
+    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
+    at += n;
+  }
+  unsigned char md[32];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx.get(), md, &len);
+  if (hex_encode(std::string_view(reinterpret_cast<char*>(md), len)) != sha256) return fail();
+  // Written while it was being hashed: what was hashed may not be what is there.
+  struct stat after {};
+  if (::fstat(fd, &after) != 0 || !(identity_of_fd(after) == id)) return fail();
+  const int64_t before_ns = static_cast<int64_t>(before.tv_sec) * 1000000000 + before.tv_nsec;
+  return VerifiedArtifact{fd, id, id.ctime_ns < before_ns};
+}
+
+void forget_cached_artifact(std::string_view sha256, const std::string& cache_dir) {
+  if (!check_sha256(sha256).is_ok()) return;
+  const std::string cached = (fs::path(cache_dir) / std::string(sha256)).string();
+  std::error_code ec;
+  fs::remove(cached + ".verified", ec);
+  fs::remove(cached, ec);
 }
 
 Result<std::string> fetch_artifact(std::string_view uri, std::string_view sha256,

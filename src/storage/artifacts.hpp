@@ -7,6 +7,7 @@
 // (downloads land in a temporary file and are renamed into place).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,6 +43,39 @@ Result<std::string> fetch_artifact(std::string_view uri, std::string_view sha256
 // The cached executable of an artifact when the cache holds it verified (its stamp
 // matches), without hashing or downloading anything; nullopt otherwise.
 std::optional<std::string> cached_artifact(std::string_view sha256, const std::string& cache_dir);
+
+// What fstat says of an open file; any write to it changes ctime_ns.
+struct FileIdentity {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  int64_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+
+// A descriptor of verified bytes: `fd` is read-only and O_CLOEXEC, owned by the caller.
+// `identity` is the file's when it was hashed; `stable` when that identity can vouch for
+// the content later (its ctime is older than the moment it was taken, so any later write
+// shows as a newer ctime; a file written in the same clock tick is not stable).
+struct VerifiedArtifact {
+  int fd = -1;
+  FileIdentity identity;
+  bool stable = false;
+};
+
+// The cached executable of an artifact, opened, with its bytes hashed through that very
+// descriptor against `sha256`: fexecve() the descriptor to run exactly the bytes that
+// were checked, not whatever the path names a moment later. No stamp on disk is trusted
+// (whoever can edit the file can rewrite a stamp beside it). When `known` (a stable
+// identity the caller recorded in its own memory from an earlier call) equals the
+// descriptor's, the hash is skipped. nullopt when the cache does not hold the artifact,
+// its content differs, or it changed while being hashed.
+std::optional<VerifiedArtifact> open_verified_artifact(std::string_view sha256, const std::string& cache_dir,
+                                                       const std::optional<FileIdentity>& known = std::nullopt);
+
+// Removes a cached artifact and its stamp (to fetch it again).
+void forget_cached_artifact(std::string_view sha256, const std::string& cache_dir);
 
 // Lower-case hex SHA-256 of a local file, read in chunks. NotFound when unreadable.
 Result<std::string> sha256_file(const std::string& path);

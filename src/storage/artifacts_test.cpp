@@ -1,6 +1,8 @@
 #include "storage/artifacts.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -95,6 +97,54 @@ TEST_F(ArtifactsTest, FetchDownloadsVerifiesCachesAndMakesExecutable) {
   // A verified entry is served without another download.
   ASSERT_TRUE(fetch_artifact(store, ref.uri, ref.sha256, cache_));
   EXPECT_EQ(store.gets, 3);
+}
+
+// An in-place edit that also rewrites the stamp beside the file (whoever can edit the
+// one can edit the other) is served by the stamp-trusting lookups, but never opened for
+// execution: open_verified_artifact hashes what it opens, and an identity it recorded
+// earlier no longer matches once the file was written.
+TEST_F(ArtifactsTest, AForgedCacheEntryAndStampAreNotOpenedForExecution) {
+  CountingStore store;
+  auto ref = upload_artifact(store, base_, "etl", local_).value();
+  auto path = fetch_artifact(store, ref.uri, ref.sha256, cache_).value();
+  auto v = open_verified_artifact(ref.sha256, cache_);
+  ASSERT_TRUE(v);
+  std::string content;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(v->fd, buf, sizeof(buf))) > 0;) content.append(buf, static_cast<size_t>(n));
+  ::close(v->fd);
+  EXPECT_EQ(sha256_hex(content), ref.sha256);
+  // The recorded identity skips the hash while the file is unchanged.
+  auto again = open_verified_artifact(ref.sha256, cache_, v->identity);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->identity, v->identity);
+  ::close(again->fd);
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(0);
+    f << "FORGED";
+  }
+  // The forger puts the mtime back and writes a stamp matching the edited file.
+  struct timespec times[2] = {{0, UTIME_OMIT}, {v->identity.mtime_ns / 1000000000, v->identity.mtime_ns % 1000000000}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  std::ofstream(path + ".verified", std::ios::trunc)
+      << st.st_size << " " << st.st_mtim.tv_sec << "." << st.st_mtim.tv_nsec << " " << st.st_ino << "\n";
+  EXPECT_TRUE(cached_artifact(ref.sha256, cache_));  // the stamp fools the stamp check
+  EXPECT_FALSE(open_verified_artifact(ref.sha256, cache_));
+  // Whether or not the identity recorded earlier was stable (the edit may fall in the
+  // same clock tick), it never vouches for the edited file: a stable one differs now
+  // (ctime moved on), an unstable one would not have been kept by a caller.
+  if (v->stable) EXPECT_FALSE(open_verified_artifact(ref.sha256, cache_, v->identity));
+  EXPECT_FALSE(open_verified_artifact("not-a-hash", cache_));
+  EXPECT_FALSE(open_verified_artifact(std::string(64, 'a'), cache_));
+  // Forgotten, it is fetched and verified again.
+  forget_cached_artifact(ref.sha256, cache_);
+  ASSERT_TRUE(fetch_artifact(store, ref.uri, ref.sha256, cache_));
+  v = open_verified_artifact(ref.sha256, cache_);
+  ASSERT_TRUE(v);
+  ::close(v->fd);
 }
 
 TEST_F(ArtifactsTest, HashMismatchIsAnErrorAndLeavesNothing) {

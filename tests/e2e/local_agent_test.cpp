@@ -1,6 +1,7 @@
 // End to end with real processes: `culvert server start` (SQLite), `culvert agent start
 // --type local`, a flow binary registered to file:// storage, `culvert run`.
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <signal.h>
 
 #include <nlohmann/json.hpp>
@@ -126,7 +127,7 @@ TEST_F(LocalAgentE2E, RunWatchSucceedsAndLogsReachTheServer) {
   // the artifact); the second started the cached artifact directly.
   const std::string out = agent->output();
   auto launch_line = [&](const std::string& run_id) {
-    auto at = out.find("run " + run_id + " (e2e): launched `");
+    auto at = out.find("run " + run_id + ": started `");
     return at == std::string::npos ? std::string() : out.substr(at, out.find('\n', at) - at);
   };
   auto created = r.out.find("flow run ");
@@ -393,8 +394,8 @@ TEST(AgentInstallService, WritesASystemdUnitThatStartsTheSameAgent) {
   fs::path dir = sandbox.dir() / "units";
   fs::create_directories(dir);
   auto r = sandbox.culvert({"agent", "install-service", "--type", "local", "--label", "dev", "--label",
-                            "gpu box", "--name", "a1", "--max-concurrent", "3", "--user", "culvert",
-                            "--output", dir.string()});
+                            "gpu box", "--name", "a1", "--max-concurrent", "3", "--user", "nobody",
+                            "--workers", "5", "--run-output-dir", "/var/log/runs", "--output", dir.string()});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   std::string unit = read_file(dir / "culvert-agent.service");
   EXPECT_NE(unit.find("ExecStart=" + culvert_binary() +
@@ -403,7 +404,25 @@ TEST(AgentInstallService, WritesASystemdUnitThatStartsTheSameAgent) {
       << unit;
   EXPECT_NE(unit.find("Restart=always"), std::string::npos);
   EXPECT_NE(unit.find("KillMode=process"), std::string::npos);
-  EXPECT_NE(unit.find("User=culvert"), std::string::npos);
+  EXPECT_NE(unit.find(" --workers 5"), std::string::npos) << unit;
+  EXPECT_NE(unit.find(" --run-output-dir /var/log/runs"), std::string::npos) << unit;
+  EXPECT_NE(unit.find("User=nobody"), std::string::npos);
+  // The unit's HOME is the user's, from the password database, not the caller's.
+  struct passwd* pw = ::getpwnam("nobody");
+  ASSERT_NE(pw, nullptr);
+  EXPECT_NE(unit.find(std::string("Environment=HOME=") + pw->pw_dir + "\n"), std::string::npos) << unit;
+  EXPECT_EQ(unit.find("Environment=HOME=" + sandbox.home().string()), std::string::npos) << unit;
+  EXPECT_EQ(sandbox.culvert({"agent", "install-service", "--user", "no-such-user-here"}).exit_code, 2);
+  // Every launcher type's flags are re-emitted; another type's flag is refused.
+  auto docker = sandbox.culvert({"agent", "install-service", "--type", "docker", "--docker-host", "/run/d.sock"});
+  ASSERT_EQ(docker.exit_code, 0) << docker.err;
+  EXPECT_NE(docker.out.find("agent start --type docker --max-concurrent 4 --docker-host /run/d.sock"),
+            std::string::npos)
+      << docker.out;
+  auto wrong = sandbox.culvert({"agent", "install-service", "--type", "local", "--docker-host", "/run/d.sock"});
+  EXPECT_EQ(wrong.exit_code, 2);
+  EXPECT_NE(wrong.err.find("--docker-host is not a flag of --type local"), std::string::npos) << wrong.err;
+  EXPECT_EQ(sandbox.culvert({"agent", "start", "--type", "ecs"}).exit_code, 2);
   EXPECT_NE(unit.find("WantedBy=multi-user.target"), std::string::npos);
   // Printed when no output is given; bad flags are bad usage.
   auto printed = sandbox.culvert({"agent", "install-service", "--label", "dev"});
