@@ -15,6 +15,7 @@
 // flush() sends everything and reports the first error. Thread-safe.
 #pragma once
 
+#include <culvert/clock.hpp>
 #include <culvert/observer.hpp>
 #include <culvert/status.hpp>
 
@@ -44,6 +45,9 @@ struct ReporterOptions {
   // The flow run's attempt (its run_count once Running), sent with every task-run item
   // and log line as run_attempt. 0: not sent (the server takes the run's current one).
   int run_attempt = 0;
+  // The time close() waits on between its retries. Default: the system clock.
+  // REQUIRES: outlives the reporter.
+  Clock* clock = nullptr;
 };
 
 class ServerReporter final : public RunObserver {
