@@ -36,6 +36,9 @@ struct TaskRunEvent {
   int attempt;           // 1 for the first run; 0 when the task never started
   std::string_view message;
   SysTime timestamp;
+  // Retrying: when the next attempt is due to start (timestamp + the retry delay).
+  // Other states: the epoch (no next attempt).
+  SysTime next_start{};
 };
 
 struct LogEvent {

@@ -156,6 +156,18 @@ void add_run_inspect(CLI::App* run, CliContext& ctx) {
     const client::FlowRun& r = got->value;
     auto tasks = decoded((*api)->list_task_runs(*id), client::decode_task_runs);
     if (!tasks) { c.fail(tasks.status()); return; }
+    // The task runs' history (every Retrying state), all pages.
+    std::vector<client::TaskRunHistoryEntry> history;
+    json history_doc = json::array();
+    for (std::string after = "0"; !after.empty();) {
+      auto page = decoded((*api)->list_task_run_history(*id, after), client::decode_task_run_history);
+      if (!page && page.status().code() == StatusCode::kNotFound) break;  // a server without the history
+      if (!page) { c.fail(page.status()); return; }
+      for (auto& e : page->value.history) history.push_back(std::move(e));
+      if (page->document.contains("history") && page->document["history"].is_array())
+        for (const auto& e : page->document["history"]) history_doc.push_back(e);
+      after = page->value.next_cursor == after ? "" : page->value.next_cursor;
+    }
     json diag = json::object();
     bool waiting = r.state == State::kScheduled || r.state == State::kPending;
     std::ostringstream human;
@@ -172,6 +184,7 @@ void add_run_inspect(CLI::App* run, CliContext& ctx) {
     if (c.json_out()) {
       json doc = got->document;
       doc["task_runs"] = tasks->document["task_runs"];
+      doc["task_run_history"] = history_doc;
       if (waiting) doc["diagnosis"] = diag;
       c.emit_json(doc);
       c.done();
@@ -189,10 +202,25 @@ void add_run_inspect(CLI::App* run, CliContext& ctx) {
     if (r.infrastructure) o << "infrastructure: " << infrastructure_text(*r.infrastructure) << "\n";
     if (!tasks->value.empty()) {
       std::vector<std::vector<std::string>> rows;
-      for (const auto& t : tasks->value)
+      for (const auto& t : tasks->value) {
+        std::string message = t.message;
+        if (t.next_start_time) message += (message.empty() ? "" : "; ") + std::string("next attempt at ") + *t.next_start_time;
         rows.push_back({t.task, std::to_string(t.map_index), t.state ? state_name(*t.state) : "",
-                        std::to_string(t.attempts), t.message});
+                        std::to_string(t.attempts), message});
+      }
       print_table(o, {"TASK", "MAP", "STATE", "ATTEMPTS", "MESSAGE"}, rows);
+    }
+    if (!history.empty()) {
+      o << "task-run history:\n";
+      for (const auto& h : history) {
+        std::string who = h.task;
+        if (h.map_index >= 0)
+          who += "[" + std::to_string(h.map_index) +
+                 (h.map_count > 1 ? ".." + std::to_string(h.map_index + h.map_count - 1) : "") + "]";
+        o << "  " << h.timestamp << " " << who << " attempt " << h.attempts << " "
+          << (h.state ? state_name(*h.state) : "") << ": " << h.message
+          << (h.next_start_time ? "; next attempt at " + *h.next_start_time : "") << "\n";
+      }
     }
     o << human.str();
     c.done();

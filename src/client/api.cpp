@@ -118,6 +118,10 @@ Result<json> ApiClient::list_task_runs(std::string_view run_id) {
   return call("GET", "/api/v1/flow-runs/" + seg(run_id) + "/task-runs", nullptr);
 }
 
+Result<json> ApiClient::list_task_run_history(std::string_view run_id, std::string_view after) {
+  return call("GET", "/api/v1/flow-runs/" + seg(run_id) + "/task-runs/history?after=" + seg(after), nullptr);
+}
+
 Result<json> ApiClient::set_task_run_states(const json& batch) {
   return call("POST", "/api/v1/task-runs/states", &batch);
 }

@@ -84,6 +84,8 @@ class ApiClient {
   Result<json> retry_flow_run(std::string_view run_id);
   // GET /api/v1/flow-runs/{id}/task-runs
   Result<json> list_task_runs(std::string_view run_id);
+  // GET /api/v1/flow-runs/{id}/task-runs/history?after=ID   (Retrying states, a page)
+  Result<json> list_task_run_history(std::string_view run_id, std::string_view after = "0");
   // POST /api/v1/task-runs/states  [{"flow_run_id","task","map_index","state","message"}]
   Result<json> set_task_run_states(const json& batch);
   // POST /api/v1/logs  [{"flow_run_id","task_run_id","level","message","timestamp"}]

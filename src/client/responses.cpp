@@ -261,8 +261,26 @@ Result<TaskRun> task_run_at(const json& j, const std::string& path) {
   t.updated = f.str("updated");
   t.start_time = f.opt_str("start_time");
   t.end_time = f.opt_str("end_time");
+  t.next_start_time = f.opt_str("next_start_time");
   if (!f.ok()) return f.status();
   return t;
+}
+
+Result<TaskRunHistoryEntry> task_run_history_at(const json& j, const std::string& path) {
+  Fields f(j, path);
+  TaskRunHistoryEntry h;
+  h.id = f.integer("id");
+  h.task = f.str("task", true);
+  h.map_index = f.integer("map_index", -1);
+  h.map_count = f.integer("map_count", 1);
+  h.run_attempt = f.integer("run_attempt", 1);
+  h.attempts = f.integer("attempts");
+  h.state = f.state("state");
+  h.message = f.str("message");
+  h.timestamp = f.str("timestamp");
+  h.next_start_time = f.opt_str("next_start_time");
+  if (!f.ok()) return f.status();
+  return h;
 }
 
 Result<LogLine> log_line_at(const json& j, const std::string& path) {
@@ -356,6 +374,17 @@ Result<std::vector<StateChange>> decode_history(const json& answer) {
 }
 Result<std::vector<TaskRun>> decode_task_runs(const json& answer) {
   return decode_list<TaskRun>(answer, "task_runs", task_run_at);
+}
+
+Result<TaskRunHistoryPage> decode_task_run_history(const json& answer) {
+  auto entries = decode_list<TaskRunHistoryEntry>(answer, "history", task_run_history_at);
+  if (!entries) return entries.status();
+  Fields f(answer, "");
+  TaskRunHistoryPage page;
+  page.history = std::move(*entries);
+  page.next_cursor = f.str("next_cursor");
+  if (!f.ok()) return f.status();
+  return page;
 }
 
 Result<LogPage> decode_log_page(const json& answer) {

@@ -131,6 +131,28 @@ struct TaskRun {
   std::string updated;
   std::optional<std::string> start_time;
   std::optional<std::string> end_time;
+  std::optional<std::string> next_start_time;  // Retrying: when the next attempt starts
+};
+
+// GET /api/v1/flow-runs/{id}/task-runs/history item: a Retrying state a task run went
+// through (map_count task runs from map_index said the same).
+struct TaskRunHistoryEntry {
+  int64_t id = 0;
+  std::string task;  // required
+  int64_t map_index = -1;
+  int64_t map_count = 1;
+  int64_t run_attempt = 1;
+  int64_t attempts = 0;
+  std::optional<State> state;
+  std::string message;
+  std::string timestamp;
+  std::optional<std::string> next_start_time;
+};
+
+// GET /api/v1/flow-runs/{id}/task-runs/history: {"history", "next_cursor"}.
+struct TaskRunHistoryPage {
+  std::vector<TaskRunHistoryEntry> history;
+  std::string next_cursor;  // empty on the last page
 };
 
 // GET /api/v1/flow-runs/{id}/logs item.
@@ -189,6 +211,7 @@ Result<FlowRun> decode_flow_run(const nlohmann::json& answer);
 Result<FlowRunPage> decode_flow_run_page(const nlohmann::json& answer);
 Result<std::vector<StateChange>> decode_history(const nlohmann::json& answer);    // {"history": [...]}
 Result<std::vector<TaskRun>> decode_task_runs(const nlohmann::json& answer);      // {"task_runs": [...]}
+Result<TaskRunHistoryPage> decode_task_run_history(const nlohmann::json& answer);
 Result<LogPage> decode_log_page(const nlohmann::json& answer);
 Result<std::vector<Agent>> decode_agents(const nlohmann::json& answer);           // {"agents": [...]}
 Result<Token> decode_token(const nlohmann::json& answer);

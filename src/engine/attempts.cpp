@@ -95,7 +95,8 @@ void RunCore::run_attempts(TaskRunRt* tr, const Node& node) {
     Millis delay = retry_delay(*o, tr->attempts);
     emit(tr, State::kRetrying,
          failure.message + " (retry " + std::to_string(tr->attempts) + "/" + std::to_string(o->retries) +
-             " in " + format_millis(delay) + ")");
+             " in " + format_millis(delay) + ")",
+         delay);
     if (!wait_cancellable(delay)) {
       finalize(tr, State::kCancelled, "the flow run was cancelled");
       return;

@@ -21,7 +21,8 @@ class Recorder final : public RunObserver {
  public:
   void on_task_run(const TaskRunEvent& ev) override {
     std::lock_guard lk(mu);
-    events.push_back({std::string(ev.task), ev.map_index, ev.state, ev.attempt, std::string(ev.message), ev.timestamp});
+    events.push_back({std::string(ev.task), ev.map_index, ev.state, ev.attempt, std::string(ev.message), ev.timestamp,
+                      ev.next_start});
   }
   void on_log(const LogEvent& ev) override {
     std::lock_guard lk(mu);
@@ -38,6 +39,7 @@ class Recorder final : public RunObserver {
     int attempt;
     std::string message;
     SysTime at;
+    SysTime next_start;
   };
   std::vector<State> states_of(const std::string& task, int map_index = -1) {
     std::lock_guard lk(mu);
@@ -155,6 +157,19 @@ TEST_P(ExecutorTest, RetriesFailTwiceThenSucceedWithBackoffOnSimulatedTime) {
   EXPECT_EQ(at[2] - at[1], std::chrono::seconds(15));  // 20 s capped at 15 s
   EXPECT_EQ(rec.states_of("flaky"), (std::vector<State>{State::kRunning, State::kRetrying, State::kRunning,
                                                         State::kRetrying, State::kRunning, State::kSuccess}));
+  // A Retrying event says why and when the next attempt starts; that attempt's Running
+  // event comes at that time (simulated). Other events name no next start.
+  std::vector<Recorder::Ev> evs;
+  {
+    std::lock_guard lk(rec.mu);
+    evs = rec.events;
+  }
+  ASSERT_EQ(evs.size(), 6u);
+  EXPECT_EQ(evs[1].message, "boom 1 (retry 1/3 in 10s)");
+  EXPECT_EQ(evs[1].next_start, evs[1].at + 10s);
+  EXPECT_EQ(evs[2].at, evs[1].next_start);
+  EXPECT_EQ(evs[3].next_start, evs[3].at + 15s);
+  for (size_t i : {0u, 2u, 4u, 5u}) EXPECT_EQ(evs[i].next_start, SysTime{}) << "event " << i;
   EXPECT_EQ(r->task_runs[0].duration_ms, 25000);
 }
 

@@ -125,7 +125,7 @@ struct RunCore final : Pool::Handler {
   void ready(uint32_t s, std::vector<uint32_t>& stack, TaskRunRt*& cont);
   void resolve_without_run(uint32_t s, State state, std::string message, std::vector<uint32_t>& stack);
   void finalize(TaskRunRt* tr, State state, std::string_view message);
-  void emit(TaskRunRt* tr, State state, std::string_view message);
+  void emit(TaskRunRt* tr, State state, std::string_view message, Millis retry_delay = Millis(-1));
   void schedule(TaskRunRt* tr);
   bool acquire_tags(TaskRunRt* tr, const NodeOptions& o);
   void release_tags(const NodeOptions& o);

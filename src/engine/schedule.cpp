@@ -242,9 +242,10 @@ void RunCore::finalize(TaskRunRt* tr, State state, std::string_view message) {
   emit(tr, state, message);
 }
 
-void RunCore::emit(TaskRunRt* tr, State state, std::string_view message) {
+void RunCore::emit(TaskRunRt* tr, State state, std::string_view message, Millis retry_delay) {
   const Node& node = flow.nodes[tr->node];
   TaskRunEvent ev{tr->node, node.name, tr->map_index, state, tr->attempts, message, clock.now()};
+  if (retry_delay.count() >= 0) ev.next_start = ev.timestamp + retry_delay;
   for (auto* o : observers) o->on_task_run(ev);
   if (node.opt != nullptr) {
     for (const auto& h : node.opt->on_state_change) {

@@ -5,7 +5,8 @@
 //
 // Events are buffered under a mutex; the flusher thread sends whatever is buffered every
 // `flush_interval` (or sooner when a batch is large). Task-run updates of one task run
-// within a batch are coalesced to the latest (with the time it first went Running), and
+// within a batch are coalesced to the latest (with the time it first went Running; a
+// Retrying update is never coalesced away, it goes ahead of the later ones), and
 // consecutive task runs of a mapped task that say the same thing go as one item with a
 // map_count, which the server stores as one range. A failed send keeps the batch and retries
 // on the next round when the server is unreachable or failing; a batch it refuses as
@@ -41,6 +42,9 @@ struct ReporterOptions {
   size_t max_buffered_logs = 200000;
   // close() keeps retrying the final flush this long while the server is unreachable.
   std::chrono::milliseconds close_wait{300000};
+  // The flow run's attempt (its run_count once Running), sent with every task-run item
+  // and log line as run_attempt. 0: not sent (the server takes the run's current one).
+  int run_attempt = 0;
   // The time close() waits on between its retries. Default: the system clock.
   // REQUIRES: outlives the reporter.
   Clock* clock = nullptr;
@@ -77,6 +81,7 @@ class ServerReporter final : public RunObserver {
     std::string message;
     SysTime timestamp;
     std::optional<SysTime> start;  // when it first went Running, once known to a batch
+    std::optional<SysTime> next_start;  // Retrying: when the next attempt starts
   };
   struct LogLine {
     std::string task;  // empty: run-level
@@ -86,6 +91,9 @@ class ServerReporter final : public RunObserver {
     SysTime timestamp;
   };
   Status send_locked_batch(std::vector<TaskUpdate>& tasks, std::vector<LogLine>& logs);
+  // Sends coalesced updates (one per task run, in task and map-index order) as items;
+  // on a retryable failure, moves what was not applied into `unsent`.
+  Status send_task_items(std::vector<TaskUpdate>& pending, std::vector<TaskUpdate>& unsent);
   void loop();
 
   std::string flow_run_id_;

@@ -105,6 +105,91 @@ TEST(ServerReporter, AlikeMappedTaskRunsGoAsOneItemWithTheirStartTime) {
   EXPECT_FALSE(batch[3].contains("start_time"));  // the server takes it from the timestamp
 }
 
+// A Retrying update is never coalesced away: a task run that failed, was retried and
+// succeeded within one batch sends its Retrying state (message, next start time) in a
+// request ahead of the latest state. Alike Retrying task runs of a mapped task still go
+// as one item.
+TEST(ServerReporter, RetryingUpdatesReachTheServerWithTheirNextStartTime) {
+  culvert::testing::TestHttpServer server([](const culvert::testing::TestRequest&) {
+    return culvert::testing::TestResponse{200, "{}"};
+  });
+  const SysTime t0 = parse_rfc3339("2026-11-28T10:00:00.250Z").value();
+  const SysTime next = t0 + std::chrono::seconds(1);
+  const std::string why = "503 from sensor API (retry 1/3 in 1s)";
+  {
+    ServerReporter reporter({.api_url = server.url(), .api_token = "t"}, "run-1",
+                            ReporterOptions{.flush_interval = std::chrono::hours(1), .batch_size = 100000,
+                                            .run_attempt = 2});
+    std::string name = "fetch", mapped = "m";
+    reporter.on_task_run(TaskRunEvent{0, name, -1, State::kRunning, 1, "", t0});
+    reporter.on_task_run(TaskRunEvent{0, name, -1, State::kRetrying, 1, why, t0, next});
+    reporter.on_task_run(TaskRunEvent{0, name, -1, State::kRunning, 2, "", next});
+    reporter.on_task_run(TaskRunEvent{0, name, -1, State::kSuccess, 2, "", next});
+    for (int i = 0; i < 4; ++i) {
+      reporter.on_task_run(TaskRunEvent{1, mapped, i, State::kRetrying, 1, why, t0, next});
+      reporter.on_task_run(TaskRunEvent{1, mapped, i, State::kRunning, 2, "", next});
+    }
+    // A Retrying state that is the latest goes as the task run's item, as any state.
+    reporter.on_task_run(TaskRunEvent{1, mapped, 4, State::kRetrying, 1, why, t0, next});
+    ASSERT_TRUE(reporter.flush().is_ok());
+    ASSERT_TRUE(reporter.close().is_ok());
+  }
+  ASSERT_EQ(server.requests().size(), 2u);
+  auto retries = json::parse(server.requests()[0].body);
+  auto latest = json::parse(server.requests()[1].body);
+  ASSERT_EQ(retries.size(), 2u) << retries.dump();
+  EXPECT_EQ(retries[0]["task"], "fetch");
+  EXPECT_EQ(retries[0]["map_index"], -1);
+  EXPECT_EQ(retries[1]["task"], "m");
+  EXPECT_EQ(retries[1]["map_index"], 0);
+  EXPECT_EQ(retries[1]["map_count"], 4);
+  for (const auto& item : retries) {
+    EXPECT_EQ(item["state"], "Retrying") << item.dump();
+    EXPECT_EQ(item["message"], why);
+    EXPECT_EQ(item["attempts"], 1);
+    EXPECT_EQ(item["run_attempt"], 2);
+    EXPECT_EQ(parse_rfc3339(item["next_start_time"].get<std::string>()).value(), next);
+    EXPECT_EQ(parse_rfc3339(item["timestamp"].get<std::string>()).value(), t0);
+  }
+  ASSERT_EQ(latest.size(), 3u) << latest.dump();
+  EXPECT_EQ(latest[0]["state"], "Success");
+  EXPECT_EQ(latest[0]["attempts"], 2);
+  EXPECT_FALSE(latest[0].contains("next_start_time"));
+  EXPECT_EQ(parse_rfc3339(latest[0]["start_time"].get<std::string>()).value(), t0);  // the first Running
+  EXPECT_EQ(latest[1]["state"], "Running");
+  EXPECT_EQ(latest[1]["map_count"], 4);
+  EXPECT_EQ(latest[2]["state"], "Retrying");
+  EXPECT_EQ(latest[2]["map_index"], 4);
+  EXPECT_EQ(parse_rfc3339(latest[2]["next_start_time"].get<std::string>()).value(), next);
+  for (const auto& item : latest) EXPECT_EQ(item["run_attempt"], 2);
+}
+
+// A failed request of Retrying updates keeps them, and the later states, for the next round.
+TEST(ServerReporter, RetryingUpdatesSurviveAFailedRequest) {
+  int calls = 0;
+  culvert::testing::TestHttpServer server([&](const culvert::testing::TestRequest&) {
+    if (++calls == 1) return culvert::testing::TestResponse{503, R"({"error":{"code":"unavailable","message":"busy"}})"};
+    return culvert::testing::TestResponse{200, "{}"};
+  });
+  const SysTime t0 = parse_rfc3339("2026-11-28T10:00:00.250Z").value();
+  ServerReporter reporter({.api_url = server.url(), .api_token = "t"}, "run-1",
+                          ReporterOptions{.flush_interval = std::chrono::hours(1), .batch_size = 100000});
+  std::string name = "fetch";
+  reporter.on_task_run(TaskRunEvent{0, name, -1, State::kRetrying, 1, "boom (retry 1/1 in 0ms)", t0, t0});
+  reporter.on_task_run(TaskRunEvent{0, name, -1, State::kSuccess, 2, "", t0});
+  EXPECT_EQ(reporter.flush().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(reporter.flush().is_ok());
+  ASSERT_TRUE(reporter.close().is_ok());
+  ASSERT_EQ(server.requests().size(), 3u);
+  auto retry = json::parse(server.requests()[1].body);
+  auto latest = json::parse(server.requests()[2].body);
+  ASSERT_EQ(retry.size(), 1u);
+  EXPECT_EQ(retry[0]["state"], "Retrying");
+  EXPECT_FALSE(retry[0].contains("run_attempt"));  // unknown: the server assigns it
+  ASSERT_EQ(latest.size(), 1u);
+  EXPECT_EQ(latest[0]["state"], "Success");
+}
+
 // A batch whose request failed is sent again with the start times it had.
 TEST(ServerReporter, StartTimesSurviveAFailedRequest) {
   int calls = 0;

@@ -247,6 +247,9 @@ void Api::Impl::build_routes() {
       &Impl::diagnose_run);
   add(R("GET", "/api/v1/flow-runs/{id}/task-runs", A::kRunner, true, "A flow run's task runs"),
       &Impl::list_task_runs);
+  add(R("GET", "/api/v1/flow-runs/{id}/task-runs/history", A::kRunner, true,
+        "The task runs' history: every Retrying state (reason, next start)"),
+      &Impl::list_task_run_history);
   add_async(R("POST", "/api/v1/task-runs/states", A::kRunner, true, "Report task-run states (batch)"),
             &Impl::task_run_states);
 

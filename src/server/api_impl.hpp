@@ -114,6 +114,7 @@ struct Api::Impl {
 
   // ---- task runs (api_task_runs.cpp)
   Response list_task_runs(Call& c, store::Store& st);
+  Response list_task_run_history(Call& c, store::Store& st);
   // Task-run states are group-committed (task_state_commit.hpp).
   TaskStateCommit task_states{4 * kMaxBatch};
   void task_run_states(const CallPtr& c, store::Store& st);

@@ -554,6 +554,12 @@ Result<std::vector<store::TaskRunUpdate>> parse_task_run_batch(const json& body,
     auto start = opt_time(e, "start_time");
     if (!start) return field_error(f + ".start_time", "must be an RFC 3339 time");
     u.start_time = *start;
+    auto next = opt_time(e, "next_start_time");
+    if (!next) return field_error(f + ".next_start_time", "must be an RFC 3339 time");
+    if (next->has_value() && u.state != State::kRetrying)
+      return field_error(f + ".next_start_time", "is for a Retrying state only (this one is " +
+                                                     std::string(state_name(u.state)) + ")");
+    u.next_start_time = *next;
     out.push_back(std::move(u));
   }
   return out;
@@ -838,7 +844,22 @@ json to_json(const store::TaskRun& t) {
           {"created", format_rfc3339(t.created)},
           {"updated", format_rfc3339(t.updated)},
           {"start_time", opt_time_json(t.start_time)},
-          {"end_time", opt_time_json(t.end_time)}};
+          {"end_time", opt_time_json(t.end_time)},
+          {"next_start_time", opt_time_json(t.next_start_time)}};
+}
+
+json to_json(const store::TaskRunHistoryEntry& h) {
+  return {{"id", h.id},
+          {"flow_run_id", h.flow_run_id},
+          {"task", h.task},
+          {"map_index", h.map_index},
+          {"map_count", h.map_count},
+          {"run_attempt", h.run_attempt},
+          {"attempts", h.attempts},
+          {"state", state_name(h.state)},
+          {"message", h.message},
+          {"timestamp", format_rfc3339(h.timestamp)},
+          {"next_start_time", opt_time_json(h.next_start_time)}};
 }
 
 json to_json(const store::LogRecord& l) {

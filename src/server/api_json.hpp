@@ -110,6 +110,7 @@ json to_json(const store::Flow& f, bool full);
 json to_json(const store::FlowRun& r);
 json to_json(const store::StateChange& c);
 json to_json(const store::TaskRun& t);
+json to_json(const store::TaskRunHistoryEntry& h);
 json to_json(const store::LogRecord& l);
 // `healthy` is decided by the caller (it depends on the clock and intervals).
 json to_json(const store::Agent& a, bool healthy);

@@ -179,6 +179,21 @@ TEST(ApiJsonTest, Batches) {
   EXPECT_EQ((*range)[0].start_time, parse_rfc3339("2026-11-28T10:00:00.250Z"));
   EXPECT_EQ((*t)[0].map_count, 1);
   EXPECT_EQ((*t)[0].start_time, std::nullopt);
+  EXPECT_EQ((*t)[0].next_start_time, std::nullopt);
+  // A Retrying state says when the next attempt starts; no other state may.
+  auto retrying = parse_task_run_batch(json::parse(R"J([{"flow_run_id":"r","task":"a","state":"Retrying",
+      "attempts":1,"message":"503 from sensor API (retry 1/3 in 1s)","next_start_time":"2026-11-28T10:00:01.250Z"}])J"),
+                                       now);
+  ASSERT_TRUE(retrying.is_ok()) << retrying.status().to_string();
+  EXPECT_EQ((*retrying)[0].next_start_time, parse_rfc3339("2026-11-28T10:00:01.250Z"));
+  auto not_retrying = parse_task_run_batch(
+      json::parse(R"([{"flow_run_id":"r","task":"a","state":"Success","next_start_time":"2026-11-28T10:00:01Z"}])"), now);
+  ASSERT_FALSE(not_retrying.is_ok());
+  EXPECT_NE(not_retrying.status().message().find("[0].next_start_time"), std::string::npos)
+      << not_retrying.status().message();
+  EXPECT_FALSE(parse_task_run_batch(
+                   json::parse(R"([{"flow_run_id":"r","task":"a","state":"Retrying","next_start_time":"soon"}])"), now)
+                   .is_ok());
   for (const char* bad : {R"([{"flow_run_id":"r","task":"m","state":"Success","map_count":2}])",
                           R"([{"flow_run_id":"r","task":"m","state":"Success","map_index":0,"map_count":0}])",
                           R"([{"flow_run_id":"r","task":"m","state":"Success","map_index":999999,"map_count":5}])",

@@ -15,6 +15,22 @@ Response Api::Impl::list_task_runs(Call& c, store::Store& st) {
   return json_response(200, {{"task_runs", std::move(arr)}});
 }
 
+Response Api::Impl::list_task_run_history(Call& c, store::Store& st) {
+  const auto& id = c.params.get("id");
+  if (!c.principal.may_access_run(id)) return status_response(forbidden_run());
+  auto after = parse_int_param(c.req.query_param("after"), "after", 0, INT64_MAX, 0);
+  if (!after) return status_response(after.status());
+  auto limit = parse_int_param(c.req.query_param("limit"), "limit", 1, 10000, 1000);
+  if (!limit) return status_response(limit.status());
+  auto r = st.list_task_run_history(id, *after, static_cast<int>(*limit));
+  if (!r) return store_error(r.status());
+  json arr = json::array();
+  for (const auto& h : *r) arr.push_back(to_json(h));
+  // A full page may have more after it.
+  std::string next = static_cast<int64_t>(r->size()) == *limit ? std::to_string(r->back().id) : "";
+  return json_response(200, {{"history", std::move(arr)}, {"next_cursor", next}});
+}
+
 void Api::Impl::task_run_states(const CallPtr& c, store::Store& st) {
   auto b = body(*c);
   if (!b) return c->respond(status_response(b.status()));

@@ -170,6 +170,27 @@ DROP TABLE task_runs;
 ALTER TABLE task_runs_v4 RENAME TO task_runs
 )SQL";
 
+// Version 5: a Retrying task run's next start time, and the task runs' history of
+// replaced states (every Retrying update: why an attempt failed, when the next starts).
+constexpr const char* kSchemaV5 = R"SQL(
+ALTER TABLE task_runs ADD COLUMN next_start BIGINT;
+CREATE TABLE task_run_history (
+  id %SERIAL%,
+  flow_run_id TEXT NOT NULL REFERENCES flow_runs(id),
+  task TEXT NOT NULL,
+  map_index INTEGER NOT NULL,
+  map_count INTEGER NOT NULL,
+  run_attempt INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  message TEXT NOT NULL,
+  ts BIGINT NOT NULL,
+  next_start BIGINT,
+  UNIQUE (flow_run_id, task, map_index, run_attempt, attempts, state)
+);
+CREATE INDEX task_run_history_by_run ON task_run_history (flow_run_id, id)
+)SQL";
+
 std::string render(std::string sql, Dialect dialect) {
   auto replace_all = [&](const std::string& key, const std::string& with) {
     for (size_t p = sql.find(key); p != std::string::npos; p = sql.find(key, p + with.size()))
@@ -189,6 +210,7 @@ std::vector<Migration> migrations(Dialect dialect) {
       {2, "run counts per state", render(kSchemaV2, dialect)},
       {3, "ended runs by end time", render(kSchemaV3, dialect)},
       {4, "task runs as ranges", render(kSchemaV4, dialect)},
+      {5, "task-run next start times and history", render(kSchemaV5, dialect)},
   };
 }
 

@@ -92,6 +92,8 @@ class SqlStore final : public Store {
   std::map<Key, std::vector<StoredRange>> stored_ranges(const std::vector<TaskRunUpdate>& updates,
                                                        const TaskGroups& groups);
   Result<std::vector<TaskRun>> list_task_runs(const std::string& flow_run_id) override;
+  Result<std::vector<TaskRunHistoryEntry>> list_task_run_history(const std::string& flow_run_id, int64_t after,
+                                                                 int limit) override;
 
   // ---- logs
   Result<std::vector<int64_t>> append_logs(const std::vector<LogEntry>& entries) override;

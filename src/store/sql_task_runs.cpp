@@ -11,8 +11,8 @@ namespace {
 // A task_runs row (a range of alike task runs, see task_run_ranges.hpp); column 10 is
 // the task.
 constexpr const char* kRangeColumns =
-    "SELECT map_index, map_count, id, state, message, attempts, created, updated, start_time, end_time, task "
-    "FROM task_runs ";
+    "SELECT map_index, map_count, id, state, message, attempts, created, updated, start_time, end_time, task, "
+    "next_start FROM task_runs ";
 
 StoredRange to_range(const Row& r) {
   StoredRange s;
@@ -26,7 +26,28 @@ StoredRange to_range(const Row& r) {
   s.f.updated = r.i64(7);
   if (!r.is_null(8)) s.f.start = r.i64(8);
   if (!r.is_null(9)) s.f.end = r.i64(9);
+  if (!r.is_null(11)) s.f.next_start = r.i64(11);
   return s;
+}
+
+constexpr const char* kHistoryColumns =
+    "SELECT id, flow_run_id, task, map_index, map_count, run_attempt, attempts, state, message, ts, next_start "
+    "FROM task_run_history ";
+
+TaskRunHistoryEntry to_history(const Row& r) {
+  TaskRunHistoryEntry h;
+  h.id = r.i64(0);
+  h.flow_run_id = r.str(1);
+  h.task = r.str(2);
+  h.map_index = static_cast<int>(r.i64(3));
+  h.map_count = static_cast<int>(r.i64(4));
+  h.run_attempt = static_cast<int>(r.i64(5));
+  h.attempts = static_cast<int>(r.i64(6));
+  h.state = row_state(r, 7);
+  h.message = r.str(8);
+  h.timestamp = r.time(9);
+  h.next_start_time = r.opt_time(10);
+  return h;
 }
 
 }  // namespace
@@ -48,10 +69,12 @@ Result<std::vector<std::string>> SqlStore::upsert_task_runs(const std::vector<Ta
     // other: a transaction-scoped advisory lock per run, taken in id order.
     std::set<std::string> runs;
     for (const auto& u : updates) runs.insert(u.flow_run_id);
+    std::map<std::string_view, int64_t> run_counts;
     for (const auto& id : runs) {
       db_->xact_lock("task_runs:" + id);
-      if (db_->query("SELECT 1 FROM flow_runs WHERE id = ?", {id}).empty())
-        return not_found("flow run '" + id + "' does not exist");
+      auto found = db_->query("SELECT run_count FROM flow_runs WHERE id = ?", {id});
+      if (found.empty()) return not_found("flow run '" + id + "' does not exist");
+      run_counts[id] = found[0].i64(0);
     }
     // The updates of each (run, task), in batch order.
     TaskGroups groups;
@@ -72,7 +95,10 @@ Result<std::vector<std::string>> SqlStore::upsert_task_runs(const std::vector<Ta
         mapped = mapped || u.map_index >= 0;
         batch.push_back({u.map_index, int64_t{u.map_index} + u.map_count - 1, u.state, u.message, u.attempts,
                          to_unix_ms(u.timestamp),
-                         u.start_time ? std::optional<int64_t>(to_unix_ms(*u.start_time)) : std::nullopt});
+                         u.start_time ? std::optional<int64_t>(to_unix_ms(*u.start_time)) : std::nullopt,
+                         u.state == State::kRetrying && u.next_start_time
+                             ? std::optional<int64_t>(to_unix_ms(*u.next_start_time))
+                             : std::nullopt});
       }
       TaskRunIds id_of(key.first, key.second);
       if (!mapped) {
@@ -108,6 +134,18 @@ Result<std::vector<std::string>> SqlStore::upsert_task_runs(const std::vector<Ta
       if (id)
         for (size_t i : *merge_members[k]) ids[i] = *id;
     }
+    // Every Retrying update goes into the history, applied to its row or not (a
+    // Retrying state that arrives after the next attempt's states is still history).
+    for (const auto& u : updates) {
+      if (u.state != State::kRetrying) continue;
+      const int64_t run_attempt = std::max<int64_t>(1, run_counts[u.flow_run_id]);
+      db_->exec("INSERT INTO task_run_history (flow_run_id, task, map_index, map_count, run_attempt, attempts, "
+                "state, message, ts, next_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (flow_run_id, task, map_index, run_attempt, attempts, state) DO NOTHING",
+                {u.flow_run_id, u.task, int64_t{u.map_index}, int64_t{u.map_count}, run_attempt,
+                 int64_t{u.attempts.value_or(0)}, std::string(state_name(u.state)), u.message,
+                 time_value(u.timestamp), opt_time_value(u.next_start_time)});
+    }
     return ids;
   });
 }
@@ -124,7 +162,7 @@ std::vector<std::pair<const TaskRunUpdate*, std::optional<std::string>>> SqlStor
     size_t left = rows.size() - pos;
     size_t n = left >= 256 ? 256 : left >= 64 ? 64 : left >= 16 ? 16 : left >= 4 ? 4 : 1;
     Params params;
-    params.reserve(n * 12);
+    params.reserve(n * 13);
     std::map<Key, const TaskRunUpdate*> by_key;
     for (size_t k = pos; k < pos + n; ++k) {
       const TaskRunUpdate& u = *rows[k].first;
@@ -133,7 +171,8 @@ std::vector<std::pair<const TaskRunUpdate*, std::optional<std::string>>> SqlStor
       params.insert(params.end(),
                     {u.flow_run_id, u.task, r.lo, r.count, opt_value(r.id), std::string(state_name(r.f.state)),
                      r.f.message, r.f.attempts, r.f.created, r.f.updated,
-                     r.f.start ? Value(*r.f.start) : null_value(), r.f.end ? Value(*r.f.end) : null_value()});
+                     r.f.start ? Value(*r.f.start) : null_value(), r.f.end ? Value(*r.f.end) : null_value(),
+                     r.f.next_start ? Value(*r.f.next_start) : null_value()});
     }
     if (merge) {
       // Unmapped rows: one per (run, task), which names it.
@@ -207,9 +246,24 @@ Result<std::vector<TaskRun>> SqlStore::list_task_runs(const std::string& flow_ru
         t.updated = from_unix_ms(s.f.updated);
         if (s.f.start) t.start_time = from_unix_ms(*s.f.start);
         if (s.f.end) t.end_time = from_unix_ms(*s.f.end);
+        if (s.f.next_start) t.next_start_time = from_unix_ms(*s.f.next_start);
         out.push_back(std::move(t));
       }
     }
+    return out;
+  });
+}
+
+Result<std::vector<TaskRunHistoryEntry>> SqlStore::list_task_run_history(const std::string& flow_run_id,
+                                                                          int64_t after, int limit) {
+  if (limit < 1 || limit > 10000) return invalid_argument("limit must be between 1 and 10000");
+  return transact(TxMode::kRead, [&]() -> Result<std::vector<TaskRunHistoryEntry>> {
+    auto rows = db_->query(std::string(kHistoryColumns) + "WHERE flow_run_id = ? AND id > ? ORDER BY id LIMIT ?",
+                           {flow_run_id, after, int64_t{limit}});
+    if (rows.empty() && !run_exists(flow_run_id)) return not_found("flow run '" + flow_run_id + "' does not exist");
+    std::vector<TaskRunHistoryEntry> out;
+    out.reserve(rows.size());
+    for (const auto& r : rows) out.push_back(to_history(r));
     return out;
   });
 }
@@ -219,12 +273,12 @@ Result<std::vector<TaskRun>> SqlStore::list_task_runs(const std::string& flow_ru
 std::string SqlStore::upsert_sql(size_t n, bool merge) {
   std::string sql =
       "INSERT INTO task_runs (flow_run_id, task, map_index, map_count, id, state, message, attempts, created, "
-      "updated, start_time, end_time) VALUES ";
+      "updated, start_time, end_time, next_start) VALUES ";
   for (size_t i = 0; i < n; ++i) {
     if (i) sql += ", ";
     sql += i == 0 ? "(?, ?, CAST(? AS INTEGER), CAST(? AS INTEGER), ?, ?, ?, CAST(? AS INTEGER), "
-                    "CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))"
-                  : "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+                    "CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))"
+                  : "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
   }
   if (merge)
     return sql +
@@ -232,13 +286,14 @@ std::string SqlStore::upsert_sql(size_t n, bool merge) {
            "message = excluded.message, "
            "attempts = CASE WHEN excluded.attempts < 0 THEN task_runs.attempts ELSE excluded.attempts END, "
            "updated = excluded.updated, start_time = COALESCE(task_runs.start_time, excluded.start_time), "
-           "end_time = excluded.end_time WHERE excluded.updated >= task_runs.updated "
+           "end_time = excluded.end_time, next_start = excluded.next_start "
+           "WHERE excluded.updated >= task_runs.updated "
            "RETURNING flow_run_id, task, id";
   return sql +
          " ON CONFLICT (flow_run_id, task, map_index) DO UPDATE SET map_count = excluded.map_count, "
          "id = excluded.id, state = excluded.state, message = excluded.message, attempts = excluded.attempts, "
          "created = excluded.created, updated = excluded.updated, start_time = excluded.start_time, "
-         "end_time = excluded.end_time";
+         "end_time = excluded.end_time, next_start = excluded.next_start";
 }
 
 }  // namespace culvert::store::detail

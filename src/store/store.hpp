@@ -217,6 +217,8 @@ struct TaskRunUpdate {
   // When the task runs first went Running, for an update that is sent after they did
   // (the Running update itself may never have been sent). Kept only if none is stored.
   std::optional<SysTime> start_time;
+  // Retrying: when the next attempt starts. Ignored for other states.
+  std::optional<SysTime> next_start_time;
 };
 
 struct TaskRun {
@@ -231,6 +233,25 @@ struct TaskRun {
   SysTime updated{};  // timestamp of the latest applied update
   std::optional<SysTime> start_time;  // first Running
   std::optional<SysTime> end_time;    // latest final state
+  std::optional<SysTime> next_start_time;  // Retrying: when the next attempt starts
+};
+
+// A task-run state that a later one replaced, kept in the task runs' history: every
+// Retrying update (why an attempt failed, and when the next one starts). One entry
+// covers the task runs [map_index, map_index + map_count) of one task that said the
+// same thing (as the update did).
+struct TaskRunHistoryEntry {
+  int64_t id = 0;  // increasing; the next page's `after`
+  std::string flow_run_id;
+  std::string task;
+  int map_index = -1;
+  int map_count = 1;
+  int run_attempt = 1;  // the flow run's attempt (its run_count) the update belongs to
+  int attempts = 0;     // the task run's attempt that the state ended
+  State state = State::kRetrying;
+  std::string message;
+  SysTime timestamp{};
+  std::optional<SysTime> next_start_time;
 };
 
 struct LogEntry {
@@ -373,6 +394,11 @@ class Store {
   virtual Result<std::vector<std::string>> upsert_task_runs(const std::vector<TaskRunUpdate>& updates) = 0;
   // One TaskRun per task run, ordered by (task, map_index).
   virtual Result<std::vector<TaskRun>> list_task_runs(const std::string& flow_run_id) = 0;
+  // The task runs' history (every Retrying update upsert_task_runs was given, once per
+  // (task, first map index, run attempt, attempt, state)), with id > after, in id
+  // order, at most `limit` (1..10000). NotFound if the flow run does not exist.
+  virtual Result<std::vector<TaskRunHistoryEntry>> list_task_run_history(const std::string& flow_run_id,
+                                                                         int64_t after, int limit = 1000) = 0;
 
   // ---- logs
   // Appends in one transaction; returns the new ids (increasing, in input order).

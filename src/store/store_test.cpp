@@ -39,6 +39,9 @@ constexpr State kAllStates[] = {
     State::kTimedOut, State::kTriggerFailed, State::kCrashed, State::kCancelled,
 };
 
+// The schema version this build migrates to.
+int latest_schema_version() { return detail::migrations(detail::Dialect::kSqlite).back().version; }
+
 class StoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -183,14 +186,14 @@ int wait_child(pid_t pid) {
 TEST_P(StoreTest, OpensWithTheCurrentSchemaAndReopensIdempotently) {
   auto v = store_->schema_version();
   ASSERT_TRUE(v.is_ok()) << v.status().to_string();
-  EXPECT_EQ(*v, 4);
+  EXPECT_EQ(*v, latest_schema_version());
   EXPECT_EQ(store_->backend(), GetParam() == "sqlite" ? "sqlite" : "postgresql");
   ASSERT_TRUE(store_->create_project("p", "d").is_ok());
   // Re-opening applies nothing and keeps the data.
   for (int i = 0; i < 2; ++i) {
     auto again = open();
     ASSERT_NE(again, nullptr);
-    EXPECT_EQ(*again->schema_version(), 4);
+    EXPECT_EQ(*again->schema_version(), latest_schema_version());
     EXPECT_TRUE(again->find_project("p").is_ok());
   }
 }
@@ -206,7 +209,9 @@ TEST_P(StoreTest, RefusesADatabaseWithANewerSchema) {
   o.clock = &clock_;
   auto s = open_store(db_->url(), o);
   ASSERT_FALSE(s.is_ok());
-  EXPECT_NE(s.status().message().find("schema version 99, newer than this culvert knows (4)"), std::string::npos)
+  EXPECT_NE(s.status().message().find("schema version 99, newer than this culvert knows (" +
+                                      std::to_string(latest_schema_version()) + ")"),
+            std::string::npos)
       << s.status().message();
 }
 
@@ -281,7 +286,7 @@ TEST_P(StoreTest, ConcurrentOpenersMigrateOnce) {
   for (int i = 0; i < 4; ++i)
     threads.emplace_back([&] {
       auto s = open_store(fresh->url());
-      if (s && *(*s)->schema_version() == 4) ok++;
+      if (s && *(*s)->schema_version() == latest_schema_version()) ok++;
       else if (!s) ADD_FAILURE() << s.status().to_string();
     });
   for (auto& t : threads) t.join();
@@ -1287,12 +1292,14 @@ TEST_P(StoreTest, TaskRunsWrittenBeforeRangesKeepTheirIds) {
       raw->exec("INSERT INTO task_runs (id, flow_run_id, task, map_index, state, message, attempts, created, "
                 "updated, start_time, end_time) VALUES (?, ?, ?, ?, 'Running', '', 1, 1000, 1000, 1000, NULL)",
                 {std::string(id), run.id, std::string(task), int64_t{index}});
-    raw->exec("DELETE FROM schema_migrations WHERE version = 4", {});
+    // What the later versions added beside the task runs table.
+    raw->exec_script("DROP TABLE task_run_history");
+    raw->exec("DELETE FROM schema_migrations WHERE version >= 4", {});
     raw->commit();
   }
   store_ = open();
   ASSERT_NE(store_, nullptr);
-  EXPECT_EQ(*store_->schema_version(), 4);
+  EXPECT_EQ(*store_->schema_version(), latest_schema_version());
   auto list = store_->list_task_runs(run.id);
   ASSERT_TRUE(list.is_ok()) << list.status().to_string();
   ASSERT_EQ(list->size(), 2u);
@@ -1316,6 +1323,90 @@ TEST_P(StoreTest, TaskRunsWrittenBeforeRangesKeepTheirIds) {
   EXPECT_NE((*list)[2].id, "old-b");
   EXPECT_EQ((*list)[2].start_time, std::nullopt);
   EXPECT_EQ((*list)[3].end_time, t);
+}
+
+// A Retrying task run shows why and when its next attempt starts; the task runs'
+// history keeps every Retrying update after later states replaced it, once each.
+TEST_P(StoreTest, RetryingTaskRunsShowTheirNextStartAndTheHistoryKeepsEveryRetry) {
+  Flow f = register_flow("etl");
+  FlowRun run = run_in_state(f.id, State::kRunning);
+  const SysTime t0 = clock_.now();
+  const std::string why = "503 from sensor API (retry 1/3 in 1s)";
+  auto retrying = [&](const std::string& task, int map_index, int count, int attempt, SysTime at) {
+    TaskRunUpdate u{run.id, task, map_index, State::kRetrying, why, attempt, at};
+    u.map_count = count;
+    u.next_start_time = at + seconds(1);
+    return u;
+  };
+  ASSERT_TRUE(store_->upsert_task_runs({{run.id, "fetch", -1, State::kRunning, "", 1, t0},
+                                        retrying("fetch", -1, 1, 1, t0 + milliseconds(10)),
+                                        retrying("m", 0, 4, 1, t0 + milliseconds(10))})
+                  .is_ok());
+  auto list = store_->list_task_runs(run.id);
+  ASSERT_TRUE(list.is_ok()) << list.status().to_string();
+  ASSERT_EQ(list->size(), 5u);
+  EXPECT_EQ((*list)[0].task, "fetch");
+  EXPECT_EQ((*list)[0].state, State::kRetrying);
+  EXPECT_EQ((*list)[0].message, why);
+  EXPECT_EQ((*list)[0].next_start_time, t0 + milliseconds(1010));
+  for (size_t i = 1; i < 5; ++i) EXPECT_EQ((*list)[i].next_start_time, t0 + milliseconds(1010)) << i;
+
+  // The next attempt runs and succeeds: the task run no longer names a next start.
+  const SysTime t1 = t0 + milliseconds(1010);
+  TaskRunUpdate m_done{run.id, "m", 0, State::kSuccess, "", 2, t1 + milliseconds(5)};
+  m_done.map_count = 4;
+  ASSERT_TRUE(store_->upsert_task_runs({{run.id, "fetch", -1, State::kRunning, "", 2, t1},
+                                        {run.id, "fetch", -1, State::kSuccess, "", 2, t1 + milliseconds(5)},
+                                        m_done})
+                  .is_ok());
+  // Sent again (a request that timed out but was applied): nothing is added. A Retrying
+  // update older than the task run's latest state is kept in the history all the same.
+  ASSERT_TRUE(store_->upsert_task_runs({retrying("fetch", -1, 1, 1, t0 + milliseconds(10)),
+                                        retrying("other", -1, 1, 1, t0)})
+                  .is_ok());
+  ASSERT_TRUE(store_->upsert_task_runs({{run.id, "other", -1, State::kSuccess, "", 2, t1}}).is_ok());
+  ASSERT_TRUE(store_->upsert_task_runs({retrying("other", -1, 1, 2, t0 + milliseconds(1))}).is_ok());
+  list = store_->list_task_runs(run.id);
+  ASSERT_TRUE(list.is_ok());
+  ASSERT_EQ(list->size(), 6u);
+  EXPECT_EQ((*list)[0].state, State::kSuccess);
+  EXPECT_EQ((*list)[0].attempts, 2);
+  EXPECT_EQ((*list)[0].start_time, t0);  // the first attempt's
+  EXPECT_EQ((*list)[0].next_start_time, std::nullopt);
+  EXPECT_EQ((*list)[1].state, State::kSuccess);
+  EXPECT_EQ((*list)[1].next_start_time, std::nullopt);
+  EXPECT_EQ((*list)[5].task, "other");
+  EXPECT_EQ((*list)[5].state, State::kSuccess);
+
+  auto history = store_->list_task_run_history(run.id, 0, 100);
+  ASSERT_TRUE(history.is_ok()) << history.status().to_string();
+  ASSERT_EQ(history->size(), 4u);
+  const TaskRunHistoryEntry& h = (*history)[0];
+  EXPECT_EQ(h.flow_run_id, run.id);
+  EXPECT_EQ(h.task, "fetch");
+  EXPECT_EQ(h.map_index, -1);
+  EXPECT_EQ(h.map_count, 1);
+  EXPECT_EQ(h.state, State::kRetrying);
+  EXPECT_EQ(h.message, why);
+  EXPECT_EQ(h.attempts, 1);
+  EXPECT_EQ(h.run_attempt, 1);
+  EXPECT_EQ(h.timestamp, t0 + milliseconds(10));
+  EXPECT_EQ(h.next_start_time, t0 + milliseconds(1010));
+  EXPECT_EQ((*history)[1].task, "m");
+  EXPECT_EQ((*history)[1].map_index, 0);
+  EXPECT_EQ((*history)[1].map_count, 4);
+  EXPECT_EQ((*history)[2].task, "other");
+  EXPECT_EQ((*history)[3].task, "other");
+  EXPECT_EQ((*history)[3].attempts, 2);
+  for (size_t i = 1; i < history->size(); ++i) EXPECT_GT((*history)[i].id, (*history)[i - 1].id);
+  // Pages by id.
+  auto page = store_->list_task_run_history(run.id, (*history)[1].id, 1);
+  ASSERT_TRUE(page.is_ok());
+  ASSERT_EQ(page->size(), 1u);
+  EXPECT_EQ((*page)[0].id, (*history)[2].id);
+  EXPECT_EQ(store_->list_task_run_history("missing", 0, 10).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->list_task_run_history(run.id, 0, 0).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(store_->list_task_run_history(create_run(f.id).id, 0, 10)->empty());
 }
 
 TEST_P(StoreTest, LogsAndCursors) {

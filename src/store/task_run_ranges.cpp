@@ -44,8 +44,11 @@ void apply(std::optional<RangeFields>& f, const RangeUpdate& u) {
   std::optional<int64_t> start = u.start;
   if (!start && u.state == State::kRunning) start = u.ts;
   std::optional<int64_t> end = is_final(u.state) ? std::optional<int64_t>(u.ts) : std::nullopt;
-  if (!f) {
-    f = RangeFields{u.state, std::string(u.message), u.attempts ? int64_t{*u.attempts} : -1, u.ts, u.ts, start, end};
+  std::optional<int64_t> next = u.state == State::kRetrying ? u.next_start : std::nullopt;
+  if (f && u.run_attempt < f->run_attempt) return;  // an earlier attempt of the flow run
+  if (!f || u.run_attempt > f->run_attempt) {  // new, or a later attempt starts afresh
+    f = RangeFields{u.state,  std::string(u.message), u.attempts ? int64_t{*u.attempts} : -1, u.ts, u.ts, start, end,
+                    next,     u.run_attempt};
     return;
   }
   if (u.ts < f->updated) return;  // older than what the task run already says
@@ -55,6 +58,7 @@ void apply(std::optional<RangeFields>& f, const RangeUpdate& u) {
   f->updated = u.ts;
   if (!f->start) f->start = start;
   f->end = end;
+  f->next_start = next;
 }
 
 }  // namespace

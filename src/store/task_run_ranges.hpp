@@ -2,7 +2,8 @@
 //
 // One task_runs row holds the consecutive task runs [map_index, map_index + map_count)
 // of one task of one flow run that are alike in every stored field (state, message,
-// attempts and the millisecond timestamps). An unmapped task run (map_index -1) is a
+// attempts, the millisecond timestamps, a Retrying run's next start time and the run
+// attempt). An unmapped task run (map_index -1) is a
 // range of one. A mapped task whose children ended alike (the common case: 10,000
 // children that succeeded within a few milliseconds) is stored in a few rows instead
 // of one per child, and reads expand the rows back into one TaskRun per child, so the
@@ -16,8 +17,8 @@
 // merge_task_run_ranges() is the pure part of an upsert: given the stored rows that
 // overlap a batch's updates of one (flow run, task) and those updates in batch order,
 // it computes the rows to write and to delete. Every task run ends up exactly as if the
-// updates had been applied to it one by one (an update older than the task run's latest
-// one is ignored).
+// updates had been applied to it one by one (an update of an earlier run attempt, or
+// older than the task run's latest one within its attempt, is ignored).
 #pragma once
 
 #include <culvert/state.hpp>
@@ -38,6 +39,8 @@ struct RangeFields {
   int64_t created = 0;    // Unix ms
   int64_t updated = 0;    // Unix ms of the latest applied update
   std::optional<int64_t> start, end;
+  std::optional<int64_t> next_start;  // Retrying: when the next attempt starts (Unix ms)
+  int64_t run_attempt = 1;            // the flow run's attempt that wrote them
   bool operator==(const RangeFields&) const = default;
 };
 
@@ -57,6 +60,11 @@ struct RangeUpdate {
   std::optional<int> attempts;     // nullopt: keep
   int64_t ts = 0;                  // Unix ms
   std::optional<int64_t> start;    // when they first ran, if the update says so
+  std::optional<int64_t> next_start;  // Retrying: when the next attempt starts
+  // The flow run's attempt the update belongs to. A later attempt's update replaces the
+  // task runs whatever their times (a retried run starts them afresh); an earlier
+  // attempt's update is ignored.
+  int64_t run_attempt = 1;
 };
 
 // The ids of one (flow run, task)'s task runs.

@@ -41,8 +41,11 @@ struct Model {
       auto it = runs.find(i);
       std::optional<int64_t> start = u.start ? u.start : (u.state == State::kRunning ? std::optional(u.ts) : std::nullopt);
       std::optional<int64_t> end = is_final(u.state) ? std::optional(u.ts) : std::nullopt;
-      if (it == runs.end()) {
-        runs[i] = RangeFields{u.state, std::string(u.message), u.attempts ? *u.attempts : -1, u.ts, u.ts, start, end};
+      std::optional<int64_t> next = u.state == State::kRetrying ? u.next_start : std::nullopt;
+      if (it != runs.end() && u.run_attempt < it->second.run_attempt) continue;
+      if (it == runs.end() || u.run_attempt > it->second.run_attempt) {
+        runs[i] = RangeFields{u.state, std::string(u.message), u.attempts ? *u.attempts : -1, u.ts, u.ts, start, end,
+                              next,    u.run_attempt};
         continue;
       }
       RangeFields& f = it->second;
@@ -53,6 +56,7 @@ struct Model {
       f.updated = u.ts;
       if (!f.start) f.start = start;
       f.end = end;
+      f.next_start = next;
     }
   }
 };
@@ -151,6 +155,54 @@ TEST(TaskRunRanges, RowsThatBecomeAlikeAreMerged) {
   EXPECT_EQ(m.remove.size(), 9u);
 }
 
+// The next start time of a Retrying task run is a stored field: task runs that retry at
+// different times are different rows, and the next state clears it so they join again.
+TEST(TaskRunRanges, RetryingTaskRunsWithDifferentNextStartsAreDifferentRows) {
+  TaskRunIds ids("r", "map");
+  Table t;
+  auto retrying = [](int64_t lo, int64_t hi, int64_t next) {
+    RangeUpdate u = upd(lo, hi, State::kRetrying, 100, 1, 90);
+    u.message = "503 (retry 1/3 in 1s)";
+    u.next_start = next;
+    return u;
+  };
+  apply_batch(t, ids, {retrying(0, 4, 1100), retrying(5, 9, 1200)});
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0].f.next_start, 1100);
+  EXPECT_EQ(t[5].f.next_start, 1200);
+  apply_batch(t, ids, {upd(0, 9, State::kRunning, 1300, 2)});
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].count, 10);
+  EXPECT_EQ(t[0].f.next_start, std::nullopt);
+  EXPECT_EQ(t[0].f.start, 90);  // the first attempt's start is kept
+}
+
+// A retried flow run starts its task runs afresh: the second attempt's updates replace
+// the first attempt's task runs (times, attempts, start) even when their timestamps are
+// older, and a late update of the first attempt changes nothing.
+TEST(TaskRunRanges, ALaterRunAttemptReplacesTheTaskRunsOfAnEarlierOne) {
+  TaskRunIds ids("r", "map");
+  Table t;
+  apply_batch(t, ids, {upd(0, 9, State::kFailed, 500, 3, 400)});
+  RangeUpdate again = upd(0, 4, State::kRunning, 450);  // an earlier clock, a later run attempt
+  again.run_attempt = 2;
+  apply_batch(t, ids, {again});
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0].count, 5);
+  EXPECT_EQ(t[0].f.state, State::kRunning);
+  EXPECT_EQ(t[0].f.run_attempt, 2);
+  EXPECT_EQ(t[0].f.start, 450);
+  EXPECT_EQ(t[0].f.created, 450);
+  EXPECT_EQ(t[0].f.attempts, -1);
+  EXPECT_EQ(t[0].f.end, std::nullopt);
+  EXPECT_EQ(t[5].f.state, State::kFailed);
+  EXPECT_EQ(t[5].f.run_attempt, 1);
+  auto m = apply_batch(t, ids, {upd(0, 9, State::kSuccess, 900)});  // run attempt 1, late
+  EXPECT_EQ(t[0].f.state, State::kRunning);
+  EXPECT_EQ(t[5].f.state, State::kSuccess);
+  EXPECT_EQ(m.ids[0], ids.id(0));
+}
+
 TEST(TaskRunRanges, AnOlderUpdateIsIgnoredButAnswersWithTheId) {
   TaskRunIds ids("r", "map");
   Table t;
@@ -190,9 +242,15 @@ TEST(TaskRunRanges, RandomBatchesMatchOneRecordPerTaskRun) {
       for (int k = 0; k < n; ++k) {
         int64_t lo = static_cast<int64_t>(rng() % static_cast<uint32_t>(width));
         int64_t hi = std::min(width - 1, lo + static_cast<int64_t>(rng() % 20));
-        State s = std::array{State::kPending, State::kRunning, State::kSuccess, State::kFailed}[rng() % 4];
+        State s = std::array{State::kPending, State::kRunning, State::kRetrying, State::kSuccess,
+                             State::kFailed}[rng() % 5];
         RangeUpdate u = upd(lo, hi, s, 100 + static_cast<int64_t>(rng() % 30));
         u.message = messages[rng() % 3];
+        // Next start times, also on states that have none (the store keeps it for Retrying only).
+        if (rng() % 2) u.next_start = 130 + static_cast<int64_t>(rng() % 3);
+        // Mostly the first attempt of the flow run; now and then a retried run's second
+        // (whose updates replace the first's whatever their times) or a late first.
+        u.run_attempt = rng() % 5 == 0 ? 2 : 1;
         if (rng() % 2) u.attempts = static_cast<int>(rng() % 3);
         if (rng() % 4 == 0) u.start = 90 + static_cast<int64_t>(rng() % 5);
         batch.push_back(u);

@@ -5,6 +5,9 @@
 //   fail       when true, "work" fails
 //   once_marker  when set, "work" sleeps only if this file does not exist yet (it
 //              creates it): a rescheduled attempt of the run finishes at once
+//   flaky_marker when set, "work"'s first attempt fails with "503 from sensor API" if
+//              this file does not exist yet (it creates it); "work" retries once
+//              after 200 ms on a 503 (and on nothing else)
 // E2E_RUN_RETRIES at registration sets the flow's max_run_retries; E2E_NO_STORAGE leaves
 // out flow.storage().
 #include <culvert/culvert.hpp>
@@ -21,6 +24,7 @@ int main(int argc, char** argv) {
   auto marker = flow.parameter<std::string>("marker", "");
   auto fail = flow.parameter<bool>("fail", false);
   auto once_marker = flow.parameter<std::string>("once_marker", "");
+  auto flaky_marker = flow.parameter<std::string>("flaky_marker", "");
   auto started = flow.task(
       "start",
       [](culvert::TaskContext& ctx, const std::string& marker_file) {
@@ -38,7 +42,15 @@ int main(int argc, char** argv) {
       marker);
   flow.task(
       "work",
-      [](culvert::TaskContext& ctx, int, int ms, bool should_fail, const std::string& once) {
+      [](culvert::TaskContext& ctx, int, int ms, bool should_fail, const std::string& once,
+         const std::string& flaky) {
+        if (!flaky.empty()) {
+          int fd = ::open(flaky.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+          if (fd >= 0) {
+            ::close(fd);
+            throw std::runtime_error("503 from sensor API");
+          }
+        }
         if (!once.empty()) {
           int fd = ::open(once.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
           if (fd < 0) ms = 0;  // an earlier attempt slept already
@@ -53,7 +65,9 @@ int main(int argc, char** argv) {
         ctx.info("work done after " + std::to_string(ms) + " ms");
         return ms;
       },
-      started, sleep_ms, fail, once_marker);
+      started, sleep_ms, fail, once_marker, flaky_marker)
+      .retries(1, std::chrono::milliseconds(200))
+      .retry_on([](const culvert::TaskFailure& f) { return f.message.starts_with("503"); });
   // With E2E_RESULT_URI set (at registration and in the run's environment), a task
   // persists a value that only the user's storage may hold.
   if (const char* uri = std::getenv("E2E_RESULT_URI")) {

@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/timefmt.hpp"
 #include "harness.hpp"
 
 namespace culvert::e2e {
@@ -231,6 +232,45 @@ TEST_F(LocalAgentE2E, KilledRunIsRunAgainWhenTheFlowAllowsRunRetries) {
   ASSERT_EQ(history.exit_code, 0) << history.err;
   EXPECT_NE(history.out.find("killed by signal 9"), std::string::npos) << history.out;
   EXPECT_NE(history.out.find("rescheduled after a crash: attempt 2 of 2"), std::string::npos) << history.out;
+}
+
+// A task that fails once and then succeeds, under a real agent: the server keeps its
+// Retrying state (the reason and the next attempt's start time) in the task runs'
+// history, and `run inspect` shows it. The retry comes 200 ms after the failure, so the
+// Retrying and the next states usually travel in one reporter batch.
+TEST_F(LocalAgentE2E, TaskRetryReachesTheServerWithItsReasonAndNextStartTime) {
+  auto agent = start_agent("a1", {});
+  fs::path flaky = sandbox_.dir() / "flaky";
+  std::string id = create_run({"--param", "flaky_marker=" + flaky.string()});
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Success"; }, 60s)) << state_of(id) << agent->output();
+  auto r = sandbox_.culvert({"run", "inspect", id, "--output", "json"}, api_env());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto doc = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(doc.is_discarded()) << r.out;
+  const json* work = nullptr;
+  for (const auto& t : doc["task_runs"])
+    if (t["task"] == "work") work = &t;
+  ASSERT_NE(work, nullptr) << doc.dump();
+  EXPECT_EQ((*work)["state"], "Success");
+  EXPECT_EQ((*work)["attempts"], 2);
+  EXPECT_TRUE((*work)["next_start_time"].is_null()) << work->dump();
+  ASSERT_TRUE(doc.contains("task_run_history")) << doc.dump();
+  ASSERT_EQ(doc["task_run_history"].size(), 1u) << doc.dump();
+  const json& h = doc["task_run_history"][0];
+  EXPECT_EQ(h["task"], "work");
+  EXPECT_EQ(h["state"], "Retrying");
+  EXPECT_EQ(h["message"], "503 from sensor API (retry 1/1 in 200ms)");
+  EXPECT_EQ(h["attempts"], 1);
+  EXPECT_EQ(h["run_attempt"], 1);
+  auto at = parse_rfc3339(h.value("timestamp", ""));
+  auto next = parse_rfc3339(h["next_start_time"].is_string() ? h["next_start_time"].get<std::string>() : "");
+  ASSERT_TRUE(at && next) << h.dump();
+  EXPECT_EQ(*next - *at, std::chrono::milliseconds(200));
+  // The text form names the reason and the next start.
+  auto text = sandbox_.culvert({"run", "inspect", id}, api_env());
+  EXPECT_NE(text.out.find("503 from sensor API (retry 1/1 in 200ms)"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find(format_rfc3339(*next)), std::string::npos) << text.out;
 }
 
 TEST_F(LocalAgentE2E, SilentRunIsMarkedCrashedByTheServerAfterMissedHeartbeats) {
