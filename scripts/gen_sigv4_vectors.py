@@ -3,10 +3,10 @@
 
 Each vector is a fixed request signed with fixed credentials at a fixed time by
 botocore's own signer (S3SigV4Auth for S3, SigV4Auth for other services). The output
-is committed as src/storage/aws/testdata/sigv4_vectors.json and read by
+is committed as src/aws/testdata/sigv4_vectors.json and read by
 sigv4_test.cpp; rerun this script only to add vectors.
 
-Usage: /usr/bin/python3 scripts/gen_sigv4_vectors.py > src/storage/aws/testdata/sigv4_vectors.json
+Usage: /usr/bin/python3 scripts/gen_sigv4_vectors.py > src/aws/testdata/sigv4_vectors.json
 (Debian's python3-botocore; no network is used.)
 """
 import datetime

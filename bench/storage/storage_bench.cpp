@@ -1,7 +1,7 @@
 // Micro-benchmark of the per-request CPU cost of signing AWS requests.
 #include <benchmark/benchmark.h>
 
-#include "storage/aws/sigv4.hpp"
+#include "aws/sigv4.hpp"
 
 namespace {
 using namespace culvert;

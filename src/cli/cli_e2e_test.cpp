@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -395,6 +396,72 @@ TEST_F(CliE2E, WatchFollowsARunToSuccess) {
   EXPECT_NE(o.out.find("INFO hello from extract"), std::string::npos) << o.out;
   o = culvert({"get", "agents"});
   EXPECT_NE(o.out.find("worker"), std::string::npos);
+}
+
+
+TEST_F(CliE2E, VersionAndFlowRegisterTakeTheOutputOption) {
+  // One vocabulary, table|json, with --output and -o alike.
+  for (const char* flag : {"-o", "--output"}) {
+    auto o = culvert({"version", flag, "json"});
+    ASSERT_EQ(o.code, 0) << o.err;
+    EXPECT_FALSE(doc(o)["version"].get<std::string>().empty());
+    o = culvert({"version", flag, "table"});
+    ASSERT_EQ(o.code, 0) << o.err;
+    EXPECT_EQ(o.out.rfind("culvert ", 0), 0u) << o.out;
+  }
+  auto o = culvert({"version", "-o", "yaml"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.err.find("--output"), std::string::npos) << o.err;
+
+  const std::string flow_binary = std::string(CULVERT_BINARY_DIR) + "/tests/e2e/e2e_flow";
+  const std::string storage = "file://" + (dir_ / "flows").string();
+  o = culvert({"flow", "register", flow_binary, "--project", "p", "--storage", storage, "-o", "json"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  auto j = doc(o);
+  EXPECT_FALSE(j["id"].get<std::string>().empty());
+  EXPECT_EQ(j["project"], "p");
+  EXPECT_TRUE(j["version"].is_number_integer());
+  o = culvert({"flow", "register", flow_binary, "--project", "p", "--storage", storage, "--output", "table"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_NE(o.out.find("registered flow '"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find(" in project 'p'"), std::string::npos) << o.out;
+  o = culvert({"flow", "register", flow_binary, "--project", "p", "--storage", storage, "-o", "yaml"});
+  EXPECT_EQ(o.code, 2);
+}
+
+TEST_F(CliE2E, GetRunsPagesThroughTheServersCursors) {
+  ASSERT_FALSE(register_flow().empty());
+  auto a = api();
+  std::set<std::string> created;
+  for (int i = 0; i < 7; ++i) {
+    auto r = a.create_flow_run({{"project", "p"}, {"flow", "etl"}, {"parameters", json::object()}});
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    created.insert((*r)["id"].get<std::string>());
+  }
+  // Pages of 3: the table names the next cursor, and that cursor gives the next page.
+  auto o = culvert({"get", "runs", "--limit", "3"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  auto at = o.out.find("next cursor: ");
+  ASSERT_NE(at, std::string::npos) << o.out;
+  std::string cursor = o.out.substr(at + 13, o.out.find(' ', at + 13) - (at + 13));
+  o = culvert({"get", "runs", "--limit", "3", "--cursor", cursor, "-o", "json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  auto page = doc(o);
+  EXPECT_EQ(page["runs"].size(), 3u);
+  EXPECT_TRUE(page["next_cursor"].is_string());
+  // --all: every run once, in one document.
+  o = culvert({"get", "runs", "--all", "--limit", "3", "-o", "json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  auto all = doc(o);
+  std::set<std::string> listed;
+  for (const auto& r : all["runs"]) listed.insert(r["id"].get<std::string>());
+  EXPECT_EQ(all["runs"].size(), 7u);
+  EXPECT_EQ(listed, created);
+  EXPECT_TRUE(all["next_cursor"].is_null());
+  o = culvert({"get", "runs", "--all", "--limit", "2"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  for (const auto& id : created) EXPECT_NE(o.out.find(id), std::string::npos) << id << "\n" << o.out;
+  EXPECT_EQ(o.out.find("next cursor"), std::string::npos) << o.out;
 }
 
 }  // namespace

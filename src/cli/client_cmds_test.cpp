@@ -276,13 +276,13 @@ TEST_F(CliTest, InspectExplainsWhyARunWaits) {
   EXPECT_EQ(o.code, 0) << o.err;
   EXPECT_NE(o.out.find("no agent is registered"), std::string::npos) << o.out;
 
-  set_agents({{{"id", "a1"}, {"name", "old"}, {"labels", {"gpu", "s3"}}, {"healthy", false}}});
+  set_agents({{{"id", "a1"}, {"name", "old"}, {"labels", {"gpu", "s3"}}, {"health", "unhealthy"}}});
   o = run({"run", "inspect", kRunId}, at(server));
   EXPECT_NE(o.out.find("no healthy agent"), std::string::npos) << o.out;
 
-  set_agents({{{"id", "a1"}, {"name", "old"}, {"labels", {"gpu", "s3"}}, {"healthy", false}},
-              {{"id", "a2"}, {"name", "cpu-box"}, {"labels", {"cpu"}}, {"healthy", true}},
-              {{"id", "a3"}, {"name", "gpu-box"}, {"labels", {"gpu"}}, {"status", "healthy"}}});
+  set_agents({{{"id", "a1"}, {"name", "old"}, {"labels", {"gpu", "s3"}}, {"health", "unhealthy"}},
+              {{"id", "a2"}, {"name", "cpu-box"}, {"labels", {"cpu"}}, {"health", "healthy"}},
+              {{"id", "a3"}, {"name", "gpu-box"}, {"labels", {"gpu"}}, {"health", "healthy"}}});
   o = run({"run", "inspect", kRunId}, at(server));
   EXPECT_NE(o.out.find("no healthy agent has all of the run's labels"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("agent 'cpu-box' lacks labels gpu, s3"), std::string::npos) << o.out;
@@ -296,7 +296,7 @@ TEST_F(CliTest, InspectExplainsWhyARunWaits) {
   EXPECT_EQ(j["diagnosis"]["agents"][2]["can_take"], false);
   EXPECT_TRUE(j["task_runs"].is_array());
 
-  set_agents({{{"id", "a4"}, {"name", "big"}, {"labels", {"gpu", "s3", "x"}}, {"healthy", true}}});
+  set_agents({{{"id", "a4"}, {"name", "big"}, {"labels", {"gpu", "s3", "x"}}, {"health", "healthy"}}});
   o = run({"run", "inspect", kRunId}, at(server));
   EXPECT_NE(o.out.find("agent 'big' can take it"), std::string::npos) << o.out;
 }
@@ -304,7 +304,7 @@ TEST_F(CliTest, InspectExplainsWhyARunWaits) {
 TEST_F(CliTest, ProfileCommandsAndPrecedence) {
   TestHttpServer server([&](const TestRequest& r) -> TestResponse {
     if (r.headers.count("authorization") && r.headers.at("authorization") == "Bearer cvt_login")
-      return {200, R"({"agents":[{"id":"a1","name":"box","type":"local","labels":["dev"],"healthy":true}]})"};
+      return {200, R"({"agents":[{"id":"a1","name":"box","type":"local","labels":["dev"],"health":"healthy"}]})"};
     return {401, R"({"error":{"code":"unauthenticated","message":"bad token"}})"};
   });
   auto o = run({"config", "set", "api-url", server.url()});
@@ -400,6 +400,170 @@ TEST_F(CliTest, GetLogsAndRunsAsJson) {
   o = run({"get", "runs", "--state", "Failed", "--limit", "3", "-o", "json"}, at(server));
   ASSERT_EQ(o.code, 0) << o.err;
   EXPECT_EQ(parse_one(o.out)["q"], "/api/v1/flow-runs?state=Failed&limit=3");
+}
+
+
+TEST_F(CliTest, MalformedServerAnswersFailCleanly) {
+  // Every command against a server whose answers have the right routes and the wrong
+  // shapes: exit 1 and the field named, never a crash.
+  TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+    const std::string run = std::string("/api/v1/flow-runs/") + kRunId;
+    if (r.method == "POST" && r.target == "/api/v1/projects") return {201, R"(["p-1"])"};
+    if (r.target == "/api/v1/projects") return {200, R"({"projects":{"id":"p"}})"};
+    if (r.target.rfind("/api/v1/flows", 0) == 0) return {200, R"({"flows":[{"id":"f","name":"etl","version":"2"}]})"};
+    if (r.target == run) return {200, R"({"id":"x","state":null})"};
+    if (r.method == "POST" && r.target == "/api/v1/flow-runs") return {201, R"({"id":17,"state":"Scheduled"})"};
+    if (r.target.rfind("/api/v1/flow-runs?", 0) == 0) return {200, R"({"runs":[{"id":"r","state":"Sleeping"}]})"};
+    if (r.target == run + "/cancel") return {200, R"({"state":"Cancelled"})"};
+    if (r.target.rfind(run + "/logs", 0) == 0) return {200, R"({"logs":[{"id":"1","message":"m"}]})"};
+    if (r.target == "/api/v1/agents") return {200, R"({"agents":[{"id":"a","health":"fine"}]})"};
+    if (r.method == "POST" && r.target == "/api/v1/tokens") return {201, R"({"id":"t","name":"ci"})"};
+    if (r.target == "/api/v1/tokens") return {200, R"({"tokens":[{"id":"t","revoked":"no"}]})"};
+    return {200, "not json at all"};
+  });
+  struct Case { std::vector<std::string> args; std::string want; };
+  const Case cases[] = {
+      {{"project", "list"}, "projects must be an array, not an object"},
+      {{"project", "create", "etl"}, "the answer must be an object, not an array"},
+      {{"flow", "list"}, "flows[0].version must be an integer, not a string"},
+      {{"flow", "show", "etl"}, "flows[0].version must be an integer"},
+      {{"run", "inspect", kRunId}, "state must not be null"},
+      {{"run", "etl", "--project", "p"}, "id must be a string, not an integer"},
+      {{"run", "cancel", kRunId}, "id is missing"},
+      {{"get", "runs"}, "runs[0].state is not a known state: 'Sleeping'"},
+      {{"get", "logs", kRunId}, "logs[0].id must be an integer, not a string"},
+      {{"get", "agents"}, "agents[0].health must be healthy, unhealthy or stopped"},
+      {{"auth", "list-tokens"}, "tokens[0].revoked must be a boolean, not a string"},
+      {{"auth", "create-token", "--name", "ci", "--scope", "user"}, "token is missing"},
+      {{"auth", "revoke-token", "t"}, "the server's answer is not JSON"},
+  };
+  for (const auto& c : cases) {
+    for (const char* output : {"table", "json"}) {
+      auto args = c.args;
+      args.insert(args.end(), {"-o", output});
+      auto o = run(args, at(server));
+      std::string cmd;
+      for (const auto& a : args) cmd += a + " ";
+      EXPECT_EQ(o.code, 1) << cmd << "\n" << o.out << o.err;
+      EXPECT_NE(o.err.find(c.want), std::string::npos) << cmd << "\n" << o.err;
+      EXPECT_TRUE(o.out.empty()) << cmd << "\n" << o.out;
+    }
+  }
+}
+
+TEST_F(CliTest, AgentsShowStoppedAndInspectShowsInfrastructure) {
+  json run_doc = {{"id", kRunId}, {"flow_name", "etl"}, {"state", "Running"}, {"agent_id", "a1"}};
+  std::mutex mu;
+  TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+    std::lock_guard<std::mutex> lock(mu);
+    if (r.target == "/api/v1/agents")
+      return {200, R"({"agents":[
+        {"id":"a1","name":"live","type":"local","labels":["dev"],"last_heartbeat":"t1","health":"healthy"},
+        {"id":"a2","name":"quiet","type":"local","labels":[],"last_heartbeat":"t0","health":"unhealthy"},
+        {"id":"a3","name":"gone","type":"docker","labels":[],"last_heartbeat":"t2","health":"healthy",
+         "status":"stopped"}]})"};
+    if (r.target == std::string("/api/v1/flow-runs/") + kRunId) return {200, run_doc.dump()};
+    if (r.target == std::string("/api/v1/flow-runs/") + kRunId + "/task-runs") return {200, R"({"task_runs":[]})"};
+    return {404, "{}"};
+  });
+  auto o = run({"get", "agents"}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("live   local   dev     healthy"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("quiet  local           unhealthy"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("gone   docker          stopped"), std::string::npos) << o.out;
+
+  o = run({"run", "inspect", kRunId}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out.find("infrastructure:"), std::string::npos) << o.out;  // not reported yet
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    run_doc["infrastructure"] = {{"kind", "container"}, {"id", "3f2a9c"}, {"agent_id", "a1"},
+                                 {"reported_at", "2027-01-01T00:00:01.000Z"}};
+  }
+  o = run({"run", "inspect", kRunId}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("infrastructure: container 3f2a9c (agent a1, reported 2027-01-01T00:00:01.000Z)\n"),
+            std::string::npos) << o.out;
+  o = run({"run", "inspect", kRunId, "-o", "json"}, at(server));
+  EXPECT_EQ(parse_one(o.out)["infrastructure"]["id"], "3f2a9c");
+
+  // A waiting run with only a stopped agent: no healthy agent, and it says why.
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    run_doc = {{"id", kRunId}, {"state", "Pending"}, {"labels", json::array()}};
+  }
+  o = run({"run", "inspect", kRunId, "-o", "json"}, at(server));
+  auto j = parse_one(o.out);
+  EXPECT_EQ(j["diagnosis"]["agents"][2]["status"], "stopped");
+  EXPECT_EQ(j["diagnosis"]["agents"][2]["can_take"], false);
+  EXPECT_EQ(j["diagnosis"]["agents"][0]["can_take"], true);
+}
+
+TEST_F(CliTest, GetRunsPagesWithCursorAndAll) {
+  // 2,345 runs behind the server's cursors, newest first, at most 1000 per page.
+  constexpr int kRuns = 2345;
+  std::mutex mu;
+  std::vector<std::string> targets;
+  TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+    std::lock_guard<std::mutex> lock(mu);
+    if (r.target.rfind("/api/v1/flow-runs?", 0) != 0) return {404, "{}"};
+    targets.push_back(r.target);
+    int limit = 50, from = 0;
+    if (auto p = r.target.find("limit="); p != std::string::npos) limit = std::stoi(r.target.substr(p + 6));
+    if (auto p = r.target.find("cursor=c"); p != std::string::npos) from = std::stoi(r.target.substr(p + 8));
+    json runs = json::array();
+    for (int i = from; i < std::min(kRuns, from + limit); ++i)
+      runs.push_back({{"id", "run-" + std::to_string(i)}, {"flow_name", "etl"}, {"state", "Success"}});
+    json next = from + limit < kRuns ? json("c" + std::to_string(from + limit)) : json(nullptr);
+    return {200, json{{"runs", runs}, {"next_cursor", next}}.dump()};
+  });
+  auto o = run({"get", "runs", "--limit", "1000"}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("run-999 "), std::string::npos);
+  EXPECT_EQ(o.out.find("run-1000 "), std::string::npos);
+  EXPECT_NE(o.out.find("next cursor: c1000 (more runs: repeat with --cursor c1000)\n"), std::string::npos) << o.out;
+
+  o = run({"get", "runs", "--limit", "1000", "--cursor", "c2000"}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("run-2344 "), std::string::npos);
+  EXPECT_EQ(o.out.find("next cursor"), std::string::npos) << o.out;  // the last page
+  EXPECT_EQ(targets.back(), "/api/v1/flow-runs?limit=1000&cursor=c2000");
+
+  o = run({"get", "runs", "--cursor", "c40", "-o", "json"}, at(server));
+  auto page = parse_one(o.out);
+  EXPECT_EQ(page["runs"].size(), 20u);
+  EXPECT_EQ(page["runs"][0]["id"], "run-40");
+  EXPECT_EQ(page["next_cursor"], "c60");
+
+  targets.clear();
+  o = run({"get", "runs", "--all", "-o", "json"}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  auto all = parse_one(o.out);
+  ASSERT_EQ(all["runs"].size(), static_cast<size_t>(kRuns));
+  for (int i = 0; i < kRuns; ++i) ASSERT_EQ(all["runs"][i]["id"], "run-" + std::to_string(i));
+  EXPECT_TRUE(all["next_cursor"].is_null());
+  EXPECT_EQ(targets, (std::vector<std::string>{"/api/v1/flow-runs?limit=1000",
+                                               "/api/v1/flow-runs?limit=1000&cursor=c1000",
+                                               "/api/v1/flow-runs?limit=1000&cursor=c2000"}));
+  o = run({"get", "runs", "--all", "--limit", "500", "--cursor", "c2000"}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("run-2000 "), std::string::npos);
+  EXPECT_NE(o.out.find("run-2344 "), std::string::npos);
+  EXPECT_EQ(o.out.find("run-1999 "), std::string::npos);
+  EXPECT_EQ(o.out.find("next cursor"), std::string::npos);
+
+  o = run({"get", "runs", "--cursor", "has space"}, at(server));
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.err.find("--cursor 'has space' is not a cursor"), std::string::npos) << o.err;
+}
+
+TEST_F(CliTest, GetRunsAllStopsOnACursorThatRepeats) {
+  TestHttpServer server([&](const TestRequest&) -> TestResponse {
+    return {200, R"({"runs":[{"id":"r","state":"Success"}],"next_cursor":"same"})"};
+  });
+  auto o = run({"get", "runs", "--all"}, at(server));
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("next_cursor 'same' repeats an earlier page"), std::string::npos) << o.err;
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/command.hpp"
 #include "client/profile.hpp"
 #include "runtime/runtime.hpp"
 
@@ -89,7 +90,7 @@ void add_flow_register_command(CLI::App& app, CliContext& ctx) {
   reg->add_option("--s3-endpoint", rf->s3_endpoint, "S3-compatible endpoint (path-style)");
   reg->add_option("--idempotency-key", rf->idempotency_key, "a repeat with this key is a no-op");
   reg->add_option("--run-config", rf->run_config, "a run config JSON object replacing the flow's own");
-  reg->add_option("--output", rf->output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  add_output_option(reg, rf->output);
   reg->callback([&ctx, rf] {
     std::ostream& out = ctx.out ? *ctx.out : std::cout;
     std::ostream& err = ctx.err ? *ctx.err : std::cerr;

@@ -4,6 +4,7 @@
 
 #include "cli/agent_cmds.hpp"
 #include "cli/client_cmds.hpp"
+#include "cli/command.hpp"
 #include "cli/flow_register_cmd.hpp"
 
 void add_server_command(CLI::App& app);  // server_cmd.cpp
@@ -13,7 +14,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   auto* version = app.add_subcommand("version", "Print the version");
   std::string output = "table";
-  version->add_option("--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  culvert::cli::add_output_option(version, output);
   add_server_command(app);
   version->callback([&] {
     if (output == "json")

@@ -2,7 +2,7 @@
 
 #include <cstdlib>
 
-#include "storage/aws/http.hpp"
+#include "aws/http.hpp"
 #include "storage/file_store.hpp"
 #include "storage/s3_store.hpp"
 

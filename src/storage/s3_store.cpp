@@ -10,8 +10,8 @@
 #include <openssl/evp.h>
 #include <pugixml.hpp>
 
-#include "storage/aws/http.hpp"
-#include "storage/aws/sigv4.hpp"
+#include "aws/http.hpp"
+#include "aws/sigv4.hpp"
 
 namespace culvert::storage {
 namespace fs = std::filesystem;

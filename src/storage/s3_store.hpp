@@ -21,7 +21,7 @@
 #include <culvert/storage.hpp>
 
 #include "core/crypto.hpp"
-#include "storage/aws/credentials.hpp"
+#include "aws/credentials.hpp"
 
 namespace culvert::storage {
 

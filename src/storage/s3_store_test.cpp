@@ -15,7 +15,7 @@
 #include <fstream>
 
 #include "core/crypto.hpp"
-#include "storage/aws/sigv4.hpp"
+#include "aws/sigv4.hpp"
 #include "test_http_server.hpp"
 
 namespace culvert::storage {

@@ -9,9 +9,9 @@
 #include <string>
 #include <string_view>
 
-#include "storage/aws/credentials.hpp"
-#include "storage/aws/http.hpp"
-#include "storage/aws/sigv4.hpp"
+#include "aws/credentials.hpp"
+#include "aws/http.hpp"
+#include "aws/sigv4.hpp"
 #include "storage/s3_store.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -20,7 +20,7 @@
 #include <culvert/clock.hpp>
 #include <culvert/status.hpp>
 
-#include "storage/aws/sigv4.hpp"
+#include "aws/sigv4.hpp"
 
 namespace culvert::aws {
 

@@ -1,4 +1,4 @@
-#include "storage/aws/sigv4.hpp"
+#include "aws/sigv4.hpp"
 
 #include <algorithm>
 #include <cctype>

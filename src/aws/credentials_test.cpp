@@ -1,4 +1,4 @@
-#include "storage/aws/credentials.hpp"
+#include "aws/credentials.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

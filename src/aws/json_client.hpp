@@ -16,7 +16,7 @@
 #include <culvert/status.hpp>
 
 #include "core/crypto.hpp"
-#include "storage/aws/credentials.hpp"
+#include "aws/credentials.hpp"
 
 namespace culvert::aws {
 

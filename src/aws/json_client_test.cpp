@@ -1,11 +1,11 @@
-#include "storage/aws/json_client.hpp"
+#include "aws/json_client.hpp"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 
 #include "core/crypto.hpp"
-#include "storage/aws/sigv4.hpp"
+#include "aws/sigv4.hpp"
 #include "test_http_server.hpp"
 
 namespace culvert::aws {

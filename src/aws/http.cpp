@@ -1,4 +1,4 @@
-#include "storage/aws/http.hpp"
+#include "aws/http.hpp"
 
 #include <curl/curl.h>
 

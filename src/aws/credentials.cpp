@@ -1,4 +1,4 @@
-#include "storage/aws/credentials.hpp"
+#include "aws/credentials.hpp"
 
 #include <cstdlib>
 #include <fstream>
@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/timefmt.hpp"
-#include "storage/aws/http.hpp"
+#include "aws/http.hpp"
 
 namespace culvert::aws {
 namespace {

@@ -1,11 +1,11 @@
-#include "storage/aws/json_client.hpp"
+#include "aws/json_client.hpp"
 
 #include <algorithm>
 
 #include <nlohmann/json.hpp>
 
-#include "storage/aws/http.hpp"
-#include "storage/aws/sigv4.hpp"
+#include "aws/http.hpp"
+#include "aws/sigv4.hpp"
 
 namespace culvert::aws {
 namespace {

@@ -1,4 +1,4 @@
-#include "storage/aws/sigv4.hpp"
+#include "aws/sigv4.hpp"
 
 #include <gtest/gtest.h>
 
@@ -64,7 +64,7 @@ TEST(SigV4, PublishedS3ListObjectsExample) {
 
 // Vectors computed offline by botocore (scripts/gen_sigv4_vectors.py).
 TEST(SigV4, MatchesBotocoreVectors) {
-  std::ifstream in(std::string(CULVERT_SOURCE_DIR) + "/src/storage/aws/testdata/sigv4_vectors.json");
+  std::ifstream in(std::string(CULVERT_SOURCE_DIR) + "/src/aws/testdata/sigv4_vectors.json");
   ASSERT_TRUE(in) << "missing vector file";
   std::stringstream ss;
   ss << in.rdbuf();

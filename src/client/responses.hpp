@@ -1,0 +1,197 @@
+// The server's answers as typed values. Each answer is decoded once, here, from the JSON
+// the server sends; the field names are the server's own (the to_json functions of
+// src/server/api_json.cpp), and nothing else is read.
+//
+// Decoding rules, the same for every type:
+// - A field the value cannot do without (an id, a state, the list of a listing) is
+//   required; any other field may be absent or null and then keeps its default.
+// - A field that is present with the wrong type (a number where the server sends a
+//   string, an unknown state name, a list that is not an array) is an error.
+// - Unknown fields are ignored: the server may add fields.
+// A failure is StatusCode::kInternal ("the server's answer is malformed") with a message
+// naming the field by its path (`runs[3].state must be a string, not an integer`). No
+// decoder throws. Stateless functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <culvert/state.hpp>
+#include <culvert/status.hpp>
+
+#include "core/schedule.hpp"
+
+namespace culvert::client {
+
+// GET /api/v1/projects item, POST /api/v1/projects answer.
+struct Project {
+  std::string id;  // required
+  std::string name;
+  std::string description;
+  std::string created;  // RFC 3339 text as the server sent it
+};
+
+struct Artifact {
+  std::string uri;
+  std::string sha256;
+};
+
+// One declared parameter of a flow (docs/FORMATS.md).
+struct ParameterDecl {
+  std::string name;                            // required
+  std::string type = "json";                   // int, float, bool, string, json
+  std::optional<nlohmann::json> default_value; // "default"
+  bool required = false;
+};
+
+// A flow version: GET /api/v1/flows/{id} (full), GET /api/v1/flows items and
+// POST /api/v1/flows/{id}/schedule (summaries: no tasks).
+struct FlowVersion {
+  std::string id;  // required
+  std::string project_id;
+  std::string project;  // the project's name
+  std::string name;
+  int64_t version = 0;
+  bool archived = false;
+  Artifact artifact;
+  std::vector<std::string> labels;
+  std::optional<Schedule> schedule;  // decoded with Schedule::from_json
+  bool schedule_active = true;
+  std::vector<ParameterDecl> parameters;
+  std::optional<size_t> task_count;  // the full answer's "tasks"; nullopt in summaries
+  std::string created;
+};
+
+// Where a run's process lives, as its agent reported it ("infrastructure").
+struct Infrastructure {
+  std::string kind;  // required: process, container, ecs-task, slurm-job, ...
+  std::string id;    // required: pid, container id, task ARN, job id
+  std::string agent_id;
+  std::string reported_at;
+};
+
+// A flow run: GET /api/v1/flow-runs/{id}, list items, and the answers of create, state,
+// cancel and retry.
+struct FlowRun {
+  std::string id;               // required
+  State state = State::kScheduled;  // required
+  std::string flow_id;
+  std::string project_id;
+  std::string flow_name;
+  int64_t flow_version = 0;
+  nlohmann::json parameters = nlohmann::json::object();  // an object
+  std::vector<std::string> labels;
+  std::optional<std::string> idempotency_key;
+  bool auto_scheduled = false;
+  std::string state_message;
+  int64_t version = 0;
+  int64_t run_count = 0;
+  std::optional<std::string> agent_id;
+  std::string created;
+  std::string state_changed_at;
+  std::string scheduled_start_time;
+  std::optional<std::string> submitted_at;
+  std::optional<std::string> start_time;
+  std::optional<std::string> end_time;
+  std::optional<std::string> heartbeat_at;
+  std::optional<Infrastructure> infrastructure;
+};
+
+// GET /api/v1/flow-runs: {"runs": [...], "next_cursor": "..." | null}.
+struct FlowRunPage {
+  std::vector<FlowRun> runs;
+  std::optional<std::string> next_cursor;  // nullopt (also for "") when there are no more
+};
+
+// GET /api/v1/flow-runs/{id}/history item.
+struct StateChange {
+  int64_t id = 0;
+  State state = State::kScheduled;  // required
+  std::optional<State> from_state;
+  std::string message;
+  int64_t version = 0;
+  bool forced = false;
+  std::optional<std::string> agent_id;
+  std::string timestamp;
+};
+
+// GET /api/v1/flow-runs/{id}/task-runs item.
+struct TaskRun {
+  std::string id;
+  std::string task;  // required
+  int64_t map_index = -1;
+  std::optional<State> state;
+  std::string message;
+  int64_t attempts = 0;
+  std::string created;
+  std::string updated;
+  std::optional<std::string> start_time;
+  std::optional<std::string> end_time;
+};
+
+// GET /api/v1/flow-runs/{id}/logs item.
+struct LogLine {
+  int64_t id = 0;  // required: the next page's `after` cursor
+  std::optional<std::string> task_run_id;
+  std::optional<std::string> task;
+  int64_t map_index = -1;
+  std::string level;
+  std::string message;
+  std::string timestamp;
+};
+
+// GET /api/v1/flow-runs/{id}/logs: {"logs", "next_cursor", "flow_run_state"}.
+struct LogPage {
+  std::vector<LogLine> logs;
+  std::optional<std::string> next_cursor;  // the `after` of the next page
+  std::optional<State> flow_run_state;
+};
+
+// How an agent stands, from "health" and "status".
+enum class AgentStatus { kHealthy, kUnhealthy, kStopped };
+const char* agent_status_name(AgentStatus s);  // "healthy" | "unhealthy" | "stopped"
+
+// GET /api/v1/agents item.
+struct Agent {
+  std::string id;  // required
+  std::string name;
+  std::string type;
+  std::vector<std::string> labels;
+  std::string created;
+  std::optional<std::string> last_heartbeat;
+  // "status": "stopped" (deregistered) wins; else "health" (healthy | unhealthy);
+  // neither: healthy.
+  AgentStatus status = AgentStatus::kHealthy;
+};
+
+// GET /api/v1/tokens item; POST /api/v1/tokens answer (with the secret).
+struct Token {
+  std::string id;  // required
+  std::string name;
+  std::string scope;
+  std::optional<std::string> flow_run_id;
+  std::string created;
+  std::optional<std::string> expires;
+  bool revoked = false;
+  std::optional<std::string> revoked_at;
+  std::optional<std::string> token;  // the secret: only in the answer that created it
+};
+
+Result<Project> decode_project(const nlohmann::json& answer);
+Result<std::vector<Project>> decode_projects(const nlohmann::json& answer);  // {"projects": [...]}
+Result<FlowVersion> decode_flow(const nlohmann::json& answer);
+Result<std::vector<FlowVersion>> decode_flows(const nlohmann::json& answer);  // {"flows": [...]}
+Result<FlowRun> decode_flow_run(const nlohmann::json& answer);
+Result<FlowRunPage> decode_flow_run_page(const nlohmann::json& answer);
+Result<std::vector<StateChange>> decode_history(const nlohmann::json& answer);    // {"history": [...]}
+Result<std::vector<TaskRun>> decode_task_runs(const nlohmann::json& answer);      // {"task_runs": [...]}
+Result<LogPage> decode_log_page(const nlohmann::json& answer);
+Result<std::vector<Agent>> decode_agents(const nlohmann::json& answer);           // {"agents": [...]}
+Result<Token> decode_token(const nlohmann::json& answer);
+Result<std::vector<Token>> decode_tokens(const nlohmann::json& answer);           // {"tokens": [...]}
+
+}  // namespace culvert::client
