@@ -1,5 +1,7 @@
 // ETL: build a table, transform it, print a summary.
 //   ./etl run --param rows=5
+//   culvert flow register ./etl --project demo --storage file://$HOME/.culvert/flows
+//   culvert run etl --project demo --watch          (with a local agent labelled dev)
 #include <culvert/culvert.hpp>
 
 #include <cstdio>
@@ -49,9 +51,9 @@ int main(int argc, char** argv) {
             },
             summary);
   flow.shell("report", "echo report for flow $CULVERT_FLOW_NAME");
-  flow.run_config(culvert::EcsRun{.image = "culvert/etl:latest", .cpu = "1024", .memory = "2048",
-                                  .labels = {"fargate-dev", "s3-flow-storage"}});
-  flow.storage("s3://yourbucket/flows");
+  // Runs on a local agent with the label "dev" (culvert agent start --type local --label dev).
+  // No flow.storage(): registering names it, e.g. --storage file://$HOME/.culvert/flows.
+  flow.run_config(culvert::LocalRun{.labels = {"dev"}});
   flow.schedule(culvert::Cron("0 6 * * *", "Europe/Berlin"));
   return culvert::main(flow, argc, argv);
 }

@@ -1,10 +1,16 @@
 // Codecs: how a task's value becomes bytes in storage (results, cache entries, targets)
 // and back. Built in: arithmetic types, std::string, byte buffers
 // (std::vector<std::byte>, std::vector<unsigned char>), and std::vector / std::map of
-// codec-able types. <culvert/json.hpp> adds nlohmann::json. A user type gets a codec by
-// specializing culvert::Codec<T> with
+// codec-able types. <culvert/json.hpp> adds nlohmann::json, and every type that has
+// nlohmann's to_json/from_json (found by argument-dependent lookup, e.g. written with
+// NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE), stored as JSON text.
+//
+// Any other type gets a codec by specializing culvert::Codec<T> with exactly
 //   static std::string encode(const T&);
 //   static bool decode(std::string_view bytes, T& out);   // false: malformed
+// and a default constructor for T (decode fills a T{}). `.result()`, `.target()` and
+// `.cache_for()` on a task whose value has no codec, or whose Codec<T> lacks these
+// members, do not compile; the error names the signature expected.
 // Encodings: numbers and strings as text/bytes; containers as a sequence of
 // netstring-like items "<length>:<bytes>". Stateless; thread-safe.
 #pragma once
@@ -28,6 +34,11 @@ concept HasCodec = requires(const T& v, std::string_view s, T& out) {
   { Codec<T>::encode(v) } -> std::convertible_to<std::string>;
   { Codec<T>::decode(s, out) } -> std::convertible_to<bool>;
 };
+
+// Codec<T> is defined for T (by the library or a specialization), whatever its members:
+// with !HasCodec<T>, its members have the wrong signature.
+template <typename T>
+concept CodecDefined = requires { sizeof(Codec<T>); };
 
 template <typename T>
 struct Codec<T, std::enable_if_t<std::is_arithmetic_v<T> && !std::is_same_v<T, bool>>> {

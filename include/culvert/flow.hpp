@@ -231,6 +231,36 @@ std::any gather(std::vector<std::any>& outs) {
 template <typename T> struct is_vector : std::false_type {};
 template <typename E, typename A> struct is_vector<std::vector<E, A>> : std::true_type {};
 
+// The type whose codec decides whether T can be stored: T, or the element of a vector
+// (a vector's codec exists when its element's does).
+template <typename T> struct stored_element { using type = T; };
+template <typename E, typename A>
+  requires(!std::is_same_v<E, std::byte> && !std::is_same_v<E, unsigned char>)
+struct stored_element<std::vector<E, A>> : stored_element<E> {};
+
+// Compile-time check behind .result(), .target() and .cache_for(): the task's value
+// type has a codec with the expected members. Each message names what to write.
+template <typename T>
+constexpr bool check_storable() {
+  if constexpr (!std::is_void_v<T>) {
+    using E = typename stored_element<T>::type;
+    static_assert(CodecDefined<E> || HasCodec<E>,
+                  "culvert: .result(), .target() and .cache_for() store the task's value, and its type T has "
+                  "no codec. Give it one: specialize culvert::Codec<T> with "
+                  "'static std::string encode(const T&)' and 'static bool decode(std::string_view, T&)', "
+                  "or give T nlohmann's 'void to_json(nlohmann::json&, const T&)' and "
+                  "'void from_json(const nlohmann::json&, T&)' and include <culvert/json.hpp>");
+    static_assert(!CodecDefined<E> || HasCodec<E>,
+                  "culvert: culvert::Codec<T> does not have the expected signature; it needs "
+                  "'static std::string encode(const T&)' and 'static bool decode(std::string_view, T&)' "
+                  "(decode returns false for malformed bytes)");
+    static_assert(std::is_default_constructible_v<E>,
+                  "culvert: .result(), .target() and .cache_for() need a default-constructible value type "
+                  "(Codec<T>::decode(std::string_view, T&) fills a T{})");
+  }
+  return true;
+}
+
 }  // namespace detail
 
 // JSON string literal for `s` (quoted and escaped).
@@ -380,11 +410,20 @@ class Task : public TaskOps<Task<T>> {
  public:
   detail::InputRef input_ref() const { return {this->index_, false}; }
   // Persist each output to the rendered URI template through Codec<T>.
+  // REQUIRES (compile time): T has a codec (<culvert/codec.hpp>).
   Task& result(std::string uri_template) {
-    static_assert(std::is_void_v<T> || HasCodec<T>,
-                  "result() needs a culvert::Codec for the task's value type");
+    static_assert(detail::check_storable<T>());
     this->set_result(std::move(uri_template));
     return *this;
+  }
+  // As TaskOps::cache_for and TaskOps::target. REQUIRES (compile time): T has a codec.
+  Task& cache_for(Millis d) {
+    static_assert(detail::check_storable<T>());
+    return TaskOps<Task<T>>::cache_for(d);
+  }
+  Task& target(std::string uri_template) {
+    static_assert(detail::check_storable<T>());
+    return TaskOps<Task<T>>::target(std::move(uri_template));
   }
 
  private:

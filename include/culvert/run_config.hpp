@@ -1,4 +1,4 @@
-// Run configs (where a registered flow runs, SPEC §6) and schedules (SPEC §8).
+// Run configs (where a registered flow runs, docs/SDK.md) and schedules (docs/SCHEDULES.md).
 // These are descriptions: the flow binary prints them in `describe`; agents and the
 // server act on them. Plain structs, usable with designated initializers:
 //

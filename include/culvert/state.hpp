@@ -1,4 +1,4 @@
-// Run and task-run states (SPEC §3) and the transition rules the server enforces.
+// Run and task-run states (docs/CONCEPTS.md) and the transition rules the server enforces.
 // Pure functions, no I/O; thread-safe.
 #pragma once
 
@@ -29,7 +29,7 @@ enum class State {
 
 enum class StateKind { kPending, kRunning, kFinal };
 
-// "Scheduled", "TimedOut", ... exactly as in SPEC §3.
+// "Scheduled", "TimedOut", ... exactly as in docs/CONCEPTS.md.
 const char* state_name(State s);
 // Parses a state name (case-insensitive). nullopt when unknown.
 std::optional<State> parse_state(std::string_view name);

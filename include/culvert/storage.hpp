@@ -1,5 +1,5 @@
 // Object storage for flow artifacts, task results, cache entries and targets
-// (SPEC §9). Everything the server never sees lives behind this interface.
+// (docs/STORAGE.md). Everything the server never sees lives behind this interface.
 //
 // URIs: file:///absolute/dir/key and s3://bucket/prefix/key. An ObjectStore is opened for
 // one scheme by open_object_store(); it then accepts any URI of that scheme. Methods are

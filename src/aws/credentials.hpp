@@ -1,4 +1,4 @@
-// AWS credentials and region from the standard chain (SPEC §6): environment variables,
+// AWS credentials and region from the standard chain (docs/STORAGE.md): environment variables,
 // the shared credentials/config files, the ECS container credentials endpoint, and EC2
 // instance metadata (IMDSv2). Used by S3 storage and by the ECS agent alike.
 //

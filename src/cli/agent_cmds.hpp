@@ -1,4 +1,4 @@
-// The agent-side commands of `culvert` (SPEC §5): `agent start`, `agent install-service` and
+// The agent-side commands of `culvert` (docs/CLI.md): `agent start`, `agent install-service` and
 // `execute` (what agents launch). Callbacks put the exit status into CliContext::exit_code.
 #pragma once
 

@@ -429,6 +429,22 @@ TEST_F(CliE2E, VersionAndFlowRegisterTakeTheOutputOption) {
   EXPECT_EQ(o.code, 2);
 }
 
+TEST_F(CliE2E, CreateAdminTokenTakesTheOutputOption) {
+  auto o = culvert({"server", "create-admin-token", "--db", "sqlite://" + (dir_ / "c.db").string(), "--name",
+                    "recovery", "-o", "json"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  auto j = doc(o);  // the document of `auth create-token -o json`
+  EXPECT_EQ(j["name"], "recovery");
+  EXPECT_EQ(j["scope"], "admin");
+  std::string secret = j["token"];
+  ASSERT_EQ(secret.rfind("cvt_", 0), 0u) << secret;
+  o = culvert({"auth", "list-tokens", "-o", "json"}, {{"CULVERT_API_TOKEN", secret}});
+  EXPECT_EQ(o.code, 0) << o.err;
+  o = culvert({"server", "create-admin-token", "--db", "sqlite://" + (dir_ / "c.db").string(), "--name", "x",
+               "-o", "yaml"});
+  EXPECT_EQ(o.code, 2);
+}
+
 TEST_F(CliE2E, GetRunsPagesThroughTheServersCursors) {
   ASSERT_FALSE(register_flow().empty());
   auto a = api();

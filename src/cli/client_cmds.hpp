@@ -1,4 +1,4 @@
-// The client-side commands of `culvert` (SPEC §5): config, auth, project, flow (list,
+// The client-side commands of `culvert` (docs/CLI.md): config, auth, project, flow (list,
 // show, set-schedule, backfill), run (create, watch, inspect, cancel, retry) and get
 // (runs, logs, agents). Each talks to the server through client::ApiClient.
 //

@@ -1,5 +1,5 @@
 // The client-side commands, run in-process against an in-test HTTP server that answers
-// like the Culvert API (SPEC §10): exit codes, --output json documents, request bodies,
+// like the Culvert API (docs/SERVER.md): exit codes, --output json documents, request bodies,
 // profile handling, --watch and `run inspect` diagnostics.
 #include "cli/client_cmds.hpp"
 
@@ -449,6 +449,19 @@ TEST_F(CliTest, MalformedServerAnswersFailCleanly) {
       EXPECT_TRUE(o.out.empty()) << cmd << "\n" << o.out;
     }
   }
+}
+
+TEST_F(CliTest, WatchFailsOnAMalformedHistory) {
+  TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+    const std::string base = std::string("/api/v1/flow-runs/") + kRunId;
+    if (r.method == "POST" && r.target == "/api/v1/flow-runs") return {201, json{{"id", kRunId}, {"state", "Scheduled"}}.dump()};
+    if (r.target == base) return {200, json{{"id", kRunId}, {"state", "Running"}, {"version", 3}}.dump()};
+    if (r.target == base + "/history") return {200, R"({"history":[{"version":1,"state":"Begun"}]})"};
+    return {200, R"({"logs":[],"next_cursor":"0"})"};
+  });
+  auto o = run({"run", "etl", "--project", "p", "--watch"}, at(server));
+  EXPECT_EQ(o.code, 1) << o.out << o.err;
+  EXPECT_NE(o.err.find("history[0].state is not a known state: 'Begun'"), std::string::npos) << o.err;
 }
 
 TEST_F(CliTest, AgentsShowStoppedAndInspectShowsInfrastructure) {

@@ -34,8 +34,12 @@ Result<Decoded<client::FlowRun>> follow_run(ApiClient& api, CliContext& ctx, con
     if (print_states && (r.state != last_state || r.version > printed_version)) {
       // A run can pass through several states between two polls (Running is often
       // brief): the history names every one, in order.
+      // A refused history (say, NotFound) falls back to the run's own state; a
+      // malformed one is an error like any malformed answer.
       bool printed = false;
-      if (auto history = decoded(api.get_flow_run_history(run_id), client::decode_history)) {
+      auto history = decoded(api.get_flow_run_history(run_id), client::decode_history);
+      if (!history && history.status().code() == StatusCode::kInternal) return history.status();
+      if (history) {
         for (const auto& e : history->value) {
           if (e.version <= printed_version) continue;
           print_state(e.state, e.message);

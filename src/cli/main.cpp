@@ -1,4 +1,4 @@
-// The `culvert` command line (SPEC §5). Exit status: 0 success, 1 failure, 2 bad usage.
+// The `culvert` command line (docs/CLI.md). Exit status: 0 success, 1 failure, 2 bad usage.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 

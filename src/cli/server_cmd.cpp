@@ -19,6 +19,8 @@
 
 #include "core/crypto.hpp"
 #include "core/timefmt.hpp"
+#include "cli/command.hpp"
+#include "server/api_json.hpp"
 #include "server/http_server.hpp"
 #include "server/profile.hpp"
 #include "server/server.hpp"
@@ -77,6 +79,7 @@ struct AdminTokenFlags {
   std::string db;
   std::string name;
   std::string expires;
+  std::string output = "table";
 };
 
 // `culvert server create-admin-token`: the recovery path when no admin token is left
@@ -121,6 +124,13 @@ int create_admin_token(const AdminTokenFlags& f) {
   if (!r) {
     fmt::print(stderr, "error: {}\n", r.status().message());
     return 1;
+  }
+  if (f.output == "json") {
+    // The document `culvert auth create-token -o json` prints.
+    auto j = culvert::server::to_json(*r);
+    j["token"] = secret;
+    fmt::print("{}\n", j.dump(2));
+    return 0;
   }
   fmt::print("Created admin token '{}' (id {}), shown only once:\n  {}\n", r->name, r->id, secret);
   return 0;
@@ -312,6 +322,7 @@ void add_server_command(CLI::App& app) {
         return std::string();
       });
   mint->add_option("--expires", tflags->expires, "lifetime such as 30d (default: does not expire)");
+  culvert::cli::add_output_option(mint, tflags->output);
   mint->callback([tflags] {
     int rc = create_admin_token(*tflags);
     if (rc != 0) throw CLI::RuntimeError(rc);

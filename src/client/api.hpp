@@ -1,4 +1,4 @@
-// Typed wrapper over the Culvert server API (SPEC §10): one method per route. Answers
+// Typed wrapper over the Culvert server API (docs/SERVER.md): one method per route. Answers
 // are returned as nlohmann::json documents exactly as the server sent them (fields may
 // grow); errors are culvert::Status with the server's message.
 //

@@ -17,7 +17,8 @@ std::string hex_encode(std::string_view bytes);
 
 // `n` cryptographically secure random bytes. Aborts if the CSPRNG fails.
 std::string random_bytes(size_t n);
-// A time-ordered UUID (version 7: Unix milliseconds + 74 random bits), lower-case, with dashes.
+// A time-ordered UUID (version 7: Unix milliseconds, a 12-bit counter, 62 random bits),
+// lower-case, with dashes. Thread-safe; the ids of one process strictly increase.
 std::string new_uuid();
 // An API token: prefix + 43 characters of base64url over 32 random bytes (256 bits).
 std::string new_api_token(std::string_view prefix = "cvt_");

@@ -1,4 +1,4 @@
-// The label rule (SPEC §2): an agent may take a run only if every label of the run is
+// The label rule (docs/CONCEPTS.md): an agent may take a run only if every label of the run is
 // among the agent's labels. Pure functions; thread-safe.
 #pragma once
 

@@ -1,4 +1,4 @@
-// A flow's schedule (SPEC §8): a cron expression in an IANA time zone, or a fixed
+// A flow's schedule (docs/SCHEDULES.md): a cron expression in an IANA time zone, or a fixed
 // interval from an anchor; each with parameter values for the runs it creates, a
 // catch-up policy for fire times missed during downtime, and an active flag.
 //

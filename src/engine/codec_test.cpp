@@ -4,6 +4,24 @@
 
 #include <culvert/json.hpp>
 
+namespace shop {
+// A user type with nlohmann's to_json/from_json: <culvert/json.hpp> gives it a codec.
+struct Order {
+  std::string id;
+  int items = 0;
+  bool operator==(const Order&) const = default;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Order, id, items)
+
+// Hand-written functions, found the same way.
+struct Money {
+  long cents = 0;
+  bool operator==(const Money&) const = default;
+};
+void to_json(nlohmann::json& j, const Money& m) { j = {{"cents", m.cents}}; }
+void from_json(const nlohmann::json& j, Money& m) { m.cents = j.at("cents").get<long>(); }
+}  // namespace shop
+
 namespace culvert {
 namespace {
 
@@ -46,9 +64,30 @@ TEST(Codec, Json) {
   EXPECT_FALSE(Codec<nlohmann::json>::decode("{bad", out));
 }
 
+TEST(Codec, TypesWithNlohmannFunctionsAreStoredAsJson) {
+  shop::Order o{"a-1", 3};
+  EXPECT_EQ(Codec<shop::Order>::encode(o), R"({"id":"a-1","items":3})");
+  EXPECT_EQ(roundtrip(o), o);
+  EXPECT_EQ(roundtrip(shop::Money{1250}), shop::Money{1250});
+  std::vector<shop::Order> orders{{"a", 1}, {"b", 2}};
+  EXPECT_EQ(roundtrip(orders), orders);
+  std::map<std::string, shop::Money> m{{"x", {1}}};
+  EXPECT_EQ(roundtrip(m), m);
+  // Bytes that are not JSON, or that from_json refuses (it throws), are malformed.
+  shop::Order out;
+  EXPECT_FALSE(Codec<shop::Order>::decode("{bad", out));
+  EXPECT_FALSE(Codec<shop::Order>::decode(R"({"id":"a"})", out));          // no items
+  EXPECT_FALSE(Codec<shop::Order>::decode(R"({"id":7,"items":1})", out));  // id not a string
+  shop::Money money;
+  EXPECT_FALSE(Codec<shop::Money>::decode("[]", money));
+}
+
 struct NoCodec {};
 static_assert(HasCodec<int> && HasCodec<std::vector<std::map<std::string, double>>>);
 static_assert(!HasCodec<NoCodec> && !HasCodec<std::vector<NoCodec>>);
+static_assert(HasCodec<shop::Order> && HasCodec<shop::Money> && HasCodec<std::vector<shop::Order>>);
+// The built-in codecs keep theirs (an int is "7", not JSON text chosen by ADL).
+static_assert(std::is_same_v<decltype(Codec<int>::encode(1)), std::string>);
 
 }  // namespace
 }  // namespace culvert

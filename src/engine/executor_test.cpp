@@ -1,4 +1,5 @@
 #include <culvert/culvert.hpp>
+#include <culvert/json.hpp>
 
 #include <gtest/gtest.h>
 
@@ -580,6 +581,30 @@ TEST_P(ExecutorTest, CacheForReusesResultUntilExpiry) {
   auto r4 = run(flow);
   EXPECT_EQ(r4->find("square")->state, State::kSuccess);  // expired
   EXPECT_EQ(calls.load(), 3);
+}
+
+// A user type with nlohmann's to_json/from_json is cached with no more code than
+// including <culvert/json.hpp>.
+struct Reading {
+  std::string sensor;
+  double value = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Reading, sensor, value)
+
+TEST_P(ExecutorTest, ATypeWithNlohmannFunctionsIsCached) {
+  TempDir dir;
+  std::atomic<int> calls{0};
+  Flow flow("cache-json");
+  auto r = flow.task("read", [&] { ++calls; return Reading{"s1", 20.5}; }).cache_for(1h);
+  flow.task("use", [](const Reading& x) { if (x.sensor != "s1") throw std::runtime_error(x.sensor); }, r);
+  flow.cache_storage(dir.uri());
+  auto r1 = run(flow);
+  auto r2 = run(flow);
+  ASSERT_TRUE(r1 && r2);
+  EXPECT_EQ(r2->find("read")->state, State::kCached);
+  EXPECT_EQ(r2->state, State::kSuccess);
+  EXPECT_EQ(r2->value(r)->value, 20.5);
+  EXPECT_EQ(calls.load(), 1);
 }
 
 TEST_P(ExecutorTest, CacheKeyFunction) {

@@ -48,7 +48,7 @@ struct RegisterOptions {
   std::optional<std::string> storage;   // overrides the flow's storage URI
   std::vector<std::string> labels;      // when non-empty, replaces the run config's labels
   std::optional<std::string> idempotency_key;
-  // A run config (JSON object, SPEC §6) replacing the flow's own, e.g. to run the same
+  // A run config (JSON object, docs/SDK.md) replacing the flow's own, e.g. to run the same
   // binary on Docker. Its labels become the flow's labels unless `labels` is given.
   std::optional<std::string> run_config_json;
   std::string s3_endpoint;              // for s3:// storage on S3-compatible services

@@ -1,4 +1,4 @@
-// The HTTP API of SPEC §10: routes, authentication, JSON bodies, long polls.
+// The HTTP API of docs/SERVER.md: routes, authentication, JSON bodies, long polls.
 //
 // Api is the RequestHandler given to HttpServer. For each request it matches a route
 // (404/405), then runs the handler on the database pool (WorkPool): authentication

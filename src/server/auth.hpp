@@ -1,4 +1,4 @@
-// Bearer-token authentication and scope checks (SPEC §10).
+// Bearer-token authentication and scope checks (docs/SERVER.md).
 //
 // Tokens are looked up by the SHA-256 of the secret (the store never holds secrets).
 // Scopes are ordered admin ⊃ user ⊃ runner; a `run` token acts for one flow run only

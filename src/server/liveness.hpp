@@ -1,4 +1,4 @@
-// Liveness of flow runs (SPEC §7), a BackgroundService run on the server's timer.
+// Liveness of flow runs (docs/CONCEPTS.md), a BackgroundService run on the server's timer.
 //
 // Each pass:
 //  - a Running run whose heartbeat is older than `heartbeat_timeout` (default 3 × 10 s)

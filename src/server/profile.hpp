@@ -1,5 +1,5 @@
 // Writes the local CLI profile (~/.culvert/config.toml) so that the user who started
-// the server is logged in at once (SPEC §5). The format, shared with the CLI:
+// the server is logged in at once (docs/CLI.md). The format, shared with the CLI:
 //
 //   active_profile = "default"
 //

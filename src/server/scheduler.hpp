@@ -1,4 +1,4 @@
-// The schedule service (SPEC §8), a BackgroundService run on the server's timer.
+// The schedule service (docs/SCHEDULES.md), a BackgroundService run on the server's timer.
 //
 // Each pass, for every flow whose latest version has an active schedule, it plans the
 // runs to create (core/schedule.hpp: upcoming fire times within the horizon, missed ones

@@ -1,4 +1,4 @@
-// Flow artifacts (SPEC §9): the flow's executable (or YAML file) stored once per content
+// Flow artifacts (docs/STORAGE.md): the flow's executable (or YAML file) stored once per content
 // at <storage>/<flow-name>/<sha256>, verified by hash whenever it is fetched, and cached
 // by the agent in a local directory of files named by their hash. A cached copy is
 // re-hashed only when its size, modification time or inode changed since it was last

@@ -1,5 +1,5 @@
 // The orchestration server's metadata store: projects, flow versions, flow runs and
-// their state history, task runs, logs, agents and API tokens (SPEC §1, §3, §7, §8, §10).
+// their state history, task runs, logs, agents and API tokens (docs/CONCEPTS.md, docs/SERVER.md).
 //
 // One interface, two implementations chosen by URL (see open_store):
 //   sqlite:///abs/path.db      a single-file database (WAL, synchronous=NORMAL: a
@@ -346,13 +346,13 @@ class Store {
   virtual Result<FlowRun> heartbeat_flow_run(const std::string& run_id, SysTime now) = 0;
 
   // Atomically takes up to `max` due runs (Scheduled, Pending or Retrying with
-  // scheduled_start_time <= now) whose labels the agent covers (SPEC §2), oldest due
+  // scheduled_start_time <= now) whose labels the agent covers (docs/CONCEPTS.md), oldest due
   // first; moves them to Submitted with agent_id and submitted_at, appends history.
   // Exactly-once across connections and processes. Fast with a large backlog of runs
   // no agent covers (runs are indexed by their label set).
   virtual Result<std::vector<FlowRun>> claim_runs(const ClaimRequest& request) = 0;
 
-  // Liveness (SPEC §7): Running/Cancelling runs whose heartbeat (or start) is older than
+  // Liveness (docs/CONCEPTS.md): Running/Cancelling runs whose heartbeat (or start) is older than
   // `cutoff`; Submitted runs submitted before `cutoff`. At most `limit` each, oldest first.
   virtual Result<std::vector<FlowRun>> find_stale_running_runs(SysTime cutoff, int limit = 1000) = 0;
   virtual Result<std::vector<FlowRun>> find_stale_submitted_runs(SysTime cutoff, int limit = 1000) = 0;

@@ -888,6 +888,72 @@ TEST_P(StoreTest, TwoProcessesClaimEveryRunExactlyOnce) {
   EXPECT_EQ((*counts)[0].count, kRuns);
 }
 
+// Many runs created in one (simulated) millisecond: listing pages through all of them
+// newest first in creation order (the id breaks the tie on `created`, and ids of one
+// process increase), with no duplicates or gaps, past the largest page and with small
+// pages, and a run created while paging does not disturb the pages after the cursor.
+TEST_P(StoreTest, RunsCreatedInOneMillisecondPageInCreationOrderPastAnyCount) {
+  Flow f = register_flow("etl");
+  Flow g = register_flow("other");
+  constexpr int kRuns = 2100;  // more than two pages of the largest page size (1000)
+  std::vector<std::string> of_f, all;  // in creation order
+  for (int i = 0; i < kRuns; ++i) {
+    of_f.push_back(create_run(f.id).id);
+    all.push_back(of_f.back());
+    if (i % 10 == 0) all.push_back(create_run(g.id).id);
+  }
+  for (const auto& id : all) ASSERT_EQ(store_->get_flow_run(id)->created, store_->get_flow_run(all[0])->created);
+  auto page_through = [&](FlowRunQuery q, std::vector<size_t>* sizes = nullptr) {
+    std::vector<std::string> got;
+    for (int pages = 0; pages < 1000; ++pages) {
+      auto page = store_->list_flow_runs(q);
+      EXPECT_TRUE(page.is_ok()) << page.status().to_string();
+      if (!page) break;
+      if (sizes) sizes->push_back(page->runs.size());
+      for (const auto& r : page->runs) got.push_back(r.id);
+      if (page->next_cursor.empty()) break;
+      q.cursor = page->next_cursor;
+    }
+    return got;
+  };
+  auto newest_first = [](std::vector<std::string> ids) {
+    std::reverse(ids.begin(), ids.end());
+    return ids;
+  };
+
+  FlowRunQuery by_flow;
+  by_flow.flow_id = f.id;
+  by_flow.limit = 1000;
+  std::vector<size_t> sizes;
+  EXPECT_EQ(page_through(by_flow, &sizes), newest_first(of_f));
+  EXPECT_EQ(sizes, (std::vector<size_t>{1000, 1000, 100}));
+  // The same order again (deterministic), and with pages of 7 over every run.
+  EXPECT_EQ(page_through(by_flow), newest_first(of_f));
+  FlowRunQuery small;
+  small.limit = 7;
+  std::vector<std::string> got = page_through(small);
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()).size(), got.size()) << "duplicates";
+  EXPECT_EQ(got, newest_first(all));
+  small.project_id = f.project_id;
+  EXPECT_EQ(page_through(small), newest_first(all));
+
+  // A run created between two pages (a millisecond later) is newer than the cursor: the
+  // next pages are still exactly the rest.
+  FlowRunQuery q;
+  q.flow_id = f.id;
+  q.limit = 1000;
+  auto first = store_->list_flow_runs(q);
+  ASSERT_TRUE(first.is_ok());
+  clock_.advance(milliseconds(1));
+  std::string newer = create_run(f.id).id;
+  q.cursor = first->next_cursor;
+  std::vector<std::string> rest = page_through(q);
+  std::vector<std::string> expected = newest_first(of_f);
+  expected.erase(expected.begin(), expected.begin() + 1000);
+  EXPECT_EQ(rest, expected);
+  EXPECT_EQ(store_->list_flow_runs(by_flow)->runs.at(0).id, newer);
+}
+
 TEST_P(StoreTest, KeysetPaginationNewestFirst) {
   Flow f = register_flow("etl");
   Flow g = register_flow("other");

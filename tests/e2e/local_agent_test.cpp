@@ -163,6 +163,20 @@ TEST_F(LocalAgentE2E, AFlowWithoutStorageRegistersWithTheStorageFlag) {
   EXPECT_TRUE(wait_until([&] { return state_of(id) == "Success"; }, 60s)) << state_of(id) << agent->output();
 }
 
+// The tour of README.md and SDK.md as written: examples/etl registered with --storage
+// and run by a local agent labelled dev.
+TEST_F(LocalAgentE2E, TheEtlExampleRunsAsTheDocsSay) {
+  const std::string etl = build_path("examples/etl");
+  if (!fs::exists(etl)) GTEST_SKIP() << "examples are not built";
+  auto reg = sandbox_.culvert({"flow", "register", etl, "--project", "demo", "--storage", storage_}, api_env());
+  ASSERT_EQ(reg.exit_code, 0) << reg.out << reg.err;
+  auto agent = start_agent("a-dev", {"dev"});
+  auto run = sandbox_.culvert({"run", "etl", "--project", "demo", "--param", "rows=5", "--watch"}, api_env(),
+                              std::chrono::seconds(90));
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err << agent->output();
+  EXPECT_NE(run.out.find("Success"), std::string::npos) << run.out;
+}
+
 TEST_F(LocalAgentE2E, UncoveredLabelsStayScheduledAndInspectNamesThem) {
   auto other = start_agent("cpu-agent", {"cpu"});
   std::string id = create_run({"--label", "gpu", "--label", "cpu"});

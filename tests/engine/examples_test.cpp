@@ -98,8 +98,10 @@ TEST(Examples, EtlRunsAndDescribes) {
   }
   json d = json::parse(sh(kBin + "etl describe").out);
   EXPECT_EQ(d["name"], "etl");
-  EXPECT_EQ(d["run_config"]["type"], "ecs");
-  EXPECT_EQ(d["labels"], json::array({"fargate-dev", "s3-flow-storage"}));
+  // What a local agent labelled dev runs; the storage is named when registering.
+  EXPECT_EQ(d["run_config"]["type"], "local");
+  EXPECT_EQ(d["labels"], json::array({"dev"}));
+  EXPECT_TRUE(d["storage"].is_null());
   EXPECT_EQ(d["schedule"]["cron"], "0 6 * * *");
   EXPECT_EQ(d["parameters"][0]["default"], 1000);
   Outcome dot = sh(kBin + "etl graph --dot");

@@ -1,0 +1,7 @@
+// expect-error: has no codec. Give it one
+#include <culvert/culvert.hpp>
+struct Point { int x = 0; };
+int main() {
+  culvert::Flow flow("f");
+  flow.task("p", [] { return Point{}; }).target("file:///tmp/{flow_run_id}");
+}
