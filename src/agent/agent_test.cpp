@@ -38,6 +38,7 @@ class FakeApi final : public AgentApi {
   }
   Status heartbeat(const std::string&) override {
     ++heartbeats;
+    if (on_heartbeat) on_heartbeat(heartbeats);
     return heartbeat_status;
   }
   Result<std::vector<ClaimedRun>> claim(const std::string& agent_id, const std::vector<std::string>& types, int max,
@@ -83,6 +84,7 @@ class FakeApi final : public AgentApi {
 
   bool down = false;  // the server cannot be reached
   Status heartbeat_status;
+  std::function<void(int)> on_heartbeat;
   Status claim_status;
   int claims = 0;
   std::vector<std::string> last_claim_types;
@@ -488,6 +490,27 @@ TEST_F(AgentTest, AnAdoptionThatCannotBeDoneNowIsRetried) {
   launcher.adopt_unavailable = false;
   agent->monitor_once(false);
   EXPECT_EQ(agent->active_runs(), 1u);
+}
+
+// The monitor's heartbeat cadence, on simulated time: one heartbeat per interval.
+TEST_F(AgentTest, HeartbeatsFollowTheIntervalOnTheClock) {
+  options.heartbeat_interval = Millis(10000);
+  options.monitor_interval = Millis(100);
+  agent = std::make_unique<Agent>(options, api, api, launcher, clock);
+  ASSERT_TRUE(agent->register_self().is_ok());
+  std::atomic<bool> stop{false};
+  const SteadyTime start = clock.steady_now();
+  std::atomic<int64_t> third_at{0};
+  api.on_heartbeat = [&](int n) {
+    if (n == 3) {
+      third_at = std::chrono::duration_cast<Millis>(clock.steady_now() - start).count();
+      stop = true;
+    }
+  };
+  ASSERT_TRUE(agent->run(stop).is_ok());
+  EXPECT_EQ(api.heartbeats, 3);
+  EXPECT_GE(third_at.load(), 20000);
+  EXPECT_LT(third_at.load(), 20000 + 2 * 100);
 }
 
 TEST_F(AgentTest, ACleanStopDeregisters) {

@@ -210,11 +210,12 @@ std::optional<VerifiedArtifact> open_verified_artifact(std::string_view sha256, 
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx.get(), md, &len);
   if (hex_encode(std::string_view(reinterpret_cast<char*>(md), len)) != sha256) return fail();
-  // Written while it was being hashed: what was hashed may not be what is there.
+  // Touched while it was being hashed (a concurrent fetch's chmod or rename, or a
+  // write): the bytes hashed are returned, but the identity does not vouch for later.
   struct stat after {};
-  if (::fstat(fd, &after) != 0 || !(identity_of_fd(after) == id)) return fail();
+  const bool unchanged = ::fstat(fd, &after) == 0 && identity_of_fd(after) == id;
   const int64_t before_ns = static_cast<int64_t>(before.tv_sec) * 1000000000 + before.tv_nsec;
-  return VerifiedArtifact{fd, id, id.ctime_ns < before_ns};
+  return VerifiedArtifact{fd, id, unchanged && id.ctime_ns < before_ns};
 }
 
 void forget_cached_artifact(std::string_view sha256, const std::string& cache_dir) {

@@ -69,8 +69,9 @@ struct VerifiedArtifact {
 // were checked, not whatever the path names a moment later. No stamp on disk is trusted
 // (whoever can edit the file can rewrite a stamp beside it). When `known` (a stable
 // identity the caller recorded in its own memory from an earlier call) equals the
-// descriptor's, the hash is skipped. nullopt when the cache does not hold the artifact,
-// its content differs, or it changed while being hashed.
+// descriptor's, the hash is skipped. nullopt when the cache does not hold the artifact or
+// its content differs. A file touched while it was hashed (another process sharing the
+// cache) is returned but not `stable`.
 std::optional<VerifiedArtifact> open_verified_artifact(std::string_view sha256, const std::string& cache_dir,
                                                        const std::optional<FileIdentity>& known = std::nullopt);
 

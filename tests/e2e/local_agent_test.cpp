@@ -397,6 +397,32 @@ TEST_F(LocalAgentE2E, TwoAgentsRunEveryRunExactlyOnce) {
   }
 }
 
+// A revoked token ends the agent with a clear message and status 1, instead of
+// retrying forever.
+TEST_F(LocalAgentE2E, AnAgentWhoseTokenIsRevokedExitsWithAClearMessage) {
+  auto created = sandbox_.run({"/usr/bin/curl", "-sf", "-X", "POST", "-H",
+                               "Authorization: Bearer " + server_->admin_token(), "-H",
+                               "Content-Type: application/json", "-d", R"({"name":"doomed","scope":"runner"})",
+                               server_->url() + "/api/v1/tokens"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  auto tok = json::parse(created.out, nullptr, false);
+  ASSERT_TRUE(tok.is_object() && tok["token"].is_string() && tok["id"].is_string()) << created.out;
+  std::vector<std::string> argv = {culvert_binary(), "agent", "start", "--type", "local", "--name", "doomed",
+                                   "--heartbeat-seconds", "1"};
+  auto env = sandbox_.env({{"CULVERT_API_URL", server_->url()}, {"CULVERT_API_TOKEN", tok["token"].get<std::string>()}});
+  Process agent(argv, env, sandbox_.dir() / "doomed.log");
+  ASSERT_TRUE(wait_until([&] { return agent.output().find("registered as") != std::string::npos; }, 60s))
+      << agent.output();
+  auto revoked = sandbox_.run({"/usr/bin/curl", "-sf", "-X", "DELETE", "-H",
+                               "Authorization: Bearer " + server_->admin_token(),
+                               server_->url() + "/api/v1/tokens/" + tok["id"].get<std::string>()});
+  ASSERT_EQ(revoked.exit_code, 0) << revoked.err;
+  auto code = agent.wait(60s);
+  ASSERT_TRUE(code.has_value()) << "the agent kept running with a revoked token\n" << agent.output();
+  EXPECT_EQ(*code, 1);
+  EXPECT_NE(agent.output().find("refuses this agent's token"), std::string::npos) << agent.output();
+}
+
 }  // namespace
 }  // namespace culvert::e2e
 
