@@ -11,15 +11,6 @@
 #include "engine/run_core.hpp"
 
 namespace culvert {
-using detail::FlowImpl;
-using detail::Node;
-using detail::NodeKind;
-using detail::NodeOptions;
-using detail::NodeRt;
-using detail::RunCore;
-using detail::TaskRunRt;
-
-
 namespace detail {
 
 namespace {
