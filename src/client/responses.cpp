@@ -1,5 +1,7 @@
 #include "client/responses.hpp"
 
+#include "core/json_parse.hpp"
+
 #include <utility>
 
 namespace culvert::client {
@@ -9,26 +11,12 @@ using json = nlohmann::json;
 
 constexpr std::string_view kMalformed = "the server's answer is malformed: ";
 
-const char* type_name(const json& v) {
-  switch (v.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::object: return "an object";
-    case json::value_t::array: return "an array";
-    case json::value_t::string: return "a string";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a number";
-    default: return "an unsupported value";
-  }
-}
-
 // Reads the members of one JSON object. The first error is kept (later reads return
 // defaults); ok()/status() say whether everything read was well-formed.
 class Fields {
  public:
   Fields(const json& object, std::string path) : j_(object), path_(std::move(path)) {
-    if (!j_.is_object()) fail_at(path_.empty() ? "the answer" : path_, "must be an object, not " + std::string(type_name(j_)));
+    if (!j_.is_object()) fail_at(path_.empty() ? "the answer" : path_, "must be an object, not " + std::string(json_type_name(j_)));
   }
 
   bool ok() const { return error_.empty(); }
@@ -81,7 +69,7 @@ class Fields {
     if (!v->is_array()) return wrong(key, "an array of strings", *v), out;
     for (size_t i = 0; i < v->size(); ++i) {
       const json& e = (*v)[i];
-      if (!e.is_string()) return fail_at(sub(key, i), "must be a string, not " + std::string(type_name(e))), out;
+      if (!e.is_string()) return fail_at(sub(key, i), "must be a string, not " + std::string(json_type_name(e))), out;
       out.push_back(e.get<std::string>());
     }
     return out;
@@ -111,7 +99,7 @@ class Fields {
 
  private:
   void wrong(const char* key, const char* expected, const json& v) {
-    fail(key, std::string("must be ") + expected + ", not " + type_name(v));
+    fail(key, std::string("must be ") + expected + ", not " + json_type_name(v));
   }
   void fail_at(const std::string& where, const std::string& what) {
     if (ok()) error_ = where + " " + what;

@@ -49,4 +49,19 @@ Result<nlohmann::json> parse_json_bounded(std::string_view text, size_t max_dept
   return j;
 }
 
+const char* json_type_name(const nlohmann::json& v) {
+  using nlohmann::json;
+  switch (v.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::object: return "an object";
+    case json::value_t::array: return "an array";
+    case json::value_t::string: return "a string";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned: return "an integer";
+    case json::value_t::number_float: return "a number";
+    default: return "an unsupported value";
+  }
+}
+
 }  // namespace culvert

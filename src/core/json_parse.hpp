@@ -34,4 +34,8 @@ size_t json_nesting_depth(std::string_view text, size_t limit);
 // and objects deeper than `max_depth` (the message names the limit).
 Result<nlohmann::json> parse_json_bounded(std::string_view text, size_t max_depth = kMaxJsonDepth);
 
+// How a JSON value's type reads in an error message: "null", "an object", "an array",
+// "a string", "a boolean", "an integer", "a number".
+const char* json_type_name(const nlohmann::json& v);
+
 }  // namespace culvert

@@ -18,20 +18,6 @@ Status field_error(std::string_view field, std::string_view what) {
   return unprocessable("field '" + std::string(field) + "' " + std::string(what));
 }
 
-const char* type_name(const json& v) {
-  switch (v.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::object: return "an object";
-    case json::value_t::array: return "an array";
-    case json::value_t::string: return "a string";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a number";
-    default: return "an unsupported value";
-  }
-}
-
 bool has_control_chars(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
 }
@@ -46,7 +32,7 @@ const json* member(const json& o, std::string_view key) {
 Result<std::optional<std::string>> opt_string(const json& o, std::string_view key, size_t max_len) {
   const json* v = member(o, key);
   if (!v) return std::optional<std::string>();
-  if (!v->is_string()) return field_error(key, std::string("must be a string, not ") + type_name(*v));
+  if (!v->is_string()) return field_error(key, std::string("must be a string, not ") + json_type_name(*v));
   const auto& s = v->get_ref<const std::string&>();
   if (s.size() > max_len) return field_error(key, "is longer than " + std::to_string(max_len) + " characters");
   return std::optional<std::string>(s);
@@ -63,7 +49,7 @@ Result<std::string> req_name(const json& o, std::string_view key) {
 Result<std::optional<int64_t>> opt_int(const json& o, std::string_view key, int64_t lo, int64_t hi) {
   const json* v = member(o, key);
   if (!v) return std::optional<int64_t>();
-  if (!v->is_number_integer()) return field_error(key, std::string("must be an integer, not ") + type_name(*v));
+  if (!v->is_number_integer()) return field_error(key, std::string("must be an integer, not ") + json_type_name(*v));
   int64_t n;
   if (v->is_number_unsigned()) {
     auto u = v->get<uint64_t>();
@@ -80,7 +66,7 @@ Result<std::optional<int64_t>> opt_int(const json& o, std::string_view key, int6
 Result<std::optional<bool>> opt_bool(const json& o, std::string_view key) {
   const json* v = member(o, key);
   if (!v) return std::optional<bool>();
-  if (!v->is_boolean()) return field_error(key, std::string("must be a boolean, not ") + type_name(*v));
+  if (!v->is_boolean()) return field_error(key, std::string("must be a boolean, not ") + json_type_name(*v));
   return std::optional<bool>(v->get<bool>());
 }
 
@@ -183,7 +169,7 @@ bool value_has_type(const json& v, std::string_view t) {
 }
 
 Status check_object_or_array(const json& body) {
-  if (!body.is_object()) return unprocessable(std::string("the body must be a JSON object, not ") + type_name(body));
+  if (!body.is_object()) return unprocessable(std::string("the body must be a JSON object, not ") + json_type_name(body));
   return Status::ok();
 }
 
@@ -257,7 +243,7 @@ Status check_parameter_decls(const json& body) {
     auto req = opt_bool(p, "required");
     if (!req) return field_error(f + ".required", "must be a boolean");
     if (const json* d = member(p, "default"); d && !value_has_type(*d, t))
-      return field_error(f + ".default", std::string("must be of type ") + t + ", not " + type_name(*d));
+      return field_error(f + ".default", std::string("must be of type ") + t + ", not " + json_type_name(*d));
   }
   return Status::ok();
 }
@@ -480,7 +466,7 @@ Status check_parameters(const json& flow_description, const json& given) {
     const json& d = *it->second;
     std::string t = d.contains("type") && d["type"].is_string() ? d["type"].get<std::string>() : "json";
     if (!value_has_type(v, t))
-      return unprocessable("parameter '" + k + "' must be of type " + t + ", not " + type_name(v));
+      return unprocessable("parameter '" + k + "' must be of type " + t + ", not " + json_type_name(v));
   }
   for (const auto& [n, d] : declared) {
     bool required = d->contains("required") && (*d)["required"].is_boolean() && (*d)["required"].get<bool>();
