@@ -24,6 +24,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <culvert/detail/codec_framing.hpp>
+
 namespace culvert {
 
 template <typename T, typename Enable = void>
@@ -92,25 +94,6 @@ struct Codec<std::vector<unsigned char>> {
     return true;
   }
 };
-
-namespace detail {
-inline void put_item(std::string& out, std::string_view item) {
-  out += std::to_string(item.size());
-  out += ':';
-  out += item;
-}
-// Reads one "<len>:<bytes>" item at `pos`; false when malformed.
-inline bool get_item(std::string_view s, size_t& pos, std::string_view& item) {
-  size_t colon = s.find(':', pos);
-  if (colon == std::string_view::npos) return false;
-  size_t len = 0;
-  auto r = std::from_chars(s.data() + pos, s.data() + colon, len);
-  if (r.ec != std::errc() || r.ptr != s.data() + colon || len > s.size() - colon - 1) return false;
-  item = s.substr(colon + 1, len);
-  pos = colon + 1 + len;
-  return true;
-}
-}  // namespace detail
 
 template <typename T>
   requires(HasCodec<T> && !std::is_same_v<T, std::byte> && !std::is_same_v<T, unsigned char>)

@@ -23,14 +23,14 @@
 #include <culvert/clock.hpp>
 #include <culvert/flow.hpp>
 #include <culvert/observer.hpp>
+#include <culvert/process.hpp>
+#include <culvert/random.hpp>
 #include <culvert/state.hpp>
 #include <culvert/status.hpp>
 #include <culvert/storage.hpp>
 
 namespace culvert {
 
-class Random;           // core: randomness interface
-class ProcessLauncher;  // engine: how command tasks start processes
 namespace detail { class Pool; }
 
 using StoreOpener = std::function<Result<std::unique_ptr<ObjectStore>>(std::string_view uri)>;

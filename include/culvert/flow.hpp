@@ -39,6 +39,7 @@
 #include <culvert/cancel.hpp>
 #include <culvert/clock.hpp>
 #include <culvert/codec.hpp>
+#include <culvert/detail/task_adapters.hpp>
 #include <culvert/observer.hpp>
 #include <culvert/run_config.hpp>
 #include <culvert/state.hpp>
@@ -52,6 +53,7 @@ template <typename T> class Task;
 template <typename T> class Param;
 namespace detail {
 class FlowImpl;
+struct FlowAccess;
 struct RunCore;
 struct TaskRunRt;
 struct AttemptState;
@@ -132,139 +134,6 @@ class TaskContext {
   std::shared_ptr<detail::AttemptState> attempt_;  // set for an attempt on its own thread
 };
 
-namespace detail {
-
-// Where a task's input comes from: an upstream task's value or a parameter.
-struct InputRef {
-  uint32_t index = 0;
-  bool is_param = false;
-};
-
-using AnyEncode = std::string (*)(const std::any&);
-using AnyDecode = bool (*)(std::string_view, std::any&);
-struct ValueOps {
-  AnyEncode encode = nullptr;
-  AnyDecode decode = nullptr;
-  bool has_value = false;  // false for void tasks
-};
-using Body = std::function<void(TaskContext&, const std::any* const* inputs, std::any& out)>;
-struct MapOps {
-  size_t (*size)(const std::any&) = nullptr;
-  std::function<void(TaskContext&, const std::any& in, size_t i, std::any& out)> body;
-  std::any (*gather)(std::vector<std::any>& outs) = nullptr;  // null for void results
-  std::any (*slice)(const std::any& in, size_t i) = nullptr;  // a vector of element i alone
-};
-using ParamParse = bool (*)(std::string_view, std::any&);
-
-template <typename T>
-std::string encode_any(const std::any& a) {
-  return Codec<T>::encode(*std::any_cast<T>(&a));
-}
-template <typename T>
-bool decode_any(std::string_view s, std::any& a) {
-  T v{};
-  if (!Codec<T>::decode(s, v)) return false;
-  a = std::move(v);
-  return true;
-}
-template <typename T>
-constexpr ValueOps value_ops() {
-  if constexpr (std::is_void_v<T>) {
-    return {};
-  } else if constexpr (HasCodec<T> && std::is_default_constructible_v<T>) {
-    return {&encode_any<T>, &decode_any<T>, true};
-  } else {
-    return {nullptr, nullptr, true};
-  }
-}
-template <typename T>
-constexpr AnyEncode encoder() {
-  if constexpr (HasCodec<T>) return &encode_any<T>; else return nullptr;
-}
-
-template <typename A> struct source_traits {};
-template <typename U> struct source_traits<Task<U>> { using type = U; };
-template <typename U> struct source_traits<Param<U>> { using type = U; };
-template <typename A>
-concept Source = requires { typename source_traits<std::remove_cvref_t<A>>::type; };
-template <typename A>
-using source_value_t = typename source_traits<std::remove_cvref_t<A>>::type;
-
-template <typename F, typename... Us>
-inline constexpr bool takes_ctx_v = std::is_invocable_v<const F&, TaskContext&, const Us&...>;
-template <typename F, typename... Us>
-inline constexpr bool callable_v =
-    takes_ctx_v<F, Us...> || std::is_invocable_v<const F&, const Us&...>;
-template <typename F, typename... Us>
-using task_result_t = std::decay_t<typename std::conditional_t<
-    takes_ctx_v<F, Us...>, std::invoke_result<const F&, TaskContext&, const Us&...>,
-    std::invoke_result<const F&, const Us&...>>::type>;
-
-template <typename R, typename F, typename... Us>
-void call_into(const F& fn, TaskContext& ctx, std::any& out, const Us&... args) {
-  if constexpr (std::is_void_v<R>) {
-    if constexpr (takes_ctx_v<F, Us...>) fn(ctx, args...); else fn(args...);
-  } else {
-    if constexpr (takes_ctx_v<F, Us...>) out.emplace<R>(fn(ctx, args...));
-    else out.emplace<R>(fn(args...));
-  }
-}
-
-template <typename R, typename F, typename... Us, size_t... I>
-void invoke_task(const F& fn, TaskContext& ctx, const std::any* const* in, std::any& out,
-                 std::index_sequence<I...>) {
-  (void)in;
-  call_into<R, F, Us...>(fn, ctx, out, *std::any_cast<Us>(in[I])...);
-}
-
-template <typename V>
-size_t vector_size(const std::any& a) { return std::any_cast<V>(&a)->size(); }
-template <typename V>
-std::any vector_slice(const std::any& a, size_t i) { return std::any(V{(*std::any_cast<V>(&a))[i]}); }
-
-template <typename R>
-std::any gather(std::vector<std::any>& outs) {
-  std::vector<R> v;
-  v.reserve(outs.size());
-  for (auto& o : outs) v.push_back(std::move(*std::any_cast<R>(&o)));
-  return std::any(std::move(v));
-}
-
-template <typename T> struct is_vector : std::false_type {};
-template <typename E, typename A> struct is_vector<std::vector<E, A>> : std::true_type {};
-
-// The type whose codec decides whether T can be stored: T, or the element of a vector
-// (a vector's codec exists when its element's does).
-template <typename T> struct stored_element { using type = T; };
-template <typename E, typename A>
-  requires(!std::is_same_v<E, std::byte> && !std::is_same_v<E, unsigned char>)
-struct stored_element<std::vector<E, A>> : stored_element<E> {};
-
-// Compile-time check behind .result(), .target() and .cache_for(): the task's value
-// type has a codec with the expected members. Each message names what to write.
-template <typename T>
-constexpr bool check_storable() {
-  if constexpr (!std::is_void_v<T>) {
-    using E = typename stored_element<T>::type;
-    static_assert(CodecDefined<E> || HasCodec<E>,
-                  "culvert: .result(), .target() and .cache_for() store the task's value, and its type T has "
-                  "no codec. Give it one: specialize culvert::Codec<T> with "
-                  "'static std::string encode(const T&)' and 'static bool decode(std::string_view, T&)', "
-                  "or give T nlohmann's 'void to_json(nlohmann::json&, const T&)' and "
-                  "'void from_json(const nlohmann::json&, T&)' and include <culvert/json.hpp>");
-    static_assert(!CodecDefined<E> || HasCodec<E>,
-                  "culvert: culvert::Codec<T> does not have the expected signature; it needs "
-                  "'static std::string encode(const T&)' and 'static bool decode(std::string_view, T&)' "
-                  "(decode returns false for malformed bytes)");
-    static_assert(std::is_default_constructible_v<E>,
-                  "culvert: .result(), .target() and .cache_for() need a default-constructible value type "
-                  "(Codec<T>::decode(std::string_view, T&) fills a T{})");
-  }
-  return true;
-}
-
-}  // namespace detail
-
 // JSON string literal for `s` (quoted and escaped).
 std::string json_quote(std::string_view s);
 
@@ -292,35 +161,17 @@ struct ParamType<std::string> {
   static std::string to_json(const std::string& v) { return json_quote(v); }
 };
 
-namespace detail {
-template <typename T>
-bool parse_param(std::string_view s, std::any& out) {
-  T v{};
-  if constexpr (std::is_same_v<T, bool>) {
-    if (s == "true" || s == "1" || s == "yes") v = true;
-    else if (s == "false" || s == "0" || s == "no") v = false;
-    else return false;
-  } else if constexpr (std::is_same_v<T, std::string>) {
-    v.assign(s);
-  } else {
-    if (!Codec<T>::decode(s, v)) return false;
-  }
-  out = std::move(v);
-  return true;
-}
-}  // namespace detail
-
 // A parameter of the flow: a typed value given at run time (`--param name=value`).
 template <typename T>
 class Param {
  public:
   uint32_t index() const { return index_; }
-  detail::InputRef input_ref() const { return {index_, true}; }
-  detail::FlowImpl* flow_impl() const { return flow_; }
 
  private:
   friend class Flow;
   Param(detail::FlowImpl* flow, uint32_t index) : flow_(flow), index_(index) {}
+  detail::InputRef input_ref() const { return {index_, true}; }
+  detail::FlowImpl* flow_impl() const { return flow_; }
   detail::FlowImpl* flow_;
   uint32_t index_;
 };
@@ -330,9 +181,10 @@ class TaskBase {
  public:
   uint32_t index() const { return index_; }
   const std::string& name() const;
-  detail::FlowImpl* flow_impl() const { return flow_; }
 
  protected:
+  friend class Flow;
+  detail::FlowImpl* flow_impl() const { return flow_; }
   TaskBase(detail::FlowImpl* flow, uint32_t index) : flow_(flow), index_(index) {}
   void set_retries(int n, Millis delay);
   void set_backoff(double factor, Millis max_delay);
@@ -410,7 +262,6 @@ class TaskOps : public TaskBase {
 template <typename T>
 class Task : public TaskOps<Task<T>> {
  public:
-  detail::InputRef input_ref() const { return {this->index_, false}; }
   // Persist each output to the rendered URI template through Codec<T>.
   // REQUIRES (compile time): T has a codec (<culvert/codec.hpp>).
   Task& result(std::string uri_template) {
@@ -431,6 +282,7 @@ class Task : public TaskOps<Task<T>> {
  private:
   friend class Flow;
   Task(detail::FlowImpl* flow, uint32_t index) : TaskOps<Task<T>>(flow, index) {}
+  detail::InputRef input_ref() const { return {this->index_, false}; }
 };
 
 // A command task: `/bin/sh -c command` in a new process group. stdout lines are
@@ -558,9 +410,8 @@ class Flow {
   // The task graph in Graphviz DOT.
   std::string graph_dot() const;
 
-  const detail::FlowImpl& impl() const { return *impl_; }
-
  private:
+  friend struct detail::FlowAccess;  // the engine reads the definition through it
   template <typename T>
   static std::string raw_text(const T& v) {
     if constexpr (std::is_same_v<T, std::string>) return v;

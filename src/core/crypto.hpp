@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include <culvert/random.hpp>
+
 namespace culvert {
 
 // Lower-case hex SHA-256 of `data`.
@@ -22,30 +24,5 @@ std::string random_bytes(size_t n);
 std::string new_uuid();
 // An API token: prefix + 43 characters of base64url over 32 random bytes (256 bits).
 std::string new_api_token(std::string_view prefix = "cvt_");
-
-// Abstract randomness for code that must be testable (retry jitter, ids in tests).
-class Random {
- public:
-  virtual ~Random() = default;
-  virtual uint64_t next_u64() = 0;
-  // Uniform in [0, 1).
-  double uniform01() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
-};
-
-// Deterministic generator for tests (splitmix64). Not thread-safe.
-class SeededRandom final : public Random {
- public:
-  explicit SeededRandom(uint64_t seed) : state_(seed) {}
-  uint64_t next_u64() override;
-
- private:
-  uint64_t state_;
-};
-
-// OpenSSL's CSPRNG. Thread-safe.
-class SecureRandom final : public Random {
- public:
-  uint64_t next_u64() override;
-};
 
 }  // namespace culvert

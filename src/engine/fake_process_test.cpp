@@ -6,7 +6,7 @@
 
 #include <signal.h>
 
-#include "engine/process.hpp"
+#include <culvert/process.hpp>
 
 namespace culvert {
 namespace {

@@ -131,4 +131,9 @@ std::string render_template(std::string_view tmpl, std::string_view flow_name,
 // Names of placeholders in `tmpl` that render_template does not know.
 std::vector<std::string> unknown_placeholders(std::string_view tmpl);
 
+// The engine's read access to a Flow's definition (Flow keeps it private).
+struct FlowAccess {
+  static const FlowImpl& of(const Flow& flow) { return *flow.impl_; }
+};
+
 }  // namespace culvert::detail

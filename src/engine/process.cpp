@@ -1,4 +1,4 @@
-#include "engine/process.hpp"
+#include <culvert/process.hpp>
 
 #include <cerrno>
 #include <cstring>

@@ -33,7 +33,7 @@
 #include "core/crypto.hpp"
 #include "engine/flow_impl.hpp"
 #include "engine/pool.hpp"
-#include "engine/process.hpp"
+#include <culvert/process.hpp>
 
 namespace culvert::detail {
 

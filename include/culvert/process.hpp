@@ -1,5 +1,6 @@
-// Starting and watching child processes for command tasks, behind a small interface
-// so that the engine can be tested with a fake and the agent can reuse the real one.
+// Starting and watching the child processes of command tasks, behind a small
+// interface: RunOptions::process_launcher takes another one (a fake in a flow's own
+// tests, say); the default is PosixProcessLauncher.
 #pragma once
 
 #include <culvert/status.hpp>
