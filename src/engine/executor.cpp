@@ -106,7 +106,7 @@ Executor::Executor(int workers) : workers_(workers < 1 ? 1 : workers) {
 Executor::~Executor() = default;
 
 Result<RunResult> Executor::run(const Flow& flow, const RunOptions& options) {
-  const FlowImpl& f = FlowAccess::of(flow);
+  const FlowImpl& f = detail::FlowAccess::of(flow);
   if (Status s = f.validate(); !s) return s;
   // Parameters.
   std::vector<std::any> params(f.params.size());
