@@ -59,6 +59,7 @@ Result<std::optional<std::string>> opt_string(const json& rc, const char* key) {
   auto it = rc.find(key);
   if (it == rc.end() || it->is_null()) return std::optional<std::string>();
   if (!it->is_string()) return invalid_argument(fmt::format("the run config's \"{}\" is not a string", key));
+  if (it->get<std::string>().empty()) return std::optional<std::string>();  // "" is "not given"
   return std::optional<std::string>(it->get<std::string>());
 }
 
@@ -86,6 +87,9 @@ Result<std::optional<std::vector<std::string>>> opt_list(const json& rc, const c
   }
   if (out.size() > kMaxListItems)
     return invalid_argument(fmt::format("the run config's \"{}\" has {} entries (at most {})", key, out.size(), kMaxListItems));
+  // An empty list is "not given" (the SDK writes [] for an unset list): the agent's own
+  // subnets and security groups apply.
+  if (out.empty()) return std::optional<std::vector<std::string>>();
   return std::optional<std::vector<std::string>>(std::move(out));
 }
 

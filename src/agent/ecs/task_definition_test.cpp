@@ -67,6 +67,27 @@ TEST(EcsTaskDefinition, RunConfigFieldsAreTypeChecked) {
   EXPECT_EQ(*ok->assign_public_ip, true);
 }
 
+// What the C++ SDK's EcsRun writes in a flow's describe (src/engine/flow.cpp) for a run
+// config that sets only the image and cpu: unset strings are null, unset lists [].
+TEST(EcsTaskDefinition, ReadsTheSdksEcsRunWithUnsetFieldsAsNotGiven) {
+  auto rc = parse_ecs_run_config(R"({"type":"ecs","labels":["fargate-dev"],"env":{},"image":"acme/etl:1",
+      "cpu":"1024","memory":null,"task_role_arn":null,"execution_role_arn":null,"cluster":null,"subnets":[],
+      "security_groups":[],"assign_public_ip":null,"task_definition":null,"run_task_kwargs":{}})");
+  ASSERT_TRUE(rc) << rc.status().to_string();
+  EXPECT_EQ(rc->image, "acme/etl:1");
+  EXPECT_EQ(*rc->cpu, "1024");
+  EXPECT_FALSE(rc->memory || rc->cluster || rc->subnets || rc->security_groups || rc->assign_public_ip);
+  EcsDefaults d;
+  d.subnets = {"subnet-agent"};
+  d.memory = "2048";
+  auto td = build_task_definition(d, *rc, "etl");
+  ASSERT_TRUE(td) << td.status().to_string();
+  auto req = build_run_task(d, *rc, *td, "arn:td", {}, {"r1", "a1", "tok"});
+  ASSERT_TRUE(req) << req.status().to_string();
+  EXPECT_EQ((*req)["networkConfiguration"]["awsvpcConfiguration"]["subnets"], json::array({"subnet-agent"}));
+  EXPECT_EQ(td->request["memory"], "2048");
+}
+
 EcsRunConfig rc_of(const std::string& j) {
   auto r = parse_ecs_run_config(j);
   EXPECT_TRUE(r) << r.status().to_string();
