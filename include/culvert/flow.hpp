@@ -119,11 +119,13 @@ class TaskContext {
   void warning(std::string_view m) { log(LogLevel::kWarning, m); }
   void error(std::string_view m) { log(LogLevel::kError, m); }
 
+ private:
+  // Made by the engine only, for one attempt of one task run.
+  friend struct detail::RunCore;
   TaskContext(detail::RunCore* run, detail::TaskRunRt* task_run, CancellationToken token,
               std::shared_ptr<detail::AttemptState> attempt = nullptr)
       : run_(run), tr_(task_run), token_(token), attempt_(std::move(attempt)) {}
 
- private:
   detail::RunCore* run_;
   detail::TaskRunRt* tr_;
   CancellationToken token_;

@@ -20,6 +20,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <stdexcept>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,6 +36,20 @@
 #include "engine/process.hpp"
 
 namespace culvert::detail {
+
+// A command that exited with a non-zero status (thrown by run_shell, read by the
+// attempt loop for TaskFailure::exit_code).
+class CommandFailed : public std::runtime_error {
+ public:
+  CommandFailed(int code, const std::string& what) : std::runtime_error(what), code(code) {}
+  int code;
+};
+
+inline std::string format_millis(Millis d) {
+  auto ms = d.count();
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
 
 struct TaskRunRt {
   uint32_t node = 0;

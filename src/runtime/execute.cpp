@@ -39,8 +39,8 @@ std::optional<long> parse_positive(const std::string& s) {
 // the local run when the server says Cancelling (or the run was ended elsewhere).
 class RunWatcher {
  public:
-  RunWatcher(const ExecuteEnv& env, CancellationSource& cancel, ServerReporter& reporter)
-      : env_(env), cancel_(cancel), reporter_(reporter),
+  RunWatcher(const ExecuteEnv& env, Clock& clock, CancellationSource& cancel, ServerReporter& reporter)
+      : env_(env), clock_(clock), cancel_(cancel), reporter_(reporter),
         api_(client::ClientOptions{.api_url = env.api_url, .api_token = env.api_token}) {
     thread_ = std::thread([this] { loop(); });
   }
@@ -60,15 +60,15 @@ class RunWatcher {
 
  private:
   void loop() {
-    auto next_heartbeat = std::chrono::steady_clock::now() + env_.heartbeat_interval;
+    auto next_heartbeat = clock_.steady_now() + env_.heartbeat_interval;
     std::unique_lock lock(mu_);
     while (!stop_) {
       cv_.wait_for(lock, env_.cancel_poll, [&] { return stop_; });
       if (stop_) break;
       lock.unlock();
       std::optional<std::string> state;
-      if (std::chrono::steady_clock::now() >= next_heartbeat) {
-        next_heartbeat = std::chrono::steady_clock::now() + env_.heartbeat_interval;
+      if (clock_.steady_now() >= next_heartbeat) {
+        next_heartbeat = clock_.steady_now() + env_.heartbeat_interval;
         state = read_state(api_.heartbeat_flow_run(env_.flow_run_id));
       }
       if (!state) state = read_state(api_.get_flow_run(env_.flow_run_id));
@@ -99,6 +99,7 @@ class RunWatcher {
   }
 
   const ExecuteEnv& env_;
+  Clock& clock_;  // heartbeat cadence; polls wait cancel_poll of real time
   CancellationSource& cancel_;
   ServerReporter& reporter_;
   client::ApiClient api_;  // used by the watcher thread only
@@ -114,28 +115,14 @@ bool unreachable(const Status& s) {
   return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kTimeout;
 }
 
-// Calls `call` until it succeeds, fails for another reason than an unreachable server,
-// or `wait` has passed (backoff 250 ms doubling to 5 s): a server restart must not
-// lose the start or the end of a run.
-Result<nlohmann::json> retry_while_unreachable(std::chrono::milliseconds wait,
-                                               const std::function<Result<nlohmann::json>()>& call) {
-  const auto deadline = std::chrono::steady_clock::now() + wait;
-  std::chrono::milliseconds backoff(250);
-  for (;;) {
-    auto r = call();
-    if (r || !unreachable(r.status()) || std::chrono::steady_clock::now() + backoff > deadline) return r;
-    std::this_thread::sleep_for(backoff);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
-  }
-}
 
 // Sets a state, retrying while the server is unreachable. When an earlier attempt may
 // have been applied before the connection broke, a Conflict is checked against the
 // run: already in `state` means done.
-Status set_state_with_retry(client::ApiClient& api, const std::string& run_id, const char* state,
+Status set_state_with_retry(Clock& clock, client::ApiClient& api, const std::string& run_id, const char* state,
                             const std::string& message, std::chrono::milliseconds wait) {
   bool maybe_applied = false;
-  auto r = retry_while_unreachable(wait, [&]() -> Result<nlohmann::json> {
+  auto r = retry_while_unreachable(clock, wait, [&]() -> Result<nlohmann::json> {
     auto a = api.set_flow_run_state(run_id, state, message);
     if (!a && unreachable(a.status())) maybe_applied = true;
     return a;
@@ -152,6 +139,18 @@ Status set_state_with_retry(client::ApiClient& api, const std::string& run_id, c
 }
 
 }  // namespace
+
+Result<nlohmann::json> retry_while_unreachable(Clock& clock, std::chrono::milliseconds wait,
+                                               const std::function<Result<nlohmann::json>()>& call) {
+  const auto deadline = clock.steady_now() + wait;
+  std::chrono::milliseconds backoff(250);
+  for (;;) {
+    auto r = call();
+    if (r || !unreachable(r.status()) || clock.steady_now() + backoff > deadline) return r;
+    clock.sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+  }
+}
 
 int default_workers() {
   const unsigned cores = std::thread::hardware_concurrency();
@@ -201,7 +200,8 @@ Result<ExecuteEnv> execute_env_from_process() {
 int execute_flow(const Flow& flow, const ExecuteEnv& env) {
   const std::string prog = flow.name() + " execute";
   client::ApiClient api(client::ClientOptions{.api_url = env.api_url, .api_token = env.api_token});
-  auto answer = retry_while_unreachable(env.server_wait, [&] { return api.get_flow_run(env.flow_run_id); });
+  Clock& clock = env.clock != nullptr ? *env.clock : system_clock();
+  auto answer = retry_while_unreachable(clock, env.server_wait, [&] { return api.get_flow_run(env.flow_run_id); });
   Result<FlowRunAnswer> run = answer ? decode_flow_run(*answer) : Result<FlowRunAnswer>(answer.status());
   if (!run) {
     std::cerr << prog << ": cannot read flow run " << env.flow_run_id << ": " << run.status().message() << "\n";
@@ -210,7 +210,7 @@ int execute_flow(const Flow& flow, const ExecuteEnv& env) {
   if (!run->flow_name.empty() && run->flow_name != flow.name()) {
     std::cerr << prog << ": flow run " << env.flow_run_id << " belongs to flow '" << run->flow_name << "', not '"
               << flow.name() << "'\n";
-    (void)set_state_with_retry(api, env.flow_run_id, "Crashed",
+    (void)set_state_with_retry(clock, api, env.flow_run_id, "Crashed",
                                "the launched artifact is flow '" + flow.name() + "', not '" + run->flow_name + "'",
                                env.server_wait);
     return 1;
@@ -218,16 +218,17 @@ int execute_flow(const Flow& flow, const ExecuteEnv& env) {
 
   RunOptions opts;
   opts.flow_run_id = env.flow_run_id;
+  opts.clock = env.clock;
   opts.parameters = std::move(run->parameters);
 
-  if (Status running = set_state_with_retry(api, env.flow_run_id, "Running", "", env.server_wait); !running.is_ok()) {
+  if (Status running = set_state_with_retry(clock, api, env.flow_run_id, "Running", "", env.server_wait); !running.is_ok()) {
     std::cerr << prog << ": the server refused to start flow run " << env.flow_run_id << ": "
               << running.message() << "\n";
     return 1;
   }
 
   ServerReporter reporter(client::ClientOptions{.api_url = env.api_url, .api_token = env.api_token},
-                          env.flow_run_id, ReporterOptions{.close_wait = env.server_wait});
+                          env.flow_run_id, ReporterOptions{.close_wait = env.server_wait, .clock = &clock});
   CancellationSource cancel;
   SignalCancellation signals(cancel);
   opts.observers.push_back(&reporter);
@@ -237,7 +238,7 @@ int execute_flow(const Flow& flow, const ExecuteEnv& env) {
   std::optional<std::string> cancelled_by;
   // The watcher heartbeats until the final state is set: the final flush and state may
   // wait for a restarting server, and the run is alive while they do.
-  std::optional<RunWatcher> watcher(std::in_place, env, cancel, reporter);
+  std::optional<RunWatcher> watcher(std::in_place, env, clock, cancel, reporter);
   {
     Executor executor(env.workers);
     result = executor.run(flow, opts);
@@ -267,7 +268,7 @@ int execute_flow(const Flow& flow, const ExecuteEnv& env) {
     // Someone else already ended the run; nothing to report.
     return 1;
   }
-  Status st = set_state_with_retry(api, env.flow_run_id, final_state, message, env.server_wait);
+  Status st = set_state_with_retry(clock, api, env.flow_run_id, final_state, message, env.server_wait);
   watcher.reset();
   if (!st.is_ok()) {
     std::cerr << prog << ": cannot set the final state " << final_state << ": " << st.message() << "\n";

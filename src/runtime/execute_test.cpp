@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <culvert/clock.hpp>
+
 #include "runtime/runtime.hpp"
 #include "test_http_server.hpp"
 
@@ -142,6 +144,86 @@ TEST(ExecuteEnvFromProcess, WorkersComeFromTheVariableElseTheMachinesCores) {
   }
   for (const char* v : {"CULVERT_WORKERS", "CULVERT_API_URL", "CULVERT_API_TOKEN", "CULVERT_FLOW_RUN_ID"})
     ::unsetenv(v);
+}
+
+// The backoff while the server is unreachable, on simulated time: 250 ms doubling to 5 s,
+// until the wait has passed; other errors and success end it at once.
+TEST(RetryWhileUnreachable, BacksOffOnTheClockUntilTheWaitHasPassed) {
+  ManualClock clock;
+  const SteadyTime t0 = clock.steady_now();
+  std::vector<long> at;  // ms since t0 of each call
+  auto r = retry_while_unreachable(clock, 10s, [&]() -> Result<json> {
+    at.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(clock.steady_now() - t0).count());
+    return unavailable("connection refused");
+  });
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(at, (std::vector<long>{0, 250, 750, 1750, 3750, 7750}));  // the next, at 12750, is past 10 s
+
+  at.clear();
+  r = retry_while_unreachable(clock, 10min, [&]() -> Result<json> {
+    at.push_back(0);
+    if (at.size() < 3) return Status(StatusCode::kTimeout, "slow");
+    return json::object({{"ok", true}});
+  });
+  ASSERT_TRUE(r);
+  EXPECT_EQ(at.size(), 3u);
+
+  at.clear();
+  const SteadyTime t1 = clock.steady_now();
+  r = retry_while_unreachable(clock, 10min, [&]() -> Result<json> {
+    at.push_back(0);
+    return not_found("no such run");
+  });
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(at.size(), 1u);
+  EXPECT_EQ(clock.steady_now(), t1);  // no wait at all
+}
+
+// Heartbeats go out once per heartbeat interval of the run's clock, however often the
+// watcher polls: with simulated time standing still there are none, and each advance
+// by one interval gives exactly one.
+TEST(ExecuteFlow, HeartbeatsFollowTheClock) {
+  ManualClock clock;
+  std::mutex mu;
+  std::condition_variable cv;
+  int polls = 0, heartbeats = 0;  // guarded by mu
+  bool running = false;           // guarded by mu
+  TestHttpServer server([&](const TestRequest& r) {
+    const std::string run = R"({"id":"r1","state":"Running","flow_name":"f"})";
+    std::lock_guard lock(mu);
+    if (r.target == "/api/v1/flow-runs/r1/state") {
+      running = true;
+      return TestResponse{200, run};
+    }
+    if (r.target == "/api/v1/flow-runs/r1/heartbeat") ++heartbeats;
+    else if (r.method == "GET" && running) ++polls;
+    cv.notify_all();
+    return TestResponse{200, r.method == "GET" || r.target.ends_with("/heartbeat") ? run : "{}"};
+  });
+  ExecuteEnv env = env_for(server);
+  env.heartbeat_interval = 10s;
+  env.clock = &clock;
+  std::string seen;
+  Flow flow("f");
+  flow.task("beat", [&] {
+    std::unique_lock lock(mu);
+    auto until_polls = [&](int n) { return cv.wait_for(lock, 60s, [&] { return polls >= n; }); };
+    auto until_heartbeats = [&](int n) { return cv.wait_for(lock, 60s, [&] { return heartbeats >= n; }); };
+    until_polls(5);
+    seen += std::to_string(heartbeats);  // time stood still: none
+    clock.advance(10s);
+    until_heartbeats(1);
+    until_polls(polls + 5);
+    seen += std::to_string(heartbeats);  // one per interval, not per poll
+    clock.advance(10s);
+    until_heartbeats(2);
+    until_polls(polls + 5);
+    seen += std::to_string(heartbeats);
+  });
+  EXPECT_EQ(execute_flow(flow, env), 0);
+  EXPECT_EQ(seen, "012");
+  std::lock_guard lock(mu);
+  EXPECT_EQ(heartbeats, 2);
 }
 
 }  // namespace

@@ -257,12 +257,13 @@ Status ServerReporter::close() {
   if (thread_.joinable()) thread_.join();
   // The final flush, retried while the server is unreachable (restarting), up to
   // close_wait; what it refuses as invalid is dropped by flush() itself.
-  const auto deadline = std::chrono::steady_clock::now() + options_.close_wait;
+  Clock& clock = options_.clock != nullptr ? *options_.clock : system_clock();
+  const auto deadline = clock.steady_now() + options_.close_wait;
   std::chrono::milliseconds backoff(200);
   for (;;) {
     Status st = flush();
-    if (st.is_ok() || std::chrono::steady_clock::now() + backoff > deadline) return st;
-    std::this_thread::sleep_for(backoff);
+    if (st.is_ok() || clock.steady_now() + backoff > deadline) return st;
+    clock.sleep_for(backoff);
     backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
   }
 }

@@ -14,6 +14,7 @@
 // flush() sends everything and reports the first error. Thread-safe.
 #pragma once
 
+#include <culvert/clock.hpp>
 #include <culvert/observer.hpp>
 #include <culvert/status.hpp>
 
@@ -40,6 +41,9 @@ struct ReporterOptions {
   size_t max_buffered_logs = 200000;
   // close() keeps retrying the final flush this long while the server is unreachable.
   std::chrono::milliseconds close_wait{300000};
+  // The time close() waits on between its retries. Default: the system clock.
+  // REQUIRES: outlives the reporter.
+  Clock* clock = nullptr;
 };
 
 class ServerReporter final : public RunObserver {

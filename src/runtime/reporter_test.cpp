@@ -230,5 +230,24 @@ TEST(ServerReporter, BytesThatAreNotUtf8AreSentReplaced) {
   }
 }
 
+// close() retries the final flush while the server is unreachable, with backoff on the
+// reporter's clock (200 ms doubling to 5 s) until close_wait has passed: simulated time.
+TEST(ServerReporter, CloseRetriesOnTheClockUntilItsWaitHasPassed) {
+  culvert::testing::TestHttpServer server([](const culvert::testing::TestRequest&) {
+    return culvert::testing::TestResponse{503, R"({"error":{"code":"unavailable","message":"restarting"}})"};
+  });
+  ManualClock clock;
+  const SteadyTime t0 = clock.steady_now();
+  ServerReporter reporter({.api_url = server.url(), .api_token = "t"}, "run-1",
+                          ReporterOptions{.flush_interval = std::chrono::hours(1),
+                                          .close_wait = std::chrono::seconds(10), .clock = &clock});
+  std::string name = "t";
+  reporter.on_task_run(task_event(name, -1, State::kSuccess));
+  EXPECT_EQ(reporter.close().code(), StatusCode::kUnavailable);
+  // Flushes at 0, 200, 600, 1400, 3000 and 6200 ms; the next would be at 11200.
+  EXPECT_EQ(server.requests().size(), 6u);
+  EXPECT_EQ(clock.steady_now() - t0, std::chrono::milliseconds(6200));
+}
+
 }  // namespace
 }  // namespace culvert::runtime

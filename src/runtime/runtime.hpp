@@ -4,15 +4,19 @@
 // functions for `culvert execute` and `culvert flow register`.
 #pragma once
 
+#include <culvert/clock.hpp>
 #include <culvert/flow.hpp>
 #include <culvert/status.hpp>
 
 #include "runtime/answers.hpp"
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 namespace culvert::runtime {
 
@@ -28,7 +32,17 @@ struct ExecuteEnv {
   // How long the run keeps trying to reach an unreachable server (a restart) before it
   // gives up on reading the run, reporting states or flushing its batches.
   std::chrono::milliseconds server_wait{300000};       // CULVERT_SERVER_WAIT_SECONDS
+  // Time of the retries' backoff, the heartbeat cadence and the engine. Default: the
+  // system clock. REQUIRES: outlives execute_flow.
+  Clock* clock = nullptr;
 };
+
+// Calls `call` until it succeeds, fails for another reason than an unreachable server
+// (Unavailable, Timeout), or `wait` of `clock`'s time has passed; it sleeps on `clock`
+// between calls, 250 ms doubling to 5 s. A server restart must not lose the start or
+// the end of a run.
+Result<nlohmann::json> retry_while_unreachable(Clock& clock, std::chrono::milliseconds wait,
+                                               const std::function<Result<nlohmann::json>()>& call);
 
 // The machine's cores (at least 1, at most 1024): the worker count of `execute` when
 // neither --workers nor CULVERT_WORKERS says otherwise.
