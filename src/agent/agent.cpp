@@ -125,6 +125,18 @@ Result<int> Agent::claim_and_launch(Millis wait) {
   if (free_slots <= 0) return 0;
   const std::vector<std::string> types = launcher_.run_config_types();
   auto claimed = claim_api_.claim(id_, types, free_slots, wait);
+  if (!claimed && claimed.status().code() == StatusCode::kConflict) {
+    // The server says this agent is stopped: an admin deregistered it while it runs.
+    // It is alive, so it registers again (same name and token: same id) and goes on.
+    spdlog::warn("the server says this agent is stopped ({}); registering again", claimed.status().message());
+    // Through the claim thread's own connection; the id (read by the monitor) stays.
+    auto again = claim_api_.register_agent(options_.name, launcher_.type(), options_.labels);
+    if (!again) return again.status();
+    if (*again != id_) {
+      return Status(StatusCode::kConflict, "registering again gave agent id " + *again + ", not " + id_);
+    }
+    claimed = claim_api_.claim(id_, types, free_slots, wait);
+  }
   if (!claimed) return claimed.status();
   int launched = 0;
   for (auto& run : *claimed) {

@@ -29,11 +29,14 @@ class FakeApi final : public AgentApi {
                                      const std::vector<std::string>& labels) override {
     registered_name = name;
     registered_type = type;
+    stopped = false;
     registered_labels = labels;
+    ++registrations;
     return std::string("agent-1");
   }
   Status deregister_agent(const std::string& agent_id) override {
     deregistered.push_back(agent_id);
+    stopped = true;
     return Status::ok();
   }
   Status heartbeat(const std::string&) override {
@@ -47,6 +50,7 @@ class FakeApi final : public AgentApi {
     last_claim_max = max;
     last_claim_types = types;
     ++claims;
+    if (stopped) return Status(StatusCode::kConflict, "agent agent-1 ('a1') is stopped (deregistered); register it again");
     if (!claim_status.is_ok()) return claim_status;
     std::vector<ClaimedRun> out;
     while (!queue.empty() && static_cast<int>(out.size()) < max) {
@@ -83,6 +87,8 @@ class FakeApi final : public AgentApi {
   }
 
   bool down = false;  // the server cannot be reached
+  bool stopped = false;  // deregistered: claims answer 409 until it registers again
+  int registrations = 0;
   Status heartbeat_status;
   std::function<void(int)> on_heartbeat;
   Status claim_status;
@@ -517,6 +523,18 @@ TEST_F(AgentTest, ACleanStopDeregisters) {
   std::atomic<bool> stop{true};
   EXPECT_TRUE(agent->run(stop).is_ok());
   EXPECT_EQ(api.deregistered, std::vector<std::string>{"agent-1"});
+}
+
+TEST_F(AgentTest, AnAgentDeregisteredWhileItRunsRegistersAgainAndGoesOnClaiming) {
+  ASSERT_TRUE(agent->deregister_self().is_ok());  // as an admin's DELETE /agents/{id} does
+  ASSERT_TRUE(api.stopped);
+  enqueue("r1");
+  auto n = agent->claim_and_launch(Millis(0));
+  ASSERT_TRUE(n) << n.status().to_string();
+  EXPECT_EQ(*n, 1);
+  EXPECT_EQ(api.registrations, 2);
+  EXPECT_FALSE(api.stopped);
+  EXPECT_EQ(agent->id(), "agent-1");
 }
 
 TEST_F(AgentTest, ARevokedTokenEndsTheAgentInsteadOfRetryingForever) {
