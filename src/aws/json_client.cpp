@@ -1,115 +1,28 @@
 #include "aws/json_client.hpp"
 
-#include <algorithm>
-
-#include <nlohmann/json.hpp>
-
-#include "aws/http.hpp"
-#include "aws/sigv4.hpp"
+#include "aws/signed_post.hpp"
 
 namespace culvert::aws {
-namespace {
-// Typed field access that never throws on unexpected JSON: the default instead.
-std::string str_of(const nlohmann::json& j, const char* key, std::string def = "") {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : def;
-}
-}  // namespace
-
-std::string aws_error_code(std::string_view type) {
-  auto hash = type.rfind('#');
-  if (hash != std::string_view::npos) type = type.substr(hash + 1);
-  auto colon = type.find(':');  // "Code:http://internal.amazon.com/..." in some services
-  return std::string(type.substr(0, colon));
-}
 
 AwsJsonClient::AwsJsonClient(JsonServiceConfig config) : cfg_(std::move(config)) {
   if (!cfg_.clock) cfg_.clock = &system_clock();
   if (!cfg_.random) cfg_.random = &secure_random_;
+  if (!cfg_.transport) cfg_.transport = &curl_transport();
   if (cfg_.max_attempts < 1) cfg_.max_attempts = 1;
   endpoint_ = cfg_.endpoint.empty() ? "https://" + cfg_.service + "." + cfg_.region + ".amazonaws.com"
                                     : cfg_.endpoint;
   while (endpoint_.size() > 8 && endpoint_.back() == '/') endpoint_.pop_back();
 }
 
-Result<std::string> AwsJsonClient::call(std::string_view action, std::string_view json_body) {
-  auto url = parse_url(endpoint_);
-  if (!url) return invalid_argument(cfg_.service + " endpoint: " + url.status().message());
-  const std::string target = cfg_.target_prefix + "." + std::string(action);
-  const std::string what = cfg_.service + " " + std::string(action);
-  const std::string path = url->path.empty() ? "/" : url->path;
-  const std::string payload_hash = sha256_hex(json_body);
-
-  for (int attempt = 1;; ++attempt) {
-    auto creds = cfg_.credentials->get();
-    if (!creds) return creds.status();
-    SigningRequest sr;
-    sr.method = "POST";
-    sr.host = url->host_header();
-    sr.path = path;
-    sr.headers = {{"Content-Type", "application/x-amz-json-1.1"}, {"X-Amz-Target", target}};
-    sr.payload_sha256 = payload_hash;
-    SignedRequest signed_req = sign_v4(sr, *creds,
-                                       {.region = cfg_.region, .service = cfg_.service,
-                                        .double_encode_path = true, .content_sha256_header = false},
-                                       cfg_.clock->now());
-    HttpRequest hr;
-    hr.method = "POST";
-    hr.url = url->scheme + "://" + url->host_header() + path;
-    hr.headers = sr.headers;
-    hr.headers.emplace_back("Host", sr.host);
-    for (auto& h : signed_req.headers) hr.headers.push_back(std::move(h));
-    hr.body = json_body;
-    hr.timeout_ms = cfg_.timeout_ms;
-
-    Status failure;
-    bool retry = false;
-    auto resp = http_send(hr);
-    if (!resp) {
-      failure = unavailable(what + ": " + resp.status().message());
-      retry = resp.status().code() == StatusCode::kUnavailable;
-    } else if (resp->status == 200) {
-      return std::move(resp->body);
-    } else {
-      auto j = nlohmann::json::parse(resp->body, nullptr, false);
-      std::string code, message;
-      if (j.is_object()) {
-        code = aws_error_code(str_of(j, "__type", str_of(j, "code")));
-        message = str_of(j, "message", str_of(j, "Message"));
-      }
-      if (code.empty()) code = aws_error_code(resp->header("x-amzn-errortype"));
-      std::string text = what + " failed: HTTP " + std::to_string(resp->status) +
-                         (code.empty() ? "" : " " + code) + (message.empty() ? "" : ": " + message);
-      auto has = [&](std::string_view s) { return code.find(s) != std::string::npos; };
-      if (resp->status >= 500 || resp->status == 429 || has("Throttl") || code == "RequestLimitExceeded" ||
-          code == "ServerException" || code == "ServiceUnavailable") {
-        failure = unavailable(text);
-        retry = true;
-      } else if (code == "UnrecognizedClientException" || code == "InvalidSignatureException" ||
-                 code == "ExpiredTokenException" || code == "ExpiredToken" ||
-                 code == "IncompleteSignature" || code == "MissingAuthenticationToken" ||
-                 code == "InvalidClientTokenId") {
-        failure = Status(StatusCode::kUnauthenticated, text);
-      } else if (has("AccessDenied") || resp->status == 403) {
-        failure = Status(StatusCode::kPermissionDenied, text);
-      } else if (has("NotFound")) {
-        failure = not_found(text);
-      } else {
-        failure = invalid_argument(text);
-      }
-    }
-    if (!retry || attempt >= cfg_.max_attempts) {
-      if (attempt > 1) return Status(failure.code(), failure.message() + " (after " + std::to_string(attempt) + " attempts)");
-      return failure;
-    }
-    double jitter;
-    {
-      std::lock_guard lock(random_mu_);
-      jitter = 0.5 + 0.5 * cfg_.random->uniform01();
-    }
-    auto delay = std::min<Millis::rep>(cfg_.max_backoff.count(), cfg_.base_backoff.count() << std::min(attempt - 1, 20));
-    cfg_.clock->sleep_for(Millis(static_cast<Millis::rep>(static_cast<double>(delay) * jitter)));
-  }
+Result<std::string> AwsJsonClient::call(std::string_view action, std::string_view json_body, AwsError* error) {
+  detail::PostTarget t{.service = cfg_.service, .region = cfg_.region, .endpoint = endpoint_,
+                       .credentials = cfg_.credentials.get(), .transport = cfg_.transport, .clock = cfg_.clock,
+                       .random = cfg_.random, .random_mu = &random_mu_, .max_attempts = cfg_.max_attempts,
+                       .base_backoff = cfg_.base_backoff, .max_backoff = cfg_.max_backoff,
+                       .timeout_ms = cfg_.timeout_ms};
+  const HeaderList headers = {{"Content-Type", "application/x-amz-json-1.1"},
+                              {"X-Amz-Target", cfg_.target_prefix + "." + std::string(action)}};
+  return detail::signed_post(t, cfg_.service + " " + std::string(action), headers, json_body, error);
 }
 
 }  // namespace culvert::aws
