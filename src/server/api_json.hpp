@@ -29,12 +29,19 @@ inline constexpr size_t kMaxNameLength = 200;
 // Messages (run states, task-run states, log lines) are cut to this many bytes: longer
 // ones are truncated at a UTF-8 boundary and end with "… [truncated from N bytes]"
 // (a batch is all or nothing, so refusing one long message would lose the others).
+// bound_message (core/json_text.hpp) cuts them.
 inline constexpr size_t kMaxMessage = kMaxMessageBytes;
 // A mapped task has at most this many task runs (map indexes 0 .. kMaxMapCount - 1);
 // one task-run item's map_count is bounded by it too.
 inline constexpr int64_t kMaxMapCount = 1'000'000;
 
-// bound_message (core/json_text.hpp) cuts them.
+// Infrastructure reports: a kind of at most this many bytes, an id of at most this many.
+inline constexpr size_t kMaxInfrastructureKind = 32;
+inline constexpr size_t kMaxInfrastructureId = 1024;
+
+// The run-config types (run_config.type, an agent's type, a claim's types).
+inline constexpr const char* kRunConfigTypes = "local, docker, ecs, slurm";
+bool is_run_config_type(std::string_view type);
 
 // Parses a request body. An empty body is `{}` when `empty_is_object`. InvalidArgument
 // when it is not JSON or nests arrays and objects deeper than kMaxJsonDepth (64).
@@ -103,8 +110,19 @@ Result<store::NewAgent> parse_agent(const json& body);
 struct ClaimBody {
   int max = 1;
   Millis wait{0};
+  // The run-config types the agent launches (sorted, distinct); nullopt: its type.
+  std::optional<std::vector<std::string>> types;
 };
 Result<ClaimBody> parse_claim(const json& body, Millis max_wait);
+
+// POST /api/v1/flow-runs/{id}/infrastructure: `kind` (lower-case letters, digits and
+// '-', at most kMaxInfrastructureKind bytes) and `id` (no control characters, at most
+// kMaxInfrastructureId bytes), both required.
+struct InfrastructureReport {
+  std::string kind;
+  std::string id;
+};
+Result<InfrastructureReport> parse_infrastructure(const json& body);
 
 // POST /api/v1/tokens. `expires` is a duration ("30d") or an RFC 3339 time.
 struct TokenCreate {
@@ -123,6 +141,8 @@ json to_json(const store::Project& p);
 // `full`: include the stored description (tasks, edges, parameters, run config...).
 json to_json(const store::Flow& f, bool full);
 json to_json(const store::FlowRun& r);
+// null when nullopt.
+json to_json(const std::optional<store::Infrastructure>& i);
 json to_json(const store::StateChange& c);
 json to_json(const store::TaskRun& t);
 json to_json(const store::TaskRunHistoryEntry& h);

@@ -265,7 +265,7 @@ TEST_F(EcsAgentE2E, ClaimsRunsRegistersOnceWatchesInBatchesCrashesAndCancels) {
   ASSERT_TRUE(wait_until([&] { return !proxy_->calls("StopTask").empty(); }, 60s)) << agent->output();
   json stop = proxy_->calls("StopTask").at(0).body;
   EXPECT_EQ(stop["task"], task_b);
-  EXPECT_EQ(stop["reason"], "Culvert: flow run " + b + " was cancelled");
+  EXPECT_EQ(stop["reason"], "Culvert stopped the task of flow run " + b + " (cancelled, or ended while its task ran on)");
   ASSERT_TRUE(wait_until([&] { return state_of(b) == "Cancelled"; }, 60s)) << state_of(b) << "\n" << agent->output();
   json described = moto_call("DescribeTasks", {{"cluster", moto_["ECS_CLUSTER"]}, {"tasks", {task_b}}});
   EXPECT_EQ(described["tasks"][0]["lastStatus"], "STOPPED");
@@ -347,7 +347,7 @@ TEST_F(EcsAgentE2E, ALauncherAdoptsTheTaskOfAnEarlierOne) {
   (*adopted)->stop(1s);
   auto exit = (*second)->poll_all({adopted->get()})[0];
   ASSERT_TRUE(exit);
-  EXPECT_NE(exit->reason.find("Culvert: flow run run-adopt-1 was cancelled"), std::string::npos) << exit->reason;
+  EXPECT_NE(exit->reason.find("Culvert stopped the task of flow run run-adopt-1"), std::string::npos) << exit->reason;
 }
 
 // No subnets given: the launcher finds the default VPC's subnets through EC2 (query

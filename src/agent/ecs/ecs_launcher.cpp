@@ -176,7 +176,7 @@ class EcsLaunch final : public Launch {
   void stop(std::chrono::milliseconds grace) override {
     (void)grace;  // ECS gives the container its stopTimeout (30 s by default) after SIGTERM
     if (exit_) return;
-    Status st = service_->stop_task(cluster_, arn_, "Culvert: flow run " + run_id_ + " was cancelled");
+    Status st = service_->stop_task(cluster_, arn_, "Culvert stopped the task of flow run " + run_id_ + " (cancelled, or ended while its task ran on)");
     if (!st.is_ok()) spdlog::warn("run {}: stopping ECS task {} failed: {}", run_id_, arn_, st.to_string());
   }
 

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/agent.hpp"
 #include "agent/launcher_registry.hpp"
 
 namespace culvert::agent::ecs {
@@ -540,7 +541,7 @@ TEST(EcsLauncher, CancelStopsTheTask) {
   a->stop(10s);
   auto stops = f.ecs.calls("StopTask");
   ASSERT_EQ(stops.size(), 1u);
-  EXPECT_EQ(stops[0].body["reason"], "Culvert: flow run a was cancelled");
+  EXPECT_EQ(stops[0].body["reason"], "Culvert stopped the task of flow run a (cancelled, or ended while its task ran on)");
   auto e = a->poll();
   ASSERT_TRUE(e);
   EXPECT_NE(e->reason.find("UserInitiated"), std::string::npos) << e->reason;
@@ -631,6 +632,140 @@ TEST(EcsLauncherType, IsInTheRegistryWithItsFlags) {
   ctx.flags = {{"task-definition-file", (dir / "absent.json").string()}};
   EXPECT_FALSE(t->factory(ctx));
   std::filesystem::remove_all(dir);
+}
+
+// The agent's side of the server, in memory (only what these tests need).
+class FakeAgentApi final : public AgentApi {
+ public:
+  Result<std::string> register_agent(const std::string&, const std::string& type,
+                                     const std::vector<std::string>&) override {
+    registered_type = type;
+    return std::string("agent-ecs");
+  }
+  Status deregister_agent(const std::string&) override { return Status::ok(); }
+  Status heartbeat(const std::string&) override { return Status::ok(); }
+  Result<std::vector<ClaimedRun>> claim(const std::string&, const std::vector<std::string>& types, int max,
+                                        Millis) override {
+    claim_types = types;
+    std::vector<ClaimedRun> out;
+    while (!queue.empty() && static_cast<int>(out.size()) < max) {
+      states[queue.front().id] = State::kSubmitted;
+      out.push_back(queue.front());
+      queue.pop_front();
+    }
+    return out;
+  }
+  Result<State> get_run_state(const std::string& id) override {
+    auto it = states.find(id);
+    if (it == states.end()) return not_found("no run " + id);
+    return it->second;
+  }
+  Status set_run_state(const std::string& id, State state, const std::string& message) override {
+    states[id] = state;
+    messages[id] = message;
+    return Status::ok();
+  }
+  Status send_logs(const std::string&, const std::vector<std::string>&) override { return Status::ok(); }
+  Status report_infrastructure(const std::string& id, const Infrastructure& i) override {
+    infra[id] = i;
+    return Status::ok();
+  }
+  Result<std::vector<UnfinishedRun>> list_unfinished_runs(const std::string&) override { return unfinished; }
+
+  std::string registered_type;
+  std::vector<std::string> claim_types;
+  std::deque<ClaimedRun> queue;
+  std::map<std::string, State> states;
+  std::map<std::string, std::string> messages;
+  std::map<std::string, Infrastructure> infra;
+  std::vector<UnfinishedRun> unfinished;
+};
+
+ClaimedRun claimed(const std::string& id) {
+  return ClaimedRun{id, "flow-1", "etl", "run-token-" + id, R"({"type":"ecs","image":"acme/etl:1"})"};
+}
+
+// The real agent loop driving the ECS launcher: the task ARN is reported as the run's
+// infrastructure, a stopped task crashes its run with ECS's reason, a cancel stops the
+// task and the run ends Cancelled, a run that reported its own end is left alone.
+TEST(EcsAgent, ReportsTheTaskArnCrashesAndCancelsThroughTheAgentLoop) {
+  Fixture f;
+  auto launcher = f.launcher();
+  FakeAgentApi api;
+  AgentOptions o;
+  o.name = "ecs-1";
+  o.api_url = "http://culvert.internal:4200";
+  o.run_async = [](std::function<void()> work) { work(); };  // stops run inline
+  Agent agent(o, api, api, *launcher, f.clock);
+  ASSERT_TRUE(agent.register_self().is_ok());
+  EXPECT_EQ(api.registered_type, "ecs");
+  for (const char* id : {"crash", "cancel", "done"}) api.queue.push_back(claimed(id));
+  ASSERT_EQ(*agent.claim_and_launch(Millis(0)), 3);
+  EXPECT_EQ(api.claim_types, std::vector<std::string>{"ecs"});
+  for (const char* id : {"crash", "cancel", "done"}) {
+    EXPECT_EQ(api.infra[id].kind, "ecs-task");
+    EXPECT_TRUE(api.infra[id].id.starts_with("arn:aws:ecs:eu-west-1:123456789012:task/flows/")) << api.infra[id].id;
+  }
+  // The run's own token in the task's environment, never in the definition.
+  for (const auto& run : f.ecs.calls("RunTask"))
+    EXPECT_EQ(env_value(run.body, "CULVERT_API_TOKEN"), "run-token-" + env_value(run.body, "CULVERT_FLOW_RUN_ID"));
+  for (const char* id : {"crash", "cancel", "done"}) f.ecs.set_task(api.infra[id].id, json::parse(R"({"lastStatus":"RUNNING"})"));
+
+  size_t describes = f.ecs.calls("DescribeTasks").size();
+  agent.monitor_once(false);
+  EXPECT_EQ(f.ecs.calls("DescribeTasks").size(), describes + 1);  // one call for the three
+  EXPECT_EQ(agent.active_runs(), 3u);
+
+  f.ecs.set_task(api.infra["crash"].id, json::parse(R"({"lastStatus":"STOPPED","stopCode":"EssentialContainerExited",
+      "stoppedReason":"Essential container in task exited","containers":[{"name":"flow","exitCode":2}]})"));
+  api.states["cancel"] = State::kCancelling;
+  api.states["done"] = State::kSuccess;  // it reported its end; its task lingers
+  agent.monitor_once(true);
+  EXPECT_EQ(api.states["crash"], State::kCrashed);
+  EXPECT_NE(api.messages["crash"].find("Essential container in task exited; container flow exited with code 2"),
+            std::string::npos)
+      << api.messages["crash"];
+  auto stops = f.ecs.calls("StopTask");
+  std::set<std::string> stopped;
+  for (const auto& st : stops) stopped.insert(st.body["task"]);
+  EXPECT_EQ(stopped, (std::set<std::string>{api.infra["cancel"].id, api.infra["done"].id}));
+  agent.monitor_once(true);  // the stopped tasks are STOPPED now
+  EXPECT_EQ(api.states["cancel"], State::kCancelled);
+  EXPECT_EQ(api.states["done"], State::kSuccess);
+  EXPECT_EQ(agent.active_runs(), 0u);
+}
+
+// A restarted agent adopts the runs the server still has on it by their task ARNs.
+TEST(EcsAgent, ARestartedAgentAdoptsItsTasks) {
+  Fixture f;
+  Infrastructure running, gone;
+  {
+    auto first = f.launcher();
+    running = must(first->launch(Fixture::spec("r-running")))->infrastructure();
+    gone = must(first->launch(Fixture::spec("r-gone")))->infrastructure();
+  }
+  f.ecs.set_task(running.id, json::parse(R"({"lastStatus":"RUNNING"})"));
+  f.ecs.forget_task(gone.id);
+  auto launcher = f.launcher();
+  FakeAgentApi api;
+  api.states = {{"r-running", State::kRunning}, {"r-gone", State::kSubmitted}};
+  api.unfinished = {UnfinishedRun{claimed("r-running"), State::kRunning, running},
+                    UnfinishedRun{claimed("r-gone"), State::kSubmitted, gone}};
+  AgentOptions o;
+  o.name = "ecs-1";
+  o.run_async = [](std::function<void()> work) { work(); };
+  Agent agent(o, api, api, *launcher, f.clock);
+  ASSERT_TRUE(agent.register_self().is_ok());
+  auto adopted = agent.adopt_unfinished();
+  ASSERT_TRUE(adopted) << adopted.status().to_string();
+  EXPECT_EQ(*adopted, 1);
+  EXPECT_EQ(api.states["r-gone"], State::kCrashed);
+  EXPECT_NE(api.messages["r-gone"].find("is gone from cluster flows"), std::string::npos) << api.messages["r-gone"];
+  api.states["r-running"] = State::kCancelling;
+  agent.monitor_once(true);
+  agent.monitor_once(true);
+  EXPECT_EQ(api.states["r-running"], State::kCancelled);
+  EXPECT_EQ(f.ecs.calls("RunTask").size(), 2u);  // nothing launched again
 }
 
 // The interpreter with the newest botocore among `python3` on PATH and Debian's.
