@@ -350,6 +350,69 @@ TEST_F(EcsAgentE2E, ALauncherAdoptsTheTaskOfAnEarlierOne) {
   EXPECT_NE(exit->reason.find("Culvert stopped the task of flow run run-adopt-1"), std::string::npos) << exit->reason;
 }
 
+// With --log-group, a task that stopped before the launcher saw it RUNNING leaves the
+// tail of its CloudWatch Logs stream (read with GetLogEvents). moto's containers write
+// nothing, so the test writes the stream the awslogs driver would have written.
+TEST_F(EcsAgentE2E, ATaskThatNeverRanLeavesItsCloudWatchTail) {
+  const agent::LauncherType* type = agent::find_launcher_type("ecs");
+  ASSERT_NE(type, nullptr);
+  agent::LauncherContext ctx;
+  ctx.agent_name = "ecs-logs";
+  ctx.flags = {{"cluster", moto_["ECS_CLUSTER"]}, {"region", moto_["AWS_REGION"]}, {"endpoint-url", proxy_->url()},
+               {"log-group", "/culvert/e2e"}};
+  ctx.repeated_flags = {{"subnet", {moto_["ECS_SUBNET"]}}, {"security-group", {moto_["ECS_SECURITY_GROUP"]}}};
+  auto moto = moto_;
+  ctx.getenv = [moto](const std::string& k) -> std::optional<std::string> {
+    if (k == "AWS_ACCESS_KEY_ID" || k == "AWS_SECRET_ACCESS_KEY") return moto.at(k);
+    if (k == "AWS_EC2_METADATA_DISABLED") return std::string("true");
+    return std::nullopt;
+  };
+  auto launcher = type->factory(ctx);
+  ASSERT_TRUE(launcher) << launcher.status().to_string();
+  agent::LaunchSpec spec;
+  spec.flow_run_id = "run-logs-1";
+  spec.flow_name = "logs";
+  spec.run_config_json = R"({"type":"ecs","image":"culvert-e2e:test"})";
+  spec.env = {{"CULVERT_FLOW_RUN_ID", spec.flow_run_id}, {"CULVERT_API_TOKEN", "t"}};
+  auto launch = (*launcher)->launch(spec);
+  ASSERT_TRUE(launch) << launch.status().to_string();
+  std::string arn = (*launch)->infrastructure().id;
+  std::string stream = "culvert/flow/" + arn.substr(arn.rfind('/') + 1);
+
+  aws::JsonServiceConfig cfg;
+  cfg.service = "logs";
+  cfg.target_prefix = "Logs_20140328";
+  cfg.region = moto_["AWS_REGION"];
+  cfg.endpoint = moto_["MOTO_URL"];
+  cfg.credentials = std::make_unique<aws::StaticCredentialsProvider>(
+      aws::Credentials{moto_["AWS_ACCESS_KEY_ID"], moto_["AWS_SECRET_ACCESS_KEY"], "", {}});
+  aws::AwsJsonClient logs(std::move(cfg));
+  (void)logs.call("CreateLogGroup", json({{"logGroupName", "/culvert/e2e"}}).dump());  // may exist already
+  ASSERT_TRUE(logs.call("CreateLogStream", json({{"logGroupName", "/culvert/e2e"}, {"logStreamName", stream}}).dump()));
+  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  ASSERT_TRUE(logs.call("PutLogEvents",
+                        json({{"logGroupName", "/culvert/e2e"}, {"logStreamName", stream},
+                              {"logEvents", {{{"timestamp", now_ms}, {"message", "culvert: cannot fetch the artifact"}}}}})
+                            .dump()));
+  moto_call("StopTask", {{"cluster", moto_["ECS_CLUSTER"]}, {"task", arn}, {"reason", "e2e: failed to start"}});
+
+  EXPECT_FALSE((*launcher)->poll_all({launch->get()})[0]);  // held for its log tail
+  auto lines = (*launch)->drain_output();
+  ASSERT_EQ(lines.size(), 2u) << (lines.empty() ? "" : lines[0]);
+  EXPECT_NE(lines[0].find(stream), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[1], "culvert: cannot fetch the artifact");
+  auto exit = (*launcher)->poll_all({launch->get()})[0];
+  ASSERT_TRUE(exit);
+  EXPECT_NE(exit->reason.find("e2e: failed to start"), std::string::npos) << exit->reason;
+  ASSERT_EQ(proxy_->calls("GetLogEvents").size(), 1u);
+  EXPECT_EQ(proxy_->calls("GetLogEvents")[0].body["logStreamName"], stream);
+  // The definition asked for the awslogs driver with that group and prefix.
+  json reg = proxy_->calls("RegisterTaskDefinition").back().body;
+  json opts = reg["containerDefinitions"][0]["logConfiguration"]["options"];
+  EXPECT_EQ(opts["awslogs-group"], "/culvert/e2e");
+  EXPECT_EQ(opts["awslogs-stream-prefix"], "culvert");
+}
+
 // No subnets given: the launcher finds the default VPC's subnets through EC2 (query
 // protocol, signed with the ec2 scope) and uses them.
 TEST_F(EcsAgentE2E, WithoutSubnetsTheDefaultVpcsAreUsed) {
