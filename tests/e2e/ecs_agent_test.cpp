@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <csignal>
 #include <mutex>
 #include <set>
 
@@ -292,6 +293,36 @@ TEST_F(EcsAgentE2E, TheTaskArnIsTheRunsInfrastructure) {
                  << arn;
   ASSERT_TRUE(shown) << get_run(id).dump() << "\n" << agent->output();
   EXPECT_EQ(get_run(id)["infrastructure"]["kind"], "ecs-task");
+}
+
+// An ECS agent killed with SIGKILL and started again adopts its run's task from the ARN
+// it reported: it launches nothing twice, and a cancel still stops the task.
+TEST_F(EcsAgentE2E, AKilledAgentRestartedAdoptsItsTask) {
+  start_server();
+  auto agent = start_agent("ecs-e2e", moto_["AWS_SECRET_ACCESS_KEY"]);
+  std::string id = create_run();
+  ASSERT_TRUE(wait_until([&] { return !task_of(id).empty(); }, 60s)) << agent->output();
+  std::string arn = task_of(id);
+  ASSERT_TRUE(wait_until([&] { return get_run(id).value("infrastructure", json::object()).value("id", "") == arn; }, 30s))
+      << get_run(id).dump() << "\n" << agent->output();
+  agent->signal(SIGKILL);
+  ASSERT_TRUE(agent->wait(30s).has_value());
+
+  auto again = start_agent("ecs-e2e", moto_["AWS_SECRET_ACCESS_KEY"]);
+  ASSERT_TRUE(wait_until([&] { return again->output().find("adopted ecs task") != std::string::npos; }, 60s))
+      << again->output();
+  bool described_with_tags = false;
+  for (const auto& c : proxy_->calls("DescribeTasks"))
+    if (c.body.contains("include") && c.body["tasks"] == json::array({arn})) described_with_tags = true;
+  EXPECT_TRUE(described_with_tags);  // the adoption checked the task's tags
+  EXPECT_EQ(state_of(id), "Submitted");
+
+  auto cancel = sandbox_.culvert({"run", "cancel", id}, admin_env());
+  ASSERT_EQ(cancel.exit_code, 0) << cancel.out << cancel.err;
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Cancelled"; }, 60s)) << state_of(id) << "\n" << again->output();
+  ASSERT_EQ(proxy_->calls("StopTask").size(), 1u);
+  EXPECT_EQ(proxy_->calls("StopTask")[0].body["task"], arn);
+  EXPECT_EQ(proxy_->calls("RunTask").size(), 1u);  // nothing launched twice
 }
 
 TEST_F(EcsAgentE2E, AWrongSecretCrashesTheRunNamingTheAwsCode) {
