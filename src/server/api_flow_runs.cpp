@@ -146,6 +146,7 @@ Response Api::Impl::set_state(Call& c, store::Store& st) {
 Response Api::Impl::heartbeat_run(Call& c, store::Store& st) {
   const auto& id = c.params.get("id");
   if (!c.principal.may_access_run(id)) return status_response(forbidden_run());
+  if (Status ok = may_write_run(c.principal, id, st); !ok) return store_error(ok);
   auto r = st.heartbeat_flow_run(id, clock.now());
   if (!r) return store_error(r.status());
   return run_response(*r);

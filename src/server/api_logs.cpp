@@ -16,6 +16,9 @@ Response Api::Impl::append_logs(Call& c, store::Store& st) {
     if (!c.principal.may_access_run(l.flow_run_id)) return status_response(forbidden_run());
     runs.insert(l.flow_run_id);
   }
+  // A runner token writes logs only for runs on its own agents (or on none).
+  for (const auto& id : runs)
+    if (Status ok = may_write_run(c.principal, id, st); !ok) return store_error(ok);
   if (batch->empty()) return json_response(201, {{"ids", json::array()}});
   auto r = st.append_logs(*batch, options.max_log_bytes_per_run);
   if (!r) return store_error(r.status());

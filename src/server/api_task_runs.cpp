@@ -203,6 +203,8 @@ void Api::Impl::task_run_states(const CallPtr& c, store::Store& st) {
     const auto& u = (*batch)[i];
     auto& t = tasks[u.flow_run_id];
     if (!t) {
+      // A runner token reports task runs only of runs on its own agents (or on none).
+      if (Status ok = may_write_run(c->principal, u.flow_run_id, st); !ok) return c->respond(store_error(ok));
       auto found = tasks_of_run(st, u.flow_run_id);
       if (!found) return c->respond(store_error(found.status()));
       t = std::move(*found);

@@ -633,6 +633,19 @@ TEST_F(ApiTest, AnAgentIsBoundToTheTokenThatRegisteredIt) {
   EXPECT_THAT(failed.text, HasSubstr("another token registered"));
   EXPECT_EQ(get("/api/v1/flow-runs/" + id, runner_).body["state"], "Submitted");
   EXPECT_EQ(post("/api/v1/flow-runs/" + id + "/state", {{"state", "Running"}}, runner_).status, 200);
+  // Nor write its logs, its task runs or its heartbeats; nothing of the batch is kept.
+  auto lines = json::array({{{"flow_run_id", id}, {"level", "info"}, {"message", "planted"}}});
+  auto planted = post("/api/v1/logs", lines, other);
+  EXPECT_EQ(planted.status, 403) << planted.text;
+  EXPECT_THAT(planted.text, HasSubstr("another token registered"));
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/logs", admin_).body["logs"].size(), 0u);
+  auto states = json::array({{{"flow_run_id", id}, {"task", "a"}, {"state", "Failed"}}});
+  EXPECT_EQ(post("/api/v1/task-runs/states", states, other).status, 403);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/task-runs", admin_).body["task_runs"].size(), 0u);
+  EXPECT_EQ(post("/api/v1/flow-runs/" + id + "/heartbeat", nullptr, other).status, 403);
+  // Its agent's token may (the agent forwards a container's output as logs).
+  EXPECT_EQ(post("/api/v1/logs", lines, runner_).status, 201);
+  EXPECT_EQ(post("/api/v1/flow-runs/" + id + "/heartbeat", nullptr, runner_).status, 200);
   // Re-registering with its own token is fine (a restarted agent); an admin may
   // deregister it.
   auto again = post("/api/v1/agents", {{"name", "a1"}, {"type", "local"}, {"labels", {"dev"}}}, runner_);
