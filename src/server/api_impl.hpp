@@ -110,6 +110,7 @@ struct Api::Impl {
   Response cancel_run(Call& c, store::Store& st);
   Response retry_run(Call& c, store::Store& st);
   Response run_history(Call& c, store::Store& st);
+  Response run_attempts(Call& c, store::Store& st);
   Response diagnose_run(Call& c, store::Store& st);
 
   // ---- task runs (api_task_runs.cpp)
@@ -126,6 +127,7 @@ struct Api::Impl {
     int64_t after = 0;
     int limit = 1000;
     SteadyTime deadline;
+    std::optional<int> run_attempt;  // only this attempt's lines
   };
   void read_logs(const CallPtr& c, store::Store& st);
   void poll_logs(const CallPtr& c, store::Store& st, LogPoll p, bool timed_out);

@@ -109,6 +109,7 @@ json to_json(const store::Project& p);
 json to_json(const store::Flow& f, bool full);
 json to_json(const store::FlowRun& r);
 json to_json(const store::StateChange& c);
+json to_json(const store::FlowRunAttempt& a);
 json to_json(const store::TaskRun& t);
 json to_json(const store::TaskRunHistoryEntry& h);
 json to_json(const store::LogRecord& l);

@@ -31,7 +31,10 @@ void Api::Impl::read_logs(const CallPtr& c, store::Store& st) {
   if (!limit) return c->respond(status_response(limit.status()));
   auto wait = parse_int_param(c->req.query_param("wait_ms"), "wait_ms", 0, options.max_wait.count(), 0);
   if (!wait) return c->respond(status_response(wait.status()));
-  LogPoll p{id, *after, static_cast<int>(*limit), clock.steady_now() + Millis(*wait)};
+  auto attempt = parse_int_param(c->req.query_param("run_attempt"), "run_attempt", 1, 1000000, 0);
+  if (!attempt) return c->respond(status_response(attempt.status()));
+  LogPoll p{id, *after, static_cast<int>(*limit), clock.steady_now() + Millis(*wait),
+            *attempt > 0 ? std::optional<int>(static_cast<int>(*attempt)) : std::nullopt};
   poll_logs(c, st, std::move(p), false);
 }
 
@@ -39,7 +42,7 @@ void Api::Impl::poll_logs(const CallPtr& c, store::Store& st, LogPoll p, bool ti
   uint64_t gen = waiters.log_generation();
   auto run = st.get_flow_run(p.run_id);
   if (!run) return c->respond(store_error(run.status()));
-  auto logs = st.read_logs(p.run_id, p.after, p.limit);
+  auto logs = st.read_logs(p.run_id, p.after, p.limit, p.run_attempt);
   if (!logs) return c->respond(store_error(logs.status()));
   if (logs->empty() && !is_final(run->state) && !timed_out && clock.steady_now() < p.deadline) {
     auto deadline = p.deadline;
