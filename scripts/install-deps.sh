@@ -43,3 +43,11 @@ if [[ -f "$ROOT/tools/package.json" && ! -x "$ROOT/tools/node_modules/.bin/s3rve
   echo "install-deps: npm install in tools/"
   (cd "$ROOT/tools" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 fi
+
+# moto (the AWS emulator of the ECS end-to-end tests) is a Python package Debian does not
+# ship; scripts/testenv/moto.sh looks for it in `python3` on PATH and in /usr/bin/python3.
+# Without it those tests skip, saying so.
+if ! { command -v python3 >/dev/null && python3 -c 'import moto, boto3' 2>/dev/null; } &&
+   ! /usr/bin/python3 -c 'import moto, boto3' 2>/dev/null; then
+  echo "install-deps: moto is not installed (python3 -m pip install 'moto[server]'): the ECS end-to-end tests will skip"
+fi

@@ -586,7 +586,8 @@ TEST_F(AgentTest, OnePrecedenceForLocalAndDocker) {
 TEST(LauncherRegistry, ListsEveryTypeWithItsFlagsAndFactory) {
   ASSERT_NE(find_launcher_type("local"), nullptr);
   ASSERT_NE(find_launcher_type("docker"), nullptr);
-  EXPECT_EQ(find_launcher_type("ecs"), nullptr);
+  ASSERT_NE(find_launcher_type("ecs"), nullptr);
+  EXPECT_EQ(find_launcher_type("slurm"), nullptr);
   std::set<std::string> names;
   for (const auto& t : launcher_types()) {
     EXPECT_TRUE(names.insert(t.type).second) << "duplicate type " << t.type;

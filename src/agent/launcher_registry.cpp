@@ -6,7 +6,8 @@ namespace culvert::agent {
 // in the launcher's own file.
 #define CULVERT_LAUNCHER_TYPES(X) \
   X(local)                        \
-  X(docker)
+  X(docker)                       \
+  X(ecs)
 
 #define CULVERT_DECLARE_LAUNCHER_TYPE(name) LauncherType name##_launcher_type();
 CULVERT_LAUNCHER_TYPES(CULVERT_DECLARE_LAUNCHER_TYPE)

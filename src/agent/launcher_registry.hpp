@@ -24,15 +24,23 @@
 
 namespace culvert::agent {
 
-// A flag of one launcher type: `--name VALUE` on `culvert agent start --type T`.
+// A flag of one launcher type on `culvert agent start --type T`.
 struct LauncherFlag {
+  enum class Kind {
+    kValue,     // `--name VALUE`, given once; in LauncherContext::flags
+    kRepeated,  // `--name VALUE` any number of times; in LauncherContext::repeated_flags
+    kSwitch,    // `--name` alone; in LauncherContext::flags as "true"
+  };
   std::string name;  // without the leading "--", e.g. "docker-host"
   std::string help;
+  Kind kind = Kind::kValue;
 };
 
 // What a factory may use besides its flags.
 struct LauncherContext {
   std::map<std::string, std::string> flags;  // the flags given, by name (absent: not given)
+  std::map<std::string, std::vector<std::string>> repeated_flags;  // kRepeated flags, in order given
+  std::string agent_name;                    // the agent's --name (for tags on what it starts)
   std::string culvert_binary;                // the running `culvert` (for `culvert execute`)
   std::string api_url;                       // the server, and the agent's own token
   std::string api_token;

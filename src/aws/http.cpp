@@ -235,4 +235,16 @@ Result<HttpResponse> http_send(const HttpRequest& req) {
   return resp;
 }
 
+namespace {
+class CurlTransport final : public HttpTransport {
+ public:
+  Result<HttpResponse> send(const HttpRequest& request) override { return http_send(request); }
+};
+}  // namespace
+
+HttpTransport& curl_transport() {
+  static CurlTransport transport;  // stateless
+  return transport;
+}
+
 }  // namespace culvert::aws

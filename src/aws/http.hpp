@@ -44,6 +44,18 @@ struct HttpResponse {
 // names the URL's host; any HTTP status, including 4xx/5xx, is a response.
 Result<HttpResponse> http_send(const HttpRequest& request);
 
+// Where AWS clients send their requests: http_send in production, a fake in unit tests
+// (so request shapes, failures and retries are tested without a network).
+// Implementations must be thread-safe.
+class HttpTransport {
+ public:
+  virtual ~HttpTransport() = default;
+  // As http_send: a transport failure is Unavailable, any HTTP status a response.
+  virtual Result<HttpResponse> send(const HttpRequest& request) = 0;
+};
+// The process-wide transport over http_send (stateless, never destroyed).
+HttpTransport& curl_transport();
+
 // Splits "scheme://host[:port][/path]" into its parts. InvalidArgument when malformed.
 struct UrlParts {
   std::string scheme;  // "http" or "https"

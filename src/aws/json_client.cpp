@@ -2,37 +2,21 @@
 
 #include <algorithm>
 
-#include <nlohmann/json.hpp>
-
 #include "aws/http.hpp"
 #include "aws/sigv4.hpp"
 
 namespace culvert::aws {
-namespace {
-// Typed field access that never throws on unexpected JSON: the default instead.
-std::string str_of(const nlohmann::json& j, const char* key, std::string def = "") {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : def;
-}
-}  // namespace
-
-std::string aws_error_code(std::string_view type) {
-  auto hash = type.rfind('#');
-  if (hash != std::string_view::npos) type = type.substr(hash + 1);
-  auto colon = type.find(':');  // "Code:http://internal.amazon.com/..." in some services
-  return std::string(type.substr(0, colon));
-}
-
 AwsJsonClient::AwsJsonClient(JsonServiceConfig config) : cfg_(std::move(config)) {
   if (!cfg_.clock) cfg_.clock = &system_clock();
   if (!cfg_.random) cfg_.random = &secure_random_;
+  if (!cfg_.transport) cfg_.transport = &curl_transport();
   if (cfg_.max_attempts < 1) cfg_.max_attempts = 1;
   endpoint_ = cfg_.endpoint.empty() ? "https://" + cfg_.service + "." + cfg_.region + ".amazonaws.com"
                                     : cfg_.endpoint;
   while (endpoint_.size() > 8 && endpoint_.back() == '/') endpoint_.pop_back();
 }
 
-Result<std::string> AwsJsonClient::call(std::string_view action, std::string_view json_body) {
+Result<std::string> AwsJsonClient::call(std::string_view action, std::string_view json_body, AwsError* error) {
   auto url = parse_url(endpoint_);
   if (!url) return invalid_argument(cfg_.service + " endpoint: " + url.status().message());
   const std::string target = cfg_.target_prefix + "." + std::string(action);
@@ -62,42 +46,18 @@ Result<std::string> AwsJsonClient::call(std::string_view action, std::string_vie
     hr.body = json_body;
     hr.timeout_ms = cfg_.timeout_ms;
 
-    Status failure;
-    bool retry = false;
-    auto resp = http_send(hr);
+    AwsError err;
+    auto resp = cfg_.transport->send(hr);
     if (!resp) {
-      failure = unavailable(what + ": " + resp.status().message());
-      retry = resp.status().code() == StatusCode::kUnavailable;
+      err.message = resp.status().message();  // http_status 0: no answer
     } else if (resp->status == 200) {
       return std::move(resp->body);
     } else {
-      auto j = nlohmann::json::parse(resp->body, nullptr, false);
-      std::string code, message;
-      if (j.is_object()) {
-        code = aws_error_code(str_of(j, "__type", str_of(j, "code")));
-        message = str_of(j, "message", str_of(j, "Message"));
-      }
-      if (code.empty()) code = aws_error_code(resp->header("x-amzn-errortype"));
-      std::string text = what + " failed: HTTP " + std::to_string(resp->status) +
-                         (code.empty() ? "" : " " + code) + (message.empty() ? "" : ": " + message);
-      auto has = [&](std::string_view s) { return code.find(s) != std::string::npos; };
-      if (resp->status >= 500 || resp->status == 429 || has("Throttl") || code == "RequestLimitExceeded" ||
-          code == "ServerException" || code == "ServiceUnavailable") {
-        failure = unavailable(text);
-        retry = true;
-      } else if (code == "UnrecognizedClientException" || code == "InvalidSignatureException" ||
-                 code == "ExpiredTokenException" || code == "ExpiredToken" ||
-                 code == "IncompleteSignature" || code == "MissingAuthenticationToken" ||
-                 code == "InvalidClientTokenId") {
-        failure = Status(StatusCode::kUnauthenticated, text);
-      } else if (has("AccessDenied") || resp->status == 403) {
-        failure = Status(StatusCode::kPermissionDenied, text);
-      } else if (has("NotFound")) {
-        failure = not_found(text);
-      } else {
-        failure = invalid_argument(text);
-      }
+      err = parse_aws_error(resp->status, resp->body, resp->header("x-amzn-errortype"));
     }
+    if (error) *error = err;
+    const bool retry = is_retryable(err);
+    Status failure = aws_error_status(what, err);
     if (!retry || attempt >= cfg_.max_attempts) {
       if (attempt > 1) return Status(failure.code(), failure.message() + " (after " + std::to_string(attempt) + " attempts)");
       return failure;

@@ -1,10 +1,14 @@
 // A client for AWS services spoken in the JSON 1.1 protocol (ECS, and others such as
 // CloudWatch Logs): POST / with X-Amz-Target: <prefix>.<Action> and
-// Content-Type: application/x-amz-json-1.1, signed with SigV4. Retries throttling,
-// 5xx and transport failures with bounded, jittered exponential backoff on the injected
-// Clock; maps the JSON error body ({"__type": "...#Code", "message": ...}) to Status.
+// Content-Type: application/x-amz-json-1.1, signed with SigV4. Retries what may succeed
+// when sent again (is_retryable in errors.hpp: throttling, 5xx, no answer, ECS's
+// concurrent-revision refusal) with capped, jittered exponential backoff on the injected
+// Clock: before attempt n+1 it waits min(max_backoff, base_backoff * 2^(n-1)) times a
+// random factor in [0.5, 1). Never retries another 4xx. Error answers, JSON or XML, are
+// parsed by parse_aws_error and shown with their AWS code.
 //
-// Owns its credentials provider. Thread-safe (the provider is; the jitter is guarded).
+// Owns its credentials provider. Thread-safe (the provider and the transport are; the
+// jitter is guarded).
 #pragma once
 
 #include <memory>
@@ -17,6 +21,8 @@
 
 #include "core/crypto.hpp"
 #include "aws/credentials.hpp"
+#include "aws/errors.hpp"
+#include "aws/http.hpp"
 
 namespace culvert::aws {
 
@@ -28,13 +34,14 @@ struct JsonServiceConfig {
   std::string endpoint;
   // REQUIRES: not null.
   std::unique_ptr<CredentialsProvider> credentials;
-  int max_attempts = 4;
+  int max_attempts = 4;  // the first attempt included
   Millis base_backoff{100};
   Millis max_backoff{5000};
   long timeout_ms = 30000;
-  // Not owned; must outlive the client. Default: the system clock / a CSPRNG.
+  // Not owned; must outlive the client. Default: the system clock / a CSPRNG / libcurl.
   Clock* clock = nullptr;
   Random* random = nullptr;
+  HttpTransport* transport = nullptr;
 };
 
 class AwsJsonClient {
@@ -45,8 +52,9 @@ class AwsJsonClient {
   // ExpiredToken...), PermissionDenied (AccessDenied...), NotFound (*NotFoundException),
   // InvalidArgument (ClientException, ValidationException, InvalidParameterException),
   // Unavailable (unreachable, 5xx or throttled after the last attempt). The message
-  // names the action, the AWS error code and its message.
-  Result<std::string> call(std::string_view action, std::string_view json_body);
+  // names the action, the AWS error code and its message. When `error` is given, it
+  // receives the last error answer (for callers that act on a particular AWS code).
+  Result<std::string> call(std::string_view action, std::string_view json_body, AwsError* error = nullptr);
 
   const std::string& endpoint() const { return endpoint_; }
 
@@ -56,8 +64,5 @@ class AwsJsonClient {
   SecureRandom secure_random_;
   std::mutex random_mu_;
 };
-
-// "com.amazonaws.ecs#ClusterNotFoundException" -> "ClusterNotFoundException".
-std::string aws_error_code(std::string_view type);
 
 }  // namespace culvert::aws

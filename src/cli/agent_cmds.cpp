@@ -74,8 +74,10 @@ struct AgentFlags {
   std::vector<std::string> env;
   int heartbeat_seconds = 10;
   int workers = 0;  // 0: the machine's cores
-  // The launcher flags given (from the launcher registry), by name.
+  // The launcher flags given (from the launcher registry), by name: single values and
+  // switches ("true"), and repeatable flags with every value in order.
   std::map<std::string, std::string> launcher_flags;
+  std::map<std::string, std::vector<std::string>> launcher_lists;
 };
 
 std::vector<std::string> launcher_type_names() {
@@ -106,8 +108,27 @@ void add_agent_flags(CLI::App* cmd, AgentFlags& f) {
     for (const auto& flag : t.flags) {
       if (!added.insert(flag.name).second) continue;
       std::string name = flag.name;
-      cmd->add_option_function<std::string>(
-          "--" + name, [&f, name](const std::string& v) { f.launcher_flags[name] = v; }, flag.help);
+      switch (flag.kind) {
+        case agent::LauncherFlag::Kind::kValue:
+          cmd->add_option_function<std::string>(
+              "--" + name, [&f, name](const std::string& v) { f.launcher_flags[name] = v; }, flag.help);
+          break;
+        case agent::LauncherFlag::Kind::kRepeated:
+          cmd->add_option_function<std::vector<std::string>>(
+                 "--" + name,
+                 [&f, name](const std::vector<std::string>& v) {
+                   auto& list = f.launcher_lists[name];
+                   list.insert(list.end(), v.begin(), v.end());
+                 },
+                 flag.help)
+              ->expected(1)
+              ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+          break;
+        case agent::LauncherFlag::Kind::kSwitch:
+          cmd->add_flag_function(
+              "--" + name, [&f, name](std::int64_t) { f.launcher_flags[name] = "true"; }, flag.help);
+          break;
+      }
     }
 }
 
@@ -119,7 +140,10 @@ const agent::LauncherType* checked_launcher_type(const AgentFlags& f, std::ostre
         << fmt::format("{}", fmt::join(launcher_type_names(), ", ")) << ")\n";
     return nullptr;
   }
-  for (const auto& [name, value] : f.launcher_flags) {
+  std::vector<std::string> given;
+  for (const auto& [name, value] : f.launcher_flags) given.push_back(name);
+  for (const auto& [name, values] : f.launcher_lists) given.push_back(name);
+  for (const auto& name : given) {
     bool own = std::any_of(type->flags.begin(), type->flags.end(),
                            [&](const agent::LauncherFlag& fl) { return fl.name == name; });
     if (!own) {
@@ -162,6 +186,8 @@ int agent_start(CliContext& ctx, const AgentFlags& f) {
 
   agent::LauncherContext lctx;
   lctx.flags = f.launcher_flags;
+  lctx.repeated_flags = f.launcher_lists;
+  lctx.agent_name = opts.name;
   lctx.culvert_binary = self_exe();
   lctx.api_url = settings.api_url;
   lctx.api_token = settings.api_token;
@@ -249,7 +275,16 @@ int install_service(CliContext& ctx, const AgentFlags& f, const std::string& uni
   for (const auto& e : f.env) args.insert(args.end(), {"--env", e});
   if (f.heartbeat_seconds != 10) args.insert(args.end(), {"--heartbeat-seconds", std::to_string(f.heartbeat_seconds)});
   if (f.workers > 0) args.insert(args.end(), {"--workers", std::to_string(f.workers)});
-  for (const auto& [name, value] : f.launcher_flags) args.insert(args.end(), {"--" + name, value});
+  const agent::LauncherType* type = agent::find_launcher_type(f.type);
+  for (const auto& [name, value] : f.launcher_flags) {
+    bool is_switch = std::any_of(type->flags.begin(), type->flags.end(), [&](const agent::LauncherFlag& fl) {
+      return fl.name == name && fl.kind == agent::LauncherFlag::Kind::kSwitch;
+    });
+    if (is_switch) args.push_back("--" + name);
+    else args.insert(args.end(), {"--" + name, value});
+  }
+  for (const auto& [name, values] : f.launcher_lists)
+    for (const auto& v : values) args.insert(args.end(), {"--" + name, v});
   if (ctx.flags.profile) args.insert(args.end(), {"--profile", *ctx.flags.profile});
   if (ctx.flags.api_url) args.insert(args.end(), {"--api-url", *ctx.flags.api_url});
   std::string exec;

@@ -556,7 +556,15 @@ TEST(AgentInstallService, WritesASystemdUnitThatStartsTheSameAgent) {
   auto wrong = sandbox.culvert({"agent", "install-service", "--type", "local", "--docker-host", "/run/d.sock"});
   EXPECT_EQ(wrong.exit_code, 2);
   EXPECT_NE(wrong.err.find("--docker-host is not a flag of --type local"), std::string::npos) << wrong.err;
-  EXPECT_EQ(sandbox.culvert({"agent", "start", "--type", "ecs"}).exit_code, 2);
+  EXPECT_EQ(sandbox.culvert({"agent", "start", "--type", "slurm"}).exit_code, 2);
+  // Repeatable flags are re-emitted once per value, switches without a value.
+  auto ecs = sandbox.culvert({"agent", "install-service", "--type", "ecs", "--subnet", "subnet-a", "--subnet",
+                              "subnet-b", "--assign-public-ip", "--cluster", "prod"});
+  ASSERT_EQ(ecs.exit_code, 0) << ecs.err;
+  EXPECT_NE(ecs.out.find("agent start --type ecs --max-concurrent 4 --assign-public-ip --cluster prod --subnet "
+                         "subnet-a --subnet subnet-b"),
+            std::string::npos)
+      << ecs.out;
   EXPECT_NE(unit.find("WantedBy=multi-user.target"), std::string::npos);
   // Printed when no output is given; bad flags are bad usage.
   auto printed = sandbox.culvert({"agent", "install-service", "--label", "dev"});

@@ -1,0 +1,383 @@
+#include "agent/ecs/ecs_launcher.hpp"
+
+#include <algorithm>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "agent/launcher_registry.hpp"
+#include "aws/json_client.hpp"
+#include "core/timefmt.hpp"
+
+namespace culvert::agent::ecs {
+
+using nlohmann::json;
+
+namespace {
+constexpr size_t kDescribeBatch = 100;  // DescribeTasks takes at most 100 tasks
+
+std::string short_task_id(const std::string& arn) {
+  auto slash = arn.rfind('/');
+  return slash == std::string::npos ? arn : arn.substr(slash + 1);
+}
+
+std::string minutes_text(Millis d) {
+  auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
+  if (s % 60 == 0) return fmt::format("{} min", s / 60);
+  return fmt::format("{} s", s);
+}
+}  // namespace
+
+// The AWS client and what the launcher knows of ECS; shared by the launcher and its
+// launches. Thread-safe.
+class EcsService {
+ public:
+  explicit EcsService(EcsLauncherOptions o) : options(std::move(o)) {
+    if (!options.clock) options.clock = &system_clock();
+    aws::JsonServiceConfig cfg;
+    cfg.service = "ecs";
+    cfg.target_prefix = "AmazonEC2ContainerServiceV20141113";
+    cfg.region = options.region;
+    cfg.endpoint = options.endpoint_url;
+    cfg.credentials = std::move(options.credentials);
+    cfg.max_attempts = options.max_attempts;
+    cfg.clock = options.clock;
+    cfg.random = options.random;
+    cfg.transport = options.transport;
+    client = std::make_unique<aws::AwsJsonClient>(std::move(cfg));
+  }
+
+  // Calls `action`; the answer as JSON (an object).
+  Result<json> call(std::string_view action, const json& request, aws::AwsError* error = nullptr) {
+    auto body = client->call(action, request.dump(), error);
+    if (!body) return body.status();
+    json j = json::parse(*body, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      return unavailable(fmt::format("ecs {}: the answer is not a JSON object", action));
+    return j;
+  }
+
+  // The ARN of an ACTIVE revision with `td`'s content, registering one when ECS has none.
+  Result<std::string> task_definition_arn(const TaskDefinition& td) {
+    std::lock_guard lock(mu_);  // one lookup at a time: two runs never register twice
+    if (auto it = known_.find(td.hash); it != known_.end()) return it->second;
+    aws::AwsError err;
+    auto found = call("DescribeTaskDefinition", {{"taskDefinition", td.family}, {"include", {"TAGS"}}}, &err);
+    if (found) {
+      const json& d = (*found)["taskDefinition"];
+      std::string hash;
+      if (auto tags = found->find("tags"); tags != found->end() && tags->is_array())
+        for (const auto& t : *tags)
+          if (t.is_object() && t.value("key", "") == kHashTag) hash = t.value("value", "");
+      if (d.is_object() && d.value("status", "") == "ACTIVE" && (hash.empty() || hash == td.hash) &&
+          d.contains("taskDefinitionArn")) {
+        std::string arn = d["taskDefinitionArn"].get<std::string>();
+        spdlog::info("ECS task definition {} found ({})", td.family, arn);
+        known_[td.hash] = arn;
+        return arn;
+      }
+    } else if (err.code != "ClientException") {  // ClientException: no such family (yet)
+      return Status(found.status().code(), "cannot look up the task definition " + td.family + ": " +
+                                               found.status().message());
+    }
+    auto reg = call("RegisterTaskDefinition", td.request);
+    if (!reg) return Status(reg.status().code(), "cannot register the task definition " + td.family + ": " +
+                                                     reg.status().message());
+    const json& d = (*reg)["taskDefinition"];
+    if (!d.is_object() || !d.contains("taskDefinitionArn") || !d["taskDefinitionArn"].is_string())
+      return unavailable("ecs RegisterTaskDefinition: the answer has no taskDefinition.taskDefinitionArn");
+    std::string arn = d["taskDefinitionArn"].get<std::string>();
+    spdlog::info("ECS task definition {} registered ({})", td.family, arn);
+    known_[td.hash] = arn;
+    return arn;
+  }
+
+  Status stop_task(const std::string& cluster, const std::string& arn, const std::string& reason) {
+    aws::AwsError err;
+    auto r = call("StopTask", {{"cluster", cluster}, {"task", arn}, {"reason", reason.substr(0, 255)}}, &err);
+    if (r) return Status::ok();
+    // Gone already (stopped long ago and forgotten by ECS): nothing left to stop.
+    if (err.code == "InvalidParameterException" && err.message.find("not found") != std::string::npos)
+      return Status::ok();
+    return r.status();
+  }
+
+  EcsLauncherOptions options;
+  std::unique_ptr<aws::AwsJsonClient> client;
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::string> known_;  // content hash -> task definition ARN; guarded by mu_
+};
+
+namespace {
+
+class EcsLaunch final : public Launch {
+ public:
+  EcsLaunch(std::shared_ptr<EcsService> service, std::string arn, std::string cluster, std::string run_id)
+      : service_(std::move(service)), arn_(std::move(arn)), cluster_(std::move(cluster)), run_id_(std::move(run_id)),
+        started_(service_->options.clock->steady_now()) {}
+
+  std::optional<ExitInfo> poll() override {
+    std::vector<EcsLaunch*> one = {this};
+    describe_batch(*service_, cluster_, one);
+    return exit_;
+  }
+
+  void stop(std::chrono::milliseconds grace) override {
+    (void)grace;  // ECS gives the container its stopTimeout (30 s by default) after SIGTERM
+    if (exit_) return;
+    Status st = service_->stop_task(cluster_, arn_, "Culvert: flow run " + run_id_ + " was cancelled");
+    if (!st.is_ok()) spdlog::warn("run {}: stopping ECS task {} failed: {}", run_id_, arn_, st.to_string());
+  }
+
+  std::string describe() const override { return "ecs task " + short_task_id(arn_); }
+  Infrastructure infrastructure() const override { return {"ecs-task", arn_}; }
+
+  const std::string& cluster() const { return cluster_; }
+  const std::string& arn() const { return arn_; }
+
+  // Takes one DescribeTasks task object (or the failure reason when ECS reported none).
+  void update(const json* task, const std::string& failure) {
+    if (exit_) return;
+    if (!task) {
+      exit_ = ExitInfo{.exit_code = -1,
+                       .reason = fmt::format("task {} is gone from cluster {} ({})", short_task_id(arn_), cluster_,
+                                             failure.empty() ? "MISSING" : failure)};
+      return;
+    }
+    std::string status = task->value("lastStatus", "");
+    if (status == "STOPPED") {
+      exit_ = exit_of_stopped_task(*task);
+      return;
+    }
+    if (status == "RUNNING" || status == "DEACTIVATING" || status == "STOPPING" || status == "DEPROVISIONING")
+      reached_running_ = true;
+    last_status_ = status;
+    const Millis timeout = service_->options.task_start_timeout;
+    if (!reached_running_ && timeout.count() > 0 && service_->options.clock->steady_now() - started_ >= timeout) {
+      std::string why = fmt::format("the task was not RUNNING within {} (--task-start-timeout; its last status was {})",
+                                    minutes_text(timeout), status.empty() ? "unknown" : status);
+      Status st = service_->stop_task(cluster_, arn_, "Culvert: " + why);
+      if (!st.is_ok()) spdlog::warn("run {}: stopping ECS task {} failed: {}", run_id_, arn_, st.to_string());
+      exit_ = ExitInfo{.exit_code = -1, .reason = why + "; Culvert stopped it"};
+    }
+  }
+  bool ended() const { return exit_.has_value(); }
+  const std::optional<ExitInfo>& exit() const { return exit_; }
+
+  // One DescribeTasks call per `kDescribeBatch` launches, all in `cluster`.
+  static void describe_batch(EcsService& service, const std::string& cluster, std::vector<EcsLaunch*>& launches) {
+    std::vector<EcsLaunch*> open;
+    for (EcsLaunch* l : launches)
+      if (!l->ended()) open.push_back(l);
+    for (size_t from = 0; from < open.size(); from += kDescribeBatch) {
+      size_t to = std::min(open.size(), from + kDescribeBatch);
+      json arns = json::array();
+      for (size_t i = from; i < to; ++i) arns.push_back(open[i]->arn());
+      auto r = service.call("DescribeTasks", {{"cluster", cluster}, {"tasks", arns}});
+      if (!r) {
+        spdlog::warn("watching {} ECS task(s) in cluster {}: {}", to - from, cluster, r.status().to_string());
+        continue;  // try again on the next poll
+      }
+      std::map<std::string, const json*> tasks;
+      std::map<std::string, std::string> failures;
+      if (auto it = r->find("tasks"); it != r->end() && it->is_array())
+        for (const auto& t : *it)
+          if (t.is_object() && t.contains("taskArn") && t["taskArn"].is_string()) tasks[t["taskArn"].get<std::string>()] = &t;
+      if (auto it = r->find("failures"); it != r->end() && it->is_array())
+        for (const auto& f : *it)
+          if (f.is_object() && f.contains("arn") && f["arn"].is_string())
+            failures[f["arn"].get<std::string>()] = f.value("reason", "MISSING");
+      for (size_t i = from; i < to; ++i) {
+        EcsLaunch* l = open[i];
+        if (auto t = tasks.find(l->arn()); t != tasks.end()) l->update(t->second, "");
+        else if (auto f = failures.find(l->arn()); f != failures.end()) l->update(nullptr, f->second);
+        // Neither: ECS said nothing of it this time; ask again on the next poll.
+      }
+    }
+  }
+
+ private:
+  std::shared_ptr<EcsService> service_;
+  std::string arn_;
+  std::string cluster_;
+  std::string run_id_;
+  SteadyTime started_;
+  bool reached_running_ = false;
+  std::string last_status_;
+  std::optional<ExitInfo> exit_;
+};
+
+}  // namespace
+
+EcsLauncher::EcsLauncher(EcsLauncherOptions options)
+    : service_(std::make_shared<EcsService>(std::move(options))) {}
+
+EcsLauncher::~EcsLauncher() = default;
+
+std::chrono::milliseconds EcsLauncher::poll_interval() const { return service_->options.poll_interval; }
+
+Result<std::unique_ptr<Launch>> EcsLauncher::launch(const LaunchSpec& spec) {
+  auto rc = parse_ecs_run_config(spec.run_config_json);
+  if (!rc) return rc.status();
+  const EcsDefaults& defaults = service_->options.defaults;
+  auto td = build_task_definition(defaults, *rc, spec.flow_name);
+  if (!td) return td.status();
+  auto arn = service_->task_definition_arn(*td);
+  if (!arn) return arn.status();
+  RunIdentity who{spec.flow_run_id, service_->options.agent_name, ""};
+  if (auto it = spec.env.find("CULVERT_API_TOKEN"); it != spec.env.end()) who.claim_token = it->second;
+  auto req = build_run_task(defaults, *rc, *td, *arn, spec.env, who);
+  if (!req) return req.status();
+  auto r = service_->call("RunTask", *req);
+  if (!r) return Status(r.status().code(), r.status().message());
+  if (auto f = r->find("failures"); f != r->end() && f->is_array() && !f->empty()) {
+    const json& first = (*f)[0];
+    std::string why = first.value("reason", "unknown");
+    if (first.contains("detail") && first["detail"].is_string()) why += " (" + first["detail"].get<std::string>() + ")";
+    return unavailable(fmt::format("ECS could not start the task in cluster {}: {}", td->cluster, why));
+  }
+  auto tasks = r->find("tasks");
+  if (tasks == r->end() || !tasks->is_array() || tasks->empty() || !(*tasks)[0].is_object() ||
+      !(*tasks)[0].contains("taskArn") || !(*tasks)[0]["taskArn"].is_string())
+    return unavailable("ecs RunTask answered without a task and without failures");
+  std::string task_arn = (*tasks)[0]["taskArn"].get<std::string>();
+  return std::unique_ptr<Launch>(std::make_unique<EcsLaunch>(service_, task_arn, td->cluster, spec.flow_run_id));
+}
+
+Result<std::unique_ptr<Launch>> EcsLauncher::adopt(const LaunchSpec& spec, const Infrastructure& infra) {
+  if (infra.kind != "ecs-task")
+    return Status(StatusCode::kUnprocessable, "an ecs agent cannot adopt " + infra.kind + " " + infra.id);
+  std::string cluster = cluster_of_task_arn(infra.id);
+  if (cluster.empty()) {  // an ARN of the old format names no cluster: the run config's
+    auto rc = parse_ecs_run_config(spec.run_config_json);
+    cluster = rc && rc->cluster ? *rc->cluster : service_->options.defaults.cluster;
+  }
+  auto r = service_->call("DescribeTasks", {{"cluster", cluster}, {"tasks", {infra.id}}, {"include", {"TAGS"}}});
+  if (!r) return r.status();
+  const json* task = nullptr;
+  if (auto it = r->find("tasks"); it != r->end() && it->is_array())
+    for (const auto& t : *it)
+      if (t.is_object() && t.value("taskArn", "") == infra.id) task = &t;
+  if (!task) return not_found("the run's ECS task " + infra.id + " is gone from cluster " + cluster);
+  std::string run_tag;
+  if (auto tags = task->find("tags"); tags != task->end() && tags->is_array())
+    for (const auto& t : *tags)
+      if (t.is_object() && t.value("key", "") == kRunTag) run_tag = t.value("value", "");
+  if (run_tag != spec.flow_run_id)
+    return Status(StatusCode::kUnprocessable, "ECS task " + infra.id + " is not the task of run " + spec.flow_run_id +
+                                                  (run_tag.empty() ? " (it has no culvert:flow-run-id tag)"
+                                                                   : " (it is tagged for run " + run_tag + ")"));
+  auto launch = std::make_unique<EcsLaunch>(service_, infra.id, cluster, spec.flow_run_id);
+  launch->update(task, "");
+  return std::unique_ptr<Launch>(std::move(launch));
+}
+
+std::vector<std::optional<ExitInfo>> EcsLauncher::poll_all(const std::vector<Launch*>& launches) {
+  std::map<std::string, std::vector<EcsLaunch*>> by_cluster;
+  std::vector<EcsLaunch*> ecs;
+  ecs.reserve(launches.size());
+  for (Launch* l : launches) {
+    auto* e = dynamic_cast<EcsLaunch*>(l);  // every launch here was made by this launcher
+    ecs.push_back(e);
+    if (e) by_cluster[e->cluster()].push_back(e);
+  }
+  for (auto& [cluster, list] : by_cluster) EcsLaunch::describe_batch(*service_, cluster, list);
+  std::vector<std::optional<ExitInfo>> out;
+  out.reserve(launches.size());
+  for (size_t i = 0; i < launches.size(); ++i) out.push_back(ecs[i] ? ecs[i]->exit() : launches[i]->poll());
+  return out;
+}
+
+}  // namespace culvert::agent::ecs
+
+namespace culvert::agent {
+
+namespace {
+std::vector<std::string> split_list(const LauncherContext& ctx, const std::string& name) {
+  std::vector<std::string> out;
+  auto add = [&](const std::string& v) {
+    size_t start = 0;
+    while (start <= v.size()) {
+      size_t comma = v.find(',', start);
+      std::string item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (!item.empty()) out.push_back(item);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  };
+  if (auto it = ctx.repeated_flags.find(name); it != ctx.repeated_flags.end())
+    for (const auto& v : it->second) add(v);
+  if (auto it = ctx.flags.find(name); it != ctx.flags.end()) add(it->second);
+  return out;
+}
+}  // namespace
+
+LauncherType ecs_launcher_type() {
+  using Kind = LauncherFlag::Kind;
+  return LauncherType{
+      .type = "ecs",
+      .description = "runs each flow run as an AWS ECS task (Fargate, Fargate Spot or EC2)",
+      .flags =
+          {{"cluster", "ecs: the cluster of the tasks (default 'default'; the run config's cluster wins)"},
+           {"launch-type", "ecs: FARGATE (default), FARGATE_SPOT (as a capacity-provider strategy) or EC2"},
+           {"task-role-arn", "ecs: the IAM role the flow's container runs as (its S3 access)"},
+           {"execution-role-arn", "ecs: the IAM role ECS pulls the image and writes logs with"},
+           {"subnet", "ecs: a subnet of the tasks' awsvpc network (repeatable, or comma-separated)", Kind::kRepeated},
+           {"security-group", "ecs: a security group of the tasks (repeatable, or comma-separated)", Kind::kRepeated},
+           {"assign-public-ip", "ecs: give Fargate tasks a public IP (needed in public subnets without a NAT)",
+            Kind::kSwitch},
+           {"region", "ecs: the AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1)"},
+           {"endpoint-url", "ecs: the ECS endpoint, for AWS-compatible services (env CULVERT_AWS_ENDPOINT_URL)"},
+           {"log-group", "ecs: send the flow container's output to this CloudWatch Logs group (created if missing)"},
+           {"platform-version", "ecs: the Fargate platform version (default LATEST)"},
+           {"task-start-timeout", "ecs: stop a task, and crash its run, when it is not RUNNING within this (default 10m)"},
+           {"poll-interval", "ecs: how often the tasks are described, one call per 100 tasks (default 5s)"}},
+      .factory = [](const LauncherContext& ctx) -> Result<std::unique_ptr<Launcher>> {
+        auto flag = [&](const std::string& name) -> std::string {
+          auto it = ctx.flags.find(name);
+          return it == ctx.flags.end() ? std::string() : it->second;
+        };
+        ecs::EcsLauncherOptions o;
+        ecs::EcsDefaults& d = o.defaults;
+        if (!flag("cluster").empty()) d.cluster = flag("cluster");
+        if (!flag("launch-type").empty()) {
+          auto lt = ecs::parse_launch_type(flag("launch-type"));
+          if (!lt) return lt.status();
+          d.launch_type = *lt;
+        }
+        d.task_role_arn = flag("task-role-arn");
+        d.execution_role_arn = flag("execution-role-arn");
+        d.subnets = split_list(ctx, "subnet");
+        d.security_groups = split_list(ctx, "security-group");
+        d.assign_public_ip = flag("assign-public-ip") == "true";
+        d.log_group = flag("log-group");
+        d.platform_version = flag("platform-version");
+        for (auto [name, value] : {std::pair{"task-start-timeout", &o.task_start_timeout},
+                                   std::pair{"poll-interval", &o.poll_interval}}) {
+          if (flag(name).empty()) continue;
+          auto dur = parse_duration(flag(name));
+          if (!dur || dur->count() <= 0)
+            return invalid_argument(fmt::format("--{} '{}' is not a duration above 0 (e.g. 90s, 10m)", name, flag(name)));
+          *value = *dur;
+        }
+        aws::EnvLookup env = [getenv = ctx.getenv](std::string_view k) -> std::optional<std::string> {
+          return getenv ? getenv(std::string(k)) : std::nullopt;
+        };
+        o.region = aws::resolve_region(env, flag("region"));
+        d.region = o.region;
+        o.endpoint_url = flag("endpoint-url");
+        if (o.endpoint_url.empty())
+          if (auto e = env("CULVERT_AWS_ENDPOINT_URL")) o.endpoint_url = *e;
+        if (!o.endpoint_url.empty())
+          if (auto u = aws::parse_url(o.endpoint_url); !u)
+            return invalid_argument("--endpoint-url: " + u.status().message());
+        o.agent_name = ctx.agent_name.empty() ? "ecs-agent" : ctx.agent_name;
+        o.credentials = aws::default_credentials_chain(env);
+        return std::unique_ptr<Launcher>(std::make_unique<ecs::EcsLauncher>(std::move(o)));
+      }};
+}
+
+}  // namespace culvert::agent

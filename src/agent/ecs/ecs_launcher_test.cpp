@@ -1,0 +1,606 @@
+// The ECS launcher against a fake ECS behind the AWS client's transport: request shapes,
+// definition reuse, batched watching, stop codes, the start timeout, cancel, adoption,
+// failures and retries. Every request made here is checked against botocore's ECS model
+// at the end (BotocoreAcceptsEveryRequest).
+#include "agent/ecs/ecs_launcher.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/launcher_registry.hpp"
+
+namespace culvert::agent::ecs {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+// Every request any test sent, for the botocore check.
+std::mutex g_all_mu;
+std::vector<std::pair<std::string, json>> g_all_requests;
+
+// An in-memory ECS speaking JSON 1.1: task definitions by family, tasks by ARN.
+// Thread-safe.
+class FakeEcs final : public aws::HttpTransport {
+ public:
+  struct Call {
+    std::string action;
+    json body;
+  };
+
+  Result<aws::HttpResponse> send(const aws::HttpRequest& r) override {
+    std::lock_guard lock(mu_);
+    std::string target;
+    for (const auto& [k, v] : r.headers)
+      if (k == "X-Amz-Target") target = v;
+    std::string action = target.substr(target.find('.') + 1);
+    json body = json::parse(r.body, nullptr, false);
+    calls_.push_back({action, body});
+    {
+      std::lock_guard all(g_all_mu);
+      g_all_requests.emplace_back(action, body);
+    }
+    if (auto it = injected_.find(action); it != injected_.end() && !it->second.empty()) {
+      aws::HttpResponse resp = it->second.front();
+      it->second.pop_front();
+      if (resp.status == 0) return unavailable("cannot reach http://ecs.test: Connection refused");
+      return resp;
+    }
+    return handle(action, body);
+  }
+
+  // The next answers to `action`, before the fake's own (status 0: no answer).
+  void inject(const std::string& action, long status, std::string body) {
+    std::lock_guard lock(mu_);
+    injected_[action].push_back(aws::HttpResponse{status, {}, std::move(body)});
+  }
+  std::vector<Call> calls(const std::string& action = "") {
+    std::lock_guard lock(mu_);
+    std::vector<Call> out;
+    for (const auto& c : calls_)
+      if (action.empty() || c.action == action) out.push_back(c);
+    return out;
+  }
+  void set_task(const std::string& arn, const json& patch) {
+    std::lock_guard lock(mu_);
+    tasks_[arn].merge_patch(patch);
+  }
+  void forget_task(const std::string& arn) {
+    std::lock_guard lock(mu_);
+    tasks_.erase(arn);
+  }
+  size_t revisions(const std::string& family) {
+    std::lock_guard lock(mu_);
+    return families_[family].size();
+  }
+  // RunTask answers with this failure instead of a task.
+  std::optional<json> run_failure;
+
+ private:
+  static aws::HttpResponse ok(const json& j) { return {200, {}, j.dump()}; }
+  static aws::HttpResponse client_error(const std::string& type, const std::string& message) {
+    return {400, {}, json{{"__type", type}, {"message", message}}.dump()};
+  }
+
+  aws::HttpResponse handle(const std::string& action, const json& b) {
+    if (action == "DescribeTaskDefinition") {
+      std::string family = b.value("taskDefinition", "");
+      auto it = families_.find(family);
+      if (it == families_.end() || it->second.empty())
+        return client_error("ClientException", "Unable to describe task definition.");
+      const json& td = it->second.back();
+      return ok({{"taskDefinition", td}, {"tags", td.value("tags", json::array())}});
+    }
+    if (action == "RegisterTaskDefinition") {
+      std::string family = b["family"];
+      json td = b;
+      td["revision"] = families_[family].size() + 1;
+      td["status"] = "ACTIVE";
+      td["taskDefinitionArn"] =
+          "arn:aws:ecs:eu-west-1:123456789012:task-definition/" + family + ":" + std::to_string(families_[family].size() + 1);
+      families_[family].push_back(td);
+      json shown = td;
+      shown.erase("tags");
+      return ok({{"taskDefinition", shown}, {"tags", b.value("tags", json::array())}});
+    }
+    if (action == "RunTask") {
+      if (run_failure) return ok({{"tasks", json::array()}, {"failures", json::array({*run_failure})}});
+      std::string cluster = b.value("cluster", "default");
+      std::string arn = "arn:aws:ecs:eu-west-1:123456789012:task/" + cluster + "/t" + std::to_string(++next_task_);
+      json task = {{"taskArn", arn},
+                   {"clusterArn", "arn:aws:ecs:eu-west-1:123456789012:cluster/" + cluster},
+                   {"lastStatus", "PROVISIONING"},
+                   {"desiredStatus", "RUNNING"},
+                   {"tags", b.value("tags", json::array())},
+                   {"containers", json::array({{{"name", "flow"}, {"lastStatus", "PENDING"}}})}};
+      tasks_[arn] = task;
+      return ok({{"tasks", json::array({task})}, {"failures", json::array()}});
+    }
+    if (action == "DescribeTasks") {
+      json tasks = json::array(), failures = json::array();
+      for (const auto& arn : b["tasks"]) {
+        auto it = tasks_.find(arn.get<std::string>());
+        if (it == tasks_.end()) failures.push_back({{"arn", arn}, {"reason", "MISSING"}});
+        else tasks.push_back(it->second);
+      }
+      return ok({{"tasks", tasks}, {"failures", failures}});
+    }
+    if (action == "StopTask") {
+      auto it = tasks_.find(b.value("task", ""));
+      if (it == tasks_.end()) return client_error("InvalidParameterException", "The referenced task was not found.");
+      it->second["lastStatus"] = "STOPPED";
+      it->second["desiredStatus"] = "STOPPED";
+      it->second["stopCode"] = "UserInitiated";
+      it->second["stoppedReason"] = b.value("reason", "");
+      it->second["containers"][0]["exitCode"] = 143;
+      return ok({{"task", it->second}});
+    }
+    return client_error("UnknownOperationException", action);
+  }
+
+  std::mutex mu_;
+  std::vector<Call> calls_;
+  std::map<std::string, std::deque<aws::HttpResponse>> injected_;
+  std::map<std::string, std::vector<json>> families_;
+  std::map<std::string, json> tasks_;
+  int next_task_ = 0;
+};
+
+struct Fixture {
+  FakeEcs ecs;
+  ManualClock clock;
+  SeededRandom random{11};
+
+  std::unique_ptr<EcsLauncher> launcher(EcsDefaults d = defaults()) {
+    EcsLauncherOptions o;
+    o.defaults = std::move(d);
+    o.agent_name = "ecs-1";
+    o.region = "eu-west-1";
+    o.endpoint_url = "http://ecs.test";
+    o.credentials = std::make_unique<aws::StaticCredentialsProvider>(aws::Credentials{"AKID", "secret", "", {}});
+    o.clock = &clock;
+    o.random = &random;
+    o.transport = &ecs;
+    return std::make_unique<EcsLauncher>(std::move(o));
+  }
+  static EcsDefaults defaults() {
+    EcsDefaults d;
+    d.cluster = "flows";
+    d.subnets = {"subnet-a", "subnet-b"};
+    d.security_groups = {"sg-1"};
+    d.execution_role_arn = "arn:aws:iam::123456789012:role/culvert-exec";
+    d.task_role_arn = "arn:aws:iam::123456789012:role/culvert-task";
+    d.region = "eu-west-1";
+    return d;
+  }
+  static LaunchSpec spec(const std::string& run_id, const std::string& rc = R"({"type":"ecs","image":"acme/etl:1"})") {
+    LaunchSpec s;
+    s.flow_run_id = run_id;
+    s.flow_id = "flow-1";
+    s.flow_name = "etl";
+    s.run_config_json = rc;
+    s.env = {{"CULVERT_API_URL", "http://culvert.internal:4200"},
+             {"CULVERT_API_TOKEN", "run-token-" + run_id},
+             {"CULVERT_FLOW_RUN_ID", run_id},
+             {"TEAM", "data"}};
+    return s;
+  }
+};
+
+std::unique_ptr<Launch> must(Result<std::unique_ptr<Launch>> r) {
+  EXPECT_TRUE(r) << r.status().to_string();
+  return r ? std::move(*r) : nullptr;
+}
+
+std::string env_value(const json& run_task, const std::string& name) {
+  for (const auto& e : run_task["overrides"]["containerOverrides"][0]["environment"])
+    if (e["name"] == name) return e["value"];
+  return "<absent>";
+}
+
+TEST(EcsLauncher, RegistersTheDefinitionOnceAndRunsEachRunAsATask) {
+  Fixture f;
+  auto l = f.launcher();
+  auto a = l->launch(Fixture::spec("run-a"));
+  ASSERT_TRUE(a) << a.status().to_string();
+  auto b = l->launch(Fixture::spec("run-b"));
+  ASSERT_TRUE(b) << b.status().to_string();
+
+  EXPECT_EQ(f.ecs.calls("DescribeTaskDefinition").size(), 1u);  // the second run knows it
+  ASSERT_EQ(f.ecs.calls("RegisterTaskDefinition").size(), 1u);
+  auto runs = f.ecs.calls("RunTask");
+  ASSERT_EQ(runs.size(), 2u);
+
+  json reg = f.ecs.calls("RegisterTaskDefinition")[0].body;
+  EXPECT_TRUE(reg["family"].get<std::string>().starts_with("culvert-etl-"));
+  EXPECT_EQ(reg["containerDefinitions"][0]["image"], "acme/etl:1");
+  // Nothing of a run in the definition: its token and the server stay in the overrides.
+  EXPECT_EQ(reg.dump().find("run-token"), std::string::npos);
+  EXPECT_EQ(reg.dump().find("culvert.internal"), std::string::npos);
+
+  const json& r = runs[0].body;
+  EXPECT_EQ(r["cluster"], "flows");
+  EXPECT_EQ(r["taskDefinition"], "arn:aws:ecs:eu-west-1:123456789012:task-definition/" + reg["family"].get<std::string>() + ":1");
+  EXPECT_EQ(r["count"], 1);
+  EXPECT_EQ(r["launchType"], "FARGATE");
+  EXPECT_FALSE(r.contains("capacityProviderStrategy"));
+  EXPECT_EQ(r["networkConfiguration"]["awsvpcConfiguration"]["subnets"], json::array({"subnet-a", "subnet-b"}));
+  EXPECT_EQ(r["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"], json::array({"sg-1"}));
+  EXPECT_EQ(r["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"], "DISABLED");
+  const json& co = r["overrides"]["containerOverrides"][0];
+  EXPECT_EQ(co["name"], "flow");
+  EXPECT_EQ(co["command"], json::array({"culvert", "execute"}));
+  EXPECT_EQ(env_value(r, "CULVERT_API_TOKEN"), "run-token-run-a");
+  EXPECT_EQ(env_value(r, "CULVERT_API_URL"), "http://culvert.internal:4200");
+  EXPECT_EQ(env_value(r, "CULVERT_FLOW_RUN_ID"), "run-a");
+  EXPECT_EQ(env_value(r, "TEAM"), "data");
+  EXPECT_EQ(r["startedBy"], "culvert-ecs-1");
+  EXPECT_EQ(r["tags"], json::parse(R"([{"key":"culvert:flow-run-id","value":"run-a"},{"key":"culvert:agent","value":"ecs-1"}])"));
+  EXPECT_EQ(r["clientToken"].get<std::string>().size(), 64u);
+  EXPECT_NE(r["clientToken"], runs[1].body["clientToken"]);
+
+  EXPECT_EQ((*a)->infrastructure().kind, "ecs-task");
+  EXPECT_EQ((*a)->infrastructure().id, "arn:aws:ecs:eu-west-1:123456789012:task/flows/t1");
+  EXPECT_EQ((*a)->describe(), "ecs task t1");
+}
+
+TEST(EcsLauncher, ARestartedAgentFindsTheDefinitionInEcs) {
+  Fixture f;
+  ASSERT_TRUE(f.launcher()->launch(Fixture::spec("run-a")));
+  auto again = f.launcher();  // a new process: nothing cached
+  ASSERT_TRUE(again->launch(Fixture::spec("run-b")));
+  EXPECT_EQ(f.ecs.calls("RegisterTaskDefinition").size(), 1u);
+  EXPECT_EQ(f.ecs.calls("DescribeTaskDefinition").size(), 2u);
+  // A different run config is a different definition.
+  ASSERT_TRUE(again->launch(Fixture::spec("run-c", R"({"image":"acme/etl:2"})")));
+  EXPECT_EQ(f.ecs.calls("RegisterTaskDefinition").size(), 2u);
+}
+
+TEST(EcsLauncher, ThousandRunsOneRevision) {
+  Fixture f;
+  auto l = f.launcher();
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(l->launch(Fixture::spec("run-" + std::to_string(i))));
+  json reg = f.ecs.calls("RegisterTaskDefinition").at(0).body;
+  EXPECT_EQ(f.ecs.revisions(reg["family"]), 1u);
+  EXPECT_EQ(f.ecs.calls("RegisterTaskDefinition").size(), 1u);
+  EXPECT_EQ(f.ecs.calls("RunTask").size(), 1000u);
+}
+
+TEST(EcsLauncher, FargateSpotIsACapacityProviderStrategyNeverWithALaunchType) {
+  Fixture f;
+  EcsDefaults d = Fixture::defaults();
+  d.launch_type = LaunchType::kFargateSpot;
+  d.platform_version = "1.4.0";
+  d.assign_public_ip = true;
+  ASSERT_TRUE(f.launcher(d)->launch(Fixture::spec("run-a")));
+  const json r = f.ecs.calls("RunTask").at(0).body;
+  EXPECT_FALSE(r.contains("launchType"));
+  EXPECT_EQ(r["capacityProviderStrategy"], json::parse(R"([{"capacityProvider":"FARGATE_SPOT","weight":1}])"));
+  EXPECT_EQ(r["platformVersion"], "1.4.0");
+  EXPECT_EQ(r["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"], "ENABLED");
+  EXPECT_EQ(f.ecs.calls("RegisterTaskDefinition").at(0).body["requiresCompatibilities"], json::array({"FARGATE"}));
+}
+
+TEST(EcsLauncher, Ec2LaunchType) {
+  Fixture f;
+  EcsDefaults d = Fixture::defaults();
+  d.launch_type = LaunchType::kEc2;
+  d.platform_version = "1.4.0";  // Fargate only: not sent
+  ASSERT_TRUE(f.launcher(d)->launch(Fixture::spec("run-a")));
+  const json r = f.ecs.calls("RunTask").at(0).body;
+  EXPECT_EQ(r["launchType"], "EC2");
+  EXPECT_FALSE(r.contains("platformVersion"));
+  EXPECT_FALSE(r["networkConfiguration"]["awsvpcConfiguration"].contains("assignPublicIp"));
+  EXPECT_EQ(f.ecs.calls("RegisterTaskDefinition").at(0).body["requiresCompatibilities"], json::array({"EC2"}));
+}
+
+TEST(EcsLauncher, RunConfigOverridesTheAgentsSettings) {
+  Fixture f;
+  auto l = f.launcher();
+  ASSERT_TRUE(l->launch(Fixture::spec("run-a", R"({"image":"i","cluster":"other","subnets":["subnet-z"],
+      "security_groups":["sg-9"],"assign_public_ip":true,"task_role_arn":"arn:aws:iam::1:role/rc-task",
+      "command":["culvert","execute","--verbose"],"run_task_kwargs":{"enableExecuteCommand":true,"group":"nightly"}})")));
+  const json r = f.ecs.calls("RunTask").at(0).body;
+  EXPECT_EQ(r["cluster"], "other");
+  EXPECT_EQ(r["networkConfiguration"]["awsvpcConfiguration"]["subnets"], json::array({"subnet-z"}));
+  EXPECT_EQ(r["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"], json::array({"sg-9"}));
+  EXPECT_EQ(r["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"], "ENABLED");
+  EXPECT_EQ(r["overrides"]["containerOverrides"][0]["command"], json::array({"culvert", "execute", "--verbose"}));
+  EXPECT_EQ(r["enableExecuteCommand"], true);
+  EXPECT_EQ(r["group"], "nightly");
+  EXPECT_EQ(f.ecs.calls("RegisterTaskDefinition").at(0).body["taskRoleArn"], "arn:aws:iam::1:role/rc-task");
+}
+
+TEST(EcsLauncher, RefusesBadRunConfigsBeforeAnyCall) {
+  Fixture f;
+  EcsDefaults d = Fixture::defaults();
+  d.subnets.clear();
+  auto l = f.launcher(d);
+  auto no_image = l->launch(Fixture::spec("r1", R"({"type":"ecs"})"));
+  ASSERT_FALSE(no_image);
+  EXPECT_NE(no_image.status().message().find("no image"), std::string::npos);
+  auto bad_size = l->launch(Fixture::spec("r2", R"({"image":"i","cpu":"1 vCPU","memory":"512"})"));
+  ASSERT_FALSE(bad_size);
+  EXPECT_NE(bad_size.status().message().find("Fargate cpu 1024 takes memory 2048, 3072"), std::string::npos)
+      << bad_size.status().message();
+  EXPECT_TRUE(f.ecs.calls().empty());
+  auto no_subnet = l->launch(Fixture::spec("r3"));
+  ASSERT_FALSE(no_subnet);
+  EXPECT_NE(no_subnet.status().message().find("--subnet"), std::string::npos);
+  EXPECT_TRUE(f.ecs.calls("RunTask").empty());
+}
+
+TEST(EcsLauncher, RunTaskFailuresAndErrorsAreTheLaunchError) {
+  Fixture f;
+  auto l = f.launcher();
+  f.ecs.run_failure = json{{"arn", "arn:aws:ecs:eu-west-1:123456789012:container-instance/x"},
+                           {"reason", "RESOURCE:MEMORY"},
+                           {"detail", "not enough memory"}};
+  auto r = l->launch(Fixture::spec("r1"));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.status().message().find("RESOURCE:MEMORY (not enough memory)"), std::string::npos) << r.status().message();
+  f.ecs.run_failure.reset();
+  f.ecs.inject("RunTask", 400, R"({"__type":"ClusterNotFoundException","message":"Cluster not found."})");
+  r = l->launch(Fixture::spec("r2"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(r.status().message(), "ecs RunTask failed: HTTP 400 ClusterNotFoundException: Cluster not found.");
+  f.ecs.inject("RunTask", 400, R"({"__type":"InvalidParameterException","message":"subnet-a belongs to vpc-2"})");
+  r = l->launch(Fixture::spec("r3"));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.status().message().find("InvalidParameterException: subnet-a belongs to vpc-2"), std::string::npos);
+  EXPECT_EQ(f.ecs.calls("RunTask").size(), 3u);  // 4xx: never retried
+}
+
+TEST(EcsLauncher, ConcurrentRevisionRefusalAndThrottlingAreRetried) {
+  Fixture f;
+  auto l = f.launcher();
+  f.ecs.inject("RegisterTaskDefinition", 400,
+               R"({"__type":"ClientException","message":"Too many concurrent attempts to create a new revision of the specified family."})");
+  f.ecs.inject("RunTask", 400, R"({"__type":"ThrottlingException","message":"Rate exceeded"})");
+  f.ecs.inject("RunTask", 503, "");
+  auto r = l->launch(Fixture::spec("r1"));
+  ASSERT_TRUE(r) << r.status().to_string();
+  EXPECT_EQ(f.ecs.calls("RegisterTaskDefinition").size(), 2u);
+  auto runs = f.ecs.calls("RunTask");
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[0].body["clientToken"], runs[2].body["clientToken"]);  // a retry starts no second task
+  json reg = f.ecs.calls("RegisterTaskDefinition").at(0).body;
+  EXPECT_EQ(f.ecs.revisions(reg["family"]), 1u);
+}
+
+TEST(EcsLauncher, OneDescribeTasksPerClusterAndHundredTasks) {
+  Fixture f;
+  auto l = f.launcher();
+  std::vector<std::unique_ptr<Launch>> launches;
+  for (int i = 0; i < 150; ++i) launches.push_back(must(l->launch(Fixture::spec("a" + std::to_string(i)))));
+  for (int i = 0; i < 3; ++i)
+    launches.push_back(must(l->launch(Fixture::spec("b" + std::to_string(i), R"({"image":"acme/etl:1","cluster":"other"})"))));
+  std::vector<Launch*> ptrs;
+  for (auto& p : launches) ptrs.push_back(p.get());
+  auto exits = l->poll_all(ptrs);
+  ASSERT_EQ(exits.size(), 153u);
+  for (const auto& e : exits) EXPECT_FALSE(e);
+  auto describes = f.ecs.calls("DescribeTasks");
+  ASSERT_EQ(describes.size(), 3u);  // flows: 100 + 50, other: 3
+  std::map<std::string, std::vector<size_t>> sizes;
+  for (const auto& d : describes) sizes[d.body["cluster"]].push_back(d.body["tasks"].size());
+  EXPECT_EQ(sizes["flows"], (std::vector<size_t>{100, 50}));
+  EXPECT_EQ(sizes["other"], (std::vector<size_t>{3}));
+}
+
+TEST(EcsLauncher, StoppedTaskEndsTheLaunchWithItsReason) {
+  Fixture f;
+  auto l = f.launcher();
+  auto a = must(l->launch(Fixture::spec("a")));
+  auto b = must(l->launch(Fixture::spec("b")));
+  auto c = must(l->launch(Fixture::spec("c")));
+  f.ecs.set_task(a->infrastructure().id, json::parse(R"({"lastStatus":"RUNNING"})"));
+  f.ecs.set_task(b->infrastructure().id,
+                 json::parse(R"({"lastStatus":"STOPPED","stopCode":"TaskFailedToStart",
+                     "stoppedReason":"CannotPullContainerError: ref acme/etl:1 not found",
+                     "containers":[{"name":"flow","reason":"CannotPullContainerError"}]})"));
+  f.ecs.forget_task(c->infrastructure().id);
+  auto exits = l->poll_all({a.get(), b.get(), c.get()});
+  EXPECT_FALSE(exits[0]);
+  ASSERT_TRUE(exits[1]);
+  EXPECT_FALSE(exits[1]->success());
+  EXPECT_NE(exits[1]->reason.find("TaskFailedToStart"), std::string::npos) << exits[1]->reason;
+  EXPECT_NE(exits[1]->reason.find("CannotPullContainerError: ref acme/etl:1 not found"), std::string::npos);
+  ASSERT_TRUE(exits[2]);
+  EXPECT_NE(exits[2]->reason.find("gone from cluster flows (MISSING)"), std::string::npos) << exits[2]->reason;
+  // An ended launch is not described again.
+  size_t before = f.ecs.calls("DescribeTasks").size();
+  exits = l->poll_all({b.get(), c.get()});
+  EXPECT_TRUE(exits[0] && exits[1]);
+  EXPECT_EQ(f.ecs.calls("DescribeTasks").size(), before);
+}
+
+TEST(EcsLauncher, TaskNotRunningWithinTheStartTimeoutIsStopped) {
+  Fixture f;
+  auto l = f.launcher();  // default timeout: 10 min
+  auto slow = must(l->launch(Fixture::spec("slow")));
+  auto fine = must(l->launch(Fixture::spec("fine")));
+  f.ecs.set_task(fine->infrastructure().id, json::parse(R"({"lastStatus":"PENDING"})"));
+  auto exits = l->poll_all({slow.get(), fine.get()});
+  EXPECT_FALSE(exits[0] || exits[1]);
+  f.clock.advance(5min);
+  f.ecs.set_task(fine->infrastructure().id, json::parse(R"({"lastStatus":"RUNNING"})"));
+  exits = l->poll_all({slow.get(), fine.get()});
+  EXPECT_FALSE(exits[0] || exits[1]);
+  EXPECT_TRUE(f.ecs.calls("StopTask").empty());
+  f.clock.advance(5min);
+  exits = l->poll_all({slow.get(), fine.get()});
+  ASSERT_TRUE(exits[0]);
+  EXPECT_FALSE(exits[1]);  // it reached RUNNING in time
+  EXPECT_EQ(exits[0]->reason,
+            "the task was not RUNNING within 10 min (--task-start-timeout; its last status was PROVISIONING); Culvert "
+            "stopped it");
+  auto stops = f.ecs.calls("StopTask");
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops[0].body["task"], slow->infrastructure().id);
+  EXPECT_EQ(stops[0].body["cluster"], "flows");
+  EXPECT_NE(stops[0].body["reason"].get<std::string>().find("not RUNNING within 10 min"), std::string::npos);
+}
+
+TEST(EcsLauncher, CancelStopsTheTask) {
+  Fixture f;
+  auto l = f.launcher();
+  auto a = must(l->launch(Fixture::spec("a")));
+  f.ecs.set_task(a->infrastructure().id, json::parse(R"({"lastStatus":"RUNNING"})"));
+  a->stop(10s);
+  auto stops = f.ecs.calls("StopTask");
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops[0].body["reason"], "Culvert: flow run a was cancelled");
+  auto e = a->poll();
+  ASSERT_TRUE(e);
+  EXPECT_NE(e->reason.find("UserInitiated"), std::string::npos) << e->reason;
+  // A task ECS no longer knows counts as stopped already.
+  auto b = must(l->launch(Fixture::spec("b")));
+  f.ecs.forget_task(b->infrastructure().id);
+  b->stop(10s);
+  EXPECT_EQ(f.ecs.calls("StopTask").size(), 2u);
+  EXPECT_TRUE(b->poll());
+}
+
+TEST(EcsLauncher, AdoptsItsTaskAfterARestart) {
+  Fixture f;
+  Infrastructure infra;
+  {
+    auto first = f.launcher();
+    auto a = must(first->launch(Fixture::spec("run-a")));
+    infra = a->infrastructure();
+  }
+  f.ecs.set_task(infra.id, json::parse(R"({"lastStatus":"RUNNING"})"));
+  auto l = f.launcher();
+  auto adopted = l->adopt(Fixture::spec("run-a"), infra);
+  ASSERT_TRUE(adopted) << adopted.status().to_string();
+  EXPECT_EQ((*adopted)->infrastructure().id, infra.id);
+  auto d = f.ecs.calls("DescribeTasks").back().body;
+  EXPECT_EQ(d["cluster"], "flows");  // from the ARN
+  EXPECT_EQ(d["include"], json::array({"TAGS"}));
+  EXPECT_FALSE(l->poll_all({adopted->get()})[0]);
+  (*adopted)->stop(10s);
+  EXPECT_TRUE(l->poll_all({adopted->get()})[0]);
+
+  auto other = l->adopt(Fixture::spec("run-b"), infra);
+  ASSERT_FALSE(other);
+  EXPECT_EQ(other.status().code(), StatusCode::kUnprocessable);
+  EXPECT_NE(other.status().message().find("tagged for run run-a"), std::string::npos);
+  auto wrong_kind = l->adopt(Fixture::spec("run-a"), {"container", "abc"});
+  EXPECT_EQ(wrong_kind.status().code(), StatusCode::kUnprocessable);
+  f.ecs.forget_task(infra.id);
+  auto gone = l->adopt(Fixture::spec("run-a"), infra);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.status().code(), StatusCode::kNotFound);
+}
+
+TEST(EcsLauncherType, IsInTheRegistryWithItsFlags) {
+  const LauncherType* t = find_launcher_type("ecs");
+  ASSERT_NE(t, nullptr);
+  std::map<std::string, LauncherFlag::Kind> kinds;
+  for (const auto& fl : t->flags) kinds[fl.name] = fl.kind;
+  for (const char* name : {"cluster", "launch-type", "task-role-arn", "execution-role-arn", "region", "endpoint-url",
+                           "log-group", "platform-version", "task-start-timeout"})
+    EXPECT_EQ(kinds.count(name), 1u) << name;
+  EXPECT_EQ(kinds["subnet"], LauncherFlag::Kind::kRepeated);
+  EXPECT_EQ(kinds["security-group"], LauncherFlag::Kind::kRepeated);
+  EXPECT_EQ(kinds["assign-public-ip"], LauncherFlag::Kind::kSwitch);
+
+  LauncherContext ctx;
+  ctx.agent_name = "a1";
+  ctx.getenv = [](const std::string& k) -> std::optional<std::string> {
+    if (k == "CULVERT_AWS_ENDPOINT_URL") return std::string("http://127.0.0.1:1");
+    if (k == "AWS_ACCESS_KEY_ID") return std::string("AKID");
+    if (k == "AWS_SECRET_ACCESS_KEY") return std::string("s");
+    return std::nullopt;
+  };
+  ctx.flags = {{"launch-type", "FARGATE_SPOT"}, {"task-start-timeout", "90s"}};
+  ctx.repeated_flags = {{"subnet", {"subnet-1", "subnet-2,subnet-3"}}};
+  auto made = t->factory(ctx);
+  ASSERT_TRUE(made) << made.status().to_string();
+  EXPECT_EQ((*made)->type(), "ecs");
+  ctx.flags = {{"launch-type", "LAMBDA"}};
+  auto bad = t->factory(ctx);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.status().message().find("FARGATE, FARGATE_SPOT or EC2"), std::string::npos);
+  ctx.flags = {{"task-start-timeout", "soon"}};
+  EXPECT_FALSE(t->factory(ctx));
+  ctx.flags = {{"endpoint-url", "ftp://x"}};
+  EXPECT_FALSE(t->factory(ctx));
+}
+
+// The interpreter with the newest botocore among `python3` on PATH and Debian's.
+std::string newest_botocore_python() {
+  std::string best;
+  std::vector<int> best_version;
+  for (const char* py : {"python3", "/usr/bin/python3"}) {
+    std::string cmd = std::string(py) + " -c 'import botocore; print(botocore.__version__)' 2>/dev/null";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (!p) continue;
+    char buf[64] = {0};
+    std::string out = std::fgets(buf, sizeof(buf), p) ? buf : "";
+    if (::pclose(p) != 0 || out.empty()) continue;
+    std::vector<int> v;
+    size_t i = 0;
+    while (i < out.size() && std::isdigit(static_cast<unsigned char>(out[i]))) {
+      v.push_back(std::atoi(out.c_str() + i));
+      while (i < out.size() && std::isdigit(static_cast<unsigned char>(out[i]))) ++i;
+      if (i < out.size() && out[i] == '.') ++i;
+    }
+    if (best.empty() || v > best_version) {
+      best = py;
+      best_version = v;
+    }
+  }
+  return best;
+}
+
+// Runs last (tests run in the order written): every request above, checked by botocore's
+// own parameter validator against its ECS model.
+TEST(EcsLauncherZ, BotocoreAcceptsEveryRequest) {
+  std::vector<std::pair<std::string, json>> all;
+  {
+    std::lock_guard lock(g_all_mu);
+    all = g_all_requests;
+  }
+  ASSERT_GT(all.size(), 20u) << "run the whole test binary";
+  std::set<std::string> actions;
+  auto path = std::filesystem::temp_directory_path() / ("ecs-requests-" + std::to_string(::getpid()) + ".jsonl");
+  {
+    std::ofstream out(path);
+    std::set<std::string> seen;
+    for (const auto& [action, body] : all) {
+      actions.insert(action);
+      std::string line = json{{"action", action}, {"params", body}}.dump();
+      if (seen.insert(line).second) out << line << "\n";  // the 1,000-run test repeats itself
+    }
+  }
+  EXPECT_EQ(actions, (std::set<std::string>{"DescribeTaskDefinition", "DescribeTasks", "RegisterTaskDefinition",
+                                            "RunTask", "StopTask"}));
+  std::string py = newest_botocore_python();
+  ASSERT_FALSE(py.empty()) << "no Python with botocore: install python3-botocore (scripts/install-deps.sh)";
+  std::string cmd = py + " " + CULVERT_SOURCE_DIR + "/tests/support/botocore_validate.py ecs " + path.string() + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string report;
+  char buf[4096];
+  while (std::fgets(buf, sizeof(buf), p)) report += buf;
+  int rc = ::pclose(p);
+  std::filesystem::remove(path);
+  EXPECT_EQ(rc, 0) << report;
+  EXPECT_NE(report.find("0 invalid"), std::string::npos) << report;
+}
+
+}  // namespace
+}  // namespace culvert::agent::ecs
