@@ -318,7 +318,7 @@ int main(int argc, char** argv) {
   }
   time_query(*store, "page 201 of a flow's runs (cursor)", deep);
   FlowRunQuery by_state = q;
-  by_state.state = State::kSuccess;
+  by_state.states = {State::kSuccess};
   time_query(*store, "latest 50 Success runs of a flow", by_state);
   FlowRunQuery newest;
   time_query(*store, "latest 50 runs of all flows", newest);

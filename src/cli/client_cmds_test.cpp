@@ -301,6 +301,36 @@ TEST_F(CliTest, InspectExplainsWhyARunWaits) {
   EXPECT_NE(o.out.find("agent 'big' can take it"), std::string::npos) << o.out;
 }
 
+// A run whose run-config type no healthy agent launches is explained like a missing label.
+TEST_F(CliTest, InspectNamesAnAgentThatLaunchesAnotherRunConfigType) {
+  TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+    if (r.target == std::string("/api/v1/flow-runs/") + kRunId)
+      return {200, json{{"id", kRunId}, {"flow_name", "etl"}, {"state", "Scheduled"}, {"labels", json::array()},
+                        {"scheduled_start_time", "2026-01-01T00:00:00.000Z"},
+                        {"run_config", {{"type", "docker"}, {"image", "etl:1"}}}}.dump()};
+    if (r.target == std::string("/api/v1/flow-runs/") + kRunId + "/task-runs") return {200, R"({"task_runs":[]})"};
+    if (r.target == "/api/v1/agents")
+      return {200, json{{"agents",
+                         {{{"id", "a1"}, {"name", "a1"}, {"type", "local"}, {"labels", json::array()},
+                           {"health", "healthy"}, {"status", "live"}, {"run_config_types", {"local"}}},
+                          {{"id", "a2"}, {"name", "old"}, {"type", "local"}, {"labels", json::array()},
+                           {"health", "healthy"}}}}}.dump()};
+    return {404, "{}"};
+  });
+  auto o = run({"run", "inspect", kRunId}, at(server));
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("no healthy agent with the run's labels launches its run-config type, docker"),
+            std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("  - agent a1 launches local; run needs docker\n"), std::string::npos) << o.out;
+  // An agent that lists no run-config types launches its own type.
+  EXPECT_NE(o.out.find("  - agent old launches local; run needs docker\n"), std::string::npos) << o.out;
+  o = run({"run", "inspect", kRunId, "-o", "json"}, at(server));
+  auto j = parse_one(o.out);
+  EXPECT_EQ(j["diagnosis"]["agents"][0]["type_mismatch"], "agent a1 launches local; run needs docker");
+  EXPECT_EQ(j["diagnosis"]["agents"][0]["can_take"], false);
+  EXPECT_EQ(j["run_config"]["type"], "docker");
+}
+
 TEST_F(CliTest, ProfileCommandsAndPrecedence) {
   TestHttpServer server([&](const TestRequest& r) -> TestResponse {
     if (r.headers.count("authorization") && r.headers.at("authorization") == "Bearer cvt_login")

@@ -35,6 +35,15 @@ Result<json> parse_params(const std::vector<std::string>& params) {
   return out;
 }
 
+// "agent a1 launches docker; run needs local" when agent `a` does not launch the run's
+// run-config type; "" when it does (or the run config has no type).
+std::string type_mismatch(const client::Agent& a, const client::FlowRun& run) {
+  if (run.run_config_type.empty() ||
+      std::find(a.run_config_types.begin(), a.run_config_types.end(), run.run_config_type) != a.run_config_types.end())
+    return "";
+  return "agent " + a.name + " launches " + join(a.run_config_types, ", ") + "; run needs " + run.run_config_type;
+}
+
 // Why a waiting run has not been taken, from the agents the server lists.
 void explain_waiting(const client::FlowRun& run, const std::vector<client::Agent>& agents, json& diag,
                      std::ostream* o) {
@@ -44,10 +53,13 @@ void explain_waiting(const client::FlowRun& run, const std::vector<client::Agent
   for (const auto& a : agents) {
     bool ok = a.status == client::AgentStatus::kHealthy;
     auto missing = missing_labels(a.labels, run.labels);
+    std::string mismatch = type_mismatch(a, run);
     healthy += ok;
     stopped += a.status == client::AgentStatus::kStopped;
     rows.push_back({{"id", a.id}, {"name", a.name}, {"healthy", ok}, {"status", agent_status_name(a.status)},
-                    {"labels", a.labels}, {"missing_labels", missing}, {"can_take", ok && missing.empty()}});
+                    {"labels", a.labels}, {"missing_labels", missing}, {"run_config_types", a.run_config_types},
+                    {"type_mismatch", mismatch.empty() ? json(nullptr) : json(mismatch)},
+                    {"can_take", ok && missing.empty() && mismatch.empty()}});
   }
   diag["agents"] = rows;
   if (agents.empty()) {
@@ -58,19 +70,26 @@ void explain_waiting(const client::FlowRun& run, const std::vector<client::Agent
                                     : std::to_string(stopped) + " stopped, " + std::to_string(agents.size() - stopped) +
                                           " without a recent heartbeat"));
   } else {
-    int able = 0;
+    int able = 0, labelled = 0;
     for (size_t i = 0; i < agents.size(); ++i) {
       if (agents[i].status != client::AgentStatus::kHealthy) continue;
       auto miss = missing_labels(agents[i].labels, run.labels);
-      if (miss.empty()) {
+      std::string mismatch = type_mismatch(agents[i], run);
+      labelled += miss.empty();
+      if (miss.empty() && mismatch.empty()) {
         ++able;
         reasons.push_back("agent '" + agents[i].name + "' can take it");
-      } else {
+      } else if (!miss.empty()) {
         reasons.push_back("agent '" + agents[i].name + "' lacks label" + (miss.size() > 1 ? "s " : " ") +
-                          join(miss, ", "));
+                          join(miss, ", ") + (mismatch.empty() ? "" : "; " + mismatch.substr(mismatch.find(" launches ") + 1)));
+      } else {
+        reasons.push_back(mismatch);
       }
     }
-    if (able == 0) reasons.insert(reasons.begin(), "no healthy agent has all of the run's labels");
+    if (able == 0)
+      reasons.insert(reasons.begin(), labelled == 0 ? "no healthy agent has all of the run's labels"
+                                                    : "no healthy agent with the run's labels launches its run-config "
+                                                      "type, " + run.run_config_type);
   }
   diag["reasons"] = reasons;
   if (o != nullptr) {

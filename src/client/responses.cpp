@@ -217,6 +217,12 @@ Result<FlowRun> flow_run_at(const json& j, const std::string& path) {
     if (inf.ok()) r.infrastructure = std::move(i);
     f.absorb(inf.status());
   }
+  if (const json* rc = f.object("run_config")) {
+    Fields rcf(*rc, f.path("run_config"));
+    r.run_config_type = rcf.str("type");
+    r.run_config = *rc;
+    f.absorb(rcf.status());
+  }
   if (!f.ok()) return f.status();
   return r;
 }
@@ -309,6 +315,8 @@ Result<Agent> agent_at(const json& j, const std::string& path) {
   a.labels = f.strings("labels");
   a.created = f.str("created");
   a.last_heartbeat = f.opt_str("last_heartbeat");
+  a.run_config_types = f.strings("run_config_types");
+  if (a.run_config_types.empty() && !a.type.empty()) a.run_config_types = {a.type};
   auto health = f.opt_str("health");
   auto status = f.opt_str("status");
   if (status && *status == "stopped") {

@@ -99,6 +99,10 @@ struct FlowRun {
   std::optional<std::string> end_time;
   std::optional<std::string> heartbeat_at;
   std::optional<Infrastructure> infrastructure;
+  // The flow version's run config ("run_config": an object, or null when none) and its
+  // "type" ("" when it has none: any agent may launch it).
+  std::optional<nlohmann::json> run_config;
+  std::string run_config_type;
 };
 
 // GET /api/v1/flow-runs: {"runs": [...], "next_cursor": "..." | null}.
@@ -197,6 +201,8 @@ struct Agent {
   std::vector<std::string> labels;
   std::string created;
   std::optional<std::string> last_heartbeat;
+  // The run-config types it launches ("run_config_types"; absent: {type}).
+  std::vector<std::string> run_config_types;
   // "status": "stopped" (deregistered) wins; else "health" (healthy | unhealthy);
   // neither: healthy.
   AgentStatus status = AgentStatus::kHealthy;

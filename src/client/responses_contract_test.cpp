@@ -40,6 +40,9 @@ store::FlowRun stored_run() {
   r.submitted_at = kT0;
   r.start_time = kT1;
   r.heartbeat_at = kT1;
+  r.run_config_json = R"({"type":"docker","image":"etl:1"})";
+  r.run_config_type = "docker";
+  r.infrastructure = store::Infrastructure{"container", "3f2a9c", "a-1", kT1};
   return r;
 }
 
@@ -65,6 +68,13 @@ void expect_run(const FlowRun& d, const store::FlowRun& r) {
   EXPECT_EQ(d.start_time, format_rfc3339(*r.start_time));
   EXPECT_FALSE(d.end_time.has_value());
   EXPECT_EQ(d.heartbeat_at, format_rfc3339(*r.heartbeat_at));
+  EXPECT_EQ(d.run_config, json::parse(r.run_config_json));
+  EXPECT_EQ(d.run_config_type, r.run_config_type);
+  ASSERT_TRUE(d.infrastructure.has_value());
+  EXPECT_EQ(d.infrastructure->kind, r.infrastructure->kind);
+  EXPECT_EQ(d.infrastructure->id, r.infrastructure->id);
+  EXPECT_EQ(d.infrastructure->agent_id, r.infrastructure->agent_id);
+  EXPECT_EQ(d.infrastructure->reported_at, format_rfc3339(r.infrastructure->reported_at));
 }
 
 TEST(ResponsesContract, FlowRunsAsBothServerRenderersWriteThem) {
@@ -77,10 +87,18 @@ TEST(ResponsesContract, FlowRunsAsBothServerRenderersWriteThem) {
   expect_run(*b, r);
   r.agent_id.reset();
   r.idempotency_key.reset();
-  auto c = decode_flow_run(json::parse(server::flow_run_text(r)));
-  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
-  EXPECT_FALSE(c->agent_id.has_value());
-  EXPECT_FALSE(c->idempotency_key.has_value());
+  r.infrastructure.reset();
+  r.run_config_json.clear();
+  r.run_config_type.clear();
+  for (const json& doc : {json::parse(server::flow_run_text(r)), server::to_json(r)}) {
+    auto c = decode_flow_run(doc);
+    ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+    EXPECT_FALSE(c->agent_id.has_value());
+    EXPECT_FALSE(c->idempotency_key.has_value());
+    EXPECT_FALSE(c->infrastructure.has_value());
+    EXPECT_FALSE(c->run_config.has_value());
+    EXPECT_EQ(c->run_config_type, "");
+  }
 }
 
 TEST(ResponsesContract, ProjectsFlowsAgentsTokens) {
@@ -139,7 +157,14 @@ TEST(ResponsesContract, ProjectsFlowsAgentsTokens) {
     EXPECT_EQ((*da)[0].labels, ag.labels);
     EXPECT_EQ((*da)[0].last_heartbeat, format_rfc3339(kT1));
     EXPECT_EQ((*da)[0].status, healthy ? AgentStatus::kHealthy : AgentStatus::kUnhealthy);
+    EXPECT_EQ((*da)[0].run_config_types, std::vector<std::string>{"docker"});
   }
+  ag.run_config_types = {"docker", "local"};
+  ag.stopped_at = kT1;
+  auto stopped = decode_agents(json{{"agents", json::array({server::to_json(ag, true)})}});
+  ASSERT_TRUE(stopped.is_ok()) << stopped.status().to_string();
+  EXPECT_EQ((*stopped)[0].status, AgentStatus::kStopped);  // never healthy once stopped
+  EXPECT_EQ((*stopped)[0].run_config_types, ag.run_config_types);
 
   store::Token t{"k-1", "ci", "user", std::nullopt, kT0, kT1, std::nullopt};
   auto dt = decode_token(server::to_json(t));

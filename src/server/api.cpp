@@ -248,6 +248,9 @@ void Api::Impl::build_routes() {
       &Impl::run_attempts);
   add(R("GET", "/api/v1/flow-runs/{id}/diagnosis", A::kRunner, false, "Why a flow run has not been claimed"),
       &Impl::diagnose_run);
+  add(R("POST", "/api/v1/flow-runs/{id}/infrastructure", A::kRunner, true,
+        "Report what runs a flow run (the agent's token or the run's own)"),
+      &Impl::report_infrastructure);
   add(R("GET", "/api/v1/flow-runs/{id}/task-runs", A::kRunner, true, "A flow run's task runs"),
       &Impl::list_task_runs);
   add(R("GET", "/api/v1/flow-runs/{id}/task-runs/history", A::kRunner, true,
@@ -263,6 +266,8 @@ void Api::Impl::build_routes() {
   add(R("POST", "/api/v1/agents", A::kRunner, false, "Register an agent"), &Impl::register_agent);
   add(R("GET", "/api/v1/agents", A::kRunner, false, "List agents with health"), &Impl::list_agents);
   add(R("POST", "/api/v1/agents/{id}/heartbeat", A::kRunner, false, "Agent heartbeat"), &Impl::heartbeat_agent);
+  add(R("DELETE", "/api/v1/agents/{id}", A::kRunner, false, "Deregister an agent (shown stopped)"),
+      &Impl::deregister_agent);
   add_async(R("POST", "/api/v1/agents/{id}/claim", A::kRunner, false, "Claim due flow runs (long poll)"),
             &Impl::claim);
 

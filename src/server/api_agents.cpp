@@ -1,4 +1,7 @@
-// The API (api_impl.hpp): agents (register, heartbeat, list; claims as long polls).
+// The API (api_impl.hpp): agents (register, heartbeat, deregister, list; claims as long
+// polls). An agent is bound to the token that registered it: only that token acts as the
+// agent (heartbeat, claim, deregister, its runs' infrastructure); an admin token may
+// deregister it too.
 #include "server/api_impl.hpp"
 
 #include <fmt/ranges.h>
@@ -8,7 +11,25 @@
 
 namespace culvert::server {
 
+Status may_act_as_agent(const Principal& p, const store::Agent& a, bool admin_too) {
+  // An agent registered before agents were bound to tokens answers to any runner token
+  // until it registers again.
+  if (!a.token_id || *a.token_id == p.token_id) return Status::ok();
+  if (admin_too && p.scope == Scope::kAdmin) return Status::ok();
+  return {StatusCode::kPermissionDenied, "agent " + a.id + " ('" + a.name +
+                                             "') is bound to the token that registered it; this token may not act as it"};
+}
+
+namespace {
+
+Status stopped_agent(const store::Agent& a) {
+  return conflict("agent " + a.id + " ('" + a.name + "') is stopped (deregistered); register it again");
+}
+
+}  // namespace
+
 bool Api::Impl::agent_healthy(const store::Agent& a) const {
+  if (a.stopped_at) return false;
   SysTime last = a.last_heartbeat ? *a.last_heartbeat : a.created;
   return clock.now() - last <= options.agent_heartbeat_interval * options.agent_missed_heartbeats;
 }
@@ -18,6 +39,7 @@ Response Api::Impl::register_agent(Call& c, store::Store& st) {
   if (!b) return status_response(b.status());
   auto a = parse_agent(*b);
   if (!a) return status_response(a.status());
+  a->token_id = c.principal.token_id;
   auto r = st.register_agent(*a);
   if (!r) return store_error(r.status());
   if (auto s = st.heartbeat_agent(r->id, clock.now()); !s) return store_error(s);
@@ -27,8 +49,24 @@ Response Api::Impl::register_agent(Call& c, store::Store& st) {
 
 Response Api::Impl::heartbeat_agent(Call& c, store::Store& st) {
   const auto& id = c.params.get("id");
+  auto agent = st.get_agent(id);
+  if (!agent) return store_error(agent.status());
+  if (auto s = may_act_as_agent(c.principal, *agent, false); !s) return status_response(s);
+  if (agent->stopped_at) return status_response(stopped_agent(*agent));
   if (auto s = st.heartbeat_agent(id, clock.now()); !s) return store_error(s);
   return json_response(200, {{"id", id}, {"health", "healthy"}});
+}
+
+Response Api::Impl::deregister_agent(Call& c, store::Store& st) {
+  const auto& id = c.params.get("id");
+  auto agent = st.get_agent(id);
+  if (!agent) return store_error(agent.status());
+  if (auto s = may_act_as_agent(c.principal, *agent, true); !s) return status_response(s);
+  if (auto s = st.deregister_agent(id, clock.now()); !s) return store_error(s);
+  auto after = st.get_agent(id);
+  if (!after) return store_error(after.status());
+  spdlog::info("agent deregistered: {} ({})", after->name, after->id);
+  return json_response(200, to_json(*after, false));
 }
 
 Response Api::Impl::list_agents(Call&, store::Store& st) {
@@ -47,9 +85,17 @@ void Api::Impl::claim(const CallPtr& c, store::Store& st) {
   const auto& id = c->params.get("id");
   auto agent = st.get_agent(id);
   if (!agent) return c->respond(store_error(agent.status()));
+  if (auto s = may_act_as_agent(c->principal, *agent, false); !s) return c->respond(status_response(s));
+  if (agent->stopped_at) return c->respond(status_response(stopped_agent(*agent)));
+  // The types it launches: as the claim says, else its registered type. Kept on the
+  // agent for the diagnosis of runs it does not take.
+  std::vector<std::string> types = cb->types.value_or(std::vector<std::string>{agent->type});
+  if (types != agent->run_config_types) {
+    if (auto s = st.set_agent_types(id, types); !s) return c->respond(store_error(s));
+  }
   if (auto s = st.heartbeat_agent(id, clock.now()); !s) return c->respond(store_error(s));
   metrics->add_claim_request();
-  ClaimPoll p{id, agent->labels, cb->max, clock.steady_now() + cb->wait};
+  ClaimPoll p{id, agent->labels, std::move(types), cb->max, clock.steady_now() + cb->wait};
   poll_claim(c, st, std::move(p), false);
 }
 
@@ -59,6 +105,7 @@ void Api::Impl::poll_claim(const CallPtr& c, store::Store& st, ClaimPoll p, bool
   store::ClaimRequest req;
   req.agent_id = p.agent_id;
   req.agent_labels = p.labels;
+  req.run_config_types = p.types;
   req.max = p.max;
   req.now = clock.now();
   SysTime expires = req.now + options.run_token_ttl;

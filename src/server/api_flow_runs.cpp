@@ -39,10 +39,18 @@ Response Api::Impl::create_run(Call& c, store::Store& st) {
 Response Api::Impl::list_runs(Call& c, store::Store& st) {
   store::FlowRunQuery q;
   if (auto f = c.req.query_param("flow_id"); f && !f->empty()) q.flow_id = *f;
-  if (auto s = c.req.query_param("state"); s && !s->empty()) {
-    auto state = parse_state(*s);
-    if (!state) return status_response(unprocessable("query parameter 'state': unknown state '" + *s + "'"));
-    q.state = *state;
+  if (auto a = c.req.query_param("agent_id"); a && !a->empty()) {
+    if (a->size() > kMaxNameLength) return status_response(unprocessable("query parameter 'agent_id' is too long"));
+    q.agent_id = *a;
+  }
+  // `state` may repeat: runs in any of the states.
+  for (const auto& [k, v] : c.req.query) {
+    if (k != "state" || v.empty()) continue;
+    auto state = parse_state(v);
+    if (!state)
+      return status_response(unprocessable("query parameter 'state': unknown state '" + v.substr(0, 64) +
+                                           "' (states are spelled as in Running, Submitted, Cancelling...)"));
+    if (std::find(q.states.begin(), q.states.end(), *state) == q.states.end()) q.states.push_back(*state);
   }
   if (auto p = c.req.query_param("project"); p && !p->empty()) {
     auto proj = st.find_project(*p);
@@ -178,6 +186,33 @@ Response Api::Impl::run_attempts(Call& c, store::Store& st) {
   return json_response(200, {{"attempts", std::move(arr)}});
 }
 
+Response Api::Impl::report_infrastructure(Call& c, store::Store& st) {
+  const auto& id = c.params.get("id");
+  if (!c.principal.may_access_run(id)) return status_response(forbidden_run());
+  auto b = body(c);
+  if (!b) return status_response(b.status());
+  auto report = parse_infrastructure(*b);
+  if (!report) return status_response(report.status());
+  auto run = st.get_flow_run(id);
+  if (!run) return store_error(run.status());
+  if (!run->agent_id)
+    return status_response(conflict("flow run " + id + " is not on an agent (it is " + state_name(run->state) +
+                                    "); only the agent that claimed it reports its infrastructure"));
+  // The run's own token, or the token of the agent the run is on.
+  if (!c.principal.is_run_token()) {
+    auto agent = st.get_agent(*run->agent_id);
+    if (!agent && agent.status().code() != StatusCode::kNotFound) return store_error(agent.status());
+    if (!agent || !may_act_as_agent(c.principal, *agent, false))
+      return status_response({StatusCode::kPermissionDenied,
+                              "flow run " + id + " is on agent " + *run->agent_id +
+                                  ": only that agent's token or the run's own token may report its infrastructure"});
+  }
+  auto r = st.set_flow_run_infrastructure(id, *run->agent_id, report->kind, report->id, clock.now());
+  if (!r) return store_error(r.status());
+  spdlog::info("flow run {}: infrastructure {} {} (agent {})", id, report->kind, report->id, *run->agent_id);
+  return run_response(*r);
+}
+
 Response Api::Impl::diagnose_run(Call& c, store::Store& st) {
   const auto& id = c.params.get("id");
   auto run = st.get_flow_run(id);
@@ -185,17 +220,32 @@ Response Api::Impl::diagnose_run(Call& c, store::Store& st) {
   auto agents = st.list_agents();
   if (!agents) return store_error(agents.status());
   json out = {{"flow_run_id", id}, {"state", state_name(run->state)}, {"labels", run->labels}};
+  out["run_config_type"] = run->run_config_type.empty() ? json(nullptr) : json(run->run_config_type);
   json list = json::array();
-  int healthy = 0, covering = 0;
+  int healthy = 0, covering = 0, labelled = 0;
+  std::vector<std::string> other_types;  // why each healthy agent with the labels does not take it
   for (const auto& a : *agents) {
     bool h = agent_healthy(a);
     std::vector<std::string> missing;
     for (const auto& l : run->labels)
       if (!std::binary_search(a.labels.begin(), a.labels.end(), l)) missing.push_back(l);
+    // The run-config type: a run config without one goes to any agent.
+    bool launches = run->run_config_type.empty() ||
+                    std::find(a.run_config_types.begin(), a.run_config_types.end(), run->run_config_type) !=
+                        a.run_config_types.end();
+    json type_mismatch = nullptr;
+    if (!launches) {
+      std::string types;
+      for (const auto& t : a.run_config_types) types += (types.empty() ? "" : ", ") + t;
+      type_mismatch = "agent " + a.name + " launches " + types + "; run needs " + run->run_config_type;
+      if (h && missing.empty()) other_types.push_back(type_mismatch.get<std::string>());
+    }
     healthy += h;
-    covering += (h && missing.empty());
-    list.push_back({{"id", a.id}, {"name", a.name}, {"health", h ? "healthy" : "unhealthy"},
-                    {"labels", a.labels}, {"missing_labels", missing}});
+    labelled += (h && missing.empty());
+    covering += (h && missing.empty() && launches);
+    list.push_back({{"id", a.id}, {"name", a.name}, {"health", h ? "healthy" : a.stopped_at ? "stopped" : "unhealthy"},
+                    {"labels", a.labels}, {"missing_labels", missing}, {"run_config_types", a.run_config_types},
+                    {"type_mismatch", type_mismatch}, {"can_take", h && missing.empty() && launches}});
   }
   out["agents"] = std::move(list);
   std::string why;
@@ -205,8 +255,11 @@ Response Api::Impl::diagnose_run(Call& c, store::Store& st) {
     why = "the run is not due until " + format_rfc3339(run->scheduled_start_time);
   } else if (healthy == 0) {
     why = "no healthy agent: start one with `culvert agent start`";
-  } else if (covering == 0) {
+  } else if (labelled == 0) {
     why = "no healthy agent has every label of the run; see missing_labels per agent";
+  } else if (covering == 0) {
+    why = "no healthy agent with the run's labels launches its run-config type: ";
+    for (size_t i = 0; i < other_types.size(); ++i) why += (i ? "; " : "") + other_types[i];
   } else {
     why = "a healthy agent covers the run; it should be claimed at the agent's next poll (it may be at its "
           "--max-concurrent limit)";

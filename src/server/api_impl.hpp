@@ -33,6 +33,10 @@ Response json_response(int status, const json& body);
 // A flow run as the answer.
 Response run_response(const store::FlowRun& run);
 Status forbidden_run();
+// OK when `p` may act as agent `a`: the token the agent is bound to (any token for an
+// agent registered before agents were bound), or with `admin_too` an admin token.
+// PermissionDenied otherwise.
+Status may_act_as_agent(const Principal& p, const store::Agent& a, bool admin_too);
 // Scheduled, Pending or Retrying: waiting to be claimed once due.
 bool is_waiting(State s);
 
@@ -112,6 +116,7 @@ struct Api::Impl {
   Response run_history(Call& c, store::Store& st);
   Response run_attempts(Call& c, store::Store& st);
   Response diagnose_run(Call& c, store::Store& st);
+  Response report_infrastructure(Call& c, store::Store& st);
 
   // ---- task runs (api_task_runs.cpp)
   Response list_task_runs(Call& c, store::Store& st);
@@ -136,10 +141,12 @@ struct Api::Impl {
   bool agent_healthy(const store::Agent& a) const;
   Response register_agent(Call& c, store::Store& st);
   Response heartbeat_agent(Call& c, store::Store& st);
+  Response deregister_agent(Call& c, store::Store& st);
   Response list_agents(Call&, store::Store& st);
   struct ClaimPoll {
     std::string agent_id;
     std::vector<std::string> labels;
+    std::vector<std::string> types;
     int max = 1;
     SteadyTime deadline;
   };

@@ -12,6 +12,9 @@
 #include "core/timefmt.hpp"
 
 namespace culvert::server {
+
+bool is_run_config_type(std::string_view t) { return t == "local" || t == "docker" || t == "ecs" || t == "slurm"; }
+
 namespace {
 
 Status field_error(std::string_view field, std::string_view what) {
@@ -256,8 +259,8 @@ Status check_run_config(const json& body) {
   if (!type) return field_error("run_config.type", "must be a string");
   if (type->has_value()) {
     const auto& t = **type;
-    if (t != "local" && t != "docker" && t != "ecs" && t != "slurm")
-      return field_error("run_config.type", "must be one of local, docker, ecs, slurm (got '" + t + "')");
+    if (!is_run_config_type(t))
+      return field_error("run_config.type", std::string("must be one of ") + kRunConfigTypes + " (got '" + t + "')");
   }
   auto labels = opt_labels(*rc, "labels");
   if (!labels) return field_error("run_config.labels", "must be an array of non-empty strings");
@@ -379,6 +382,10 @@ Result<store::NewFlowVersion> parse_flow_registration(const json& body) {
   if (auto st = check_flow_graph(body); !st) return st;
   if (auto st = check_parameter_decls(body); !st) return st;
   if (auto st = check_run_config(body); !st) return st;
+  if (const json* rc = member(body, "run_config")) {
+    v.run_config_json = rc->dump(-1, ' ', false, json::error_handler_t::replace);
+    if (const json* t = member(*rc, "type")) v.run_config_type = t->get<std::string>();
+  }
   auto labels = opt_labels(body, "labels");
   if (!labels) return labels.status();
   if (labels->has_value()) {
@@ -611,8 +618,8 @@ Result<store::NewAgent> parse_agent(const json& body) {
   auto type = opt_string(body, "type", 16);
   if (!type) return type.status();
   a.type = type->value_or("local");
-  if (a.type != "local" && a.type != "docker" && a.type != "ecs" && a.type != "slurm")
-    return field_error("type", "must be one of local, docker, ecs, slurm (got '" + a.type + "')");
+  if (!is_run_config_type(a.type))
+    return field_error("type", std::string("must be one of ") + kRunConfigTypes + " (got '" + a.type + "')");
   auto labels = opt_labels(body, "labels");
   if (!labels) return labels.status();
   a.labels = labels->value_or(std::vector<std::string>{});
@@ -628,7 +635,45 @@ Result<ClaimBody> parse_claim(const json& body, Millis max_wait) {
   auto wait = opt_int(body, "wait_ms", 0, max_wait.count());
   if (!wait) return wait.status();
   c.wait = Millis(wait->value_or(0));
+  if (const json* types = member(body, "types")) {
+    if (!types->is_array() || types->empty() || types->size() > 16)
+      return field_error("types", std::string("must be an array of 1 to 16 run-config types (") + kRunConfigTypes + ")");
+    std::vector<std::string> out;
+    for (size_t i = 0; i < types->size(); ++i) {
+      const json& t = (*types)[i];
+      std::string f = "types[" + std::to_string(i) + "]";
+      if (!t.is_string()) return field_error(f, std::string("must be a string, not ") + json_type_name(t));
+      const auto& name = t.get_ref<const std::string&>();
+      if (!is_run_config_type(name))
+        return field_error(f, std::string("must be one of ") + kRunConfigTypes + " (got '" + name.substr(0, 32) + "')");
+      out.push_back(name);
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    c.types = std::move(out);
+  }
   return c;
+}
+
+Result<InfrastructureReport> parse_infrastructure(const json& body) {
+  if (auto st = check_object_or_array(body); !st) return st;
+  InfrastructureReport r;
+  auto kind = opt_string(body, "kind", kMaxInfrastructureKind);
+  if (!kind) return kind.status();
+  if (!kind->has_value() || (*kind)->empty())
+    return field_error("kind", "is required: what runs the flow run (process, container, ecs-task, slurm-job, ...)");
+  for (char ch : **kind)
+    if (!(std::islower(static_cast<unsigned char>(ch)) || std::isdigit(static_cast<unsigned char>(ch)) || ch == '-'))
+      return field_error("kind", "must be lower-case letters, digits and '-' (got '" + **kind + "')");
+  r.kind = std::move(**kind);
+  auto id = opt_string(body, "id", kMaxInfrastructureId);
+  if (!id) return id.status();
+  if (!id->has_value() || (*id)->empty())
+    return field_error("id", "is required: the pid, container id, task ARN or job id");
+  if (has_control_chars(**id) || (*id)->find('\x7f') != std::string::npos)
+    return field_error("id", "must not contain control characters");
+  r.id = std::move(**id);
+  return r;
 }
 
 Result<TokenCreate> parse_token_create(const json& body, SysTime now) {
@@ -719,6 +764,20 @@ std::string flow_run_text(const store::FlowRun& r) {
   time("heartbeat_at", r.heartbeat_at);
   str("id", r.id);
   opt_str("idempotency_key", r.idempotency_key);
+  key("infrastructure");
+  if (r.infrastructure) {
+    o += "{\"agent_id\":";
+    append_json_string(o, r.infrastructure->agent_id);
+    o += ",\"id\":";
+    append_json_string(o, r.infrastructure->id);
+    o += ",\"kind\":";
+    append_json_string(o, r.infrastructure->kind);
+    o += ",\"reported_at\":";
+    append_json_string(o, format_rfc3339(r.infrastructure->reported_at));
+    o.push_back('}');
+  } else {
+    o += "null";
+  }
   key("labels");
   o.push_back('[');
   for (size_t i = 0; i < r.labels.size(); ++i) {
@@ -734,6 +793,13 @@ std::string flow_run_text(const store::FlowRun& r) {
     o += p ? p->dump(-1, ' ', false, json::error_handler_t::replace) : "null";
   }
   str("project_id", r.project_id);
+  key("run_config");
+  if (r.run_config_json.empty()) {
+    o += "null";
+  } else {
+    auto rc = parse_json_bounded(r.run_config_json, kMaxAnswerJsonDepth);
+    o += rc && rc->is_object() ? rc->dump(-1, ' ', false, json::error_handler_t::replace) : "null";
+  }
   num("run_count", r.run_count);
   time("scheduled_start_time", r.scheduled_start_time);
   time("start_time", r.start_time);
@@ -754,6 +820,12 @@ json opt_string_json(const std::optional<std::string>& s) { return s ? json(*s) 
 json parse_stored(const std::string& text) {
   auto j = parse_json_bounded(text, kMaxAnswerJsonDepth);
   return j ? std::move(*j) : json(nullptr);
+}
+// A stored run config: the object, or null when there is none.
+json run_config_json(const std::string& text) {
+  if (text.empty()) return nullptr;
+  json j = parse_stored(text);
+  return j.is_object() ? j : json(nullptr);
 }
 }  // namespace
 
@@ -810,7 +882,14 @@ json to_json(const store::FlowRun& r) {
           {"submitted_at", opt_time_json(r.submitted_at)},
           {"start_time", opt_time_json(r.start_time)},
           {"end_time", opt_time_json(r.end_time)},
-          {"heartbeat_at", opt_time_json(r.heartbeat_at)}};
+          {"heartbeat_at", opt_time_json(r.heartbeat_at)},
+          {"run_config", run_config_json(r.run_config_json)},
+          {"infrastructure", to_json(r.infrastructure)}};
+}
+
+json to_json(const std::optional<store::Infrastructure>& i) {
+  if (!i) return nullptr;
+  return {{"kind", i->kind}, {"id", i->id}, {"agent_id", i->agent_id}, {"reported_at", format_rfc3339(i->reported_at)}};
 }
 
 json to_json(const store::StateChange& c) {
@@ -877,13 +956,17 @@ json to_json(const store::LogRecord& l) {
 }
 
 json to_json(const store::Agent& a, bool healthy) {
+  bool stopped = a.stopped_at.has_value();
   return {{"id", a.id},
           {"name", a.name},
           {"type", a.type},
+          {"run_config_types", a.run_config_types},
           {"labels", a.labels},
           {"created", format_rfc3339(a.created)},
           {"last_heartbeat", opt_time_json(a.last_heartbeat)},
-          {"health", healthy ? "healthy" : "unhealthy"}};
+          {"status", stopped ? "stopped" : "live"},
+          {"stopped_at", opt_time_json(a.stopped_at)},
+          {"health", stopped ? "stopped" : healthy ? "healthy" : "unhealthy"}};
 }
 
 json to_json(const store::Token& t) {

@@ -32,6 +32,14 @@ inline constexpr size_t kMaxMessage = 16 * 1024;
 // one task-run item's map_count is bounded by it too.
 inline constexpr int64_t kMaxMapCount = 1'000'000;
 
+// Infrastructure reports: a kind of at most this many bytes, an id of at most this many.
+inline constexpr size_t kMaxInfrastructureKind = 32;
+inline constexpr size_t kMaxInfrastructureId = 1024;
+
+// The run-config types (run_config.type, an agent's type, a claim's types).
+inline constexpr const char* kRunConfigTypes = "local, docker, ecs, slurm";
+bool is_run_config_type(std::string_view type);
+
 // `message` cut to kMaxMessage bytes as described above (unchanged when it fits).
 std::string bound_message(std::string message);
 
@@ -88,8 +96,19 @@ Result<store::NewAgent> parse_agent(const json& body);
 struct ClaimBody {
   int max = 1;
   Millis wait{0};
+  // The run-config types the agent launches (sorted, distinct); nullopt: its type.
+  std::optional<std::vector<std::string>> types;
 };
 Result<ClaimBody> parse_claim(const json& body, Millis max_wait);
+
+// POST /api/v1/flow-runs/{id}/infrastructure: `kind` (lower-case letters, digits and
+// '-', at most kMaxInfrastructureKind bytes) and `id` (no control characters, at most
+// kMaxInfrastructureId bytes), both required.
+struct InfrastructureReport {
+  std::string kind;
+  std::string id;
+};
+Result<InfrastructureReport> parse_infrastructure(const json& body);
 
 // POST /api/v1/tokens. `expires` is a duration ("30d") or an RFC 3339 time.
 struct TokenCreate {
@@ -108,6 +127,8 @@ json to_json(const store::Project& p);
 // `full`: include the stored description (tasks, edges, parameters, run config...).
 json to_json(const store::Flow& f, bool full);
 json to_json(const store::FlowRun& r);
+// null when nullopt.
+json to_json(const std::optional<store::Infrastructure>& i);
 json to_json(const store::StateChange& c);
 json to_json(const store::FlowRunAttempt& a);
 json to_json(const store::TaskRun& t);

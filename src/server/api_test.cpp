@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <set>
 #include <thread>
 
 #include <sqlite3.h>
@@ -26,6 +27,7 @@ namespace {
 
 using json = nlohmann::json;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
@@ -642,6 +644,192 @@ TEST_F(ApiTest, AgentsHealth) {
   EXPECT_EQ(get("/api/v1/agents", runner_).body["agents"][0]["health"], "healthy");
   EXPECT_EQ(post("/api/v1/agents/nosuch/heartbeat", nullptr, runner_).status, 404);
   EXPECT_EQ(post("/api/v1/agents", {{"name", "b"}, {"type", "k8s"}}, runner_).status, 422);
+}
+
+// B4: an agent is bound to the token that registered it. Another runner token can
+// neither take its name over nor act as it (heartbeat, claim, deregister, report its
+// runs' infrastructure).
+TEST_F(ApiTest, AnAgentIsBoundToTheTokenThatRegisteredIt) {
+  std::string other = make_token("runner");
+  auto flow = register_flow("etl", {"dev"});
+  auto agent = register_agent("a1", {"dev"});
+  std::string id = create_run(flow)["id"];
+  auto taken = post("/api/v1/agents", {{"name", "a1"}, {"type", "local"}, {"labels", {"dev", "prod"}}}, other);
+  EXPECT_EQ(taken.status, 409) << taken.text;
+  EXPECT_THAT(taken.text, HasSubstr("registered by another token"));
+  EXPECT_EQ(get("/api/v1/agents", runner_).body["agents"][0]["labels"], json({"dev"}));  // unchanged
+  auto hb = post("/api/v1/agents/" + agent + "/heartbeat", nullptr, other);
+  EXPECT_EQ(hb.status, 403) << hb.text;
+  EXPECT_THAT(hb.text, HasSubstr("bound to the token that registered it"));
+  auto stolen = post("/api/v1/agents/" + agent + "/claim", {{"max", 5}}, other);
+  EXPECT_EQ(stolen.status, 403) << stolen.text;
+  EXPECT_THAT(stolen.text, Not(HasSubstr("cvt_run_")));  // no run token handed out
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id, runner_).body["state"], "Scheduled");
+  EXPECT_EQ(call("DELETE", "/api/v1/agents/" + agent, nullptr, other).status, 403);
+  EXPECT_EQ(call("DELETE", "/api/v1/agents/" + agent, nullptr, user_).status, 403);
+  // Its own token acts as it.
+  EXPECT_EQ(post("/api/v1/agents/" + agent + "/heartbeat", nullptr, runner_).status, 200);
+  auto claim = post("/api/v1/agents/" + agent + "/claim", {{"max", 5}}, runner_);
+  ASSERT_EQ(claim.status, 200) << claim.text;
+  ASSERT_EQ(claim.body["runs"].size(), 1u);
+  auto infra = post("/api/v1/flow-runs/" + id + "/infrastructure", {{"kind", "process"}, {"id", "4242"}}, other);
+  EXPECT_EQ(infra.status, 403) << infra.text;
+  EXPECT_EQ(post("/api/v1/flow-runs/" + id + "/infrastructure", {{"kind", "process"}, {"id", "4242"}}, admin_).status,
+            403);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id, runner_).body["infrastructure"], nullptr);
+  // Re-registering with its own token is fine (a restarted agent); an admin may
+  // deregister it.
+  auto again = post("/api/v1/agents", {{"name", "a1"}, {"type", "local"}, {"labels", {"dev"}}}, runner_);
+  EXPECT_EQ(again.status, 201) << again.text;
+  EXPECT_EQ(again.body["id"], agent);
+  EXPECT_EQ(call("DELETE", "/api/v1/agents/" + agent, nullptr, admin_).status, 200);
+}
+
+TEST_F(ApiTest, ADeregisteredAgentIsStoppedUntilItRegistersAgain) {
+  auto flow = register_flow("etl", {});
+  auto agent = register_agent("a1", {});
+  std::string id = create_run(flow)["id"];
+  auto del = call("DELETE", "/api/v1/agents/" + agent, nullptr, runner_);
+  ASSERT_EQ(del.status, 200) << del.text;
+  EXPECT_EQ(del.body["status"], "stopped");
+  auto listed = get("/api/v1/agents", runner_).body["agents"][0];
+  EXPECT_EQ(listed["status"], "stopped");
+  EXPECT_EQ(listed["health"], "stopped");  // at once, not after missed heartbeats
+  EXPECT_TRUE(listed["stopped_at"].is_string());
+  EXPECT_EQ(call("DELETE", "/api/v1/agents/" + agent, nullptr, runner_).status, 200);  // idempotent
+  EXPECT_EQ(call("DELETE", "/api/v1/agents/nosuch", nullptr, runner_).status, 404);
+  // It claims nothing and sends no heartbeats until it registers again.
+  auto claim = post("/api/v1/agents/" + agent + "/claim", json::object(), runner_);
+  EXPECT_EQ(claim.status, 409) << claim.text;
+  EXPECT_THAT(claim.text, HasSubstr("register it again"));
+  EXPECT_EQ(post("/api/v1/agents/" + agent + "/heartbeat", nullptr, runner_).status, 409);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id, runner_).body["state"], "Scheduled");
+  auto diag = get("/api/v1/flow-runs/" + id + "/diagnosis", runner_);
+  EXPECT_EQ(diag.body["agents"][0]["health"], "stopped");
+  EXPECT_THAT(diag.body["reason"].get<std::string>(), HasSubstr("no healthy agent"));
+  EXPECT_EQ(get("/metrics", "").text.find("culvert_agents{health=\"healthy\"} 1"), std::string::npos);
+  ASSERT_EQ(register_agent("a1", {}), agent);
+  listed = get("/api/v1/agents", runner_).body["agents"][0];
+  EXPECT_EQ(listed["status"], "live");
+  EXPECT_EQ(listed["health"], "healthy");
+  EXPECT_EQ(post("/api/v1/agents/" + agent + "/claim", json::object(), runner_).body["runs"].size(), 1u);
+}
+
+TEST_F(ApiTest, InfrastructureIsReportedByTheRunsAgentOrItsOwnRunToken) {
+  auto flow = register_flow("etl", {});
+  auto agent = register_agent("a1", {});
+  std::string id = create_run(flow)["id"];
+  std::string other = create_run(flow)["id"];
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id, runner_).body["infrastructure"], nullptr);
+  const std::string target = "/api/v1/flow-runs/" + id + "/infrastructure";
+  // Not on an agent yet.
+  EXPECT_EQ(post(target, {{"kind", "process"}, {"id", "1"}}, runner_).status, 409);
+  auto claim = post("/api/v1/agents/" + agent + "/claim", {{"max", 2}}, runner_);
+  ASSERT_EQ(claim.body["runs"].size(), 2u);
+  std::string token = claim.body["runs"][0]["id"] == id ? claim.body["runs"][0]["token"] : claim.body["runs"][1]["token"];
+  std::string other_token = claim.body["runs"][0]["id"] == id ? claim.body["runs"][1]["token"] : claim.body["runs"][0]["token"];
+  auto r = post(target, {{"kind", "container"}, {"id", "3f2a9c"}}, runner_);
+  ASSERT_EQ(r.status, 200) << r.text;
+  EXPECT_EQ(r.body["id"], id);
+  EXPECT_EQ(r.body["infrastructure"]["kind"], "container");
+  EXPECT_EQ(r.body["infrastructure"]["id"], "3f2a9c");
+  EXPECT_EQ(r.body["infrastructure"]["agent_id"], agent);
+  EXPECT_EQ(r.body["infrastructure"]["reported_at"], format_rfc3339(clock_.now()));
+  // The run's own token may report it too (replacing the earlier report); another run's may not.
+  EXPECT_EQ(post(target, {{"kind", "process"}, {"id", "77"}}, token).status, 200);
+  EXPECT_EQ(post(target, {{"kind", "process"}, {"id", "78"}}, other_token).status, 403);
+  auto got = get("/api/v1/flow-runs/" + id, runner_).body;
+  EXPECT_EQ(got["infrastructure"]["id"], "77");
+  EXPECT_EQ(got["run_config"]["type"], "local");
+  // Bounded, checked input: 422 naming the field; 404 for an unknown run.
+  for (const json& bad : {json{{"id", "1"}}, json{{"kind", "process"}}, json{{"kind", ""}, {"id", "1"}},
+                          json{{"kind", "Process"}, {"id", "1"}}, json{{"kind", std::string(33, 'a')}, {"id", "1"}},
+                          json{{"kind", "process"}, {"id", std::string(1025, '1')}},
+                          json{{"kind", "process"}, {"id", "1\n2"}}, json{{"kind", 1}, {"id", "1"}},
+                          json::array({"process", "1"})}) {
+    auto refused = post(target, bad, runner_);
+    EXPECT_EQ(refused.status, 422) << bad.dump() << " " << refused.text;
+  }
+  EXPECT_EQ(send("POST", target, "{not json", runner_).get().status, 400);
+  EXPECT_EQ(post("/api/v1/flow-runs/nosuch/infrastructure", {{"kind", "process"}, {"id", "1"}}, runner_).status, 404);
+  EXPECT_EQ(got["infrastructure"]["id"], "77");
+  // A new attempt starts without it.
+  ASSERT_EQ(post("/api/v1/flow-runs/" + id + "/state", {{"state", "Pending"}}, runner_).status, 200);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id, runner_).body["infrastructure"], nullptr);
+  (void)other;
+}
+
+TEST_F(ApiTest, RunsAreListedByAgentAndRepeatedStatesWithRunConfigAndInfrastructure) {
+  auto flow = register_flow("etl", {});
+  auto a1 = register_agent("a1", {});
+  std::string first = create_run(flow)["id"];
+  std::string second = create_run(flow)["id"];
+  ASSERT_EQ(post("/api/v1/agents/" + a1 + "/claim", {{"max", 2}}, runner_).body["runs"].size(), 2u);
+  ASSERT_EQ(post("/api/v1/flow-runs/" + first + "/state", {{"state", "Running"}}, runner_).status, 200);
+  ASSERT_EQ(post("/api/v1/flow-runs/" + first + "/infrastructure", {{"kind", "process"}, {"id", "99"}}, runner_).status,
+            200);
+  std::string waiting = create_run(flow)["id"];
+  std::string done = create_run(flow)["id"];
+  ASSERT_EQ(post("/api/v1/flow-runs/" + done + "/cancel", nullptr, user_).status, 200);
+  auto ids = [&](const std::string& query) {
+    std::set<std::string> out;
+    auto r = get("/api/v1/flow-runs?" + query, runner_);
+    EXPECT_EQ(r.status, 200) << query << " " << r.text;
+    for (const auto& run : r.body["runs"]) out.insert(run["id"].get<std::string>());
+    return out;
+  };
+  EXPECT_EQ(ids("agent_id=" + a1 + "&state=Submitted&state=Running&state=Cancelling"),
+            (std::set<std::string>{first, second}));
+  EXPECT_EQ(ids("agent_id=" + a1 + "&state=Running"), std::set<std::string>{first});
+  EXPECT_EQ(ids("state=Scheduled&state=Cancelled"), (std::set<std::string>{waiting, done}));
+  EXPECT_EQ(ids("state=Running&state=Running"), std::set<std::string>{first});
+  EXPECT_TRUE(ids("agent_id=nosuch").empty());
+  auto listed = get("/api/v1/flow-runs?agent_id=" + a1 + "&state=Running", runner_).body["runs"][0];
+  EXPECT_EQ(listed["run_config"]["type"], "local");
+  EXPECT_EQ(listed["infrastructure"]["id"], "99");
+  EXPECT_EQ(listed["infrastructure"]["agent_id"], a1);
+  // Each state is checked, and the answer names the bad one.
+  auto bad = get("/api/v1/flow-runs?state=Running&state=Bogus", runner_);
+  EXPECT_EQ(bad.status, 422);
+  EXPECT_THAT(bad.text, HasSubstr("'Bogus'"));
+  EXPECT_EQ(get("/api/v1/flow-runs?agent_id=" + std::string(201, 'a'), runner_).status, 422);
+}
+
+// A9: a claim carries the run-config types the agent launches; a run of another type is
+// not claimed, and the diagnosis says so as it does for a missing label.
+TEST_F(ApiTest, ClaimTakesOnlyTheAgentsRunConfigTypesAndTheDiagnosisNamesTheMismatch) {
+  json docker_flow = flow_body("containerized", {});
+  docker_flow["run_config"] = {{"type", "docker"}, {"image", "etl:1"}};
+  auto dr = post("/api/v1/flows", docker_flow, user_);
+  ASSERT_EQ(dr.status, 201) << dr.text;
+  std::string docker_run = create_run(dr.body["id"])["id"];
+  auto local = register_agent("a1", {});
+  // Its registered type (local) by default, or the types it names.
+  EXPECT_TRUE(post("/api/v1/agents/" + local + "/claim", {{"max", 5}}, runner_).body["runs"].empty());
+  EXPECT_TRUE(post("/api/v1/agents/" + local + "/claim", {{"max", 5}, {"types", {"local"}}}, runner_).body["runs"].empty());
+  EXPECT_EQ(get("/api/v1/flow-runs/" + docker_run, runner_).body["state"], "Scheduled");
+  auto diag = get("/api/v1/flow-runs/" + docker_run + "/diagnosis", runner_);
+  ASSERT_EQ(diag.status, 200) << diag.text;
+  EXPECT_EQ(diag.body["run_config_type"], "docker");
+  EXPECT_EQ(diag.body["agents"][0]["type_mismatch"], "agent a1 launches local; run needs docker");
+  EXPECT_EQ(diag.body["agents"][0]["can_take"], false);
+  EXPECT_THAT(diag.body["reason"].get<std::string>(), HasSubstr("agent a1 launches local; run needs docker"));
+  // Bad types are refused, naming the item.
+  for (const json& types : {json("local"), json::array(), json::array({"k8s"}), json::array({1})}) {
+    auto r = post("/api/v1/agents/" + local + "/claim", {{"types", types}}, runner_);
+    EXPECT_EQ(r.status, 422) << types.dump() << " " << r.text;
+    EXPECT_THAT(r.text, HasSubstr("types"));
+  }
+  // An agent that launches docker (and says so) takes it.
+  auto both = post("/api/v1/agents/" + local + "/claim", {{"max", 5}, {"types", {"local", "docker"}}}, runner_);
+  ASSERT_EQ(both.body["runs"].size(), 1u) << both.text;
+  EXPECT_EQ(both.body["runs"][0]["id"], docker_run);
+  EXPECT_EQ(get("/api/v1/agents", runner_).body["agents"][0]["run_config_types"], json({"docker", "local"}));
+  // A local run is claimed by the default types.
+  std::string local_run = create_run(register_flow("etl", {}))["id"];
+  auto taken = post("/api/v1/agents/" + local + "/claim", {{"max", 5}}, runner_);
+  ASSERT_EQ(taken.body["runs"].size(), 1u) << taken.text;
+  EXPECT_EQ(taken.body["runs"][0]["id"], local_run);
 }
 
 TEST_F(ApiTest, MetricsAndOpenApi) {

@@ -191,11 +191,36 @@ CREATE TABLE task_run_history (
 CREATE INDEX task_run_history_by_run ON task_run_history (flow_run_id, id)
 )SQL";
 
-// Version 6: the attempts of a flow run. Each attempt's own times, state and agent
+// Version 6: the run config of flow versions and runs (its type, so that a claim takes
+// only the run-config types the agent launches, through the due-runs index), what runs a
+// flow run (reported by its agent), and agents bound to the token that registered them,
+// stopped when deregistered, with the run-config types they launch. Existing rows get
+// the run config from the stored flow description.
+constexpr const char* kSchemaV6 = R"SQL(
+ALTER TABLE flows ADD COLUMN run_config_json TEXT NOT NULL DEFAULT '';
+ALTER TABLE flows ADD COLUMN run_config_type TEXT NOT NULL DEFAULT '';
+UPDATE flows SET run_config_json = %RUN_CONFIG_JSON%, run_config_type = %RUN_CONFIG_TYPE%;
+ALTER TABLE flow_runs ADD COLUMN run_config_type TEXT NOT NULL DEFAULT '';
+UPDATE flow_runs SET run_config_type = (SELECT f.run_config_type FROM flows f WHERE f.id = flow_runs.flow_id);
+ALTER TABLE flow_runs ADD COLUMN infra_kind TEXT;
+ALTER TABLE flow_runs ADD COLUMN infra_id TEXT;
+ALTER TABLE flow_runs ADD COLUMN infra_agent_id TEXT;
+ALTER TABLE flow_runs ADD COLUMN infra_reported_at BIGINT;
+DROP INDEX flow_runs_due;
+CREATE INDEX flow_runs_due ON flow_runs (label_set_id, run_config_type, scheduled_start_time, id)
+  WHERE state IN ('Scheduled', 'Pending', 'Retrying');
+CREATE INDEX flow_runs_by_agent ON flow_runs (agent_id, created, id) WHERE agent_id IS NOT NULL;
+ALTER TABLE agents ADD COLUMN token_id TEXT;
+ALTER TABLE agents ADD COLUMN stopped_at BIGINT;
+ALTER TABLE agents ADD COLUMN run_config_types TEXT NOT NULL DEFAULT '[]';
+UPDATE agents SET run_config_types = '["' || type || '"]'
+)SQL";
+
+// Version 7: the attempts of a flow run. Each attempt's own times, state and agent
 // (flow_run_attempts), and the attempt that wrote each log line and task run. A run that
 // ran before keeps its latest attempt, read from its state history (from its latest
 // entry into Running to the change that ended it); rows written before are attempt 1's.
-constexpr const char* kSchemaV6 = R"SQL(
+constexpr const char* kSchemaV7 = R"SQL(
 CREATE TABLE flow_run_attempts (
   flow_run_id TEXT NOT NULL REFERENCES flow_runs(id),
   attempt INTEGER NOT NULL,
@@ -230,6 +255,20 @@ std::string render(std::string sql, Dialect dialect) {
   replace_all("%SERIAL%", dialect == Dialect::kSqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT"
                                                       : "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY");
   replace_all("%WITHOUT_ROWID%", dialect == Dialect::kSqlite ? " WITHOUT ROWID" : "");
+  // The run config object of a stored flow description (text, '' when it has none) and
+  // its string "type" ('' when none).
+  replace_all("%RUN_CONFIG_JSON%",
+              dialect == Dialect::kSqlite
+                  ? "CASE WHEN json_type(description_json, '$.run_config') = 'object' "
+                    "THEN json_extract(description_json, '$.run_config') ELSE '' END"
+                  : "CASE WHEN jsonb_typeof(description_json::jsonb -> 'run_config') = 'object' "
+                    "THEN (description_json::jsonb -> 'run_config')::text ELSE '' END");
+  replace_all("%RUN_CONFIG_TYPE%",
+              dialect == Dialect::kSqlite
+                  ? "CASE WHEN json_type(description_json, '$.run_config.type') = 'text' "
+                    "THEN json_extract(description_json, '$.run_config.type') ELSE '' END"
+                  : "CASE WHEN jsonb_typeof(description_json::jsonb #> '{run_config,type}') = 'string' "
+                    "THEN description_json::jsonb #>> '{run_config,type}' ELSE '' END");
   return sql;
 }
 
@@ -242,7 +281,8 @@ std::vector<Migration> migrations(Dialect dialect) {
       {3, "ended runs by end time", render(kSchemaV3, dialect)},
       {4, "task runs as ranges", render(kSchemaV4, dialect)},
       {5, "task-run next start times and history", render(kSchemaV5, dialect)},
-      {6, "flow-run attempts", render(kSchemaV6, dialect)},
+      {6, "run configs of runs, infrastructure of runs, agents bound to tokens", render(kSchemaV6, dialect)},
+      {7, "flow-run attempts", render(kSchemaV7, dialect)},
   };
 }
 

@@ -16,7 +16,8 @@ constexpr const char* kRunColumns =
     "SELECT r.id, r.flow_id, r.project_id, f.name, f.version, r.parameters_json, r.labels, "
     "r.idempotency_key, r.auto_scheduled, r.state, r.state_message, r.version, r.run_count, "
     "r.agent_id, r.created, r.state_changed_at, r.scheduled_start_time, r.submitted_at, "
-    "r.start_time, r.end_time, r.heartbeat_at FROM flow_runs r JOIN flows f ON f.id = r.flow_id ";
+    "r.start_time, r.end_time, r.heartbeat_at, f.run_config_json, r.run_config_type, r.infra_kind, r.infra_id, "
+    "r.infra_agent_id, r.infra_reported_at FROM flow_runs r JOIN flows f ON f.id = r.flow_id ";
 
 FlowRun to_run(const Row& r) {
   FlowRun run;
@@ -41,6 +42,16 @@ FlowRun to_run(const Row& r) {
   run.start_time = r.opt_time(18);
   run.end_time = r.opt_time(19);
   run.heartbeat_at = r.opt_time(20);
+  run.run_config_json = r.str(21);
+  run.run_config_type = r.str(22);
+  if (!r.is_null(23)) {
+    Infrastructure i;
+    i.kind = r.str(23);
+    i.id = r.str(24);
+    i.agent_id = r.opt(25).value_or("");
+    i.reported_at = r.time(26);
+    run.infrastructure = std::move(i);
+  }
   return run;
 }
 
@@ -73,7 +84,7 @@ Result<std::pair<FlowRun, bool>> SqlStore::create_flow_run(const NewFlowRun& spe
   return transact(
       TxMode::kWrite,
       [&]() -> Result<std::pair<FlowRun, bool>> {
-        auto frows = db_->query("SELECT project_id, labels FROM flows WHERE id = ?", {spec.flow_id});
+        auto frows = db_->query("SELECT project_id, labels, run_config_type FROM flows WHERE id = ?", {spec.flow_id});
         if (frows.empty()) return not_found("flow '" + spec.flow_id + "' does not exist");
         if (spec.idempotency_key) {
           auto rows = db_->query(std::string(kRunColumns) + "WHERE r.flow_id = ? AND r.idempotency_key = ?",
@@ -88,10 +99,11 @@ Result<std::pair<FlowRun, bool>> SqlStore::create_flow_run(const NewFlowRun& spe
         db_->exec(
             "INSERT INTO flow_runs (id, flow_id, project_id, parameters_json, labels, label_set_id, "
             "idempotency_key, auto_scheduled, state, state_message, version, run_count, created, "
-            "state_changed_at, scheduled_start_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?, ?)",
+            "state_changed_at, scheduled_start_time, run_config_type) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?, ?, ?)",
             {id, spec.flow_id, frows[0].str(0), spec.parameters_json, labels, label_set,
              opt_value(spec.idempotency_key), int64_t{spec.auto_scheduled ? 1 : 0},
-             std::string(state_name(spec.initial_state)), spec.state_message, now, now, due});
+             std::string(state_name(spec.initial_state)), spec.state_message, now, now, due, frows[0].str(2)});
         append_history(id, std::nullopt, spec.initial_state, spec.state_message, 1, false, std::nullopt, now);
         auto run = load_run(id, false);
         if (!run) return run.status();
@@ -122,9 +134,17 @@ Result<FlowRunPage> SqlStore::list_flow_runs(const FlowRunQuery& q) {
       conds.push_back("r.project_id = ?");
       params.push_back(*q.project_id);
     }
-    if (q.state) {
-      conds.push_back("r.state = ?");
-      params.push_back(std::string(state_name(*q.state)));
+    if (!q.states.empty()) {
+      std::string in;
+      for (State st : q.states) {
+        in += in.empty() ? "?" : ", ?";
+        params.push_back(std::string(state_name(st)));
+      }
+      conds.push_back(q.states.size() == 1 ? "r.state = ?" : "r.state IN (" + in + ")");
+    }
+    if (q.agent_id) {
+      conds.push_back("r.agent_id = ?");
+      params.push_back(*q.agent_id);
     }
     if (!q.cursor.empty()) {
       // A row-value comparison, so that both databases use it as an index range.
@@ -182,12 +202,16 @@ Result<FlowRun> SqlStore::set_flow_run_state(const SetFlowRunState& c) {
       run.submitted_at.reset();
       run.start_time.reset();  // the attempt that ended keeps its times (flow_run_attempts)
       run.end_time.reset();
+      run.infrastructure.reset();
     }
     if (c.scheduled_start_time) run.scheduled_start_time = *c.scheduled_start_time;
     int64_t changed = db_->exec(
         "UPDATE flow_runs SET state = ?, state_message = ?, version = version + 1, run_count = ?, "
         "agent_id = ?, state_changed_at = ?, scheduled_start_time = ?, submitted_at = ?, start_time = ?, "
-        "end_time = ?, heartbeat_at = ? WHERE id = ? AND version = ?",
+        "end_time = ?, heartbeat_at = ?" +
+            std::string(run.infrastructure ? "" : ", infra_kind = NULL, infra_id = NULL, infra_agent_id = NULL, "
+                                                  "infra_reported_at = NULL") +
+            " WHERE id = ? AND version = ?",
         {std::string(state_name(run.state)), run.state_message, int64_t{run.run_count}, opt_value(run.agent_id),
          now, time_value(run.scheduled_start_time), opt_time_value(run.submitted_at),
          opt_time_value(run.start_time), opt_time_value(run.end_time), opt_time_value(run.heartbeat_at), run.id,
@@ -278,19 +302,55 @@ Result<FlowRun> SqlStore::heartbeat_flow_run(const std::string& run_id, SysTime 
   });
 }
 
+Result<FlowRun> SqlStore::set_flow_run_infrastructure(const std::string& run_id, const std::string& agent_id,
+                                                      const std::string& kind, const std::string& infra_id,
+                                                      SysTime now) {
+  if (kind.empty() || infra_id.empty()) return invalid_argument("an infrastructure kind and id must not be empty");
+  return transact(TxMode::kWrite, [&]() -> Result<FlowRun> {
+    auto run = load_run(run_id, /*lock=*/true);
+    if (!run) return run.status();
+    if (run->agent_id != agent_id)
+      return conflict("flow run " + run_id + " is not on agent " + agent_id + " (" +
+                      (run->agent_id ? "it is on agent " + *run->agent_id : std::string("it is on no agent")) +
+                      ", state " + state_name(run->state) + ")");
+    if (db_->exec("UPDATE flow_runs SET infra_kind = ?, infra_id = ?, infra_agent_id = ?, infra_reported_at = ? "
+                  "WHERE id = ? AND agent_id = ?",
+                  {kind, infra_id, agent_id, time_value(now), run_id, agent_id}) != 1)
+      return conflict("flow run " + run_id + " changed concurrently");
+    return load_run(run_id, false);
+  });
+}
+
 Result<std::vector<FlowRun>> SqlStore::claim_runs(const ClaimRequest& req) {
   if (req.max < 1 || req.max > 1000) return invalid_argument("max must be between 1 and 1000");
   if (req.agent_id.empty()) return invalid_argument("agent_id must not be empty");
   return transact(TxMode::kWrite, [&]() -> Result<std::vector<FlowRun>> {
+    std::vector<FlowRun> claimed;
+    // 0. A deregistered agent claims nothing until it registers again.
+    auto agent = db_->query("SELECT stopped_at FROM agents WHERE id = ?", {req.agent_id});
+    if (!agent.empty() && !agent[0].is_null(0))
+      return conflict("agent " + req.agent_id + " is stopped (deregistered); register it again to claim runs");
     // 1. The label sets this agent covers (label sets are few: one per distinct
     //    combination of run labels ever used).
     std::vector<int64_t> covered;
     for (const auto& r : db_->query("SELECT id, labels FROM label_sets"))
       if (labels_cover(req.agent_labels, parse_labels(r.str(1)))) covered.push_back(r.i64(0));
-    std::vector<FlowRun> claimed;
     if (covered.empty()) return claimed;
-    // 2. Due runs of those sets, oldest due first, via the partial index flow_runs_due.
-    //    Runs of sets the agent does not cover are never read.
+    // The run-config types it takes: its own and "" (a run config without a type).
+    // Without a list, every type a flow version has.
+    std::vector<std::string> types;
+    if (req.run_config_types) {
+      types = *req.run_config_types;
+      types.push_back("");
+    } else {
+      for (const auto& r : db_->query("SELECT DISTINCT run_config_type FROM flows")) types.push_back(r.str(0));
+    }
+    std::sort(types.begin(), types.end());
+    types.erase(std::unique(types.begin(), types.end()), types.end());
+    if (types.empty()) return claimed;
+    // 2. Due runs of those sets and types, oldest due first, via the partial index
+    //    flow_runs_due (label set, type, due time). Runs of sets the agent does not
+    //    cover, or of types it does not launch, are never read.
     struct Candidate {
       int64_t due;
       std::string id;
@@ -304,19 +364,27 @@ Result<std::vector<FlowRun>> SqlStore::claim_runs(const ClaimRequest& req) {
     auto collect = [&](const std::vector<Row>& rows) {
       for (const auto& r : rows) cands.push_back({r.i64(0), r.str(1), row_state(r, 2), r.i64(3)});
     };
-    if (covered.size() <= 16) {
+    if (covered.size() * types.size() <= 16) {
+      // One index range per (set, type), each read no further than `max` rows.
       for (int64_t set : covered)
-        collect(db_->query(base + "label_set_id = ? ORDER BY scheduled_start_time, id LIMIT ?" + lock,
-                           {time_value(req.now), set, int64_t{req.max}}));
+        for (const auto& type : types)
+          collect(db_->query(
+              base + "label_set_id = ? AND run_config_type = ? ORDER BY scheduled_start_time, id LIMIT ?" + lock,
+              {time_value(req.now), set, type, int64_t{req.max}}));
     } else {
-      std::string in;
+      std::string sets, in_types;
       Params params{time_value(req.now)};
       for (int64_t set : covered) {
-        in += in.empty() ? "?" : ", ?";
+        sets += sets.empty() ? "?" : ", ?";
         params.push_back(set);
       }
+      for (const auto& type : types) {
+        in_types += in_types.empty() ? "?" : ", ?";
+        params.push_back(type);
+      }
       params.push_back(int64_t{req.max});
-      collect(db_->query(base + "label_set_id IN (" + in + ") ORDER BY scheduled_start_time, id LIMIT ?" + lock,
+      collect(db_->query(base + "label_set_id IN (" + sets + ") AND run_config_type IN (" + in_types +
+                             ") ORDER BY scheduled_start_time, id LIMIT ?" + lock,
                          params));
     }
     std::sort(cands.begin(), cands.end(),
@@ -330,7 +398,8 @@ Result<std::vector<FlowRun>> SqlStore::claim_runs(const ClaimRequest& req) {
       if (!legal.is_ok()) continue;  // cannot happen for the due states; be safe
       int64_t changed = db_->exec(
           "UPDATE flow_runs SET state = 'Submitted', state_message = ?, version = version + 1, agent_id = ?, "
-          "submitted_at = ?, state_changed_at = ? WHERE id = ? AND version = ?",
+          "submitted_at = ?, state_changed_at = ?, infra_kind = NULL, infra_id = NULL, infra_agent_id = NULL, "
+          "infra_reported_at = NULL WHERE id = ? AND version = ?",
           {message, req.agent_id, now, now, c.id, c.version});
       if (changed != 1) continue;
       append_history(c.id, c.state, State::kSubmitted, message, c.version + 1, false, req.agent_id, now);

@@ -86,11 +86,11 @@ Result<Flow> SqlStore::register_flow(const NewFlowVersion& spec) {
         db_->exec(
             "INSERT INTO flows (id, project_id, name, version, archived, artifact_uri, artifact_sha256, "
             "description_json, labels, schedule_json, schedule_active, max_run_retries, idempotency_key, "
-            "created) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created, run_config_json, run_config_type) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             {id, project_id, spec.name, int64_t{version}, spec.artifact_uri, spec.artifact_sha256,
              spec.description_json, labels_json(spec.labels), opt_value(spec.schedule_json),
              int64_t{spec.schedule_json && spec.schedule_active ? 1 : 0}, int64_t{spec.max_run_retries},
-             opt_value(spec.idempotency_key), now_ms()});
+             opt_value(spec.idempotency_key), now_ms(), spec.run_config_json, spec.run_config_type});
         return load_flow(id);
       },
       /*retry_unique=*/true);

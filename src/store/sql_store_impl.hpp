@@ -77,6 +77,9 @@ class SqlStore final : public Store {
   // the run's current attempt.
   void record_attempt(const FlowRun& run, int64_t now);
   Result<FlowRun> heartbeat_flow_run(const std::string& run_id, SysTime now) override;
+  Result<FlowRun> set_flow_run_infrastructure(const std::string& run_id, const std::string& agent_id,
+                                              const std::string& kind, const std::string& infra_id,
+                                              SysTime now) override;
   Result<std::vector<FlowRun>> claim_runs(const ClaimRequest& req) override;
   Result<std::vector<FlowRun>> find_stale_running_runs(SysTime cutoff, int limit) override;
   Result<std::vector<FlowRun>> find_stale_submitted_runs(SysTime cutoff, int limit) override;
@@ -108,6 +111,8 @@ class SqlStore final : public Store {
   Result<Agent> register_agent(const NewAgent& a) override;
   Result<Agent> get_agent(const std::string& id) override;
   Status heartbeat_agent(const std::string& id, SysTime now) override;
+  Status deregister_agent(const std::string& id, SysTime now) override;
+  Status set_agent_types(const std::string& id, const std::vector<std::string>& types) override;
   Result<std::vector<Agent>> list_agents() override;
 
   // ---- tokens

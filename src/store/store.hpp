@@ -73,6 +73,11 @@ struct NewFlowVersion {
   // A repeated key (per project + flow name) returns the version registered with it,
   // unchanged, instead of creating a new one.
   std::optional<std::string> idempotency_key;
+  // The description's "run_config" object as JSON text ("" when it has none) and that
+  // object's "type" ("" when none: any agent may launch its runs). The caller extracts
+  // them (the store does not interpret the description); runs carry both (FlowRun).
+  std::string run_config_json;
+  std::string run_config_type;
 };
 // Registering what the latest version already is (the same artifact URI and SHA-256,
 // description, labels, schedule and its activity, max_run_retries) returns that
@@ -118,6 +123,17 @@ struct NewFlowRun {
   std::string state_message;  // first history entry's message
 };
 
+// What a flow run runs on, as the agent that launched it reported it: the kind
+// ("process", "container", "ecs-task", "slurm-job", ...) and that kind's id (a pid, a
+// container id, a task ARN, a job id). An agent started again finds it here to adopt
+// the run.
+struct Infrastructure {
+  std::string kind;
+  std::string id;
+  std::string agent_id;  // the agent the run was on when it was reported
+  SysTime reported_at{};
+};
+
 struct FlowRun {
   std::string id;
   std::string flow_id;
@@ -144,6 +160,13 @@ struct FlowRun {
   std::optional<SysTime> start_time;
   std::optional<SysTime> end_time;
   std::optional<SysTime> heartbeat_at;
+  // The flow version's run config (NewFlowVersion::run_config_json; "" when none) and
+  // its type ("" when none).
+  std::string run_config_json;
+  std::string run_config_type;
+  // What the run's agent reported running it on; nullopt until reported, and again once
+  // the run waits to be claimed anew (Scheduled, Pending, Retrying).
+  std::optional<Infrastructure> infrastructure;
 };
 
 // One attempt of a flow run: attempt N begins when the run enters Running for the N-th
@@ -191,10 +214,13 @@ struct SetFlowRunState {
 struct FlowRunQuery {
   std::optional<std::string> flow_id;
   std::optional<std::string> project_id;
-  std::optional<State> state;
+  // Runs in any of these states; empty: every state.
+  std::vector<State> states;
   int limit = 50;  // 1..1000
   // Opaque cursor from a previous page's next_cursor; empty for the first page.
   std::string cursor;
+  // Runs claimed by this agent (FlowRun::agent_id).
+  std::optional<std::string> agent_id;
 };
 
 // Newest first: ordered by (created desc, id desc).
@@ -215,6 +241,9 @@ struct ClaimRequest {
   // token (typically scope "run", flow_run_id set, hash of a fresh secret) is stored in
   // that same transaction. Leave empty to issue no tokens.
   std::function<NewToken(const FlowRun&)> run_token;
+  // The run-config types the agent launches: only runs whose FlowRun::run_config_type is
+  // one of them, or empty (a run config without a type), are claimed. nullopt: any type.
+  std::optional<std::vector<std::string>> run_config_types;
 };
 
 // The highest map index of a mapped task run.
@@ -306,6 +335,11 @@ struct NewAgent {
   std::string name;  // unique; re-registering a name updates that agent
   std::string type;  // local, docker, ecs, slurm
   std::vector<std::string> labels;
+  // The API token that registers it: the agent is bound to it. Re-registering the name
+  // with another token (or none) is a Conflict while the bound token is live (stored,
+  // neither revoked nor expired); an agent registered unbound (nullopt, or before agents
+  // were bound to tokens) is bound by the next registration with a token.
+  std::optional<std::string> token_id;
 };
 
 struct Agent {
@@ -315,6 +349,12 @@ struct Agent {
   std::vector<std::string> labels;
   SysTime created{};
   std::optional<SysTime> last_heartbeat;  // nullopt until the first heartbeat
+  std::optional<std::string> token_id;    // the token it is bound to (NewAgent::token_id)
+  // When it was deregistered; nullopt while it is live. Registering again clears it.
+  std::optional<SysTime> stopped_at;
+  // The run-config types it launches, as its latest claim said (set_agent_types);
+  // {type} until then.
+  std::vector<std::string> run_config_types;
 };
 
 struct NewToken {
@@ -407,9 +447,18 @@ class Store {
   // Records a heartbeat; returns the run (so the caller sees e.g. Cancelling).
   virtual Result<FlowRun> heartbeat_flow_run(const std::string& run_id, SysTime now) = 0;
 
+  // Records what runs a run (Infrastructure), replacing an earlier report: NotFound for
+  // an unknown run, Conflict unless the run is on agent `agent_id` (FlowRun::agent_id).
+  // Returns the run.
+  virtual Result<FlowRun> set_flow_run_infrastructure(const std::string& run_id, const std::string& agent_id,
+                                                      const std::string& kind, const std::string& infra_id,
+                                                      SysTime now) = 0;
+
   // Atomically takes up to `max` due runs (Scheduled, Pending or Retrying with
-  // scheduled_start_time <= now) whose labels the agent covers (docs/CONCEPTS.md), oldest due
+  // scheduled_start_time <= now) whose labels the agent covers (docs/CONCEPTS.md) and of
+  // one of its run-config types, oldest due
   // first; moves them to Submitted with agent_id and submitted_at, appends history.
+  // Conflict when the agent is registered and stopped (deregister_agent).
   // Exactly-once across connections and processes. Fast with a large backlog of runs
   // no agent covers (runs are indexed by their label set).
   virtual Result<std::vector<FlowRun>> claim_runs(const ClaimRequest& request) = 0;
@@ -446,9 +495,16 @@ class Store {
                                                    std::optional<int> run_attempt = std::nullopt) = 0;
 
   // ---- agents
+  // Creates the agent or updates the one of that name (type, labels; live again if it
+  // was stopped). Conflict when the name is bound to another live token (NewAgent).
   virtual Result<Agent> register_agent(const NewAgent& agent) = 0;
   virtual Result<Agent> get_agent(const std::string& id) = 0;
   virtual Status heartbeat_agent(const std::string& id, SysTime now) = 0;
+  // Marks the agent stopped (it is listed, never healthy, and claims nothing until it
+  // registers again). Idempotent; NotFound if unknown.
+  virtual Status deregister_agent(const std::string& id, SysTime now) = 0;
+  // Records the run-config types the agent launches (Agent::run_config_types).
+  virtual Status set_agent_types(const std::string& id, const std::vector<std::string>& types) = 0;
   virtual Result<std::vector<Agent>> list_agents() = 0;
 
   // ---- tokens

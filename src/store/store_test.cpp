@@ -15,6 +15,8 @@
 #include <set>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "core/crypto.hpp"
 #include "core/timefmt.hpp"
 #include "store/schema.hpp"
@@ -41,6 +43,12 @@ constexpr State kAllStates[] = {
 
 // The schema version this build migrates to.
 int latest_schema_version() { return detail::migrations(detail::Dialect::kSqlite).back().version; }
+
+// JSON text in one spelling (PostgreSQL's jsonb renders it with spaces).
+std::string json_compact(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  return j.is_discarded() ? "not JSON: " + text : j.dump();
+}
 
 class StoreTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -1079,7 +1087,7 @@ TEST_P(StoreTest, KeysetPaginationNewestFirst) {
   ASSERT_TRUE(set_state(runs[7].id, State::kPending).is_ok());
   FlowRunQuery pending;
   pending.flow_id = f.id;
-  pending.state = State::kPending;
+  pending.states = {State::kPending};
   pending.limit = 1;
   auto p1 = store_->list_flow_runs(pending);
   ASSERT_EQ(p1->runs.size(), 1u);
@@ -1310,7 +1318,7 @@ TEST_P(StoreTest, TaskRunsWrittenBeforeRangesKeepTheirIds) {
     raw->exec_script("DROP TABLE task_run_history");
     raw->exec_script("DROP TABLE flow_run_attempts");
     raw->exec_script("ALTER TABLE logs DROP COLUMN run_attempt");
-    raw->exec("DELETE FROM schema_migrations WHERE version >= 4", {});
+    raw->exec("DELETE FROM schema_migrations WHERE version IN (4, 5, 7)", {});
     raw->commit();
   }
   store_ = open();
@@ -1607,7 +1615,7 @@ TEST_P(StoreTest, RowsFromBeforeRunAttemptsAreReadFromTheHistory) {
     raw->exec_script("DROP TABLE flow_run_attempts");
     raw->exec_script("ALTER TABLE logs DROP COLUMN run_attempt");
     raw->exec_script("ALTER TABLE task_runs DROP COLUMN run_attempt");
-    raw->exec("DELETE FROM schema_migrations WHERE version >= 6", {});
+    raw->exec("DELETE FROM schema_migrations WHERE version = 7", {});
     raw->exec("INSERT INTO logs (flow_run_id, task_run_id, task, map_index, level, message, ts) "
               "VALUES (?, NULL, NULL, -1, 'INFO', 'before', 1000)",
               {run.id});
@@ -1732,6 +1740,275 @@ TEST_P(StoreTest, Agents) {
   EXPECT_EQ(store_->get_agent(a->id)->name, "laptop");
   EXPECT_EQ(store_->get_agent("nope").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->register_agent({"", "local", {}}).status().code(), StatusCode::kInvalidArgument);
+}
+
+// Agents are bound to the token that registered them: another token cannot take the
+// name over while that token is live.
+TEST_P(StoreTest, AnAgentNameIsBoundToTheTokenThatRegisteredIt) {
+  NewToken t1{"tok-1", "agent one", "runner", sha256_hex("s1"), std::nullopt, std::nullopt};
+  NewToken t2{"tok-2", "agent two", "runner", sha256_hex("s2"), clock_.now() + seconds(60), std::nullopt};
+  ASSERT_TRUE(store_->create_token(t1).is_ok());
+  ASSERT_TRUE(store_->create_token(t2).is_ok());
+  auto a = store_->register_agent({"a1", "local", {"dev"}, std::string("tok-1")});
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  EXPECT_EQ(a->token_id, "tok-1");
+  // The same token re-registers (a restarted agent): the same agent, updated.
+  auto again = store_->register_agent({"a1", "docker", {"gpu"}, std::string("tok-1")});
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  EXPECT_EQ(again->id, a->id);
+  EXPECT_EQ(again->labels, std::vector<std::string>{"gpu"});
+  // Another token, or none, is refused and changes nothing.
+  auto other = store_->register_agent({"a1", "local", {"dev", "prod"}, std::string("tok-2")});
+  EXPECT_EQ(other.status().code(), StatusCode::kConflict);
+  EXPECT_THAT(other.status().message(), HasSubstr("registered by another token"));
+  EXPECT_EQ(store_->register_agent({"a1", "local", {}}).status().code(), StatusCode::kConflict);
+  EXPECT_EQ(store_->get_agent(a->id)->labels, std::vector<std::string>{"gpu"});
+  EXPECT_EQ(store_->get_agent(a->id)->token_id, "tok-1");
+  // Once the bound token is revoked, the name may be registered by another.
+  ASSERT_TRUE(store_->revoke_token("tok-1", clock_.now()).is_ok());
+  auto taken = store_->register_agent({"a1", "local", {"dev"}, std::string("tok-2")});
+  ASSERT_TRUE(taken.is_ok()) << taken.status().to_string();
+  EXPECT_EQ(taken->id, a->id);
+  EXPECT_EQ(taken->token_id, "tok-2");
+  // ...and once it expired.
+  ASSERT_TRUE(store_->create_token({"tok-3", "agent three", "runner", sha256_hex("s3"), std::nullopt,
+                                    std::nullopt}).is_ok());
+  EXPECT_EQ(store_->register_agent({"a1", "local", {}, std::string("tok-3")}).status().code(),
+            StatusCode::kConflict);
+  clock_.advance(seconds(61));
+  EXPECT_EQ(store_->register_agent({"a1", "local", {}, std::string("tok-3")})->token_id, "tok-3");
+  // An agent registered unbound is bound by the next registration with a token.
+  ASSERT_TRUE(store_->register_agent({"old", "local", {}}).is_ok());
+  EXPECT_EQ(store_->register_agent({"old", "local", {}, std::string("tok-3")})->token_id, "tok-3");
+}
+
+TEST_P(StoreTest, ADeregisteredAgentIsStoppedClaimsNothingAndRegistersAgain) {
+  Flow f = register_flow("etl");
+  auto a = store_->register_agent({"a1", "local", {}, std::string("tok-1")});
+  ASSERT_TRUE(a.is_ok());
+  EXPECT_FALSE(a->stopped_at.has_value());
+  EXPECT_EQ(a->run_config_types, std::vector<std::string>{"local"});
+  create_run(f.id);
+  clock_.advance(seconds(1));
+  SysTime stopped = clock_.now();
+  ASSERT_TRUE(store_->deregister_agent(a->id, stopped).is_ok());
+  ASSERT_TRUE(store_->deregister_agent(a->id, stopped + seconds(5)).is_ok());  // idempotent: the first time stays
+  EXPECT_EQ(store_->get_agent(a->id)->stopped_at, stopped);
+  EXPECT_EQ(store_->list_agents()->at(0).stopped_at, stopped);
+  EXPECT_EQ(store_->deregister_agent("nope", stopped).code(), StatusCode::kNotFound);
+  auto refused = store_->claim_runs({a->id, {}, 10, clock_.now(), {}});
+  EXPECT_EQ(refused.status().code(), StatusCode::kConflict);
+  EXPECT_THAT(refused.status().message(), HasSubstr("stopped"));
+  auto live = store_->register_agent({"a1", "local", {}, std::string("tok-1")});
+  ASSERT_TRUE(live.is_ok());
+  EXPECT_EQ(live->id, a->id);
+  EXPECT_FALSE(live->stopped_at.has_value());
+  EXPECT_EQ(store_->claim_runs({a->id, {}, 10, clock_.now(), {}})->size(), 1u);
+  ASSERT_TRUE(store_->set_agent_types(a->id, {"local", "docker"}).is_ok());
+  EXPECT_EQ(store_->get_agent(a->id)->run_config_types, (std::vector<std::string>{"docker", "local"}));
+  EXPECT_EQ(store_->set_agent_types("nope", {"local"}).code(), StatusCode::kNotFound);
+}
+
+// A flow version with a run config of `type` ("" for a run config without one).
+Flow register_typed_flow(Store& store, const std::string& name, const std::string& type) {
+  NewFlowVersion v;
+  v.project = "default";
+  v.name = name;
+  v.artifact_uri = "file:///flows/" + name;
+  v.artifact_sha256 = sha256_hex(name);
+  std::string rc = type.empty() ? R"({"env":{}})" : R"({"type":")" + type + R"("})";
+  v.description_json = R"({"name":")" + name + R"(","tasks":[],"run_config":)" + rc + "}";
+  v.run_config_json = rc;
+  v.run_config_type = type;
+  auto f = store.register_flow(v);
+  EXPECT_TRUE(f.is_ok()) << f.status().to_string();
+  return f.is_ok() ? *f : Flow{};
+}
+
+TEST_P(StoreTest, ClaimTakesOnlyTheRunConfigTypesTheAgentLaunches) {
+  Flow local = register_typed_flow(*store_, "l", "local");
+  Flow docker = register_typed_flow(*store_, "d", "docker");
+  Flow any = register_typed_flow(*store_, "a", "");
+  SysTime now = clock_.now();
+  FlowRun d1 = create_run(docker.id, std::nullopt, now - seconds(30));  // the oldest: not for a local agent
+  FlowRun l1 = create_run(local.id, std::nullopt, now - seconds(20));
+  FlowRun a1 = create_run(any.id, std::nullopt, now - seconds(10));
+  FlowRun l2 = create_run(local.id, std::nullopt, now - seconds(5));
+  EXPECT_EQ(d1.run_config_type, "docker");
+  EXPECT_EQ(a1.run_config_type, "");
+  EXPECT_EQ(json_compact(l1.run_config_json), R"({"type":"local"})");
+  auto claim = [&](const std::string& agent, std::vector<std::string> types, int max) {
+    ClaimRequest r{agent, {}, max, now, {}};
+    r.run_config_types = std::move(types);
+    std::vector<std::string> ids;
+    auto got = store_->claim_runs(r);
+    EXPECT_TRUE(got.is_ok()) << got.status().to_string();
+    if (got)
+      for (const auto& run : *got) ids.push_back(run.id);
+    return ids;
+  };
+  // Oldest due first among the runs of its types and those without a type.
+  EXPECT_EQ(claim("local-agent", {"local"}, 2), (std::vector<std::string>{l1.id, a1.id}));
+  EXPECT_EQ(claim("local-agent", {"local"}, 10), std::vector<std::string>{l2.id});
+  EXPECT_TRUE(claim("local-agent", {"local"}, 10).empty());  // the docker run stays
+  EXPECT_EQ(store_->get_flow_run(d1.id)->state, State::kScheduled);
+  EXPECT_EQ(claim("docker-agent", {"docker", "ecs"}, 10), std::vector<std::string>{d1.id});
+  // Many label sets (the other query form) filter the same way.
+  std::set<std::string> docker_runs, local_runs;
+  for (int i = 0; i < 20; ++i) {
+    docker_runs.insert(create_run(docker.id, std::vector<std::string>{"l" + std::to_string(i)}).id);
+    local_runs.insert(create_run(local.id, std::vector<std::string>{"l" + std::to_string(i)}).id);
+  }
+  std::vector<std::string> labels;
+  for (int i = 0; i < 20; ++i) labels.push_back("l" + std::to_string(i));
+  ClaimRequest many{"local-agent", labels, 100, now, {}};
+  many.run_config_types = std::vector<std::string>{"local"};
+  auto got = store_->claim_runs(many);
+  ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+  std::set<std::string> ids;
+  for (const auto& r : *got) ids.insert(r.id);
+  EXPECT_EQ(ids, local_runs);
+  // Without a list of types, every type is taken.
+  EXPECT_EQ(store_->claim_runs({"any-agent", labels, 100, now, {}})->size(), 20u);
+}
+
+TEST_P(StoreTest, InfrastructureIsRecordedForTheRunsAgentAndClearedWhenTheRunWaitsAgain) {
+  Flow f = register_flow("etl");
+  FlowRun run = create_run(f.id);
+  EXPECT_FALSE(run.infrastructure.has_value());
+  // Not on an agent yet.
+  EXPECT_EQ(store_->set_flow_run_infrastructure(run.id, "a1", "container", "c-1", clock_.now()).status().code(),
+            StatusCode::kConflict);
+  ASSERT_EQ(store_->claim_runs({"a1", {}, 1, clock_.now(), {}})->size(), 1u);
+  clock_.advance(seconds(1));
+  auto r = store_->set_flow_run_infrastructure(run.id, "a1", "container", "c-1", clock_.now());
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  ASSERT_TRUE(r->infrastructure.has_value());
+  EXPECT_EQ(r->infrastructure->kind, "container");
+  EXPECT_EQ(r->infrastructure->id, "c-1");
+  EXPECT_EQ(r->infrastructure->agent_id, "a1");
+  EXPECT_EQ(r->infrastructure->reported_at, clock_.now());
+  // Another agent may not; a missing run is NotFound; empty values are refused.
+  auto other = store_->set_flow_run_infrastructure(run.id, "a2", "container", "c-2", clock_.now());
+  EXPECT_EQ(other.status().code(), StatusCode::kConflict);
+  EXPECT_THAT(other.status().message(), HasSubstr("it is on agent a1"));
+  EXPECT_EQ(store_->set_flow_run_infrastructure("nope", "a1", "process", "1", clock_.now()).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(store_->set_flow_run_infrastructure(run.id, "a1", "", "1", clock_.now()).status().code(),
+            StatusCode::kInvalidArgument);
+  // It stays through Running and into a final state, and is read by every listing.
+  ASSERT_TRUE(set_state(run.id, State::kRunning).is_ok());
+  EXPECT_EQ(store_->get_flow_run(run.id)->infrastructure->id, "c-1");
+  FlowRunQuery q;
+  q.flow_id = f.id;
+  EXPECT_EQ(store_->list_flow_runs(q)->runs.at(0).infrastructure->id, "c-1");
+  ASSERT_TRUE(set_state(run.id, State::kCrashed).is_ok());
+  EXPECT_EQ(store_->get_flow_run(run.id)->infrastructure->id, "c-1");
+  // A new attempt starts without it.
+  auto again = set_state(run.id, State::kScheduled, std::nullopt, /*forced=*/true);
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_FALSE(again->infrastructure.has_value());
+  EXPECT_FALSE(store_->get_flow_run(run.id)->infrastructure.has_value());
+}
+
+TEST_P(StoreTest, RunsAreListedByAgentAndByAnyOfSeveralStates) {
+  Flow f = register_flow("etl");
+  FlowRun waiting = create_run(f.id);
+  FlowRun a_sub = create_run(f.id);
+  ASSERT_EQ(store_->claim_runs({"a1", {}, 1, clock_.now(), {}})->at(0).id, waiting.id);
+  ASSERT_EQ(store_->claim_runs({"a1", {}, 1, clock_.now(), {}})->at(0).id, a_sub.id);
+  FlowRun b_run = create_run(f.id);
+  ASSERT_EQ(store_->claim_runs({"b1", {}, 1, clock_.now(), {}})->at(0).id, b_run.id);
+  ASSERT_TRUE(set_state(waiting.id, State::kRunning).is_ok());
+  ASSERT_TRUE(set_state(b_run.id, State::kRunning).is_ok());
+  FlowRun done = run_in_state(f.id, State::kSuccess);  // no agent claimed it
+  clock_.advance(seconds(1));
+  FlowRun fresh = create_run(f.id);
+  auto ids = [&](FlowRunQuery q) {
+    std::set<std::string> out;
+    auto page = store_->list_flow_runs(q);
+    EXPECT_TRUE(page.is_ok()) << page.status().to_string();
+    if (page)
+      for (const auto& r : page->runs) out.insert(r.id);
+    return out;
+  };
+  FlowRunQuery q;
+  q.agent_id = "a1";
+  EXPECT_EQ(ids(q), (std::set<std::string>{waiting.id, a_sub.id}));
+  q.states = {State::kSubmitted, State::kRunning, State::kCancelling};
+  EXPECT_EQ(ids(q), (std::set<std::string>{waiting.id, a_sub.id}));
+  q.states = {State::kRunning};
+  EXPECT_EQ(ids(q), (std::set<std::string>{waiting.id}));
+  q.agent_id.reset();
+  EXPECT_EQ(ids(q), (std::set<std::string>{waiting.id, b_run.id}));
+  q.states = {State::kScheduled, State::kSuccess};
+  EXPECT_EQ(ids(q), (std::set<std::string>{done.id, fresh.id}));
+  q.agent_id = "nobody";
+  EXPECT_TRUE(ids(q).empty());
+  // Paging through one agent's runs, one a page.
+  FlowRunQuery one;
+  one.agent_id = "a1";
+  one.limit = 1;
+  auto p1 = store_->list_flow_runs(one);
+  ASSERT_EQ(p1->runs.size(), 1u);
+  one.cursor = p1->next_cursor;
+  auto p2 = store_->list_flow_runs(one);
+  ASSERT_EQ(p2->runs.size(), 1u);
+  EXPECT_NE(p1->runs[0].id, p2->runs[0].id);
+  EXPECT_TRUE(p2->next_cursor.empty());
+}
+
+// Flow versions and runs of an older schema get their run config from the stored
+// description when the store migrates; agents their type as their run-config types.
+TEST_P(StoreTest, MigratingFillsTheRunConfigsOfExistingFlowsAndRuns) {
+  Flow docker = register_typed_flow(*store_, "d", "docker");
+  Flow any = register_typed_flow(*store_, "a", "");
+  Flow none = register_flow("n");
+  FlowRun d = create_run(docker.id);
+  FlowRun a = create_run(any.id);
+  FlowRun n = create_run(none.id);
+  ASSERT_TRUE(store_->register_agent({"a1", "docker", {}}).is_ok());
+  // Back to schema version 5: without the columns version 6 added.
+  {
+    auto raw = raw_db();
+    raw->begin(detail::TxMode::kWrite);
+    raw->exec_script("DROP INDEX flow_runs_due");
+    raw->exec_script("DROP INDEX flow_runs_by_agent");
+    for (const char* col : {"run_config_json", "run_config_type"})
+      raw->exec_script(std::string("ALTER TABLE flows DROP COLUMN ") + col);
+    for (const char* col : {"run_config_type", "infra_kind", "infra_id", "infra_agent_id", "infra_reported_at"})
+      raw->exec_script(std::string("ALTER TABLE flow_runs DROP COLUMN ") + col);
+    for (const char* col : {"token_id", "stopped_at", "run_config_types"})
+      raw->exec_script(std::string("ALTER TABLE agents DROP COLUMN ") + col);
+    raw->exec_script(
+        "CREATE INDEX flow_runs_due ON flow_runs (label_set_id, scheduled_start_time, id) "
+        "WHERE state IN ('Scheduled', 'Pending', 'Retrying')");
+    raw->exec("DELETE FROM schema_migrations WHERE version = 6", {});
+    raw->commit();
+  }
+  store_ = open();
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(*store_->schema_version(), latest_schema_version());
+  auto got_d = store_->get_flow_run(d.id);
+  ASSERT_TRUE(got_d.is_ok()) << got_d.status().to_string();
+  EXPECT_EQ(got_d->run_config_type, "docker");
+  EXPECT_EQ(json_compact(got_d->run_config_json), R"({"type":"docker"})");
+  EXPECT_EQ(store_->get_flow_run(a.id)->run_config_type, "");
+  EXPECT_EQ(json_compact(store_->get_flow_run(a.id)->run_config_json), R"({"env":{}})");
+  EXPECT_EQ(store_->get_flow_run(n.id)->run_config_json, "");
+  EXPECT_FALSE(got_d->infrastructure.has_value());
+  // The claim filters the migrated runs by type.
+  ClaimRequest r{"local-agent", {}, 10, clock_.now(), {}};
+  r.run_config_types = std::vector<std::string>{"local"};
+  auto claimed = store_->claim_runs(r);
+  ASSERT_TRUE(claimed.is_ok()) << claimed.status().to_string();
+  std::set<std::string> ids;
+  for (const auto& run : *claimed) ids.insert(run.id);
+  EXPECT_EQ(ids, (std::set<std::string>{a.id, n.id}));
+  auto agent = store_->list_agents()->at(0);
+  EXPECT_EQ(agent.run_config_types, std::vector<std::string>{"docker"});
+  EXPECT_FALSE(agent.token_id.has_value());
+  EXPECT_FALSE(agent.stopped_at.has_value());
 }
 
 TEST_P(StoreTest, Tokens) {

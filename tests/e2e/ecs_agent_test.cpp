@@ -265,7 +265,7 @@ TEST_F(EcsAgentE2E, ClaimsRunsRegistersOnceWatchesInBatchesCrashesAndCancels) {
   ASSERT_TRUE(wait_until([&] { return !proxy_->calls("StopTask").empty(); }, 60s)) << agent->output();
   json stop = proxy_->calls("StopTask").at(0).body;
   EXPECT_EQ(stop["task"], task_b);
-  EXPECT_EQ(stop["reason"], "Culvert: flow run " + b + " was cancelled");
+  EXPECT_EQ(stop["reason"], "Culvert stopped the task of flow run " + b + " (cancelled, or ended while its task ran on)");
   ASSERT_TRUE(wait_until([&] { return state_of(b) == "Cancelled"; }, 60s)) << state_of(b) << "\n" << agent->output();
   json described = moto_call("DescribeTasks", {{"cluster", moto_["ECS_CLUSTER"]}, {"tasks", {task_b}}});
   EXPECT_EQ(described["tasks"][0]["lastStatus"], "STOPPED");
@@ -347,7 +347,41 @@ TEST_F(EcsAgentE2E, ALauncherAdoptsTheTaskOfAnEarlierOne) {
   (*adopted)->stop(1s);
   auto exit = (*second)->poll_all({adopted->get()})[0];
   ASSERT_TRUE(exit);
-  EXPECT_NE(exit->reason.find("Culvert: flow run run-adopt-1 was cancelled"), std::string::npos) << exit->reason;
+  EXPECT_NE(exit->reason.find("Culvert stopped the task of flow run run-adopt-1"), std::string::npos) << exit->reason;
+}
+
+// No subnets given: the launcher finds the default VPC's subnets through EC2 (query
+// protocol, signed with the ec2 scope) and uses them.
+TEST_F(EcsAgentE2E, WithoutSubnetsTheDefaultVpcsAreUsed) {
+  const agent::LauncherType* type = agent::find_launcher_type("ecs");
+  ASSERT_NE(type, nullptr);
+  agent::LauncherContext ctx;
+  ctx.agent_name = "ecs-vpc";
+  ctx.flags = {{"cluster", moto_["ECS_CLUSTER"]}, {"region", moto_["AWS_REGION"]}, {"endpoint-url", proxy_->url()}};
+  ctx.repeated_flags = {{"security-group", {moto_["ECS_SECURITY_GROUP"]}}};  // moto needs the key
+  auto moto = moto_;
+  ctx.getenv = [moto](const std::string& k) -> std::optional<std::string> {
+    if (k == "AWS_ACCESS_KEY_ID" || k == "AWS_SECRET_ACCESS_KEY") return moto.at(k);
+    if (k == "AWS_EC2_METADATA_DISABLED") return std::string("true");
+    return std::nullopt;
+  };
+  auto launcher = type->factory(ctx);
+  ASSERT_TRUE(launcher) << launcher.status().to_string();
+  agent::LaunchSpec spec;
+  spec.flow_run_id = "run-vpc-1";
+  spec.flow_name = "vpc";
+  spec.run_config_json = R"({"type":"ecs","image":"culvert-e2e:test"})";
+  spec.env = {{"CULVERT_FLOW_RUN_ID", spec.flow_run_id}, {"CULVERT_API_TOKEN", "t"}};
+  auto launch = (*launcher)->launch(spec);
+  ASSERT_TRUE(launch) << launch.status().to_string();
+  auto runs = proxy_->calls("RunTask");
+  ASSERT_EQ(runs.size(), 1u);
+  json subnets = runs[0].body["networkConfiguration"]["awsvpcConfiguration"]["subnets"];
+  std::set<std::string> got;
+  for (const auto& s : subnets) got.insert(s.get<std::string>());
+  EXPECT_TRUE(got.count(moto_["ECS_SUBNET"])) << subnets.dump();
+  EXPECT_EQ(proxy_->calls("").size(), 2u);  // EC2 DescribeVpcs and DescribeSubnets (no X-Amz-Target)
+  (*launch)->stop(1s);
 }
 
 }  // namespace

@@ -256,6 +256,50 @@ TEST_F(ServerE2E, RunTokenCannotTouchAnotherRun) {
   EXPECT_EQ(client_->get("/api/v1/flow-runs/" + r2, user).body["state"], "Submitted");
 }
 
+// The attack probe's finding B4 over real HTTP: a second runner token can neither
+// re-register another token's agent (changing its labels), nor claim, heartbeat,
+// deregister or report infrastructure as it; the binding survives a restart of the server.
+TEST_F(ServerE2E, ARunnerTokenCannotActAsAnAgentRegisteredByAnother) {
+  std::string user = token("user");
+  std::string owner = token("runner");
+  std::string intruder = token("runner");
+  ASSERT_EQ(client_->post("/api/v1/flows", flow_body("f", {"dev"}), user).status, 201);
+  auto a = client_->post("/api/v1/agents", {{"name", "a1"}, {"type", "local"}, {"labels", {"dev"}}}, owner);
+  ASSERT_EQ(a.status, 201) << a.text;
+  std::string agent = a.body["id"];
+  std::string run = client_->post("/api/v1/flow-runs", {{"project", "e2e"}, {"flow", "f"}}, user).body["id"];
+  EXPECT_EQ(server_->terminate(), 0);
+  start({});
+  auto hijack = client_->post("/api/v1/agents", {{"name", "a1"}, {"type", "local"}, {"labels", {"dev", "x"}}}, intruder);
+  EXPECT_EQ(hijack.status, 409) << hijack.text;
+  EXPECT_EQ(hijack.body["error"]["code"], "conflict") << hijack.text;
+  auto claim = client_->request("POST", "/api/v1/agents/" + agent + "/claim", R"({"max":10})", intruder);
+  EXPECT_EQ(claim.status, 403) << claim.text;
+  EXPECT_EQ(claim.text.find("cvt_run_"), std::string::npos);
+  EXPECT_EQ(client_->post("/api/v1/agents/" + agent + "/heartbeat", nullptr, intruder).status, 403);
+  EXPECT_EQ(client_->request("DELETE", "/api/v1/agents/" + agent, "", intruder).status, 403);
+  EXPECT_EQ(client_->get("/api/v1/flow-runs/" + run, user).body["state"], "Scheduled");
+  auto agents = client_->get("/api/v1/agents", owner).body["agents"];
+  ASSERT_EQ(agents.size(), 1u);
+  EXPECT_EQ(agents[0]["labels"], json({"dev"}));
+  EXPECT_EQ(agents[0]["status"], "live");
+  // The owner claims, reports what runs the run, and deregisters.
+  auto mine = client_->post("/api/v1/agents/" + agent + "/claim", {{"max", 10}, {"types", {"local"}}}, owner);
+  ASSERT_EQ(mine.status, 200) << mine.text;
+  ASSERT_EQ(mine.body["runs"].size(), 1u);
+  const std::string infra = "/api/v1/flow-runs/" + run + "/infrastructure";
+  EXPECT_EQ(client_->post(infra, {{"kind", "process"}, {"id", "1"}}, intruder).status, 403);
+  auto reported = client_->post(infra, {{"kind", "process"}, {"id", "4242"}}, owner);
+  ASSERT_EQ(reported.status, 200) << reported.text;
+  EXPECT_EQ(reported.body["infrastructure"]["agent_id"], agent);
+  auto unfinished = client_->get("/api/v1/flow-runs?agent_id=" + agent + "&state=Submitted&state=Running", owner);
+  ASSERT_EQ(unfinished.body["runs"].size(), 1u) << unfinished.text;
+  EXPECT_EQ(unfinished.body["runs"][0]["infrastructure"]["id"], "4242");
+  EXPECT_EQ(unfinished.body["runs"][0]["run_config"]["type"], "local");
+  EXPECT_EQ(client_->request("DELETE", "/api/v1/agents/" + agent, "", owner).status, 200);
+  EXPECT_EQ(client_->get("/api/v1/agents", owner).body["agents"][0]["status"], "stopped");
+}
+
 TEST_F(ServerE2E, KillNineLosesNoAcknowledgedWrite) {
   std::string user = token("user");
   std::string runner = token("runner");

@@ -1,13 +1,18 @@
 #include "agent/ecs/ecs_launcher.hpp"
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "agent/launcher_registry.hpp"
 #include "aws/json_client.hpp"
+#include "aws/query_client.hpp"
 #include "core/timefmt.hpp"
 
 namespace culvert::agent::ecs {
@@ -29,23 +34,63 @@ std::string minutes_text(Millis d) {
 }
 }  // namespace
 
-// The AWS client and what the launcher knows of ECS; shared by the launcher and its
-// launches. Thread-safe.
+namespace {
+// One credentials provider (thread-safe, caching) behind the ECS and the EC2 client.
+class SharedCredentials final : public aws::CredentialsProvider {
+ public:
+  explicit SharedCredentials(std::shared_ptr<aws::CredentialsProvider> p) : p_(std::move(p)) {}
+  Result<aws::Credentials> get() override { return p_->get(); }
+  std::string name() const override { return p_->name(); }
+
+ private:
+  std::shared_ptr<aws::CredentialsProvider> p_;
+};
+}  // namespace
+
+// The AWS clients and what the launcher knows of ECS and EC2; shared by the launcher and
+// its launches. Thread-safe.
 class EcsService {
  public:
   explicit EcsService(EcsLauncherOptions o) : options(std::move(o)) {
     if (!options.clock) options.clock = &system_clock();
+    std::shared_ptr<aws::CredentialsProvider> creds = std::move(options.credentials);
     aws::JsonServiceConfig cfg;
     cfg.service = "ecs";
     cfg.target_prefix = "AmazonEC2ContainerServiceV20141113";
     cfg.region = options.region;
     cfg.endpoint = options.endpoint_url;
-    cfg.credentials = std::move(options.credentials);
+    cfg.credentials = std::make_unique<SharedCredentials>(creds);
     cfg.max_attempts = options.max_attempts;
     cfg.clock = options.clock;
     cfg.random = options.random;
     cfg.transport = options.transport;
     client = std::make_unique<aws::AwsJsonClient>(std::move(cfg));
+    aws::QueryServiceConfig qc;
+    qc.region = options.region;
+    qc.endpoint = options.endpoint_url;  // an AWS-compatible service answers both
+    qc.credentials = std::make_unique<SharedCredentials>(creds);
+    qc.max_attempts = options.max_attempts;
+    qc.clock = options.clock;
+    qc.random = options.random;
+    qc.transport = options.transport;
+    ec2 = std::make_unique<aws::AwsQueryClient>(std::move(qc));
+  }
+
+  // The default VPC's subnets, looked up once (EC2) and remembered.
+  Result<std::vector<std::string>> default_subnets() {
+    std::lock_guard lock(subnets_mu_);
+    if (!default_subnets_.empty()) return default_subnets_;
+    std::string vpc;
+    auto found = aws::default_vpc_subnets(*ec2, &vpc);
+    if (!found) {
+      std::string why = found.status().code() == StatusCode::kNotFound
+                            ? found.status().message() + " in " + options.region
+                            : "looking for the default VPC's subnets: " + found.status().message();
+      return Status(found.status().code(), "no subnets given (agent --subnet, or the run config's \"subnets\") and " + why);
+    }
+    default_subnets_ = *found;
+    spdlog::info("no subnets given: tasks use the default VPC {}'s subnets ({})", vpc, fmt::join(default_subnets_, ", "));
+    return default_subnets_;
   }
 
   // Calls `action`; the answer as JSON (an object).
@@ -105,8 +150,11 @@ class EcsService {
 
   EcsLauncherOptions options;
   std::unique_ptr<aws::AwsJsonClient> client;
+  std::unique_ptr<aws::AwsQueryClient> ec2;
 
  private:
+  std::mutex subnets_mu_;
+  std::vector<std::string> default_subnets_;  // guarded by subnets_mu_
   std::mutex mu_;
   std::map<std::string, std::string> known_;  // content hash -> task definition ARN; guarded by mu_
 };
@@ -128,7 +176,7 @@ class EcsLaunch final : public Launch {
   void stop(std::chrono::milliseconds grace) override {
     (void)grace;  // ECS gives the container its stopTimeout (30 s by default) after SIGTERM
     if (exit_) return;
-    Status st = service_->stop_task(cluster_, arn_, "Culvert: flow run " + run_id_ + " was cancelled");
+    Status st = service_->stop_task(cluster_, arn_, "Culvert stopped the task of flow run " + run_id_ + " (cancelled, or ended while its task ran on)");
     if (!st.is_ok()) spdlog::warn("run {}: stopping ECS task {} failed: {}", run_id_, arn_, st.to_string());
   }
 
@@ -229,7 +277,16 @@ Result<std::unique_ptr<Launch>> EcsLauncher::launch(const LaunchSpec& spec) {
   if (!arn) return arn.status();
   RunIdentity who{spec.flow_run_id, service_->options.agent_name, ""};
   if (auto it = spec.env.find("CULVERT_API_TOKEN"); it != spec.env.end()) who.claim_token = it->second;
-  auto req = build_run_task(defaults, *rc, *td, *arn, spec.env, who);
+  EcsDefaults with_subnets;
+  const EcsDefaults* settings = &defaults;
+  if (td->request.value("networkMode", "") == "awsvpc" && !rc->subnets && defaults.subnets.empty()) {
+    auto subnets = service_->default_subnets();
+    if (!subnets) return subnets.status();
+    with_subnets = defaults;
+    with_subnets.subnets = *subnets;
+    settings = &with_subnets;
+  }
+  auto req = build_run_task(*settings, *rc, *td, *arn, spec.env, who);
   if (!req) return req.status();
   auto r = service_->call("RunTask", *req);
   if (!r) return Status(r.status().code(), r.status().message());
@@ -313,6 +370,21 @@ std::vector<std::string> split_list(const LauncherContext& ctx, const std::strin
   if (auto it = ctx.flags.find(name); it != ctx.flags.end()) add(it->second);
   return out;
 }
+// The --task-definition-file template: a JSON object of at most 256 KiB.
+Result<nlohmann::json> read_template(const std::string& path) {
+  constexpr std::uintmax_t kMax = 256 * 1024;
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path, ec);
+  if (ec) return invalid_argument("--task-definition-file " + path + ": " + ec.message());
+  if (size > kMax) return invalid_argument("--task-definition-file " + path + " is over 256 KiB");
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) return invalid_argument("--task-definition-file " + path + ": cannot read it");
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return invalid_argument("--task-definition-file " + path + " is not a JSON object");
+  return j;
+}
 }  // namespace
 
 LauncherType ecs_launcher_type() {
@@ -331,6 +403,8 @@ LauncherType ecs_launcher_type() {
             Kind::kSwitch},
            {"region", "ecs: the AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1)"},
            {"endpoint-url", "ecs: the ECS endpoint, for AWS-compatible services (env CULVERT_AWS_ENDPOINT_URL)"},
+           {"task-definition-file",
+            "ecs: a task-definition template (JSON, RegisterTaskDefinition's shape) for run configs without one"},
            {"log-group", "ecs: send the flow container's output to this CloudWatch Logs group (created if missing)"},
            {"platform-version", "ecs: the Fargate platform version (default LATEST)"},
            {"task-start-timeout", "ecs: stop a task, and crash its run, when it is not RUNNING within this (default 10m)"},
@@ -354,6 +428,11 @@ LauncherType ecs_launcher_type() {
         d.security_groups = split_list(ctx, "security-group");
         d.assign_public_ip = flag("assign-public-ip") == "true";
         d.log_group = flag("log-group");
+        if (std::string path = flag("task-definition-file"); !path.empty()) {
+          auto tmpl = read_template(path);
+          if (!tmpl) return tmpl.status();
+          d.task_definition_template = std::move(*tmpl);
+        }
         d.platform_version = flag("platform-version");
         for (auto [name, value] : {std::pair{"task-start-timeout", &o.task_start_timeout},
                                    std::pair{"poll-interval", &o.poll_interval}}) {

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/agent.hpp"
 #include "agent/launcher_registry.hpp"
 
 namespace culvert::agent::ecs {
@@ -43,6 +44,7 @@ class FakeEcs final : public aws::HttpTransport {
     std::string target;
     for (const auto& [k, v] : r.headers)
       if (k == "X-Amz-Target") target = v;
+    if (target.empty()) return ec2(r);
     std::string action = target.substr(target.find('.') + 1);
     json body = json::parse(r.body, nullptr, false);
     calls_.push_back({action, body});
@@ -85,8 +87,57 @@ class FakeEcs final : public aws::HttpTransport {
   }
   // RunTask answers with this failure instead of a task.
   std::optional<json> run_failure;
+  // EC2: the default VPC ("" : none) and its subnets (id, default for its zone).
+  std::string default_vpc;
+  std::vector<std::pair<std::string, bool>> vpc_subnets;
 
  private:
+  static std::string percent_decode(std::string_view s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '%' && i + 2 < s.size()) {
+        out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+        i += 2;
+      } else {
+        out += s[i];
+      }
+    }
+    return out;
+  }
+  // The query protocol (EC2): a form body, an XML answer. Recorded as "ec2:<Action>" with
+  // the form's fields as a JSON object, and the raw body under "_form".
+  aws::HttpResponse ec2(const aws::HttpRequest& r) {
+    json form = json::object();
+    std::string body(r.body);
+    size_t start = 0;
+    while (start < body.size()) {
+      size_t amp = body.find('&', start);
+      std::string pair = body.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
+      auto eq = pair.find('=');
+      form[percent_decode(pair.substr(0, eq))] = eq == std::string::npos ? "" : percent_decode(pair.substr(eq + 1));
+      if (amp == std::string::npos) break;
+      start = amp + 1;
+    }
+    std::string action = form.value("Action", "");
+    json recorded = form;
+    recorded["_form"] = body;
+    calls_.push_back({"ec2:" + action, recorded});
+    const std::string ns = R"( xmlns="http://ec2.amazonaws.com/doc/2016-11-15/")";
+    if (action == "DescribeVpcs") {
+      std::string items;
+      if (!default_vpc.empty()) items = "<item><vpcId>" + default_vpc + "</vpcId><isDefault>true</isDefault></item>";
+      return {200, {}, "<DescribeVpcsResponse" + ns + "><requestId>r</requestId><vpcSet>" + items + "</vpcSet></DescribeVpcsResponse>"};
+    }
+    if (action == "DescribeSubnets") {
+      std::string items;
+      for (const auto& [id, def] : vpc_subnets)
+        items += "<item><subnetId>" + id + "</subnetId><vpcId>" + default_vpc + "</vpcId><defaultForAz>" +
+                 (def ? "true" : "false") + "</defaultForAz></item>";
+      return {200, {}, "<DescribeSubnetsResponse" + ns + "><subnetSet>" + items + "</subnetSet></DescribeSubnetsResponse>"};
+    }
+    return {400, {}, "<Response><Errors><Error><Code>InvalidAction</Code><Message>" + action + "</Message></Error></Errors></Response>"};
+  }
+
   static aws::HttpResponse ok(const json& j) { return {200, {}, j.dump()}; }
   static aws::HttpResponse client_error(const std::string& type, const std::string& message) {
     return {400, {}, json{{"__type", type}, {"message", message}}.dump()};
@@ -334,10 +385,39 @@ TEST(EcsLauncher, RefusesBadRunConfigsBeforeAnyCall) {
   EXPECT_NE(bad_size.status().message().find("Fargate cpu 1024 takes memory 2048, 3072"), std::string::npos)
       << bad_size.status().message();
   EXPECT_TRUE(f.ecs.calls().empty());
-  auto no_subnet = l->launch(Fixture::spec("r3"));
+  auto no_subnet = l->launch(Fixture::spec("r3"));  // and no default VPC either
   ASSERT_FALSE(no_subnet);
-  EXPECT_NE(no_subnet.status().message().find("--subnet"), std::string::npos);
+  EXPECT_EQ(no_subnet.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(no_subnet.status().message(),
+            "no subnets given (agent --subnet, or the run config's \"subnets\") and the region has no default VPC in "
+            "eu-west-1");
   EXPECT_TRUE(f.ecs.calls("RunTask").empty());
+}
+
+TEST(EcsLauncher, WithoutSubnetsUsesTheDefaultVpcsLookedUpOnce) {
+  Fixture f;
+  f.ecs.default_vpc = "vpc-0d";
+  f.ecs.vpc_subnets = {{"subnet-other", false}, {"subnet-az1", true}, {"subnet-az2", true}};
+  EcsDefaults d = Fixture::defaults();
+  d.subnets.clear();
+  auto l = f.launcher(d);
+  ASSERT_TRUE(l->launch(Fixture::spec("r1")));
+  ASSERT_TRUE(l->launch(Fixture::spec("r2")));
+  for (const auto& run : f.ecs.calls("RunTask"))
+    EXPECT_EQ(run.body["networkConfiguration"]["awsvpcConfiguration"]["subnets"],
+              json::array({"subnet-az1", "subnet-az2", "subnet-other"}));
+  auto vpcs = f.ecs.calls("ec2:DescribeVpcs");
+  auto subnets = f.ecs.calls("ec2:DescribeSubnets");
+  ASSERT_EQ(vpcs.size(), 1u);
+  ASSERT_EQ(subnets.size(), 1u);
+  // The wire form botocore's EC2 serializer makes of the same parameters (checked in
+  // BotocoreAcceptsEveryRequest, too).
+  EXPECT_EQ(vpcs[0].body["_form"], "Action=DescribeVpcs&Version=2016-11-15&Filter.1.Name=is-default&Filter.1.Value.1=true");
+  EXPECT_EQ(subnets[0].body["_form"], "Action=DescribeSubnets&Version=2016-11-15&Filter.1.Name=vpc-id&Filter.1.Value.1=vpc-0d");
+  // A run config's subnets need no lookup.
+  auto l2 = f.launcher(d);
+  ASSERT_TRUE(l2->launch(Fixture::spec("r3", R"({"image":"i","subnets":["subnet-rc"]})")));
+  EXPECT_EQ(f.ecs.calls("ec2:DescribeVpcs").size(), 1u);
 }
 
 TEST(EcsLauncher, RunTaskFailuresAndErrorsAreTheLaunchError) {
@@ -461,7 +541,7 @@ TEST(EcsLauncher, CancelStopsTheTask) {
   a->stop(10s);
   auto stops = f.ecs.calls("StopTask");
   ASSERT_EQ(stops.size(), 1u);
-  EXPECT_EQ(stops[0].body["reason"], "Culvert: flow run a was cancelled");
+  EXPECT_EQ(stops[0].body["reason"], "Culvert stopped the task of flow run a (cancelled, or ended while its task ran on)");
   auto e = a->poll();
   ASSERT_TRUE(e);
   EXPECT_NE(e->reason.find("UserInitiated"), std::string::npos) << e->reason;
@@ -511,7 +591,7 @@ TEST(EcsLauncherType, IsInTheRegistryWithItsFlags) {
   std::map<std::string, LauncherFlag::Kind> kinds;
   for (const auto& fl : t->flags) kinds[fl.name] = fl.kind;
   for (const char* name : {"cluster", "launch-type", "task-role-arn", "execution-role-arn", "region", "endpoint-url",
-                           "log-group", "platform-version", "task-start-timeout"})
+                           "log-group", "platform-version", "task-start-timeout", "task-definition-file"})
     EXPECT_EQ(kinds.count(name), 1u) << name;
   EXPECT_EQ(kinds["subnet"], LauncherFlag::Kind::kRepeated);
   EXPECT_EQ(kinds["security-group"], LauncherFlag::Kind::kRepeated);
@@ -538,6 +618,154 @@ TEST(EcsLauncherType, IsInTheRegistryWithItsFlags) {
   EXPECT_FALSE(t->factory(ctx));
   ctx.flags = {{"endpoint-url", "ftp://x"}};
   EXPECT_FALSE(t->factory(ctx));
+  // --task-definition-file: a JSON object, read at start.
+  auto dir = std::filesystem::temp_directory_path() / ("ecs-tmpl-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "good.json") << R"({"cpu":"512","memory":"1024"})";
+  std::ofstream(dir / "bad.json") << "[1, 2";
+  ctx.flags = {{"task-definition-file", (dir / "good.json").string()}};
+  EXPECT_TRUE(t->factory(ctx));
+  ctx.flags = {{"task-definition-file", (dir / "bad.json").string()}};
+  auto bad_file = t->factory(ctx);
+  ASSERT_FALSE(bad_file);
+  EXPECT_NE(bad_file.status().message().find("is not a JSON object"), std::string::npos);
+  ctx.flags = {{"task-definition-file", (dir / "absent.json").string()}};
+  EXPECT_FALSE(t->factory(ctx));
+  std::filesystem::remove_all(dir);
+}
+
+// The agent's side of the server, in memory (only what these tests need).
+class FakeAgentApi final : public AgentApi {
+ public:
+  Result<std::string> register_agent(const std::string&, const std::string& type,
+                                     const std::vector<std::string>&) override {
+    registered_type = type;
+    return std::string("agent-ecs");
+  }
+  Status deregister_agent(const std::string&) override { return Status::ok(); }
+  Status heartbeat(const std::string&) override { return Status::ok(); }
+  Result<std::vector<ClaimedRun>> claim(const std::string&, const std::vector<std::string>& types, int max,
+                                        Millis) override {
+    claim_types = types;
+    std::vector<ClaimedRun> out;
+    while (!queue.empty() && static_cast<int>(out.size()) < max) {
+      states[queue.front().id] = State::kSubmitted;
+      out.push_back(queue.front());
+      queue.pop_front();
+    }
+    return out;
+  }
+  Result<State> get_run_state(const std::string& id) override {
+    auto it = states.find(id);
+    if (it == states.end()) return not_found("no run " + id);
+    return it->second;
+  }
+  Status set_run_state(const std::string& id, State state, const std::string& message) override {
+    states[id] = state;
+    messages[id] = message;
+    return Status::ok();
+  }
+  Status send_logs(const std::string&, const std::vector<std::string>&) override { return Status::ok(); }
+  Status report_infrastructure(const std::string& id, const Infrastructure& i) override {
+    infra[id] = i;
+    return Status::ok();
+  }
+  Result<std::vector<UnfinishedRun>> list_unfinished_runs(const std::string&) override { return unfinished; }
+
+  std::string registered_type;
+  std::vector<std::string> claim_types;
+  std::deque<ClaimedRun> queue;
+  std::map<std::string, State> states;
+  std::map<std::string, std::string> messages;
+  std::map<std::string, Infrastructure> infra;
+  std::vector<UnfinishedRun> unfinished;
+};
+
+ClaimedRun claimed(const std::string& id) {
+  return ClaimedRun{id, "flow-1", "etl", "run-token-" + id, R"({"type":"ecs","image":"acme/etl:1"})"};
+}
+
+// The real agent loop driving the ECS launcher: the task ARN is reported as the run's
+// infrastructure, a stopped task crashes its run with ECS's reason, a cancel stops the
+// task and the run ends Cancelled, a run that reported its own end is left alone.
+TEST(EcsAgent, ReportsTheTaskArnCrashesAndCancelsThroughTheAgentLoop) {
+  Fixture f;
+  auto launcher = f.launcher();
+  FakeAgentApi api;
+  AgentOptions o;
+  o.name = "ecs-1";
+  o.api_url = "http://culvert.internal:4200";
+  o.run_async = [](std::function<void()> work) { work(); };  // stops run inline
+  Agent agent(o, api, api, *launcher, f.clock);
+  ASSERT_TRUE(agent.register_self().is_ok());
+  EXPECT_EQ(api.registered_type, "ecs");
+  for (const char* id : {"crash", "cancel", "done"}) api.queue.push_back(claimed(id));
+  ASSERT_EQ(*agent.claim_and_launch(Millis(0)), 3);
+  EXPECT_EQ(api.claim_types, std::vector<std::string>{"ecs"});
+  for (const char* id : {"crash", "cancel", "done"}) {
+    EXPECT_EQ(api.infra[id].kind, "ecs-task");
+    EXPECT_TRUE(api.infra[id].id.starts_with("arn:aws:ecs:eu-west-1:123456789012:task/flows/")) << api.infra[id].id;
+  }
+  // The run's own token in the task's environment, never in the definition.
+  for (const auto& run : f.ecs.calls("RunTask"))
+    EXPECT_EQ(env_value(run.body, "CULVERT_API_TOKEN"), "run-token-" + env_value(run.body, "CULVERT_FLOW_RUN_ID"));
+  for (const char* id : {"crash", "cancel", "done"}) f.ecs.set_task(api.infra[id].id, json::parse(R"({"lastStatus":"RUNNING"})"));
+
+  size_t describes = f.ecs.calls("DescribeTasks").size();
+  agent.monitor_once(false);
+  EXPECT_EQ(f.ecs.calls("DescribeTasks").size(), describes + 1);  // one call for the three
+  EXPECT_EQ(agent.active_runs(), 3u);
+
+  f.ecs.set_task(api.infra["crash"].id, json::parse(R"({"lastStatus":"STOPPED","stopCode":"EssentialContainerExited",
+      "stoppedReason":"Essential container in task exited","containers":[{"name":"flow","exitCode":2}]})"));
+  api.states["cancel"] = State::kCancelling;
+  api.states["done"] = State::kSuccess;  // it reported its end; its task lingers
+  agent.monitor_once(true);
+  EXPECT_EQ(api.states["crash"], State::kCrashed);
+  EXPECT_NE(api.messages["crash"].find("Essential container in task exited; container flow exited with code 2"),
+            std::string::npos)
+      << api.messages["crash"];
+  auto stops = f.ecs.calls("StopTask");
+  std::set<std::string> stopped;
+  for (const auto& st : stops) stopped.insert(st.body["task"]);
+  EXPECT_EQ(stopped, (std::set<std::string>{api.infra["cancel"].id, api.infra["done"].id}));
+  agent.monitor_once(true);  // the stopped tasks are STOPPED now
+  EXPECT_EQ(api.states["cancel"], State::kCancelled);
+  EXPECT_EQ(api.states["done"], State::kSuccess);
+  EXPECT_EQ(agent.active_runs(), 0u);
+}
+
+// A restarted agent adopts the runs the server still has on it by their task ARNs.
+TEST(EcsAgent, ARestartedAgentAdoptsItsTasks) {
+  Fixture f;
+  Infrastructure running, gone;
+  {
+    auto first = f.launcher();
+    running = must(first->launch(Fixture::spec("r-running")))->infrastructure();
+    gone = must(first->launch(Fixture::spec("r-gone")))->infrastructure();
+  }
+  f.ecs.set_task(running.id, json::parse(R"({"lastStatus":"RUNNING"})"));
+  f.ecs.forget_task(gone.id);
+  auto launcher = f.launcher();
+  FakeAgentApi api;
+  api.states = {{"r-running", State::kRunning}, {"r-gone", State::kSubmitted}};
+  api.unfinished = {UnfinishedRun{claimed("r-running"), State::kRunning, running},
+                    UnfinishedRun{claimed("r-gone"), State::kSubmitted, gone}};
+  AgentOptions o;
+  o.name = "ecs-1";
+  o.run_async = [](std::function<void()> work) { work(); };
+  Agent agent(o, api, api, *launcher, f.clock);
+  ASSERT_TRUE(agent.register_self().is_ok());
+  auto adopted = agent.adopt_unfinished();
+  ASSERT_TRUE(adopted) << adopted.status().to_string();
+  EXPECT_EQ(*adopted, 1);
+  EXPECT_EQ(api.states["r-gone"], State::kCrashed);
+  EXPECT_NE(api.messages["r-gone"].find("is gone from cluster flows"), std::string::npos) << api.messages["r-gone"];
+  api.states["r-running"] = State::kCancelling;
+  agent.monitor_once(true);
+  agent.monitor_once(true);
+  EXPECT_EQ(api.states["r-running"], State::kCancelled);
+  EXPECT_EQ(f.ecs.calls("RunTask").size(), 2u);  // nothing launched again
 }
 
 // The interpreter with the newest botocore among `python3` on PATH and Debian's.
@@ -588,6 +816,21 @@ TEST(EcsLauncherZ, BotocoreAcceptsEveryRequest) {
   }
   EXPECT_EQ(actions, (std::set<std::string>{"DescribeTaskDefinition", "DescribeTasks", "RegisterTaskDefinition",
                                             "RunTask", "StopTask"}));
+  // EC2 (query protocol): our form bodies against botocore's serialization of the
+  // parameters they stand for.
+  {
+    std::ofstream out(path, std::ios::app);
+    out << json{{"service", "ec2"}, {"action", "DescribeVpcs"},
+                {"params", {{"Filters", {{{"Name", "is-default"}, {"Values", {"true"}}}}}}},
+                {"form", "Action=DescribeVpcs&Version=2016-11-15&Filter.1.Name=is-default&Filter.1.Value.1=true"}}
+               .dump()
+        << "\n";
+    out << json{{"service", "ec2"}, {"action", "DescribeSubnets"},
+                {"params", {{"Filters", {{{"Name", "vpc-id"}, {"Values", {"vpc-0d"}}}}}}},
+                {"form", "Action=DescribeSubnets&Version=2016-11-15&Filter.1.Name=vpc-id&Filter.1.Value.1=vpc-0d"}}
+               .dump()
+        << "\n";
+  }
   std::string py = newest_botocore_python();
   ASSERT_FALSE(py.empty()) << "no Python with botocore: install python3-botocore (scripts/install-deps.sh)";
   std::string cmd = py + " " + CULVERT_SOURCE_DIR + "/tests/support/botocore_validate.py ecs " + path.string() + " 2>&1";

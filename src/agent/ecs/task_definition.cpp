@@ -234,7 +234,9 @@ std::string sanitize_name(std::string_view name) {
 
 Result<TaskDefinition> build_task_definition(const EcsDefaults& defaults, const EcsRunConfig& rc,
                                              const std::string& flow_name) {
-  json td = rc.task_definition.is_object() ? rc.task_definition : json::object();
+  json td = rc.task_definition.is_object()                   ? rc.task_definition
+            : defaults.task_definition_template.is_object() ? defaults.task_definition_template
+                                                            : json::object();
   td.erase("family");
   json template_tags = td.contains("tags") && td["tags"].is_array() ? td["tags"] : json::array();
   td.erase("tags");

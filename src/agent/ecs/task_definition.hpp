@@ -3,7 +3,8 @@
 //
 // Settings come, in increasing precedence, from the built-in defaults (FARGATE, cpu 256,
 // memory 512, cluster "default"), the agent's flags (EcsDefaults), a task-definition
-// template in the run config ("task_definition"), and the run config's own fields
+// template (the run config's "task_definition", else the agent's
+// --task-definition-file), and the run config's own fields
 // (image, cpu, memory, task_role_arn, execution_role_arn, cluster, subnets,
 // security_groups, assign_public_ip, run_task_kwargs, command).
 //
@@ -48,6 +49,9 @@ struct EcsDefaults {
   std::string region;     // the awslogs region
   std::string cpu = "256";     // CPU units
   std::string memory = "512";  // MiB
+  // A task-definition template (--task-definition-file), used when the run config has
+  // no "task_definition" of its own; an object or null.
+  nlohmann::json task_definition_template;
 };
 
 // The run config's ECS fields, as given (nullopt / empty / null: not given).

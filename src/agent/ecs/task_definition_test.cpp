@@ -193,6 +193,27 @@ TEST(EcsTaskDefinition, PrecedenceRunConfigThenTemplateThenAgentThenBuiltIn) {
   EXPECT_EQ(b->cluster, "default");
 }
 
+TEST(EcsTaskDefinition, TheAgentsTemplateServesRunConfigsWithoutOne) {
+  EcsDefaults d;
+  d.task_definition_template = json::parse(R"({"cpu":"512","memory":"1024","ephemeralStorage":{"sizeInGiB":50},
+      "containerDefinitions":[{"name":"flow","image":"agent/default:1","stopTimeout":60}]})");
+  auto a = build_task_definition(d, rc_of(R"({})"), "f");
+  ASSERT_TRUE(a) << a.status().to_string();
+  EXPECT_EQ(a->request["ephemeralStorage"]["sizeInGiB"], 50);
+  EXPECT_EQ(a->request["cpu"], "512");
+  EXPECT_EQ(a->request["containerDefinitions"][0]["image"], "agent/default:1");
+  EXPECT_EQ(a->request["containerDefinitions"][0]["stopTimeout"], 60);
+  // The run config's image still wins over the template's.
+  auto b = build_task_definition(d, rc_of(R"({"image":"rc/image"})"), "f");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->request["containerDefinitions"][0]["image"], "rc/image");
+  // A run config's own template replaces the agent's.
+  auto c = build_task_definition(d, rc_of(R"({"image":"i","task_definition":{"cpu":"1024","memory":"2048"}})"), "f");
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(c->request.contains("ephemeralStorage"));
+  EXPECT_EQ(c->request["cpu"], "1024");
+}
+
 TEST(EcsTaskDefinition, RefusesBeforeAnyCall) {
   EcsDefaults d;
   auto no_image = build_task_definition(d, rc_of(R"({"cpu":256})"), "f");
