@@ -8,8 +8,9 @@
 //      per batch) and one change per transaction;
 //   2. "latest 50 runs of a flow" (and a few other run listings) with N runs (default
 //      1,000,000) in the database, and the database size;
-//   3. claiming one due run while a backlog of due runs no agent covers waits, and
-//      while a backlog the agent covers waits.
+//   3. claiming one due run while a backlog of due runs no agent covers waits, while a
+//      backlog the agent covers waits, and while a backlog of runs the agent's labels
+//      cover but of a run-config type it does not launch waits.
 // Wall-clock timings (steady clock); medians and 99th percentiles over repeats.
 #include <algorithm>
 #include <chrono>
@@ -198,8 +199,11 @@ void time_query(Store& s, const char* label, const FlowRunQuery& q, int repeats 
               st.max);
 }
 
-void bench_claims(Store& s, const std::string& url, const Flow& flow, bool covered_backlog) {
+enum class Backlog { kUncovered, kCovered, kOtherType };
+
+void bench_claims(Store& s, const std::string& url, const Flow& flow, Backlog backlog) {
   const int kBacklog = 10000;
+  const bool covered_backlog = backlog != Backlog::kUncovered;
   // A backlog of due runs: either with labels no agent has (10 label sets), or with
   // the agent's own label (then each claim takes the oldest of them).
   std::vector<int64_t> sets;
@@ -226,23 +230,29 @@ void bench_claims(Store& s, const std::string& url, const Flow& flow, bool cover
     for (const auto& t : templates) {
       db->exec("INSERT INTO flow_runs (id, flow_id, project_id, parameters_json, labels, label_set_id, "
                "auto_scheduled, state, state_message, version, run_count, created, state_changed_at, "
-               "scheduled_start_time) SELECT " + rid + ", ?, ?, '{}', ?, ?, 0, 'Scheduled', '', 1, 0, ?, ?, CAST(? AS BIGINT) + x "
-               "FROM (" + series + ") AS s",
+               "scheduled_start_time, run_config_type) SELECT " + rid + ", ?, ?, '{}', ?, ?, 0, 'Scheduled', '', 1, 0, ?, ?, "
+               "CAST(? AS BIGINT) + x, ? FROM (" + series + ") AS s",
                {flow.id, flow.project_id, t.str(1), t.i64(0), t.i64(2), t.i64(2), t.i64(2),
+                std::string(backlog == Backlog::kOtherType ? "docker" : ""),
                 int64_t{kBacklog / static_cast<int>(templates.size())}});
+    }
+    if (backlog == Backlog::kOtherType) {
+      // The templates too: the backlog is all of a type the agent does not launch.
+      db->exec("UPDATE flow_runs SET run_config_type = 'docker' WHERE state = 'Scheduled'", {});
     }
     db->commit();
     db->exec_script("ANALYZE");
   }
   std::vector<double> v;
   for (int i = 0; i < 200; ++i) {
-    if (!covered_backlog) {
-      NewFlowRun nr;  // one claimable run among the uncovered backlog
+    if (backlog != Backlog::kCovered) {
+      NewFlowRun nr;  // one claimable run among the backlog the agent does not take
       nr.flow_id = flow.id;
-      nr.labels = std::vector<std::string>{};
+      nr.labels = backlog == Backlog::kOtherType ? std::vector<std::string>{"bench"} : std::vector<std::string>{};
       must(s.create_flow_run(nr), "create run");
     }
     ClaimRequest req{"bench-agent", {"bench"}, 1, std::chrono::system_clock::now() + std::chrono::hours(2), {}};
+    if (backlog == Backlog::kOtherType) req.run_config_types = std::vector<std::string>{"local"};
     auto t0 = Steady::now();
     auto got = must(s.claim_runs(req), "claim");
     v.push_back(ms_since(t0));
@@ -253,7 +263,10 @@ void bench_claims(Store& s, const std::string& url, const Flow& flow, bool cover
   }
   Stats st = stats(v);
   std::printf("claim 1 run, %5d due runs the agent %s: median %6.2f ms, p99 %6.2f ms\n", kBacklog,
-              covered_backlog ? "covers     " : "cannot take", st.median, st.p99);
+              backlog == Backlog::kCovered     ? "covers                      "
+              : backlog == Backlog::kUncovered ? "cannot take (labels)        "
+                                               : "cannot take (run-config type)",
+              st.median, st.p99);
   // Leave nothing due for the next round.
   auto db = raw_db(url);
   db->begin(detail::TxMode::kWrite);
@@ -335,7 +348,8 @@ int main(int argc, char** argv) {
   }
 
   std::printf("\n== claims ==\n");
-  bench_claims(*store, url, flows[1], /*covered_backlog=*/false);
-  bench_claims(*store, url, flows[2], /*covered_backlog=*/true);
+  bench_claims(*store, url, flows[1], Backlog::kUncovered);
+  bench_claims(*store, url, flows[2], Backlog::kCovered);
+  bench_claims(*store, url, flows[3], Backlog::kOtherType);
   return 0;
 }

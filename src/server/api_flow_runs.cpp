@@ -10,6 +10,21 @@
 
 namespace culvert::server {
 
+// A runner token changes a run that is on an agent only as that agent: the token the
+// agent is bound to. Run tokens act for their own run (checked by the caller); user and
+// admin tokens for any run.
+Status Api::Impl::may_write_run(const Principal& p, const std::string& run_id, store::Store& st) {
+  if (p.scope != Scope::kRunner) return Status::ok();
+  auto run = st.get_flow_run(run_id);
+  if (!run) return run.status();
+  if (!run->agent_id) return Status::ok();
+  auto agent = st.get_agent(*run->agent_id);
+  if (!agent) return agent.status().code() == StatusCode::kNotFound ? Status::ok() : agent.status();
+  if (may_act_as_agent(p, *agent, false)) return Status::ok();
+  return {StatusCode::kPermissionDenied, "flow run " + run_id + " is on agent " + agent->id + " ('" + agent->name +
+                                             "'), which another token registered; this runner token may not change it"};
+}
+
 Response Api::Impl::create_run(Call& c, store::Store& st) {
   auto b = body(c);
   if (!b) return status_response(b.status());
@@ -84,6 +99,7 @@ Response Api::Impl::set_state(Call& c, store::Store& st) {
   if (!b) return status_response(b.status());
   auto ch = parse_state_change(*b);
   if (!ch) return status_response(ch.status());
+  if (auto may = may_write_run(c.principal, id, st); !may) return store_error(may);
   store::SetFlowRunState s;
   s.run_id = id;
   s.state = ch->state;

@@ -117,6 +117,9 @@ struct Api::Impl {
   Response run_attempts(Call& c, store::Store& st);
   Response diagnose_run(Call& c, store::Store& st);
   Response report_infrastructure(Call& c, store::Store& st);
+  // OK unless `p` is a runner token and the run is on an agent bound to another token
+  // (PermissionDenied); NotFound for an unknown run.
+  Status may_write_run(const Principal& p, const std::string& run_id, store::Store& st);
 
   // ---- task runs (api_task_runs.cpp)
   Response list_task_runs(Call& c, store::Store& st);

@@ -55,6 +55,14 @@ TEST(ApiJsonTest, FlowRegistrationAcceptsTheFormat) {
   EXPECT_FALSE(desc.contains("project"));
   EXPECT_FALSE(desc.contains("artifact"));
   EXPECT_EQ(desc["tasks"].size(), 3u);
+  // The run config, kept apart for the runs (their claims filter by its type).
+  EXPECT_EQ(json::parse(v->run_config_json), base_flow()["run_config"]);
+  EXPECT_EQ(v->run_config_type, base_flow()["run_config"].value("type", ""));
+  json untyped = base_flow();
+  untyped["run_config"].erase("type");
+  EXPECT_EQ(parse_flow_registration(untyped)->run_config_type, "");
+  untyped.erase("run_config");
+  EXPECT_EQ(parse_flow_registration(untyped)->run_config_json, "");
 }
 
 TEST(ApiJsonTest, FlowRegistrationRejects) {
@@ -274,6 +282,36 @@ TEST(ApiJsonTest, ClaimsTokensAndQueryIntegers) {
   EXPECT_EQ(c->wait.count(), 0);
   EXPECT_FALSE(parse_claim({{"max", 0}}, Millis(60000)).is_ok());
   EXPECT_FALSE(parse_claim({{"wait_ms", 60001}}, Millis(60000)).is_ok());
+  EXPECT_FALSE(c->types.has_value());
+  auto typed = parse_claim({{"types", {"local", "docker", "local"}}}, Millis(60000));
+  ASSERT_TRUE(typed.is_ok());
+  EXPECT_EQ(*typed->types, (std::vector<std::string>{"docker", "local"}));  // sorted, distinct
+  for (const json& bad : {json("local"), json::array(), json::array({"k8s"}), json::array({nullptr}),
+                          json(std::vector<std::string>(17, "local"))}) {
+    auto r = parse_claim({{"types", bad}}, Millis(60000));
+    EXPECT_EQ(r.status().code(), StatusCode::kUnprocessable) << bad.dump();
+    EXPECT_NE(r.status().message().find("types"), std::string::npos) << r.status().message();
+  }
+  auto infra = parse_infrastructure({{"kind", "ecs-task"}, {"id", "arn:aws:ecs:eu-west-1:123456789012:task/c/0f"}});
+  ASSERT_TRUE(infra.is_ok()) << infra.status().to_string();
+  EXPECT_EQ(infra->kind, "ecs-task");
+  EXPECT_EQ(infra->id, "arn:aws:ecs:eu-west-1:123456789012:task/c/0f");
+  struct Bad {
+    json body;
+    const char* names;
+  };
+  for (const auto& b : std::vector<Bad>{{json::object(), "'kind'"},
+                                        {{{"kind", "process"}}, "'id'"},
+                                        {{{"kind", "proc ess"}, {"id", "1"}}, "'kind'"},
+                                        {{{"kind", std::string(33, 'a')}, {"id", "1"}}, "'kind'"},
+                                        {{{"kind", "process"}, {"id", std::string(1025, 'x')}}, "'id'"},
+                                        {{{"kind", "process"}, {"id", "a\x7f"}}, "'id'"},
+                                        {{{"kind", "process"}, {"id", 7}}, "'id'"},
+                                        {json::array(), "object"}}) {
+    auto r = parse_infrastructure(b.body);
+    EXPECT_EQ(r.status().code(), StatusCode::kUnprocessable) << b.body.dump();
+    EXPECT_NE(r.status().message().find(b.names), std::string::npos) << r.status().message();
+  }
   SysTime now = from_unix_ms(0);
   auto t = parse_token_create({{"name", "n"}, {"scope", "runner"}, {"expires", "30d"}}, now);
   ASSERT_TRUE(t.is_ok());
@@ -314,6 +352,12 @@ TEST(ApiJsonTest, FlowRunTextEqualsTheJsonRendering) {
   r.scheduled_start_time = from_unix_ms(1767225600000);
   r.heartbeat_at = from_unix_ms(1767225605000);
   EXPECT_EQ(json::parse(flow_run_text(r)), to_json(r));
+  r.run_config_json = R"({"type":"docker","image":"etl:1","env":{"K":"v \"q\""}})";
+  r.run_config_type = "docker";
+  r.infrastructure = store::Infrastructure{"container", "3f2a \"x\"", "ag", from_unix_ms(1767225606000)};
+  EXPECT_EQ(json::parse(flow_run_text(r)), to_json(r));
+  EXPECT_EQ(to_json(r)["infrastructure"]["kind"], "container");
+  EXPECT_EQ(to_json(r)["run_config"]["image"], "etl:1");
   store::FlowRun empty;
   empty.parameters_json = "{}";
   EXPECT_EQ(json::parse(flow_run_text(empty)), to_json(empty));

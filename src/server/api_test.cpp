@@ -677,6 +677,12 @@ TEST_F(ApiTest, AnAgentIsBoundToTheTokenThatRegisteredIt) {
   EXPECT_EQ(post("/api/v1/flow-runs/" + id + "/infrastructure", {{"kind", "process"}, {"id", "4242"}}, admin_).status,
             403);
   EXPECT_EQ(get("/api/v1/flow-runs/" + id, runner_).body["infrastructure"], nullptr);
+  // Nor may it change the run's state (the probe set it Failed); its agent's token may.
+  auto failed = post("/api/v1/flow-runs/" + id + "/state", {{"state", "Failed"}, {"message", "x"}}, other);
+  EXPECT_EQ(failed.status, 403) << failed.text;
+  EXPECT_THAT(failed.text, HasSubstr("another token registered"));
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id, runner_).body["state"], "Submitted");
+  EXPECT_EQ(post("/api/v1/flow-runs/" + id + "/state", {{"state", "Running"}}, runner_).status, 200);
   // Re-registering with its own token is fine (a restarted agent); an admin may
   // deregister it.
   auto again = post("/api/v1/agents", {{"name", "a1"}, {"type", "local"}, {"labels", {"dev"}}}, runner_);

@@ -2,6 +2,7 @@
 // culvert binary and the shared libraries it and the flow need, artifact and task results
 // on s3rver, host networking so the container reaches the server on 127.0.0.1.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <nlohmann/json.hpp>
 
@@ -128,6 +129,111 @@ TEST_F(DockerAgentE2E, RunsInAContainerWithArtifactAndResultsOnS3) {
   ASSERT_FALSE(db.empty());
   EXPECT_EQ(db.find("private-payload-"), std::string::npos);
   EXPECT_NE(db.find(id), std::string::npos);  // the metadata is there
+}
+
+// A Docker agent killed with SIGKILL mid-run and started again adopts the run's container
+// from the id it reported: the run still ends right, and a run adopted that way can be
+// cancelled (its container stopped).
+TEST_F(DockerAgentE2E, AKilledAgentAdoptsItsContainersWhenStartedAgain) {
+  auto reg = sandbox_.culvert({"flow", "register", build_path("tests/e2e/e2e_flow"), "--project", "demo",
+                               "--storage", bucket_uri_ + "/flows", "--run-config",
+                               json({{"type", "docker"}, {"image", image_}, {"network_mode", "host"},
+                                     // The run heartbeats for itself while no agent watches it:
+                                     // within the server's 3 s (3 missed 1 s heartbeats).
+                                     {"env", {{"CULVERT_ARTIFACT_CACHE", "/tmp/artifacts"},
+                                              {"CULVERT_CANCEL_POLL_MS", "200"},
+                                              {"CULVERT_HEARTBEAT_SECONDS", "1"}}}})
+                                   .dump(),
+                               "--output", "json"},
+                              env());
+  ASSERT_EQ(reg.exit_code, 0) << reg.out << reg.err;
+  std::vector<std::string> agent_argv = {culvert_binary(), "agent", "start", "--type", "docker", "--name", "d1",
+                                         "--docker-host", socket_, "--heartbeat-seconds", "1"};
+  for (const auto& [k, v] : env())
+    if (k.rfind("CULVERT_API", 0) != 0) agent_argv.insert(agent_argv.end(), {"--env", k + "=" + v});
+  auto run_json = [&](const std::string& id) {
+    auto r = sandbox_.culvert({"run", "inspect", id, "--output", "json"}, env());
+    auto j = json::parse(r.out, nullptr, false);
+    if (!j.is_object()) return json::object();
+    return j.contains("flow_run") ? j["flow_run"] : j;
+  };
+  auto state_of = [&](const std::string& id) {
+    auto j = run_json(id);
+    return j.contains("state") && j["state"].is_string() ? j["state"].get<std::string>() : std::string();
+  };
+  auto create = [&](int sleep_ms) {
+    auto r = sandbox_.culvert({"run", "e2e", "--project", "demo", "--param", "sleep_ms=" + std::to_string(sleep_ms),
+                               "--output", "json"},
+                              env());
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    auto j = json::parse(r.out, nullptr, false);
+    if (!j.is_object()) return std::string();
+    if (j.contains("flow_run")) j = j["flow_run"];
+    return j.contains("id") && j["id"].is_string() ? j["id"].get<std::string>() : std::string();
+  };
+  auto container_of = [&](const std::string& id) {
+    auto j = run_json(id);
+    if (!j.contains("infrastructure") || !j["infrastructure"].is_object()) return std::string();
+    const json& i = j["infrastructure"];
+    if (i.value("kind", "") != "container") return std::string();
+    return i.value("id", "");
+  };
+
+  // 1. A run that works 8 s; the agent is killed while it does.
+  auto agent = std::make_unique<Process>(agent_argv, sandbox_.env(env()), sandbox_.dir() / "agent1.log");
+  std::string id = create(8000);
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Running" && !container_of(id).empty(); }, 120s))
+      << state_of(id) << "\n" << run_json(id).dump() << "\n" << agent->output();
+  std::string container = container_of(id);
+  agent->signal(SIGKILL);
+  ASSERT_TRUE(agent->wait(10s).has_value());
+  auto again = std::make_unique<Process>(agent_argv, sandbox_.env(env()), sandbox_.dir() / "agent2.log");
+  ASSERT_TRUE(wait_until([&] { return again->output().find("adopted") != std::string::npos; }, 60s))
+      << again->output();
+  ASSERT_TRUE(wait_until([&] {
+    auto s = state_of(id);
+    return s == "Success" || s == "Failed" || s == "Crashed" || s == "Cancelled";
+  }, 120s)) << state_of(id) << "\n" << again->output();
+  EXPECT_EQ(state_of(id), "Success") << run_json(id).dump() << "\n" << again->output();
+  // The adopting agent reaped and removed the container once it ended.
+  ASSERT_TRUE(wait_until([&] { return docker_->inspect(container).status().code() == StatusCode::kNotFound; }, 60s));
+
+  // 2. A long run, the agent killed again; after adoption the run is cancelled and the
+  // new agent stops its container.
+  std::string id2 = create(120000);
+  ASSERT_TRUE(wait_until([&] { return state_of(id2) == "Running" && !container_of(id2).empty(); }, 120s))
+      << state_of(id2) << "\n" << again->output();
+  std::string container2 = container_of(id2);
+  again->signal(SIGKILL);
+  ASSERT_TRUE(again->wait(10s).has_value());
+  auto third = std::make_unique<Process>(agent_argv, sandbox_.env(env()), sandbox_.dir() / "agent3.log");
+  ASSERT_TRUE(wait_until([&] { return third->output().find("adopted") != std::string::npos; }, 60s))
+      << third->output();
+  auto c = sandbox_.culvert({"run", "cancel", id2}, env());
+  ASSERT_EQ(c.exit_code, 0) << c.out << c.err;
+  ASSERT_TRUE(wait_until([&] { return state_of(id2) == "Cancelled"; }, 120s)) << state_of(id2) << "\n"
+                                                                            << third->output();
+  ASSERT_TRUE(wait_until([&] {
+    auto info = docker_->inspect(container2);
+    return !info || !info->running;
+  }, 60s));
+  // A clean stop deregisters: the agent is not shown healthy.
+  third->signal(SIGTERM);
+  ASSERT_EQ(third->wait(60s), std::optional<int>(0)) << third->output();
+  auto agents = sandbox_.run({"/usr/bin/curl", "-sf", "-H", "Authorization: Bearer " + server_->admin_token(),
+                              server_->url() + "/api/v1/agents"});
+  ASSERT_EQ(agents.exit_code, 0);
+  auto aj = json::parse(agents.out, nullptr, false);
+  const json& list = aj.is_array() ? aj : (aj.is_object() && aj.contains("agents") ? aj["agents"] : json::array());
+  bool seen = false;
+  for (const auto& a : list)
+    if (a.value("name", "") == "d1") {
+      seen = true;
+      EXPECT_EQ(a.value("status", ""), "stopped") << a.dump();
+      EXPECT_FALSE(a.value("healthy", false)) << a.dump();
+    }
+  EXPECT_TRUE(seen) << agents.out;
 }
 
 }  // namespace

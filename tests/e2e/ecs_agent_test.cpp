@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <csignal>
 #include <mutex>
 #include <set>
 
@@ -294,6 +295,36 @@ TEST_F(EcsAgentE2E, TheTaskArnIsTheRunsInfrastructure) {
   EXPECT_EQ(get_run(id)["infrastructure"]["kind"], "ecs-task");
 }
 
+// An ECS agent killed with SIGKILL and started again adopts its run's task from the ARN
+// it reported: it launches nothing twice, and a cancel still stops the task.
+TEST_F(EcsAgentE2E, AKilledAgentRestartedAdoptsItsTask) {
+  start_server();
+  auto agent = start_agent("ecs-e2e", moto_["AWS_SECRET_ACCESS_KEY"]);
+  std::string id = create_run();
+  ASSERT_TRUE(wait_until([&] { return !task_of(id).empty(); }, 60s)) << agent->output();
+  std::string arn = task_of(id);
+  ASSERT_TRUE(wait_until([&] { return get_run(id).value("infrastructure", json::object()).value("id", "") == arn; }, 30s))
+      << get_run(id).dump() << "\n" << agent->output();
+  agent->signal(SIGKILL);
+  ASSERT_TRUE(agent->wait(30s).has_value());
+
+  auto again = start_agent("ecs-e2e", moto_["AWS_SECRET_ACCESS_KEY"]);
+  ASSERT_TRUE(wait_until([&] { return again->output().find("adopted ecs task") != std::string::npos; }, 60s))
+      << again->output();
+  bool described_with_tags = false;
+  for (const auto& c : proxy_->calls("DescribeTasks"))
+    if (c.body.contains("include") && c.body["tasks"] == json::array({arn})) described_with_tags = true;
+  EXPECT_TRUE(described_with_tags);  // the adoption checked the task's tags
+  EXPECT_EQ(state_of(id), "Submitted");
+
+  auto cancel = sandbox_.culvert({"run", "cancel", id}, admin_env());
+  ASSERT_EQ(cancel.exit_code, 0) << cancel.out << cancel.err;
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Cancelled"; }, 60s)) << state_of(id) << "\n" << again->output();
+  ASSERT_EQ(proxy_->calls("StopTask").size(), 1u);
+  EXPECT_EQ(proxy_->calls("StopTask")[0].body["task"], arn);
+  EXPECT_EQ(proxy_->calls("RunTask").size(), 1u);  // nothing launched twice
+}
+
 TEST_F(EcsAgentE2E, AWrongSecretCrashesTheRunNamingTheAwsCode) {
   start_server();
   auto agent = start_agent("ecs-bad-key", "not-the-secret");
@@ -348,6 +379,69 @@ TEST_F(EcsAgentE2E, ALauncherAdoptsTheTaskOfAnEarlierOne) {
   auto exit = (*second)->poll_all({adopted->get()})[0];
   ASSERT_TRUE(exit);
   EXPECT_NE(exit->reason.find("Culvert stopped the task of flow run run-adopt-1"), std::string::npos) << exit->reason;
+}
+
+// With --log-group, a task that stopped before the launcher saw it RUNNING leaves the
+// tail of its CloudWatch Logs stream (read with GetLogEvents). moto's containers write
+// nothing, so the test writes the stream the awslogs driver would have written.
+TEST_F(EcsAgentE2E, ATaskThatNeverRanLeavesItsCloudWatchTail) {
+  const agent::LauncherType* type = agent::find_launcher_type("ecs");
+  ASSERT_NE(type, nullptr);
+  agent::LauncherContext ctx;
+  ctx.agent_name = "ecs-logs";
+  ctx.flags = {{"cluster", moto_["ECS_CLUSTER"]}, {"region", moto_["AWS_REGION"]}, {"endpoint-url", proxy_->url()},
+               {"log-group", "/culvert/e2e"}};
+  ctx.repeated_flags = {{"subnet", {moto_["ECS_SUBNET"]}}, {"security-group", {moto_["ECS_SECURITY_GROUP"]}}};
+  auto moto = moto_;
+  ctx.getenv = [moto](const std::string& k) -> std::optional<std::string> {
+    if (k == "AWS_ACCESS_KEY_ID" || k == "AWS_SECRET_ACCESS_KEY") return moto.at(k);
+    if (k == "AWS_EC2_METADATA_DISABLED") return std::string("true");
+    return std::nullopt;
+  };
+  auto launcher = type->factory(ctx);
+  ASSERT_TRUE(launcher) << launcher.status().to_string();
+  agent::LaunchSpec spec;
+  spec.flow_run_id = "run-logs-1";
+  spec.flow_name = "logs";
+  spec.run_config_json = R"({"type":"ecs","image":"culvert-e2e:test"})";
+  spec.env = {{"CULVERT_FLOW_RUN_ID", spec.flow_run_id}, {"CULVERT_API_TOKEN", "t"}};
+  auto launch = (*launcher)->launch(spec);
+  ASSERT_TRUE(launch) << launch.status().to_string();
+  std::string arn = (*launch)->infrastructure().id;
+  std::string stream = "culvert/flow/" + arn.substr(arn.rfind('/') + 1);
+
+  aws::JsonServiceConfig cfg;
+  cfg.service = "logs";
+  cfg.target_prefix = "Logs_20140328";
+  cfg.region = moto_["AWS_REGION"];
+  cfg.endpoint = moto_["MOTO_URL"];
+  cfg.credentials = std::make_unique<aws::StaticCredentialsProvider>(
+      aws::Credentials{moto_["AWS_ACCESS_KEY_ID"], moto_["AWS_SECRET_ACCESS_KEY"], "", {}});
+  aws::AwsJsonClient logs(std::move(cfg));
+  (void)logs.call("CreateLogGroup", json({{"logGroupName", "/culvert/e2e"}}).dump());  // may exist already
+  ASSERT_TRUE(logs.call("CreateLogStream", json({{"logGroupName", "/culvert/e2e"}, {"logStreamName", stream}}).dump()));
+  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  ASSERT_TRUE(logs.call("PutLogEvents",
+                        json({{"logGroupName", "/culvert/e2e"}, {"logStreamName", stream},
+                              {"logEvents", {{{"timestamp", now_ms}, {"message", "culvert: cannot fetch the artifact"}}}}})
+                            .dump()));
+  moto_call("StopTask", {{"cluster", moto_["ECS_CLUSTER"]}, {"task", arn}, {"reason", "e2e: failed to start"}});
+
+  EXPECT_FALSE((*launcher)->poll_all({launch->get()})[0]);  // held for its log tail
+  auto lines = (*launch)->drain_output();
+  ASSERT_EQ(lines.size(), 2u) << (lines.empty() ? "" : lines[0]);
+  EXPECT_NE(lines[0].find(stream), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[1], "culvert: cannot fetch the artifact");
+  auto exit = (*launcher)->poll_all({launch->get()})[0];
+  ASSERT_TRUE(exit);
+  EXPECT_NE(exit->reason.find("e2e: failed to start"), std::string::npos) << exit->reason;
+  ASSERT_EQ(proxy_->calls("GetLogEvents").size(), 1u);
+  EXPECT_EQ(proxy_->calls("GetLogEvents")[0].body["logStreamName"], stream);
+  // The definition asked for the awslogs driver with that group and prefix.
+  json reg = proxy_->calls("RegisterTaskDefinition").back().body;
+  json opts = reg["containerDefinitions"][0]["logConfiguration"]["options"];
+  EXPECT_EQ(opts["awslogs-group"], "/culvert/e2e");
+  EXPECT_EQ(opts["awslogs-stream-prefix"], "culvert");
 }
 
 // No subnets given: the launcher finds the default VPC's subnets through EC2 (query

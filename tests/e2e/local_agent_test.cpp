@@ -196,6 +196,28 @@ TEST_F(LocalAgentE2E, UncoveredLabelsStayScheduledAndInspectNamesThem) {
       << state_of(id) << gpu->output();
 }
 
+// A9: a local agent does not claim a run whose run config is of a type it does not
+// launch (it used to claim it and set it Crashed); `run inspect` names the mismatch.
+TEST_F(LocalAgentE2E, ARunOfAnotherRunConfigTypeIsNotClaimedAndInspectSaysWhy) {
+  auto reg = sandbox_.culvert({"flow", "register", build_path("tests/e2e/e2e_flow"), "--project", "containers",
+                               "--storage", storage_, "--run-config",
+                               json({{"type", "docker"}, {"image", "etl:1"}}).dump(), "--output", "json"},
+                              api_env());
+  ASSERT_EQ(reg.exit_code, 0) << reg.out << reg.err;
+  auto docker_run = sandbox_.culvert({"run", "e2e", "--project", "containers", "--output", "json"}, api_env());
+  ASSERT_EQ(docker_run.exit_code, 0) << docker_run.out << docker_run.err;
+  std::string docker_id = json::parse(docker_run.out).value("id", "");
+  ASSERT_FALSE(docker_id.empty()) << docker_run.out;
+  std::string local_id = create_run();  // due after the docker run: claims take the oldest due first
+  auto agent = start_agent("laptop", {});
+  ASSERT_TRUE(wait_until([&] { return state_of(local_id) == "Success"; }, 60s))
+      << state_of(local_id) << agent->output();
+  EXPECT_EQ(state_of(docker_id), "Scheduled") << agent->output();
+  auto inspect = sandbox_.culvert({"run", "inspect", docker_id}, api_env());
+  EXPECT_NE(inspect.out.find("agent laptop launches local; run needs docker"), std::string::npos) << inspect.out;
+  EXPECT_EQ(agent->output().find(docker_id), std::string::npos) << agent->output();  // never launched
+}
+
 TEST_F(LocalAgentE2E, KilledFlowProcessIsCrashedWithAReason) {
   auto agent = start_agent("a1", {});
   // Find the flow process by the pid it logged, and kill it hard.

@@ -289,6 +289,8 @@ TEST_F(ServerE2E, ARunnerTokenCannotActAsAnAgentRegisteredByAnother) {
   ASSERT_EQ(mine.body["runs"].size(), 1u);
   const std::string infra = "/api/v1/flow-runs/" + run + "/infrastructure";
   EXPECT_EQ(client_->post(infra, {{"kind", "process"}, {"id", "1"}}, intruder).status, 403);
+  EXPECT_EQ(client_->post("/api/v1/flow-runs/" + run + "/state", {{"state", "Failed"}}, intruder).status, 403);
+  EXPECT_EQ(client_->get("/api/v1/flow-runs/" + run, user).body["state"], "Submitted");
   auto reported = client_->post(infra, {{"kind", "process"}, {"id", "4242"}}, owner);
   ASSERT_EQ(reported.status, 200) << reported.text;
   EXPECT_EQ(reported.body["infrastructure"]["agent_id"], agent);

@@ -74,6 +74,47 @@ class EcsService {
     qc.random = options.random;
     qc.transport = options.transport;
     ec2 = std::make_unique<aws::AwsQueryClient>(std::move(qc));
+    aws::JsonServiceConfig lc;
+    lc.service = "logs";
+    lc.target_prefix = "Logs_20140328";
+    lc.region = options.region;
+    lc.endpoint = options.endpoint_url;
+    lc.credentials = std::make_unique<SharedCredentials>(creds);
+    lc.max_attempts = options.max_attempts;
+    lc.clock = options.clock;
+    lc.random = options.random;
+    lc.transport = options.transport;
+    logs = std::make_unique<aws::AwsJsonClient>(std::move(lc));
+  }
+
+  // The last lines of a CloudWatch Logs stream, introduced by a line naming it; a line
+  // saying why when there are none.
+  std::vector<std::string> log_tail(const std::string& group, const std::string& stream) {
+    constexpr int kLines = 50;
+    aws::AwsError err;
+    auto r = logs->call("GetLogEvents",
+                        json{{"logGroupName", group}, {"logStreamName", stream}, {"limit", kLines}, {"startFromHead", false}}
+                            .dump(),
+                        &err);
+    if (!r) {
+      if (err.code == "ResourceNotFoundException")
+        return {fmt::format("[ecs] no CloudWatch Logs stream {} in {}: the container wrote nothing", stream, group)};
+      return {fmt::format("[ecs] cannot read the CloudWatch Logs stream {} in {}: {}", stream, group, r.status().message())};
+    }
+    json j = json::parse(*r, nullptr, false);
+    std::vector<std::string> lines;
+    if (j.is_object() && j.contains("events") && j["events"].is_array())
+      for (const auto& e : j["events"])
+        if (e.is_object() && e.contains("message") && e["message"].is_string()) {
+          std::string m = e["message"].get<std::string>();
+          while (!m.empty() && (m.back() == '\n' || m.back() == '\r')) m.pop_back();
+          lines.push_back(m.substr(0, 4096));
+        }
+    if (lines.empty()) return {fmt::format("[ecs] the CloudWatch Logs stream {} in {} is empty", stream, group)};
+    lines.insert(lines.begin(), fmt::format("[ecs] the task stopped before it ran; the last {} line(s) of its "
+                                            "CloudWatch Logs stream {} in {}:",
+                                            lines.size(), stream, group));
+    return lines;
   }
 
   // The default VPC's subnets, looked up once (EC2) and remembered.
@@ -151,6 +192,7 @@ class EcsService {
   EcsLauncherOptions options;
   std::unique_ptr<aws::AwsJsonClient> client;
   std::unique_ptr<aws::AwsQueryClient> ec2;
+  std::unique_ptr<aws::AwsJsonClient> logs;
 
  private:
   std::mutex subnets_mu_;
@@ -163,14 +205,26 @@ namespace {
 
 class EcsLaunch final : public Launch {
  public:
-  EcsLaunch(std::shared_ptr<EcsService> service, std::string arn, std::string cluster, std::string run_id)
+  // `log_group`: where the flow container's awslogs output goes ("" : nowhere known).
+  EcsLaunch(std::shared_ptr<EcsService> service, std::string arn, std::string cluster, std::string run_id,
+            std::string log_group)
       : service_(std::move(service)), arn_(std::move(arn)), cluster_(std::move(cluster)), run_id_(std::move(run_id)),
-        started_(service_->options.clock->steady_now()) {}
+        log_group_(std::move(log_group)), started_(service_->options.clock->steady_now()) {}
 
   std::optional<ExitInfo> poll() override {
     std::vector<EcsLaunch*> one = {this};
     describe_batch(*service_, cluster_, one);
     return exit_;
+  }
+
+  // The log tail of a task that stopped before it ran (once). Its exit is held back
+  // until this was asked for, or one poll later, so the lines reach the run's log before
+  // the run is reported Crashed (the agent drains output before it polls).
+  std::vector<std::string> drain_output() override {
+    std::vector<std::string> out;
+    out.swap(pending_output_);
+    release_held();
+    return out;
   }
 
   void stop(std::chrono::milliseconds grace) override {
@@ -197,7 +251,14 @@ class EcsLaunch final : public Launch {
     }
     std::string status = task->value("lastStatus", "");
     if (status == "STOPPED") {
-      exit_ = exit_of_stopped_task(*task);
+      ExitInfo e = exit_of_stopped_task(*task);
+      bool before_running = !reached_running_ || task->value("stopCode", "") == "TaskFailedToStart";
+      if (before_running && !log_group_.empty()) {
+        pending_output_ = service_->log_tail(log_group_, "culvert/" + std::string(kContainerName) + "/" + short_task_id(arn_));
+        held_exit_ = std::move(e);
+      } else {
+        exit_ = std::move(e);
+      }
       return;
     }
     if (status == "RUNNING" || status == "DEACTIVATING" || status == "STOPPING" || status == "DEPROVISIONING")
@@ -212,14 +273,20 @@ class EcsLaunch final : public Launch {
       exit_ = ExitInfo{.exit_code = -1, .reason = why + "; Culvert stopped it"};
     }
   }
-  bool ended() const { return exit_.has_value(); }
+  bool ended() const { return exit_.has_value() || held_exit_.has_value(); }
+  void release_held() {
+    if (held_exit_) exit_ = std::move(held_exit_);
+    held_exit_.reset();
+  }
   const std::optional<ExitInfo>& exit() const { return exit_; }
 
   // One DescribeTasks call per `kDescribeBatch` launches, all in `cluster`.
   static void describe_batch(EcsService& service, const std::string& cluster, std::vector<EcsLaunch*>& launches) {
     std::vector<EcsLaunch*> open;
-    for (EcsLaunch* l : launches)
+    for (EcsLaunch* l : launches) {
       if (!l->ended()) open.push_back(l);
+      else l->release_held();  // held for one poll at most
+    }
     for (size_t from = 0; from < open.size(); from += kDescribeBatch) {
       size_t to = std::min(open.size(), from + kDescribeBatch);
       json arns = json::array();
@@ -252,10 +319,13 @@ class EcsLaunch final : public Launch {
   std::string arn_;
   std::string cluster_;
   std::string run_id_;
+  std::string log_group_;
   SteadyTime started_;
   bool reached_running_ = false;
   std::string last_status_;
   std::optional<ExitInfo> exit_;
+  std::optional<ExitInfo> held_exit_;        // stopped, its log tail not drained yet
+  std::vector<std::string> pending_output_;  // that log tail
 };
 
 }  // namespace
@@ -301,7 +371,16 @@ Result<std::unique_ptr<Launch>> EcsLauncher::launch(const LaunchSpec& spec) {
       !(*tasks)[0].contains("taskArn") || !(*tasks)[0]["taskArn"].is_string())
     return unavailable("ecs RunTask answered without a task and without failures");
   std::string task_arn = (*tasks)[0]["taskArn"].get<std::string>();
-  return std::unique_ptr<Launch>(std::make_unique<EcsLaunch>(service_, task_arn, td->cluster, spec.flow_run_id));
+  // The flow container logs to --log-group when the definition is ours (a template's own
+  // log configuration goes elsewhere).
+  std::string log_group;
+  for (const auto& c : td->request["containerDefinitions"])
+    if (c.value("name", "") == kContainerName && c.contains("logConfiguration") &&
+        c["logConfiguration"].value("logDriver", "") == "awslogs" &&
+        c["logConfiguration"]["options"].value("awslogs-stream-prefix", "") == "culvert")
+      log_group = c["logConfiguration"]["options"].value("awslogs-group", "");
+  return std::unique_ptr<Launch>(
+      std::make_unique<EcsLaunch>(service_, task_arn, td->cluster, spec.flow_run_id, log_group));
 }
 
 Result<std::unique_ptr<Launch>> EcsLauncher::adopt(const LaunchSpec& spec, const Infrastructure& infra) {
@@ -327,7 +406,8 @@ Result<std::unique_ptr<Launch>> EcsLauncher::adopt(const LaunchSpec& spec, const
     return Status(StatusCode::kUnprocessable, "ECS task " + infra.id + " is not the task of run " + spec.flow_run_id +
                                                   (run_tag.empty() ? " (it has no culvert:flow-run-id tag)"
                                                                    : " (it is tagged for run " + run_tag + ")"));
-  auto launch = std::make_unique<EcsLaunch>(service_, infra.id, cluster, spec.flow_run_id);
+  auto launch = std::make_unique<EcsLaunch>(service_, infra.id, cluster, spec.flow_run_id,
+                                            service_->options.defaults.log_group);
   launch->update(task, "");
   return std::unique_ptr<Launch>(std::move(launch));
 }

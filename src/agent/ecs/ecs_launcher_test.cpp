@@ -28,7 +28,12 @@ using namespace std::chrono_literals;
 
 // Every request any test sent, for the botocore check.
 std::mutex g_all_mu;
-std::vector<std::pair<std::string, json>> g_all_requests;
+struct SentRequest {
+  std::string service;  // botocore's name: "ecs", "logs"
+  std::string action;
+  json body;
+};
+std::vector<SentRequest> g_all_requests;
 
 // An in-memory ECS speaking JSON 1.1: task definitions by family, tasks by ARN.
 // Thread-safe.
@@ -50,7 +55,7 @@ class FakeEcs final : public aws::HttpTransport {
     calls_.push_back({action, body});
     {
       std::lock_guard all(g_all_mu);
-      g_all_requests.emplace_back(action, body);
+      g_all_requests.push_back({target.starts_with("Logs_") ? "logs" : "ecs", action, body});
     }
     if (auto it = injected_.find(action); it != injected_.end() && !it->second.empty()) {
       aws::HttpResponse resp = it->second.front();
@@ -87,6 +92,8 @@ class FakeEcs final : public aws::HttpTransport {
   }
   // RunTask answers with this failure instead of a task.
   std::optional<json> run_failure;
+  // CloudWatch Logs: the lines of each "group|stream".
+  std::map<std::string, std::vector<std::string>> log_streams;
   // EC2: the default VPC ("" : none) and its subnets (id, default for its zone).
   std::string default_vpc;
   std::vector<std::pair<std::string, bool>> vpc_subnets;
@@ -185,6 +192,15 @@ class FakeEcs final : public aws::HttpTransport {
         else tasks.push_back(it->second);
       }
       return ok({{"tasks", tasks}, {"failures", failures}});
+    }
+    if (action == "GetLogEvents") {
+      auto it = log_streams.find(b.value("logGroupName", "") + "|" + b.value("logStreamName", ""));
+      if (it == log_streams.end()) return client_error("ResourceNotFoundException", "The specified log stream does not exist.");
+      json events = json::array();
+      size_t limit = b.value("limit", 10000);
+      size_t from = it->second.size() > limit ? it->second.size() - limit : 0;
+      for (size_t i = from; i < it->second.size(); ++i) events.push_back({{"timestamp", 1}, {"message", it->second[i]}});
+      return ok({{"events", events}});
     }
     if (action == "StopTask") {
       auto it = tasks_.find(b.value("task", ""));
@@ -634,6 +650,57 @@ TEST(EcsLauncherType, IsInTheRegistryWithItsFlags) {
   std::filesystem::remove_all(dir);
 }
 
+// With --log-group, a task that stopped before it ran leaves the tail of its CloudWatch
+// stream for the run's log, before its exit is reported.
+TEST(EcsLauncher, ATaskThatNeverRanLeavesItsLogTail) {
+  Fixture f;
+  EcsDefaults d = Fixture::defaults();
+  d.log_group = "/culvert/flows";
+  auto l = f.launcher(d);
+  auto a = must(l->launch(Fixture::spec("a")));
+  auto b = must(l->launch(Fixture::spec("b")));
+  auto c = must(l->launch(Fixture::spec("c")));
+  auto id = [](const Launch& x) { return x.infrastructure().id.substr(x.infrastructure().id.rfind('/') + 1); };
+  std::vector<std::string> lines;
+  for (int i = 0; i < 80; ++i) lines.push_back("line " + std::to_string(i));
+  lines.push_back("culvert: cannot fetch s3://bucket/flows/etl: AccessDenied");
+  f.ecs.log_streams["/culvert/flows|culvert/flow/" + id(*a)] = lines;
+  const json failed = json::parse(R"({"lastStatus":"STOPPED","stopCode":"TaskFailedToStart",
+      "stoppedReason":"ResourceInitializationError: failed to validate logger args"})");
+  f.ecs.set_task(a->infrastructure().id, failed);
+  f.ecs.set_task(b->infrastructure().id, failed);  // no stream: the container never wrote
+  f.ecs.set_task(c->infrastructure().id, json::parse(R"({"lastStatus":"RUNNING"})"));
+  auto exits = l->poll_all({a.get(), b.get(), c.get()});
+  EXPECT_FALSE(exits[0] || exits[1] || exits[2]);  // held until the tail is drained
+  auto out = a->drain_output();
+  ASSERT_EQ(out.size(), 51u);
+  EXPECT_NE(out[0].find("the last 50 line(s) of its CloudWatch Logs stream culvert/flow/" + id(*a) + " in /culvert/flows"),
+            std::string::npos)
+      << out[0];
+  EXPECT_EQ(out.back(), "culvert: cannot fetch s3://bucket/flows/etl: AccessDenied");
+  auto b_out = b->drain_output();
+  ASSERT_EQ(b_out.size(), 1u);
+  EXPECT_NE(b_out[0].find("the container wrote nothing"), std::string::npos) << b_out[0];
+  exits = l->poll_all({a.get(), b.get(), c.get()});
+  ASSERT_TRUE(exits[0] && exits[1]);
+  EXPECT_NE(exits[0]->reason.find("ResourceInitializationError"), std::string::npos);
+  EXPECT_TRUE(a->drain_output().empty());
+  auto gets = f.ecs.calls("GetLogEvents");
+  ASSERT_EQ(gets.size(), 2u);
+  EXPECT_EQ(gets[0].body["limit"], 50);
+  EXPECT_EQ(gets[0].body["startFromHead"], false);
+
+  // A task that ran: no log tail (the run logs for itself); without --log-group: none.
+  f.ecs.set_task(c->infrastructure().id, json::parse(R"({"lastStatus":"STOPPED","stopCode":"EssentialContainerExited",
+      "containers":[{"name":"flow","exitCode":1}]})"));
+  EXPECT_TRUE(l->poll_all({c.get()})[0]);
+  auto plain = f.launcher();
+  auto p = must(plain->launch(Fixture::spec("p")));
+  f.ecs.set_task(p->infrastructure().id, failed);
+  EXPECT_TRUE(plain->poll_all({p.get()})[0]);
+  EXPECT_EQ(f.ecs.calls("GetLogEvents").size(), 2u);
+}
+
 // The agent's side of the server, in memory (only what these tests need).
 class FakeAgentApi final : public AgentApi {
  public:
@@ -663,9 +730,13 @@ class FakeAgentApi final : public AgentApi {
   Status set_run_state(const std::string& id, State state, const std::string& message) override {
     states[id] = state;
     messages[id] = message;
+    logs_when_set[id] = logs[id].size();
     return Status::ok();
   }
-  Status send_logs(const std::string&, const std::vector<std::string>&) override { return Status::ok(); }
+  Status send_logs(const std::string& id, const std::vector<std::string>& lines) override {
+    logs[id].insert(logs[id].end(), lines.begin(), lines.end());
+    return Status::ok();
+  }
   Status report_infrastructure(const std::string& id, const Infrastructure& i) override {
     infra[id] = i;
     return Status::ok();
@@ -679,6 +750,8 @@ class FakeAgentApi final : public AgentApi {
   std::map<std::string, std::string> messages;
   std::map<std::string, Infrastructure> infra;
   std::vector<UnfinishedRun> unfinished;
+  std::map<std::string, std::vector<std::string>> logs;
+  std::map<std::string, size_t> logs_when_set;  // log lines the run had when its state was last set
 };
 
 ClaimedRun claimed(const std::string& id) {
@@ -733,6 +806,32 @@ TEST(EcsAgent, ReportsTheTaskArnCrashesAndCancelsThroughTheAgentLoop) {
   EXPECT_EQ(api.states["cancel"], State::kCancelled);
   EXPECT_EQ(api.states["done"], State::kSuccess);
   EXPECT_EQ(agent.active_runs(), 0u);
+}
+
+// The log tail of a task that never ran is in the run's log before the run is Crashed.
+TEST(EcsAgent, TheLogTailReachesTheRunBeforeItsCrash) {
+  Fixture f;
+  EcsDefaults d = Fixture::defaults();
+  d.log_group = "/culvert/flows";
+  auto launcher = f.launcher(d);
+  FakeAgentApi api;
+  AgentOptions o;
+  o.name = "ecs-1";
+  Agent agent(o, api, api, *launcher, f.clock);
+  ASSERT_TRUE(agent.register_self().is_ok());
+  api.queue.push_back(claimed("r1"));
+  ASSERT_EQ(*agent.claim_and_launch(Millis(0)), 1);
+  std::string arn = api.infra["r1"].id;
+  f.ecs.log_streams["/culvert/flows|culvert/flow/" + arn.substr(arn.rfind('/') + 1)] = {"exec /usr/local/bin/culvert: no such file"};
+  f.ecs.set_task(arn, json::parse(R"({"lastStatus":"STOPPED","stopCode":"EssentialContainerExited",
+      "stoppedReason":"Essential container in task exited","containers":[{"name":"flow","exitCode":127}]})"));
+  agent.monitor_once(false);
+  agent.monitor_once(false);
+  EXPECT_EQ(api.states["r1"], State::kCrashed);
+  ASSERT_EQ(api.logs["r1"].size(), 2u);
+  EXPECT_EQ(api.logs["r1"][1], "exec /usr/local/bin/culvert: no such file");
+  EXPECT_EQ(api.logs_when_set["r1"], 2u);  // the lines came first
+  EXPECT_NE(api.messages["r1"].find("exited with code 127"), std::string::npos) << api.messages["r1"];
 }
 
 // A restarted agent adopts the runs the server still has on it by their task ARNs.
@@ -797,7 +896,7 @@ std::string newest_botocore_python() {
 // Runs last (tests run in the order written): every request above, checked by botocore's
 // own parameter validator against its ECS model.
 TEST(EcsLauncherZ, BotocoreAcceptsEveryRequest) {
-  std::vector<std::pair<std::string, json>> all;
+  std::vector<SentRequest> all;
   {
     std::lock_guard lock(g_all_mu);
     all = g_all_requests;
@@ -808,14 +907,14 @@ TEST(EcsLauncherZ, BotocoreAcceptsEveryRequest) {
   {
     std::ofstream out(path);
     std::set<std::string> seen;
-    for (const auto& [action, body] : all) {
+    for (const auto& [service, action, body] : all) {
       actions.insert(action);
-      std::string line = json{{"action", action}, {"params", body}}.dump();
+      std::string line = json{{"service", service}, {"action", action}, {"params", body}}.dump();
       if (seen.insert(line).second) out << line << "\n";  // the 1,000-run test repeats itself
     }
   }
   EXPECT_EQ(actions, (std::set<std::string>{"DescribeTaskDefinition", "DescribeTasks", "RegisterTaskDefinition",
-                                            "RunTask", "StopTask"}));
+                                            "RunTask", "StopTask", "GetLogEvents"}));
   // EC2 (query protocol): our form bodies against botocore's serialization of the
   // parameters they stand for.
   {

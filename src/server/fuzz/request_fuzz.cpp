@@ -54,6 +54,7 @@ void exercise_body(const json& body) {
   (void)srv::parse_log_batch(body, now);
   (void)srv::parse_agent(body);
   (void)srv::parse_claim(body, culvert::Millis(60000));
+  (void)srv::parse_infrastructure(body);
   (void)srv::parse_token_create(body, now);
 }
 
