@@ -208,6 +208,28 @@ bool Agent::adopt_one(const UnfinishedRun& u, int& adopted) {
     if (active_.count(run_id)) return true;
   }
   if (!u.infrastructure) {
+    // An earlier process of this agent may have started it and ended before recording
+    // it: the launcher may still find it by its own means.
+    LaunchSpec spec;
+    spec.flow_run_id = run_id;
+    spec.flow_id = u.run.flow_id;
+    spec.flow_name = u.run.flow_name;
+    spec.run_config_json = u.run.run_config_json.empty() ? "{}" : u.run.run_config_json;
+    auto found = launcher_.find(spec);
+    if (found) {
+      Infrastructure infra = (*found)->infrastructure();
+      spdlog::info("run {} ({}): found and adopted {}, which was never recorded ({})", run_id, u.run.flow_name,
+                   (*found)->describe(), state_name(u.state));
+      add_active(u.run, std::move(*found), false);
+      report_infrastructure(monitor_api_, run_id, infra);
+      ++adopted;
+      return true;
+    }
+    if (retry_later(found.status())) {
+      spdlog::warn("run {}: cannot search for its unrecorded infrastructure yet (will retry): {}", run_id,
+                   found.status().to_string());
+      return false;
+    }
     if (u.state != State::kSubmitted) {
       // It reported Running itself, so something was started; with nothing recorded to
       // watch, the run's own heartbeats (the server's liveness check) tell whether it

@@ -101,6 +101,13 @@ class Launcher {
     return Status(StatusCode::kUnprocessable,
                   "a " + type() + " agent cannot adopt " + infra.kind + " " + infra.id);
   }
+  // Infrastructure a previous agent process started for `spec`'s run but never reported
+  // (it ended between the two), found by the launcher's own means (ECS: the tasks it
+  // started, by their tags). NotFound when there is none, or when the launcher cannot
+  // search (the default).
+  virtual Result<std::unique_ptr<Launch>> find(const LaunchSpec& spec) {
+    return not_found("a " + type() + " agent cannot search for the infrastructure of run " + spec.flow_run_id);
+  }
   // Polls every launch in `launches` (all made by this launcher, none being stopped) and
   // returns their exits in the same order. Launchers whose API answers for many at once
   // (ECS DescribeTasks takes 100 tasks) override it to make one call per batch; the

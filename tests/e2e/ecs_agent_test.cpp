@@ -375,6 +375,14 @@ TEST_F(EcsAgentE2E, ALauncherAdoptsTheTaskOfAnEarlierOne) {
   auto refused = (*second)->adopt(other, infra);
   ASSERT_FALSE(refused);
   EXPECT_NE(refused.status().message().find("tagged for run run-adopt-1"), std::string::npos);
+  // Found again without its ARN (as if the first had ended before reporting it): among
+  // the tasks this agent started (ListTasks by startedBy), by its tag.
+  auto found = (*second)->find(spec);
+  ASSERT_TRUE(found) << found.status().to_string();
+  EXPECT_EQ((*found)->infrastructure().id, infra.id);
+  EXPECT_FALSE((*second)->find(other));
+  ASSERT_FALSE(proxy_->calls("ListTasks").empty());
+  EXPECT_EQ(proxy_->calls("ListTasks")[0].body["startedBy"], "culvert-ecs-adopt");
   (*adopted)->stop(1s);
   auto exit = (*second)->poll_all({adopted->get()})[0];
   ASSERT_TRUE(exit);

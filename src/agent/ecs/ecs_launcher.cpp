@@ -412,6 +412,39 @@ Result<std::unique_ptr<Launch>> EcsLauncher::adopt(const LaunchSpec& spec, const
   return std::unique_ptr<Launch>(std::move(launch));
 }
 
+Result<std::unique_ptr<Launch>> EcsLauncher::find(const LaunchSpec& spec) {
+  constexpr int kMaxPages = 20;  // 2,000 running tasks of this agent at most
+  auto rc = parse_ecs_run_config(spec.run_config_json);
+  std::string cluster = rc && rc->cluster ? *rc->cluster : service_->options.defaults.cluster;
+  const std::string by = started_by(service_->options.agent_name);
+  std::string token;
+  for (int page = 0; page < kMaxPages; ++page) {
+    json req = {{"cluster", cluster}, {"startedBy", by}, {"maxResults", 100}};
+    if (!token.empty()) req["nextToken"] = token;
+    auto list = service_->call("ListTasks", req);
+    if (!list) return list.status();
+    json arns = list->value("taskArns", json::array());
+    if (arns.is_array() && !arns.empty()) {
+      auto d = service_->call("DescribeTasks", {{"cluster", cluster}, {"tasks", arns}, {"include", {"TAGS"}}});
+      if (!d) return d.status();
+      for (const auto& t : d->value("tasks", json::array())) {
+        if (!t.is_object()) continue;
+        for (const auto& tag : t.value("tags", json::array()))
+          if (tag.is_object() && tag.value("key", "") == kRunTag && tag.value("value", "") == spec.flow_run_id) {
+            auto launch = std::make_unique<EcsLaunch>(service_, t.value("taskArn", ""), cluster, spec.flow_run_id,
+                                                      service_->options.defaults.log_group);
+            launch->update(&t, "");
+            return std::unique_ptr<Launch>(std::move(launch));
+          }
+      }
+    }
+    auto next = list->find("nextToken");
+    if (next == list->end() || !next->is_string() || next->get<std::string>().empty()) break;
+    token = next->get<std::string>();
+  }
+  return not_found("no task of run " + spec.flow_run_id + " among those " + by + " started in cluster " + cluster);
+}
+
 std::vector<std::optional<ExitInfo>> EcsLauncher::poll_all(const std::vector<Launch*>& launches) {
   std::map<std::string, std::vector<EcsLaunch*>> by_cluster;
   std::vector<EcsLaunch*> ecs;

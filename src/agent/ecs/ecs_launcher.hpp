@@ -9,7 +9,8 @@
 //           (when ECS has no ACTIVE revision of it), RunTask
 //   watch:  one DescribeTasks per cluster and 100 tasks for all runs (poll_all)
 //   cancel / start timeout: StopTask
-//   adopt:  DescribeTasks of the reported task ARN (tags checked against the run)
+//   adopt:  DescribeTasks of the reported task ARN (tags checked against the run); a task
+//           never reported: ListTasks by startedBy, DescribeTasks for the tags (find)
 // A task that reaches STOPPED ends the launch with stopCode, stoppedReason and the flow
 // container's exit code and reason; one that is not RUNNING within task_start_timeout is
 // stopped and ends with that reason. The agent turns either into Crashed unless the run
@@ -67,6 +68,9 @@ class EcsLauncher final : public Launcher {
   Result<std::unique_ptr<Launch>> launch(const LaunchSpec& spec) override;
   // infra.kind "ecs-task", infra.id the task ARN.
   Result<std::unique_ptr<Launch>> adopt(const LaunchSpec& spec, const Infrastructure& infra) override;
+  // The run's task among those this agent started (ListTasks by startedBy, in the run
+  // config's cluster, then DescribeTasks for their culvert:flow-run-id tags).
+  Result<std::unique_ptr<Launch>> find(const LaunchSpec& spec) override;
   std::vector<std::optional<ExitInfo>> poll_all(const std::vector<Launch*>& launches) override;
 
  private:

@@ -180,6 +180,7 @@ class FakeEcs final : public aws::HttpTransport {
                    {"lastStatus", "PROVISIONING"},
                    {"desiredStatus", "RUNNING"},
                    {"tags", b.value("tags", json::array())},
+                   {"startedBy", b.value("startedBy", "")},
                    {"containers", json::array({{{"name", "flow"}, {"lastStatus", "PENDING"}}})}};
       tasks_[arn] = task;
       return ok({{"tasks", json::array({task})}, {"failures", json::array()}});
@@ -192,6 +193,12 @@ class FakeEcs final : public aws::HttpTransport {
         else tasks.push_back(it->second);
       }
       return ok({{"tasks", tasks}, {"failures", failures}});
+    }
+    if (action == "ListTasks") {  // startedBy only, one page of at most maxResults
+      json arns = json::array();
+      for (const auto& [arn, t] : tasks_)
+        if (t.value("startedBy", "") == b.value("startedBy", "") && t.value("lastStatus", "") != "STOPPED") arns.push_back(arn);
+      return ok({{"taskArns", arns}});
     }
     if (action == "GetLogEvents") {
       auto it = log_streams.find(b.value("logGroupName", "") + "|" + b.value("logStreamName", ""));
@@ -867,6 +874,38 @@ TEST(EcsAgent, ARestartedAgentAdoptsItsTasks) {
   EXPECT_EQ(f.ecs.calls("RunTask").size(), 2u);  // nothing launched again
 }
 
+// A task started by an earlier process that ended before it reported the task is found
+// by its tags among the tasks this agent started, adopted and reported.
+TEST(EcsAgent, ATaskThatWasNeverReportedIsFoundByItsTags) {
+  Fixture f;
+  std::string arn;
+  {
+    auto first = f.launcher();
+    arn = must(first->launch(Fixture::spec("r-unreported")))->infrastructure().id;
+    (void)must(first->launch(Fixture::spec("r-other")));
+  }
+  auto launcher = f.launcher();
+  FakeAgentApi api;
+  api.states = {{"r-unreported", State::kSubmitted}, {"r-lost", State::kSubmitted}};
+  api.unfinished = {UnfinishedRun{claimed("r-unreported"), State::kSubmitted, std::nullopt},
+                    UnfinishedRun{claimed("r-lost"), State::kSubmitted, std::nullopt}};
+  AgentOptions o;
+  o.name = "ecs-1";
+  Agent agent(o, api, api, *launcher, f.clock);
+  ASSERT_TRUE(agent.register_self().is_ok());
+  auto adopted = agent.adopt_unfinished();
+  ASSERT_TRUE(adopted) << adopted.status().to_string();
+  EXPECT_EQ(*adopted, 1);
+  EXPECT_EQ(api.infra["r-unreported"].id, arn);  // reported now
+  EXPECT_EQ(api.states["r-unreported"], State::kSubmitted);
+  EXPECT_EQ(api.states["r-lost"], State::kCrashed);  // nothing of it anywhere
+  auto lists = f.ecs.calls("ListTasks");
+  ASSERT_FALSE(lists.empty());
+  EXPECT_EQ(lists[0].body["startedBy"], "culvert-ecs-1");
+  EXPECT_EQ(lists[0].body["cluster"], "flows");
+  EXPECT_EQ(f.ecs.calls("RunTask").size(), 2u);
+}
+
 // The interpreter with the newest botocore among `python3` on PATH and Debian's.
 std::string newest_botocore_python() {
   std::string best;
@@ -914,7 +953,7 @@ TEST(EcsLauncherZ, BotocoreAcceptsEveryRequest) {
     }
   }
   EXPECT_EQ(actions, (std::set<std::string>{"DescribeTaskDefinition", "DescribeTasks", "RegisterTaskDefinition",
-                                            "RunTask", "StopTask", "GetLogEvents"}));
+                                            "RunTask", "StopTask", "GetLogEvents", "ListTasks"}));
   // EC2 (query protocol): our form bodies against botocore's serialization of the
   // parameters they stand for.
   {
