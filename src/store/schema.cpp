@@ -216,11 +216,19 @@ ALTER TABLE agents ADD COLUMN run_config_types TEXT NOT NULL DEFAULT '[]';
 UPDATE agents SET run_config_types = '["' || type || '"]'
 )SQL";
 
-// Version 7: the attempts of a flow run. Each attempt's own times, state and agent
+// Version 7: the bytes of log messages each flow run has stored, for the per-run log
+// quota (append_logs), counted from the lines already there.
+constexpr const char* kSchemaV7 = R"SQL(
+ALTER TABLE flow_runs ADD COLUMN log_bytes BIGINT NOT NULL DEFAULT 0;
+UPDATE flow_runs SET log_bytes = COALESCE((SELECT SUM(%OCTETS_OF_MESSAGE%) FROM logs
+                                           WHERE logs.flow_run_id = flow_runs.id), 0)
+)SQL";
+
+// Version 8: the attempts of a flow run. Each attempt's own times, state and agent
 // (flow_run_attempts), and the attempt that wrote each log line and task run. A run that
 // ran before keeps its latest attempt, read from its state history (from its latest
 // entry into Running to the change that ended it); rows written before are attempt 1's.
-constexpr const char* kSchemaV7 = R"SQL(
+constexpr const char* kSchemaV8 = R"SQL(
 CREATE TABLE flow_run_attempts (
   flow_run_id TEXT NOT NULL REFERENCES flow_runs(id),
   attempt INTEGER NOT NULL,
@@ -254,6 +262,7 @@ std::string render(std::string sql, Dialect dialect) {
   };
   replace_all("%SERIAL%", dialect == Dialect::kSqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT"
                                                       : "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY");
+  replace_all("%OCTETS_OF_MESSAGE%", dialect == Dialect::kSqlite ? "LENGTH(CAST(message AS BLOB))" : "OCTET_LENGTH(message)");
   replace_all("%WITHOUT_ROWID%", dialect == Dialect::kSqlite ? " WITHOUT ROWID" : "");
   // The run config object of a stored flow description (text, '' when it has none) and
   // its string "type" ('' when none).
@@ -282,7 +291,8 @@ std::vector<Migration> migrations(Dialect dialect) {
       {4, "task runs as ranges", render(kSchemaV4, dialect)},
       {5, "task-run next start times and history", render(kSchemaV5, dialect)},
       {6, "run configs of runs, infrastructure of runs, agents bound to tokens", render(kSchemaV6, dialect)},
-      {7, "flow-run attempts", render(kSchemaV7, dialect)},
+      {7, "log bytes per flow run", render(kSchemaV7, dialect)},
+      {8, "flow-run attempts", render(kSchemaV8, dialect)},
   };
 }
 

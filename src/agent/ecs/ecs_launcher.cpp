@@ -179,6 +179,12 @@ class EcsService {
     return arn;
   }
 
+  // Forgets the ARN remembered for definition `hash`.
+  void forget(const std::string& hash) {
+    std::lock_guard lock(mu_);
+    known_.erase(hash);
+  }
+
   Status stop_task(const std::string& cluster, const std::string& arn, const std::string& reason) {
     aws::AwsError err;
     auto r = call("StopTask", {{"cluster", cluster}, {"task", arn}, {"reason", reason.substr(0, 255)}}, &err);
@@ -358,7 +364,18 @@ Result<std::unique_ptr<Launch>> EcsLauncher::launch(const LaunchSpec& spec) {
   }
   auto req = build_run_task(*settings, *rc, *td, *arn, spec.env, who);
   if (!req) return req.status();
-  auto r = service_->call("RunTask", *req);
+  aws::AwsError err;
+  auto r = service_->call("RunTask", *req, &err);
+  if (!r && err.code == "ClientException" && err.message.find("nactive") != std::string::npos) {
+    // The revision the agent remembered was deregistered behind its back: look the
+    // definition up again (registering a new revision) and try once more.
+    spdlog::warn("ECS task definition {} is inactive ({}); looking it up again", *arn, err.message);
+    service_->forget(td->hash);
+    arn = service_->task_definition_arn(*td);
+    if (!arn) return arn.status();
+    (*req)["taskDefinition"] = *arn;
+    r = service_->call("RunTask", *req);
+  }
   if (!r) return Status(r.status().code(), r.status().message());
   if (auto f = r->find("failures"); f != r->end() && f->is_array() && !f->empty()) {
     const json& first = (*f)[0];

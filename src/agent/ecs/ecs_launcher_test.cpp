@@ -86,6 +86,11 @@ class FakeEcs final : public aws::HttpTransport {
     std::lock_guard lock(mu_);
     tasks_.erase(arn);
   }
+  // Marks every revision of `family` INACTIVE (DeregisterTaskDefinition, by someone else).
+  void deregister(const std::string& family) {
+    std::lock_guard lock(mu_);
+    for (auto& td : families_[family]) td["status"] = "INACTIVE";
+  }
   size_t revisions(const std::string& family) {
     std::lock_guard lock(mu_);
     return families_[family].size();
@@ -154,7 +159,7 @@ class FakeEcs final : public aws::HttpTransport {
     if (action == "DescribeTaskDefinition") {
       std::string family = b.value("taskDefinition", "");
       auto it = families_.find(family);
-      if (it == families_.end() || it->second.empty())
+      if (it == families_.end() || it->second.empty() || it->second.back()["status"] != "ACTIVE")
         return client_error("ClientException", "Unable to describe task definition.");
       const json& td = it->second.back();
       return ok({{"taskDefinition", td}, {"tags", td.value("tags", json::array())}});
@@ -173,6 +178,10 @@ class FakeEcs final : public aws::HttpTransport {
     }
     if (action == "RunTask") {
       if (run_failure) return ok({{"tasks", json::array()}, {"failures", json::array({*run_failure})}});
+      for (const auto& [family, revs] : families_)
+        for (const auto& td : revs)
+          if (td["taskDefinitionArn"] == b.value("taskDefinition", "") && td["status"] != "ACTIVE")
+            return client_error("ClientException", "TaskDefinition is inactive");
       std::string cluster = b.value("cluster", "default");
       std::string arn = "arn:aws:ecs:eu-west-1:123456789012:task/" + cluster + "/t" + std::to_string(++next_task_);
       json task = {{"taskArn", arn},
@@ -393,6 +402,45 @@ TEST(EcsLauncher, RunConfigOverridesTheAgentsSettings) {
   EXPECT_EQ(r["enableExecuteCommand"], true);
   EXPECT_EQ(r["group"], "nightly");
   EXPECT_EQ(f.ecs.calls("RegisterTaskDefinition").at(0).body["taskRoleArn"], "arn:aws:iam::1:role/rc-task");
+}
+
+TEST(EcsLauncher, ADeregisteredDefinitionIsRegisteredAgain) {
+  Fixture f;
+  auto l = f.launcher();
+  ASSERT_TRUE(l->launch(Fixture::spec("r1")));
+  std::string family = f.ecs.calls("RegisterTaskDefinition").at(0).body["family"];
+  f.ecs.deregister(family);
+  auto r = l->launch(Fixture::spec("r2"));
+  ASSERT_TRUE(r) << r.status().to_string();
+  EXPECT_EQ(f.ecs.revisions(family), 2u);
+  auto runs = f.ecs.calls("RunTask");
+  ASSERT_EQ(runs.size(), 3u);  // r1, r2 refused (inactive), r2 again
+  EXPECT_TRUE(runs[2].body["taskDefinition"].get<std::string>().ends_with(":2"));
+  ASSERT_TRUE(l->launch(Fixture::spec("r3")));  // and the new revision is remembered
+  EXPECT_EQ(f.ecs.calls("RegisterTaskDefinition").size(), 2u);
+}
+
+TEST(EcsLauncher, RunTaskKwargsCannotTakeOverWhatNamesTheRun) {
+  Fixture f;
+  auto l = f.launcher();
+  for (const char* kwargs : {R"({"startedBy":"me"})", R"({"count":3})", R"({"clientToken":"x"})",
+                             R"({"taskDefinition":"other:1"})",
+                             R"({"overrides":{"containerOverrides":[{"name":"flow","environment":[]}]}})",
+                             R"({"tags":"team=data"})"}) {
+    auto r = l->launch(Fixture::spec("r", std::string(R"({"image":"i","run_task_kwargs":)") + kwargs + "}"));
+    ASSERT_FALSE(r) << kwargs;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << kwargs;
+    EXPECT_NE(r.status().message().find("run_task_kwargs"), std::string::npos) << r.status().message();
+  }
+  EXPECT_TRUE(f.ecs.calls("RunTask").empty());
+  // Tags are added to Culvert's (never replacing a culvert: one); other overrides merge.
+  ASSERT_TRUE(l->launch(Fixture::spec("r1", R"({"image":"i","run_task_kwargs":{"tags":[{"key":"team","value":"data"},
+      {"key":"culvert:flow-run-id","value":"forged"}],"overrides":{"ephemeralStorage":{"sizeInGiB":40}}}})")));
+  const json r = f.ecs.calls("RunTask").at(0).body;
+  EXPECT_EQ(r["tags"], json::parse(R"([{"key":"culvert:flow-run-id","value":"r1"},{"key":"culvert:agent","value":"ecs-1"},
+      {"key":"team","value":"data"}])"));
+  EXPECT_EQ(r["overrides"]["ephemeralStorage"]["sizeInGiB"], 40);
+  EXPECT_EQ(env_value(r, "CULVERT_FLOW_RUN_ID"), "r1");
 }
 
 TEST(EcsLauncher, RefusesBadRunConfigsBeforeAnyCall) {

@@ -344,7 +344,25 @@ Result<json> build_run_task(const EcsDefaults& defaults, const EcsRunConfig& rc,
   // The same claim of the same run gives the same token: ECS starts one task however
   // often this request is retried.
   req["clientToken"] = sha256_hex(who.flow_run_id + "\n" + who.claim_token).substr(0, 64);
-  if (rc.run_task_kwargs.is_object()) req.merge_patch(rc.run_task_kwargs);
+  if (rc.run_task_kwargs.is_object()) {
+    json kwargs = rc.run_task_kwargs;
+    // What names and starts the run is Culvert's: replacing it would start a task the
+    // agent cannot find again, or one without the run's token.
+    for (const char* k : {"taskDefinition", "count", "clientToken", "startedBy"})
+      if (kwargs.contains(k))
+        return invalid_argument(fmt::format("the run config's run_task_kwargs may not set \"{}\" (the agent sets it)", k));
+    if (kwargs.contains("overrides") && kwargs["overrides"].is_object() && kwargs["overrides"].contains("containerOverrides"))
+      return invalid_argument("the run config's run_task_kwargs may not set overrides.containerOverrides (use the run "
+                              "config's \"env\" and \"command\")");
+    // Further tags are added to Culvert's, not put in their place.
+    if (auto t = kwargs.find("tags"); t != kwargs.end()) {
+      if (!t->is_array()) return invalid_argument("the run config's run_task_kwargs.tags is not a list");
+      for (const auto& extra : *t)
+        if (extra.is_object() && !extra.value("key", "").starts_with("culvert:")) req["tags"].push_back(extra);
+      kwargs.erase("tags");
+    }
+    req.merge_patch(kwargs);
+  }
   return req;
 }
 
