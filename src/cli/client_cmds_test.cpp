@@ -645,7 +645,7 @@ TEST_F(CliTest, GetTaskRunsPagesTasksAndATasksTaskRuns) {
   auto o = run({"run", "inspect", kRunId}, at(server));
   ASSERT_EQ(o.code, 0) << o.err;
   EXPECT_NE(o.out.find("extract  -1       Success"), std::string::npos) << o.out;
-  EXPECT_NE(o.out.find("m        0..2999  2990 Success, 10 Failed            3000 task runs"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("m        0..2999  2990 Success, 10 Failed                         3000 task runs"), std::string::npos) << o.out;
   o = run({"run", "inspect", kRunId, "-o", "json"}, at(server));
   auto j = parse_one(o.out);
   EXPECT_EQ(j["task_runs"].size(), 1u);
