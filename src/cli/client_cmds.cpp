@@ -26,6 +26,7 @@ void add_client_commands(CLI::App& app, CliContext& ctx) {
   add_flow_commands(app, ctx);
   add_run_commands(app, ctx);
   add_log_commands(app, ctx);
+  add_task_run_commands(app, ctx);
   add_agent_list_commands(app, ctx);
 }
 

@@ -263,7 +263,7 @@ TEST_F(CliTest, InspectExplainsWhyARunWaits) {
     if (r.target == std::string("/api/v1/flow-runs/") + kRunId)
       return {200, json{{"id", kRunId}, {"flow_name", "etl"}, {"state", "Pending"},
                         {"labels", {"gpu", "s3"}}, {"scheduled_start_time", "2026-12-31T23:00:00.000Z"}}.dump()};
-    if (r.target == std::string("/api/v1/flow-runs/") + kRunId + "/task-runs") return {200, R"({"task_runs":[]})"};
+    if (r.target.rfind(std::string("/api/v1/flow-runs/") + kRunId + "/task-runs?", 0) == 0) return {200, R"({"task_runs":[]})"};
     if (r.target == "/api/v1/agents") return {200, json{{"agents", agents}}.dump()};
     return {404, "{}"};
   });
@@ -308,7 +308,7 @@ TEST_F(CliTest, InspectNamesAnAgentThatLaunchesAnotherRunConfigType) {
       return {200, json{{"id", kRunId}, {"flow_name", "etl"}, {"state", "Scheduled"}, {"labels", json::array()},
                         {"scheduled_start_time", "2026-01-01T00:00:00.000Z"},
                         {"run_config", {{"type", "docker"}, {"image", "etl:1"}}}}.dump()};
-    if (r.target == std::string("/api/v1/flow-runs/") + kRunId + "/task-runs") return {200, R"({"task_runs":[]})"};
+    if (r.target.rfind(std::string("/api/v1/flow-runs/") + kRunId + "/task-runs?", 0) == 0) return {200, R"({"task_runs":[]})"};
     if (r.target == "/api/v1/agents")
       return {200, json{{"agents",
                          {{{"id", "a1"}, {"name", "a1"}, {"type", "local"}, {"labels", json::array()},
@@ -446,6 +446,8 @@ TEST_F(CliTest, MalformedServerAnswersFailCleanly) {
     if (r.target.rfind("/api/v1/flow-runs?", 0) == 0) return {200, R"({"runs":[{"id":"r","state":"Sleeping"}]})"};
     if (r.target == run + "/cancel") return {200, R"({"state":"Cancelled"})"};
     if (r.target.rfind(run + "/logs", 0) == 0) return {200, R"({"logs":[{"id":"1","message":"m"}]})"};
+    if (r.target.rfind(run + "/task-runs?", 0) == 0)
+      return {200, R"({"task_runs":[],"mapped_tasks":[{"task":"m","states":{"Done":3}}]})"};
     if (r.target == "/api/v1/agents") return {200, R"({"agents":[{"id":"a","health":"fine"}]})"};
     if (r.method == "POST" && r.target == "/api/v1/tokens") return {201, R"({"id":"t","name":"ci"})"};
     if (r.target == "/api/v1/tokens") return {200, R"({"tokens":[{"id":"t","revoked":"no"}]})"};
@@ -462,6 +464,7 @@ TEST_F(CliTest, MalformedServerAnswersFailCleanly) {
       {{"run", "cancel", kRunId}, "id is missing"},
       {{"get", "runs"}, "runs[0].state is not a known state: 'Sleeping'"},
       {{"get", "logs", kRunId}, "logs[0].id must be an integer, not a string"},
+      {{"get", "task-runs", kRunId}, "mapped_tasks[0].states names an unknown state: 'Done'"},
       {{"get", "agents"}, "agents[0].health must be healthy, unhealthy or stopped"},
       {{"auth", "list-tokens"}, "tokens[0].revoked must be a boolean, not a string"},
       {{"auth", "create-token", "--name", "ci", "--scope", "user"}, "token is missing"},
@@ -506,7 +509,7 @@ TEST_F(CliTest, AgentsShowStoppedAndInspectShowsInfrastructure) {
         {"id":"a3","name":"gone","type":"docker","labels":[],"last_heartbeat":"t2","health":"healthy",
          "status":"stopped"}]})"};
     if (r.target == std::string("/api/v1/flow-runs/") + kRunId) return {200, run_doc.dump()};
-    if (r.target == std::string("/api/v1/flow-runs/") + kRunId + "/task-runs") return {200, R"({"task_runs":[]})"};
+    if (r.target.rfind(std::string("/api/v1/flow-runs/") + kRunId + "/task-runs?", 0) == 0) return {200, R"({"task_runs":[]})"};
     return {404, "{}"};
   });
   auto o = run({"get", "agents"}, at(server));
@@ -540,6 +543,74 @@ TEST_F(CliTest, AgentsShowStoppedAndInspectShowsInfrastructure) {
   EXPECT_EQ(j["diagnosis"]["agents"][2]["status"], "stopped");
   EXPECT_EQ(j["diagnosis"]["agents"][2]["can_take"], false);
   EXPECT_EQ(j["diagnosis"]["agents"][0]["can_take"], true);
+}
+
+// `get task-runs` pages the tasks (mapped ones as counts by state) and one task's task
+// runs; `run inspect` follows every page of tasks.
+TEST_F(CliTest, GetTaskRunsPagesTasksAndATasksTaskRuns) {
+  std::vector<std::string> targets;
+  std::mutex mu;
+  TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+    std::lock_guard<std::mutex> lock(mu);
+    const std::string base = std::string("/api/v1/flow-runs/") + kRunId;
+    if (r.target == base)
+      return {200, json{{"id", kRunId}, {"flow_name", "etl"}, {"state", "Running"}}.dump()};
+    if (r.target.rfind(base + "/task-runs/history", 0) == 0) return {200, R"({"history":[],"next_cursor":""})"};
+    if (r.target.rfind(base + "/task-runs?", 0) == 0) {
+      targets.push_back(r.target.substr(base.size()));
+      json tr = {{"id", "x"}, {"task", "extract"}, {"map_index", -1}, {"state", "Success"}, {"attempts", 1}};
+      if (r.target.find("task=m") != std::string::npos) {
+        bool second = r.target.find("cursor=2") != std::string::npos;
+        json items = json::array();
+        for (int i = second ? 2 : 0; i < (second ? 3 : 2); ++i)
+          items.push_back({{"id", "m" + std::to_string(i)}, {"task", "m"}, {"map_index", i}, {"state", "Failed"},
+                           {"attempts", 2}, {"message", "boom"}});
+        return {200, json{{"task_runs", items}, {"next_cursor", second ? json(nullptr) : json("2")}}.dump()};
+      }
+      if (r.target.find("cursor=6578") == std::string::npos)
+        return {200, json{{"task_runs", {tr}}, {"mapped_tasks", json::array()}, {"next_cursor", "6578"}}.dump()};
+      json m = {{"task", "m"}, {"count", 3000}, {"max_map_index", 2999}, {"states", {{"Success", 2990}, {"Failed", 10}}}};
+      return {200, json{{"task_runs", json::array()}, {"mapped_tasks", {m}}, {"next_cursor", nullptr}}.dump()};
+    }
+    return {404, "{}"};
+  });
+  auto o = run({"run", "inspect", kRunId}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("extract  -1       Success"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("m        0..2999  2990 Success, 10 Failed            3000 task runs"), std::string::npos) << o.out;
+  o = run({"run", "inspect", kRunId, "-o", "json"}, at(server));
+  auto j = parse_one(o.out);
+  EXPECT_EQ(j["task_runs"].size(), 1u);
+  EXPECT_EQ(j["mapped_tasks"][0]["count"], 3000);
+
+  // One page, with the cursor to go on.
+  o = run({"get", "task-runs", kRunId, "--limit", "1"}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("extract"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("next cursor: 6578 (more: repeat with --cursor 6578)"), std::string::npos) << o.out;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(targets.back(), "/task-runs?limit=1");
+  }
+  o = run({"get", "task-runs", kRunId, "--all", "-o", "json"}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  j = parse_one(o.out);
+  EXPECT_EQ(j["task_runs"].size(), 1u);
+  EXPECT_EQ(j["mapped_tasks"].size(), 1u);
+  EXPECT_TRUE(j["next_cursor"].is_null());
+
+  // A task's task runs, in a state, every page.
+  o = run({"get", "task-runs", kRunId, "--task", "m", "--state", "Failed", "--all"}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("m     2    Failed  2"), std::string::npos) << o.out;
+  EXPECT_EQ(o.out.find("next cursor"), std::string::npos) << o.out;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(targets.back(), "/task-runs?task=m&state=Failed&limit=100&cursor=2");
+  }
+  EXPECT_EQ(run({"get", "task-runs", kRunId, "--state", "Failed"}, at(server)).code, 2);
+  EXPECT_EQ(run({"get", "task-runs", kRunId, "--task", "m", "--state", "Sleeping"}, at(server)).code, 2);
+  EXPECT_EQ(run({"get", "task-runs", kRunId, "--limit", "1001"}, at(server)).code, 2);
 }
 
 TEST_F(CliTest, GetRunsPagesWithCursorAndAll) {

@@ -78,6 +78,24 @@ Result<Decoded<T>> decoded(Result<json> answer, Result<T> (*decode)(const json&)
 // A flow by id, or by name (the latest unarchived version, within `project` when given).
 Result<Decoded<client::FlowVersion>> resolve_flow(ApiClient& api, const std::string& ref, const std::string& project);
 
+// Every task of a run as GET .../task-runs lists them (task_run_cmds.cpp): the unmapped
+// tasks' task runs and the mapped tasks' summaries, with the server's documents.
+struct TaskListing {
+  std::vector<client::TaskRun> task_runs;
+  std::vector<client::MappedTask> mapped;
+  json task_runs_doc, mapped_doc;
+  std::optional<std::string> next_cursor;  // set when reading stopped early (more than max_tasks)
+};
+// `get task-runs --all` stops past this many items (they are held in memory).
+inline constexpr size_t kMaxListedTasks = 100000;
+// Reads the pages of a run's tasks, following the cursors, up to about `max_tasks` tasks.
+Result<TaskListing> read_task_listing(ApiClient& api, const std::string& run_id, size_t max_tasks = kMaxListedTasks);
+// One row per task: TASK, MAP, STATE, ATTEMPTS, MESSAGE (a mapped task: its index range,
+// its counts by state, and how many task runs it has).
+void print_task_table(std::ostream& out, const TaskListing& listing);
+// "2990 Success, 10 Failed".
+std::string mapped_states_text(const client::MappedTask& m);
+
 // The command groups (one file each).
 void add_config_commands(CLI::App& app, CliContext& ctx);   // config set/show, auth login
 void add_token_commands(CLI::App& app, CliContext& ctx);    // auth create/list/revoke-token
@@ -85,6 +103,7 @@ void add_project_commands(CLI::App& app, CliContext& ctx);  // project create/li
 void add_flow_commands(CLI::App& app, CliContext& ctx);     // flow list/show/set-schedule/backfill
 void add_run_commands(CLI::App& app, CliContext& ctx);      // run, run inspect/cancel/retry, get runs
 void add_log_commands(CLI::App& app, CliContext& ctx);      // get logs
+void add_task_run_commands(CLI::App& app, CliContext& ctx); // get task-runs
 void add_agent_list_commands(CLI::App& app, CliContext& ctx);  // get agents
 
 }  // namespace culvert::cli

@@ -173,7 +173,7 @@ void add_run_inspect(CLI::App* run, CliContext& ctx) {
     auto got = decoded((*api)->get_flow_run(*id), client::decode_flow_run);
     if (!got) { c.fail(got.status()); return; }
     const client::FlowRun& r = got->value;
-    auto tasks = decoded((*api)->list_task_runs(*id), client::decode_task_runs);
+    auto tasks = read_task_listing(**api, *id);
     if (!tasks) { c.fail(tasks.status()); return; }
     // The task runs' history (every Retrying state), all pages.
     std::vector<client::TaskRunHistoryEntry> history;
@@ -202,7 +202,8 @@ void add_run_inspect(CLI::App* run, CliContext& ctx) {
     }
     if (c.json_out()) {
       json doc = got->document;
-      doc["task_runs"] = tasks->document["task_runs"];
+      doc["task_runs"] = tasks->task_runs_doc;
+      doc["mapped_tasks"] = tasks->mapped_doc;
       doc["task_run_history"] = history_doc;
       if (waiting) doc["diagnosis"] = diag;
       c.emit_json(doc);
@@ -219,16 +220,9 @@ void add_run_inspect(CLI::App* run, CliContext& ctx) {
       << "scheduled:   " << r.scheduled_start_time << "\n"
       << "agent:       " << r.agent_id.value_or("") << "\n";
     if (r.infrastructure) o << "infrastructure: " << infrastructure_text(*r.infrastructure) << "\n";
-    if (!tasks->value.empty()) {
-      std::vector<std::vector<std::string>> rows;
-      for (const auto& t : tasks->value) {
-        std::string message = t.message;
-        if (t.next_start_time) message += (message.empty() ? "" : "; ") + std::string("next attempt at ") + *t.next_start_time;
-        rows.push_back({t.task, std::to_string(t.map_index), t.state ? state_name(*t.state) : "",
-                        std::to_string(t.attempts), message});
-      }
-      print_table(o, {"TASK", "MAP", "STATE", "ATTEMPTS", "MESSAGE"}, rows);
-    }
+    print_task_table(o, *tasks);
+    if (tasks->next_cursor)
+      o << "(more tasks: culvert get task-runs " << r.id << " --cursor " << *tasks->next_cursor << ")\n";
     if (!history.empty()) {
       o << "task-run history:\n";
       for (const auto& h : history) {

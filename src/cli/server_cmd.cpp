@@ -32,6 +32,7 @@ struct ServerFlags {
   std::string db;
   std::string listen = "127.0.0.1:4200";
   size_t max_body = 1 << 20;
+  int64_t max_log_bytes_per_run = int64_t{128} << 20;
   int max_connections = 0;
   std::string header_timeout = "10s";
   std::string idle_timeout = "30s";
@@ -193,6 +194,7 @@ int run_server(const ServerFlags& f) {
   o.api.agent_missed_heartbeats = f.missed_heartbeats;
   o.api.max_wait = *mw;
   o.api.run_token_ttl = *rt;
+  o.api.max_log_bytes_per_run = f.max_log_bytes_per_run;
   o.api.version = CULVERT_VERSION;
   o.liveness.heartbeat_timeout = *hb * f.missed_heartbeats;
   o.liveness.submitted_deadline = *sd;
@@ -258,6 +260,11 @@ void add_server_command(CLI::App& app) {
       ->envname("CULVERT_SERVER_LISTEN")
       ->capture_default_str();
   start->add_option("--max-body", flags->max_body, "largest request body in bytes (larger: 413)")->capture_default_str();
+  start->add_option("--max-log-bytes-per-run", flags->max_log_bytes_per_run,
+                    "bytes of log messages one flow run may store (all its attempts); a batch past it gets 413; "
+                    "0: no quota")
+      ->check(CLI::Range(int64_t{0}, INT64_MAX))
+      ->capture_default_str();
   start->add_option("--max-connections", flags->max_connections,
                     "open connections at most; more wait in the listen backlog (default: from RLIMIT_NOFILE: "
                     "the limit minus 64, now " + std::to_string(culvert::server::default_max_connections()) + ")")

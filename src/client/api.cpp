@@ -114,8 +114,21 @@ Result<json> ApiClient::retry_flow_run(std::string_view run_id) {
   return call("POST", "/api/v1/flow-runs/" + seg(run_id) + "/retry", &b);
 }
 
-Result<json> ApiClient::list_task_runs(std::string_view run_id) {
-  return call("GET", "/api/v1/flow-runs/" + seg(run_id) + "/task-runs", nullptr);
+Result<json> ApiClient::list_task_runs(std::string_view run_id, const TaskRunQuery& q) {
+  std::string t = "/api/v1/flow-runs/" + seg(run_id) + "/task-runs";
+  char sep = '?';
+  auto add = [&](const char* key, const std::string& value) {
+    t += sep;
+    t += key;
+    t += '=';
+    t += seg(value);
+    sep = '&';
+  };
+  if (q.task) add("task", *q.task);
+  if (q.state) add("state", *q.state);
+  if (q.limit) add("limit", std::to_string(*q.limit));
+  if (q.cursor) add("cursor", *q.cursor);
+  return call("GET", t, nullptr);
 }
 
 Result<json> ApiClient::list_task_run_history(std::string_view run_id, std::string_view after) {

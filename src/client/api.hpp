@@ -31,6 +31,15 @@ struct FlowRunFilter {
   std::optional<std::string> cursor;
 };
 
+// GET /api/v1/flow-runs/{id}/task-runs: a page of tasks, or with `task` a page of
+// that task's task runs (optionally only those in `state`).
+struct TaskRunQuery {
+  std::optional<std::string> task;
+  std::optional<std::string> state;
+  std::optional<int> limit;
+  std::optional<std::string> cursor;
+};
+
 class ApiClient {
  public:
   using json = nlohmann::json;
@@ -82,8 +91,8 @@ class ApiClient {
   Result<json> cancel_flow_run(std::string_view run_id);
   // POST /api/v1/flow-runs/{id}/retry   (a final run back to Scheduled)
   Result<json> retry_flow_run(std::string_view run_id);
-  // GET /api/v1/flow-runs/{id}/task-runs
-  Result<json> list_task_runs(std::string_view run_id);
+  // GET /api/v1/flow-runs/{id}/task-runs?task=&state=&limit=&cursor=   (one page)
+  Result<json> list_task_runs(std::string_view run_id, const TaskRunQuery& query = {});
   // GET /api/v1/flow-runs/{id}/task-runs/history?after=ID   (Retrying states, a page)
   Result<json> list_task_run_history(std::string_view run_id, std::string_view after = "0");
   // POST /api/v1/task-runs/states  [{"flow_run_id","task","map_index","state","message"}]

@@ -2,6 +2,7 @@
 
 #include "core/json_parse.hpp"
 
+#include <algorithm>
 #include <utility>
 
 namespace culvert::client {
@@ -372,6 +373,47 @@ Result<std::vector<TaskRun>> decode_task_runs(const json& answer) {
   return decode_list<TaskRun>(answer, "task_runs", task_run_at);
 }
 
+Result<TaskRunPage> decode_task_run_page(const json& answer) {
+  auto runs = decode_list<TaskRun>(answer, "task_runs", task_run_at);
+  if (!runs) return runs.status();
+  Fields f(answer, "");
+  TaskRunPage page;
+  page.task_runs = std::move(*runs);
+  if (const json* mapped = f.array("mapped_tasks")) {
+    for (size_t i = 0; i < mapped->size() && f.ok(); ++i) {
+      Fields m((*mapped)[i], f.sub("mapped_tasks", i));
+      MappedTask t;
+      t.task = m.str("task", true);
+      t.count = m.integer("count");
+      t.max_map_index = m.integer("max_map_index", -1);
+      if (const json* states = m.object("states")) {
+        for (const auto& [name, n] : states->items()) {
+          auto st = parse_state(name);
+          if (!st) {
+            m.fail("states", "names an unknown state: '" + name.substr(0, 64) + "'");
+            break;
+          }
+          if (!n.is_number_integer()) {
+            m.fail("states", "must map states to integers");
+            break;
+          }
+          t.states.emplace_back(*st, n.get<int64_t>());
+        }
+        std::sort(t.states.begin(), t.states.end());
+      }
+      t.start_time = m.opt_str("start_time");
+      t.end_time = m.opt_str("end_time");
+      t.updated = m.str("updated");
+      f.absorb(m.status());
+      if (m.ok()) page.mapped_tasks.push_back(std::move(t));
+    }
+  }
+  page.next_cursor = f.opt_str("next_cursor");
+  if (!f.ok()) return f.status();
+  if (page.next_cursor && page.next_cursor->empty()) page.next_cursor.reset();
+  return page;
+}
+
 Result<TaskRunHistoryPage> decode_task_run_history(const json& answer) {
   auto entries = decode_list<TaskRunHistoryEntry>(answer, "history", task_run_history_at);
   if (!entries) return entries.status();
@@ -390,6 +432,7 @@ Result<LogPage> decode_log_page(const json& answer) {
   LogPage page;
   page.logs = std::move(*logs);
   page.next_cursor = f.opt_str("next_cursor");
+  page.more = f.boolean("more", false);
   page.flow_run_state = f.state("flow_run_state");
   if (!f.ok()) return f.status();
   return page;

@@ -138,6 +138,27 @@ struct TaskRun {
   std::optional<std::string> next_start_time;  // Retrying: when the next attempt starts
 };
 
+// GET /api/v1/flow-runs/{id}/task-runs "mapped_tasks" item: the task runs of one
+// mapped task, summed up.
+struct MappedTask {
+  std::string task;  // required
+  int64_t count = 0;
+  int64_t max_map_index = -1;
+  std::vector<std::pair<State, int64_t>> states;  // task runs per state, in state order
+  std::optional<std::string> start_time;
+  std::optional<std::string> end_time;
+  std::string updated;
+};
+
+// GET /api/v1/flow-runs/{id}/task-runs: {"task_runs", "mapped_tasks", "next_cursor"}.
+// Without ?task=: the unmapped tasks' task runs and the mapped tasks' summaries of a
+// page of tasks; with ?task=T: T's task runs by map index ("mapped_tasks" absent).
+struct TaskRunPage {
+  std::vector<TaskRun> task_runs;
+  std::vector<MappedTask> mapped_tasks;
+  std::optional<std::string> next_cursor;  // nullopt (also for "") on the last page
+};
+
 // GET /api/v1/flow-runs/{id}/task-runs/history item: a Retrying state a task run went
 // through (map_count task runs from map_index said the same).
 struct TaskRunHistoryEntry {
@@ -174,6 +195,9 @@ struct LogLine {
 struct LogPage {
   std::vector<LogLine> logs;
   std::optional<std::string> next_cursor;  // the `after` of the next page
+  // More lines are there already (the page stopped at its limit or byte cap): read on
+  // from next_cursor without waiting.
+  bool more = false;
   std::optional<State> flow_run_state;
 };
 
@@ -217,6 +241,7 @@ Result<FlowRun> decode_flow_run(const nlohmann::json& answer);
 Result<FlowRunPage> decode_flow_run_page(const nlohmann::json& answer);
 Result<std::vector<StateChange>> decode_history(const nlohmann::json& answer);    // {"history": [...]}
 Result<std::vector<TaskRun>> decode_task_runs(const nlohmann::json& answer);      // {"task_runs": [...]}
+Result<TaskRunPage> decode_task_run_page(const nlohmann::json& answer);
 Result<TaskRunHistoryPage> decode_task_run_history(const nlohmann::json& answer);
 Result<LogPage> decode_log_page(const nlohmann::json& answer);
 Result<std::vector<Agent>> decode_agents(const nlohmann::json& answer);           // {"agents": [...]}

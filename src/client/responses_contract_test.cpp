@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 
 #include "client/responses.hpp"
 #include "core/timefmt.hpp"
@@ -216,6 +217,27 @@ TEST(ResponsesContract, HistoryTaskRunsAndLogs) {
   EXPECT_EQ((*tr)[0].message, t.message);
   EXPECT_EQ((*tr)[0].attempts, 2);
   EXPECT_EQ((*tr)[0].updated, format_rfc3339(kT1));
+  store::MappedTaskSummary m;
+  m.task = "load";
+  m.count = 3000;
+  m.max_map_index = 2999;
+  m.states = {{State::kSuccess, 2990}, {State::kFailed, 10}};
+  m.start_time = kT0;
+  m.updated = kT1;
+  auto page = decode_task_run_page(json{{"task_runs", json::array({server::to_json(t)})},
+                                        {"mapped_tasks", json::array({server::to_json(m)})},
+                                        {"next_cursor", "6c6f6164"}});
+  ASSERT_TRUE(page.is_ok()) << page.status().to_string();
+  ASSERT_EQ(page->mapped_tasks.size(), 1u);
+  EXPECT_EQ(page->mapped_tasks[0].task, "load");
+  EXPECT_EQ(page->mapped_tasks[0].count, 3000);
+  EXPECT_EQ(page->mapped_tasks[0].max_map_index, 2999);
+  std::map<State, int64_t> by_state(page->mapped_tasks[0].states.begin(), page->mapped_tasks[0].states.end());
+  EXPECT_EQ(by_state, (std::map<State, int64_t>{{State::kSuccess, 2990}, {State::kFailed, 10}}));
+  EXPECT_EQ(page->mapped_tasks[0].start_time, format_rfc3339(kT0));
+  EXPECT_FALSE(page->mapped_tasks[0].end_time.has_value());
+  EXPECT_EQ(page->mapped_tasks[0].updated, format_rfc3339(kT1));
+  EXPECT_EQ(page->next_cursor, "6c6f6164");
 
   store::LogRecord l;
   l.id = 41;
@@ -225,8 +247,9 @@ TEST(ResponsesContract, HistoryTaskRunsAndLogs) {
   l.message = "slow";
   l.timestamp = kT1;
   auto lp = decode_log_page(
-      json{{"logs", json::array({server::to_json(l)})}, {"next_cursor", "41"}, {"flow_run_state", "Running"}});
+      json{{"logs", json::array({server::to_json(l)})}, {"next_cursor", "41"}, {"more", true}, {"flow_run_state", "Running"}});
   ASSERT_TRUE(lp.is_ok()) << lp.status().to_string();
+  EXPECT_TRUE(lp->more);
   EXPECT_EQ(lp->logs[0].id, 41);
   EXPECT_EQ(lp->logs[0].task, "extract");
   EXPECT_FALSE(lp->logs[0].task_run_id.has_value());

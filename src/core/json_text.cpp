@@ -28,4 +28,15 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
+std::string bound_message(std::string message, size_t max) {
+  if (message.size() <= max) return message;
+  std::string marker = "\u2026 [truncated from " + std::to_string(message.size()) + " bytes]";
+  size_t keep = max - marker.size();
+  // Back up to the start of a UTF-8 sequence (continuation bytes are 10xxxxxx).
+  while (keep > 0 && (static_cast<unsigned char>(message[keep]) & 0xC0) == 0x80) --keep;
+  message.resize(keep);
+  message += marker;
+  return message;
+}
+
 }  // namespace culvert

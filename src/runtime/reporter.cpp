@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <deque>
 #include <future>
+#include <iostream>
 #include <iterator>
 #include <map>
 
 #include <nlohmann/json.hpp>
 
 #include "client/api.hpp"
+#include "core/json_text.hpp"
 #include "core/timefmt.hpp"
 
 namespace culvert::runtime {
@@ -38,17 +40,27 @@ void ServerReporter::on_task_run(const TaskRunEvent& ev) {
 
 void ServerReporter::on_log(const LogEvent& ev) {
   std::lock_guard lock(mu_);
-  if (logs_.size() >= options_.max_buffered_logs) {
+  if (logs_refused_ || logs_.size() >= options_.max_buffered_logs) {
     ++dropped_;
     return;
   }
-  logs_.push_back(LogLine{std::string(ev.task), ev.map_index, ev.level, std::string(ev.message), ev.timestamp});
+  logs_.push_back(LogLine{std::string(ev.task), ev.map_index, ev.level, bound_message(std::string(ev.message)),
+                          ev.timestamp});
   if (logs_.size() >= options_.batch_size) cv_.notify_one();
 }
 
 void ServerReporter::log(LogLevel level, std::string message) {
   std::lock_guard lock(mu_);
-  logs_.push_back(LogLine{"", -1, level, std::move(message), std::chrono::system_clock::now()});
+  if (logs_refused_) {
+    ++dropped_;
+    return;
+  }
+  logs_.push_back(LogLine{"", -1, level, bound_message(std::move(message)), std::chrono::system_clock::now()});
+}
+
+bool ServerReporter::logs_refused() const {
+  std::lock_guard lock(mu_);
+  return logs_refused_;
 }
 
 size_t ServerReporter::dropped_logs() const {
@@ -218,7 +230,10 @@ Status ServerReporter::send_locked_batch(std::vector<TaskUpdate>& tasks, std::ve
     }
   }
   while (!logs.empty()) {
-    size_t end = std::min(logs.size(), chunk);
+    // Up to max_request_items lines and about max_request_bytes of messages (at least one line).
+    size_t end = 0, bytes = 0;
+    while (end < logs.size() && end < chunk && (end == 0 || bytes + logs[end].message.size() <= options_.max_request_bytes))
+      bytes += logs[end++].message.size();
     json batch = json::array();
     for (size_t i = 0; i < end; ++i) {
       const auto& l = logs[i];
@@ -233,6 +248,27 @@ Status ServerReporter::send_locked_batch(std::vector<TaskUpdate>& tasks, std::ve
     }
     auto r = api_->write_logs(batch);
     if (!r && retryable(r.status())) return r.status();
+    if (!r && r.status().code() == StatusCode::kTooLarge) {
+      // The server takes no more of this run's lines (its log quota): say so once, and
+      // send no more. What is buffered now or logged later is dropped and counted.
+      bool first = false;
+      {
+        std::lock_guard lock(mu_);
+        first = !logs_refused_;
+        logs_refused_ = true;
+        dropped_ += logs.size() + logs_.size();
+        logs_.clear();
+        last_error_ = r.status().message();
+      }
+      logs.clear();
+      if (first) {
+        std::string warning = "the server refuses further log lines of this run: " + r.status().message() +
+                              "; log lines are no longer sent (task states are, and the run goes on)";
+        if (options_.warn) options_.warn(warning);
+        else std::cerr << "warning: " << warning << std::endl;
+      }
+      break;
+    }
     if (!r) {
       std::lock_guard lock(mu_);
       dropped_ += end;

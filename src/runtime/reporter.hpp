@@ -10,8 +10,12 @@
 // consecutive task runs of a mapped task that say the same thing go as one item with a
 // map_count, which the server stores as one range. A failed send keeps the batch and retries
 // on the next round when the server is unreachable or failing; a batch it refuses as
-// invalid is dropped and counted. Requests carry at most `max_request_items` items.
-// Logs beyond `max_buffered_logs` are dropped with a counted notice.
+// invalid is dropped and counted. Requests carry at most `max_request_items` items and
+// `max_request_bytes` of log messages; messages are cut to 16 KiB as the server would.
+// Logs beyond `max_buffered_logs` are dropped with a counted notice. When the server
+// refuses the run's log lines for good (413: the run reached the server's per-run log
+// quota), the reporter says so once (options.warn), stops sending logs and counts the
+// lines it drops from then on; task-run states go on, and the run finishes as usual.
 // flush() sends everything and reports the first error. Thread-safe.
 #pragma once
 
@@ -20,6 +24,7 @@
 #include <culvert/status.hpp>
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -39,7 +44,10 @@ struct ReporterOptions {
   std::chrono::milliseconds flush_interval{200};
   size_t batch_size = 2000;            // a batch is sent early once this many wait
   size_t max_request_items = 1000;     // items per request (keeps bodies under the limit)
+  size_t max_request_bytes = 512 * 1024;  // log message bytes per request (under the body limit)
   size_t max_buffered_logs = 200000;
+  // Where the one warning about refused log lines goes. Default: standard error.
+  std::function<void(const std::string&)> warn;
   // close() keeps retrying the final flush this long while the server is unreachable.
   std::chrono::milliseconds close_wait{300000};
   // The flow run's attempt (its run_count once Running), sent with every task-run item
@@ -69,6 +77,8 @@ class ServerReporter final : public RunObserver {
   size_t dropped_logs() const;
   // Task-run updates the server refused as invalid (not retried).
   size_t dropped_task_updates() const;
+  // Whether the server refused the run's log lines for good (its log quota).
+  bool logs_refused() const;
   std::string last_error() const;
 
  private:
@@ -112,6 +122,7 @@ class ServerReporter final : public RunObserver {
   size_t dropped_tasks_ = 0;       // guarded by mu_
   std::string last_error_;         // guarded by mu_
   bool closing_ = false;           // guarded by mu_
+  bool logs_refused_ = false;      // guarded by mu_
   std::thread thread_;
 };
 

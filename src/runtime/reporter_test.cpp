@@ -276,6 +276,77 @@ TEST(ServerReporter, AFailedRequestOfALongBatchIsSentAgain) {
 }
 
 // The reporter's requests get answers it cannot read: an error to retry, never a crash.
+// The server's log quota (413): one warning, no further log requests, the lines dropped
+// and counted; task-run states still go, and the final flush succeeds.
+TEST(ServerReporter, ALogQuotaRefusalStopsTheLogsOnceAndTheRunGoesOn) {
+  std::atomic<int> log_requests{0};
+  culvert::testing::TestHttpServer server([&](const culvert::testing::TestRequest& r) {
+    if (r.target == "/api/v1/logs") {
+      if (log_requests++ == 0) return culvert::testing::TestResponse{201, R"({"ids":[1]})"};
+      return culvert::testing::TestResponse{
+          413, R"({"error":{"code":"payload_too_large","message":"flow run run-1 has reached its log quota of 100 bytes"}})"};
+    }
+    return culvert::testing::TestResponse{200, "{}"};
+  });
+  std::vector<std::string> warnings;
+  ServerReporter reporter({.api_url = server.url(), .api_token = "t"}, "run-1",
+                          ReporterOptions{.flush_interval = std::chrono::hours(1),
+                                          .warn = [&](const std::string& w) { warnings.push_back(w); }});
+  std::string name = "t";
+  reporter.on_log(LogEvent{0, name, -1, LogLevel::kInfo, "fits", std::chrono::system_clock::now()});
+  ASSERT_TRUE(reporter.flush().is_ok());
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 10; ++i)
+      reporter.on_log(LogEvent{0, name, -1, LogLevel::kInfo, "more", std::chrono::system_clock::now()});
+    reporter.on_task_run(task_event(name, -1, round == 2 ? State::kSuccess : State::kRunning));
+    ASSERT_TRUE(reporter.flush().is_ok());
+  }
+  reporter.log(LogLevel::kError, "a run-level line");
+  ASSERT_TRUE(reporter.close().is_ok());
+  EXPECT_EQ(log_requests.load(), 2);  // the one that fit, the one refused
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("log quota of 100 bytes"), std::string::npos) << warnings[0];
+  EXPECT_TRUE(reporter.logs_refused());
+  EXPECT_EQ(reporter.dropped_logs(), 31u);
+  int task_requests = 0;
+  std::string last_state;
+  for (const auto& r : server.requests())
+    if (r.target == "/api/v1/task-runs/states") {
+      ++task_requests;
+      last_state = json::parse(r.body)[0]["state"];
+    }
+  EXPECT_EQ(task_requests, 3);
+  EXPECT_EQ(last_state, "Success");
+}
+
+// Log requests stay under the server's body limit: long messages are cut to 16 KiB as
+// the server would, and a request carries about max_request_bytes of them.
+TEST(ServerReporter, LogRequestsAreBoundedInBytes) {
+  culvert::testing::TestHttpServer server([](const culvert::testing::TestRequest&) {
+    return culvert::testing::TestResponse{201, R"({"ids":[]})"};
+  });
+  {
+    ServerReporter reporter({.api_url = server.url(), .api_token = "t"}, "run-1",
+                            ReporterOptions{.flush_interval = std::chrono::hours(1), .max_request_bytes = 64 * 1024});
+    const std::string big(100 * 1024, 'x');
+    for (int i = 0; i < 20; ++i)
+      reporter.on_log(LogEvent{0, "", -1, LogLevel::kInfo, big, std::chrono::system_clock::now()});
+    ASSERT_TRUE(reporter.close().is_ok());
+  }
+  size_t lines = 0;
+  for (const auto& r : server.requests()) {
+    EXPECT_LE(r.body.size(), 64u * 1024 + 4096);
+    auto batch = json::parse(r.body);
+    for (const auto& l : batch) {
+      EXPECT_LE(l["message"].get<std::string>().size(), 16u * 1024);
+      EXPECT_NE(l["message"].get<std::string>().find("[truncated from 102400 bytes]"), std::string::npos);
+      ++lines;
+    }
+  }
+  EXPECT_EQ(lines, 20u);
+  EXPECT_GE(server.requests().size(), 5u);
+}
+
 TEST(ServerReporter, AnAnswerThatIsNotJsonIsAnErrorNotACrash) {
   culvert::testing::TestHttpServer server([](const culvert::testing::TestRequest&) {
     return culvert::testing::TestResponse{200, "<html>proxy error</html>"};

@@ -42,6 +42,15 @@ struct ApiOptions {
   // Absolute lifetime of a run token (it also stops working shortly after its run
   // ends; see AuthOptions::run_token_grace). Default: 7 days.
   Millis run_token_ttl{std::chrono::hours(24 * 7)};
+  // Listings (task runs, logs) stop adding items once their answer reaches this many
+  // bytes, and say where to go on (next_cursor). One item always goes in, so an answer
+  // may exceed it by one item (at most ~17 KiB: messages are cut to 16 KiB).
+  // Default: 4 MiB.
+  size_t max_answer_bytes = 4u << 20;
+  // The bytes of log messages one flow run may store (all its attempts together); a
+  // log batch that would pass it is refused with 413 naming the quota. 0: no quota.
+  // Default: 128 MiB.
+  int64_t max_log_bytes_per_run = int64_t{128} << 20;
 };
 
 // The store of database-pool worker `i` (one connection per worker).

@@ -74,14 +74,36 @@ Response Api::Impl::list_runs(Call& c, store::Store& st) {
   }
   auto limit = parse_int_param(c.req.query_param("limit"), "limit", 1, 1000, 50);
   if (!limit) return status_response(limit.status());
-  q.limit = static_cast<int>(*limit);
+  const int want = static_cast<int>(*limit);
   q.cursor = c.req.query_param("cursor").value_or("");
-  auto r = st.list_flow_runs(q);
-  if (!r) return store_error(r.status());
-  json arr = json::array();
-  for (const auto& run : r->runs) arr.push_back(to_json(run));
-  return json_response(200, {{"runs", std::move(arr)},
-                             {"next_cursor", r->next_cursor.empty() ? json(nullptr) : json(r->next_cursor)}});
+  // Read in steps of 50 runs (a run's parameters may be large) and stop at about
+  // max_answer_bytes: a page cut short goes on after its last run.
+  std::string items;
+  std::string next;
+  int listed = 0;
+  for (;;) {
+    q.limit = std::min(50, want - listed);
+    auto r = st.list_flow_runs(q);
+    if (!r) return store_error(r.status());
+    next = r->next_cursor;
+    bool cut = false;
+    for (size_t i = 0; i < r->runs.size(); ++i) {
+      if (listed > 0 && items.size() >= options.max_answer_bytes) {
+        // After the last run listed: this step's previous one, or the previous step's last.
+        next = i > 0 ? store::flow_run_cursor(r->runs[i - 1]) : q.cursor;
+        cut = true;
+        break;
+      }
+      if (listed > 0) items += ',';
+      items += flow_run_text(r->runs[i]);
+      ++listed;
+    }
+    if (cut || next.empty() || listed == want) break;
+    q.cursor = next;
+  }
+  Response out;
+  out.body = "{\"runs\":[" + items + "],\"next_cursor\":" + (next.empty() ? std::string("null") : json(next).dump()) + "}";
+  return out;
 }
 
 Response Api::Impl::get_run(Call& c, store::Store& st) {

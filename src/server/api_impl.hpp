@@ -10,6 +10,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -121,13 +123,27 @@ struct Api::Impl {
   Status may_write_run(const Principal& p, const std::string& run_id, store::Store& st);
 
   // ---- task runs (api_task_runs.cpp)
+  // GET .../task-runs: pages of tasks (default kDefaultTaskPage, at most kMaxTaskPage),
+  // or with ?task= pages of one task's task runs; bounded by options.max_answer_bytes.
+  static constexpr int64_t kDefaultTaskPage = 100;
+  static constexpr int64_t kMaxTaskPage = 1000;
   Response list_task_runs(Call& c, store::Store& st);
   Response list_task_run_history(Call& c, store::Store& st);
   // Task-run states are group-committed (task_state_commit.hpp).
   TaskStateCommit task_states{4 * kMaxBatch};
   void task_run_states(const CallPtr& c, store::Store& st);
+  // The tasks of a run's flow version, which task-run states are checked against.
+  // Runs and flow versions never change their tasks, so they are cached by run id
+  // (at most kMaxCachedRuns; the cache is emptied when full). NotFound for an unknown run.
+  static constexpr size_t kMaxCachedRuns = 4096;
+  std::mutex flow_tasks_mu;
+  std::unordered_map<std::string, std::shared_ptr<const FlowTasks>> flow_tasks_by_run;  // guarded by flow_tasks_mu
+  Result<std::shared_ptr<const FlowTasks>> tasks_of_run(store::Store& st, const std::string& run_id);
 
   // ---- logs (api_logs.cpp)
+  // Log lines per read at most (a larger limit is clamped; the default), and bounded by
+  // options.max_answer_bytes.
+  static constexpr int64_t kMaxLogPage = 1000;
   Response append_logs(Call& c, store::Store& st);
   struct LogPoll {
     std::string run_id;

@@ -188,6 +188,8 @@ Status check_flow_graph(const json& body) {
       auto n = req_name(t, "name");
       if (!n) return field_error(f + ".name", "is required (a non-empty string)");
       if (!names.insert(*n).second) return field_error(f + ".name", "repeats task name '" + *n + "'");
+      if (const json* m = member(t, "mapped"); m != nullptr && !m->is_null() && !m->is_boolean())
+        return field_error(f + ".mapped", std::string("must be a boolean, not ") + json_type_name(*m));
     }
   }
   if (const json* edges = member(body, "edges")) {
@@ -310,17 +312,6 @@ Result<std::string> opt_message(const json& o, std::string_view key) {
 }
 
 }  // namespace
-
-std::string bound_message(std::string message) {
-  if (message.size() <= kMaxMessage) return message;
-  std::string marker = "\u2026 [truncated from " + std::to_string(message.size()) + " bytes]";
-  size_t keep = kMaxMessage - marker.size();
-  // Back up to the start of a UTF-8 sequence (continuation bytes are 10xxxxxx).
-  while (keep > 0 && (static_cast<unsigned char>(message[keep]) & 0xC0) == 0x80) --keep;
-  message.resize(keep);
-  message += marker;
-  return message;
-}
 
 Result<json> parse_body(std::string_view body, bool empty_is_object) {
   bool blank = std::all_of(body.begin(), body.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
@@ -556,6 +547,35 @@ Result<std::vector<store::TaskRunUpdate>> parse_task_run_batch(const json& body,
     out.push_back(std::move(u));
   }
   return out;
+}
+
+FlowTasks flow_tasks(const store::Flow& flow, const json& description) {
+  FlowTasks out;
+  out.flow_name = flow.name;
+  out.flow_version = flow.version;
+  const json* tasks = member(description, "tasks");
+  if (tasks == nullptr || !tasks->is_array()) return out;
+  for (const auto& t : *tasks) {
+    if (!t.is_object()) continue;
+    const json* name = member(t, "name");
+    if (name == nullptr || !name->is_string()) continue;
+    const json* mapped = member(t, "mapped");
+    out.mapped[name->get<std::string>()] = mapped != nullptr && mapped->is_boolean() && mapped->get<bool>();
+  }
+  return out;
+}
+
+Status check_task_run_item(const store::TaskRunUpdate& u, size_t index, const FlowTasks& tasks) {
+  const std::string f = "[" + std::to_string(index) + "]";
+  auto it = tasks.mapped.find(u.task);
+  if (it == tasks.mapped.end())
+    return field_error(f + ".task", "names task '" + u.task + "', which flow '" + tasks.flow_name + "' version " +
+                                        std::to_string(tasks.flow_version) + " of run " + u.flow_run_id +
+                                        " does not have");
+  if (!it->second && u.map_index >= 0)
+    return field_error(f + ".map_index", "is " + std::to_string(u.map_index) + ", but task '" + u.task +
+                                             "' is not mapped (its task run has map_index -1)");
+  return Status::ok();
 }
 
 Result<std::vector<store::LogEntry>> parse_log_batch(const json& body, SysTime now) {
@@ -911,6 +931,18 @@ json to_json(const store::TaskRun& t) {
           {"start_time", opt_time_json(t.start_time)},
           {"end_time", opt_time_json(t.end_time)},
           {"next_start_time", opt_time_json(t.next_start_time)}};
+}
+
+json to_json(const store::MappedTaskSummary& m) {
+  json states = json::object();
+  for (const auto& s : m.states) states[state_name(s.state)] = s.count;
+  return {{"task", m.task},
+          {"count", m.count},
+          {"max_map_index", m.max_map_index},
+          {"states", std::move(states)},
+          {"start_time", m.start_time ? json(format_rfc3339(*m.start_time)) : json(nullptr)},
+          {"end_time", m.end_time ? json(format_rfc3339(*m.end_time)) : json(nullptr)},
+          {"updated", format_rfc3339(m.updated)}};
 }
 
 json to_json(const store::TaskRunHistoryEntry& h) {

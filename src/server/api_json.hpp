@@ -5,6 +5,7 @@
 // Thread-safe.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@
 #include <culvert/clock.hpp>
 #include <culvert/status.hpp>
 
+#include "core/json_text.hpp"
 #include "store/store.hpp"
 
 namespace culvert::server {
@@ -27,7 +29,8 @@ inline constexpr size_t kMaxNameLength = 200;
 // Messages (run states, task-run states, log lines) are cut to this many bytes: longer
 // ones are truncated at a UTF-8 boundary and end with "… [truncated from N bytes]"
 // (a batch is all or nothing, so refusing one long message would lose the others).
-inline constexpr size_t kMaxMessage = 16 * 1024;
+// bound_message (core/json_text.hpp) cuts them.
+inline constexpr size_t kMaxMessage = kMaxMessageBytes;
 // A mapped task has at most this many task runs (map indexes 0 .. kMaxMapCount - 1);
 // one task-run item's map_count is bounded by it too.
 inline constexpr int64_t kMaxMapCount = 1'000'000;
@@ -39,9 +42,6 @@ inline constexpr size_t kMaxInfrastructureId = 1024;
 // The run-config types (run_config.type, an agent's type, a claim's types).
 inline constexpr const char* kRunConfigTypes = "local, docker, ecs, slurm";
 bool is_run_config_type(std::string_view type);
-
-// `message` cut to kMaxMessage bytes as described above (unchanged when it fits).
-std::string bound_message(std::string message);
 
 // Parses a request body. An empty body is `{}` when `empty_is_object`. InvalidArgument
 // when it is not JSON or nests arrays and objects deeper than kMaxJsonDepth (64).
@@ -87,6 +87,20 @@ Result<StateChange> parse_state_change(const json& body);
 
 // POST /api/v1/task-runs/states
 Result<std::vector<store::TaskRunUpdate>> parse_task_run_batch(const json& body, SysTime now);
+// The tasks of a flow version, read from its stored description: the task names its
+// runs' task-run states may name, and whether each is mapped ("mapped": true).
+struct FlowTasks {
+  std::string flow_name;
+  int flow_version = 0;
+  std::map<std::string, bool, std::less<>> mapped;  // task name -> mapped
+};
+FlowTasks flow_tasks(const store::Flow& flow, const json& description);
+// Checks item `index` of a task-run batch against its run's flow version: a task the
+// version does not have, or a map_index (or map_count above 1) on a task that is not
+// mapped, is Unprocessable naming the item and the task. map_index -1 on a mapped task
+// is allowed (a mapped task that never expanded because its upstream failed).
+Status check_task_run_item(const store::TaskRunUpdate& u, size_t index, const FlowTasks& tasks);
+
 // POST /api/v1/logs
 Result<std::vector<store::LogEntry>> parse_log_batch(const json& body, SysTime now);
 // POST /api/v1/agents
@@ -132,6 +146,7 @@ json to_json(const std::optional<store::Infrastructure>& i);
 json to_json(const store::StateChange& c);
 json to_json(const store::TaskRun& t);
 json to_json(const store::TaskRunHistoryEntry& h);
+json to_json(const store::MappedTaskSummary& m);
 json to_json(const store::LogRecord& l);
 // `healthy` is decided by the caller (it depends on the clock and intervals).
 json to_json(const store::Agent& a, bool healthy);

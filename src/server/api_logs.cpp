@@ -1,6 +1,7 @@
 // The API (api_impl.hpp): logs (append; reads as long polls).
 #include "server/api_impl.hpp"
 
+#include <algorithm>
 #include <set>
 
 namespace culvert::server {
@@ -16,7 +17,7 @@ Response Api::Impl::append_logs(Call& c, store::Store& st) {
     runs.insert(l.flow_run_id);
   }
   if (batch->empty()) return json_response(201, {{"ids", json::array()}});
-  auto r = st.append_logs(*batch);
+  auto r = st.append_logs(*batch, options.max_log_bytes_per_run);
   if (!r) return store_error(r.status());
   for (const auto& id : runs) waiters.notify_logs(id);
   return json_response(201, {{"ids", *r}});
@@ -27,8 +28,10 @@ void Api::Impl::read_logs(const CallPtr& c, store::Store& st) {
   if (!c->principal.may_access_run(id)) return c->respond(status_response(forbidden_run()));
   auto after = parse_int_param(c->req.query_param("after"), "after", 0, INT64_MAX, 0);
   if (!after) return c->respond(status_response(after.status()));
-  auto limit = parse_int_param(c->req.query_param("limit"), "limit", 1, 10000, 1000);
+  // A larger limit is clamped (the answer is bounded by bytes as well).
+  auto limit = parse_int_param(c->req.query_param("limit"), "limit", 1, INT64_MAX, kMaxLogPage);
   if (!limit) return c->respond(status_response(limit.status()));
+  *limit = std::min<int64_t>(*limit, kMaxLogPage);
   auto wait = parse_int_param(c->req.query_param("wait_ms"), "wait_ms", 0, options.max_wait.count(), 0);
   if (!wait) return c->respond(status_response(wait.status()));
   LogPoll p{id, *after, static_cast<int>(*limit), clock.steady_now() + Millis(*wait)};
@@ -39,7 +42,11 @@ void Api::Impl::poll_logs(const CallPtr& c, store::Store& st, LogPoll p, bool ti
   uint64_t gen = waiters.log_generation();
   auto run = st.get_flow_run(p.run_id);
   if (!run) return c->respond(store_error(run.status()));
-  auto logs = st.read_logs(p.run_id, p.after, p.limit);
+  // Read in small steps, up to the limit or the byte cap, and one line beyond: whether
+  // more are there already.
+  constexpr int kChunk = 100;
+  int asked = std::min(kChunk, p.limit + 1);
+  auto logs = st.read_logs(p.run_id, p.after, asked);
   if (!logs) return c->respond(store_error(logs.status()));
   if (logs->empty() && !is_final(run->state) && !timed_out && clock.steady_now() < p.deadline) {
     auto deadline = p.deadline;
@@ -49,15 +56,34 @@ void Api::Impl::poll_logs(const CallPtr& c, store::Store& st, LogPoll p, bool ti
     });
     return;
   }
-  json arr = json::array();
+  std::string items;
+  size_t bytes = 0;
+  int listed = 0;
+  bool more = false;
   int64_t last = p.after;
-  for (const auto& l : *logs) {
-    arr.push_back(to_json(l));
-    last = l.id;
+  for (;;) {
+    for (const auto& l : *logs) {
+      if (listed == p.limit || (listed > 0 && bytes >= options.max_answer_bytes)) {
+        more = true;
+        break;
+      }
+      std::string text = to_json(l).dump(-1, ' ', false, json::error_handler_t::replace);
+      if (!items.empty()) items += ',';
+      items += text;
+      bytes += text.size() + 1;
+      ++listed;
+      last = l.id;
+    }
+    if (more || static_cast<int>(logs->size()) < asked) break;  // fewer than asked: the end
+    asked = std::min(kChunk, p.limit + 1 - listed);
+    logs = st.read_logs(p.run_id, last, asked);
+    if (!logs) return c->respond(store_error(logs.status()));
+    if (logs->empty()) break;
   }
-  c->respond(json_response(200, {{"logs", std::move(arr)},
-                                 {"next_cursor", std::to_string(last)},
-                                 {"flow_run_state", state_name(run->state)}}));
+  Response r;
+  r.body = "{\"logs\":[" + items + "],\"next_cursor\":" + json(std::to_string(last)).dump() +
+           ",\"more\":" + (more ? "true" : "false") + ",\"flow_run_state\":" + json(state_name(run->state)).dump() + "}";
+  c->respond(std::move(r));
 }
 
 }  // namespace culvert::server

@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <future>
 #include <set>
 #include <thread>
@@ -61,6 +62,12 @@ class ApiTest : public ::testing::Test {
     user_ = make_token("user");
     runner_ = make_token("runner");
   }
+  // The API again, with these options.
+  void restart_api(ApiOptions ao) {
+    ao.version = "test";
+    api_ = std::make_unique<Api>(clock_, *pool_, [this](int) -> store::Store& { return *store_; }, *auth_,
+                                 *waiters_, *events_, ao);
+  }
   void TearDown() override {
     if (waiters_) waiters_->fire_all();
     if (pool_) pool_->stop();
@@ -103,20 +110,27 @@ class ApiTest : public ::testing::Test {
     return call("POST", target, body, token);
   }
 
-  json flow_body(const std::string& name, std::vector<std::string> labels = {"dev"}) {
+  // Tasks `a` (not mapped) and `b` (mapped), unless `tasks` says otherwise.
+  json flow_body(const std::string& name, std::vector<std::string> labels = {"dev"}, json tasks = nullptr) {
+    json edges = json::array();
+    if (tasks.is_null()) {
+      tasks = {{{"name", "a"}}, {{"name", "b"}, {"mapped", true}}};
+      edges = {{{"from", "a"}, {"to", "b"}}};
+    }
     return {{"project", "p"},
             {"name", name},
             {"artifact", {{"uri", "file:///flows/" + name}, {"sha256", sha256_hex(name)}}},
-            {"tasks", {{{"name", "a"}}, {{"name", "b"}}}},
-            {"edges", {{{"from", "a"}, {"to", "b"}}}},
+            {"tasks", tasks},
+            {"edges", edges},
             {"parameters",
              {{{"name", "rows"}, {"type", "int"}, {"default", 10}},
               {{"name", "day"}, {"type", "string"}, {"required", true}}}},
             {"run_config", {{"type", "local"}, {"labels", labels}}},
             {"max_run_retries", 1}};
   }
-  std::string register_flow(const std::string& name, std::vector<std::string> labels = {"dev"}) {
-    auto r = post("/api/v1/flows", flow_body(name, labels), user_);
+  std::string register_flow(const std::string& name, std::vector<std::string> labels = {"dev"},
+                            json tasks = nullptr) {
+    auto r = post("/api/v1/flows", flow_body(name, labels, std::move(tasks)), user_);
     EXPECT_EQ(r.status, 201) << r.text;
     return r.body.value("id", "");
   }
@@ -297,6 +311,39 @@ TEST_F(ApiTest, ListRunsFiltersAndPaginates) {
   EXPECT_EQ(get("/api/v1/flow-runs?limit=0", runner_).status, 422);
 }
 
+// Runs carry their parameters (up to the body limit each): a listing of 1000 of them
+// stops at the byte cap and goes on from its cursor, across the store's steps of 50.
+TEST_F(ApiTest, ListRunsStopsAtTheByteCap) {
+  ApiOptions ao;
+  ao.max_answer_bytes = 64 * 1024;
+  restart_api(ao);
+  json body = flow_body("big", {"dev"}, {{{"name", "a"}}});
+  body["parameters"] = json::array({{{"name", "blob"}, {"type", "string"}}});
+  auto flow = post("/api/v1/flows", body, user_);
+  ASSERT_EQ(flow.status, 201) << flow.text;
+  std::set<std::string> ids;
+  for (int i = 0; i < 120; ++i) {
+    json params = {{"blob", i % 40 == 0 ? std::string(20 * 1024, 'x') : "s"}};
+    auto r = post("/api/v1/flow-runs", {{"flow_id", flow.body["id"]}, {"parameters", params}}, user_);
+    ASSERT_EQ(r.status, 201) << r.text;
+    ids.insert(r.body["id"].get<std::string>());
+    clock_.advance(milliseconds(1));
+  }
+  std::set<std::string> seen;
+  std::string cursor;
+  int pages = 0;
+  do {
+    auto r = get("/api/v1/flow-runs?limit=1000" + (cursor.empty() ? "" : "&cursor=" + percent_encode(cursor)), runner_);
+    ASSERT_EQ(r.status, 200) << r.text.substr(0, 200);
+    EXPECT_LE(r.text.size(), ao.max_answer_bytes + 24 * 1024);
+    for (const auto& run : r.body["runs"]) EXPECT_TRUE(seen.insert(run["id"].get<std::string>()).second);
+    cursor = r.body["next_cursor"].is_null() ? "" : r.body["next_cursor"].get<std::string>();
+    ++pages;
+  } while (!cursor.empty() && pages < 50);
+  EXPECT_EQ(seen, ids);
+  EXPECT_GT(pages, 1);
+}
+
 TEST_F(ApiTest, ClaimLongPollWakesWhenARunIsCreated) {
   auto flow = register_flow("etl", {"dev"});
   auto agent = register_agent("a1", {"dev", "linux"});
@@ -378,20 +425,28 @@ TEST_F(ApiTest, FullRunLifecycleWithRunToken) {
   auto after = get("/api/v1/flow-runs/" + id + "/logs?after=" + read.body["next_cursor"].get<std::string>(), token);
   EXPECT_EQ(after.body["logs"].size(), 0u);
   EXPECT_EQ(get("/api/v1/flows/" + flow, token).status, 200);
-  EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/task-runs", token).body["task_runs"].size(), 2u);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/task-runs", token).body["task_runs"].size(), 1u);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/task-runs", token).body["mapped_tasks"].size(), 1u);
   // 1,000 alike mapped task runs in one item: read back one by one.
   auto range = post("/api/v1/task-runs/states",
                     json::array({{{"flow_run_id", id}, {"task", "b"}, {"map_index", 0}, {"map_count", 1000},
                                   {"state", "Success"}, {"start_time", "2026-11-28T10:00:00Z"}}}),
                     token);
   ASSERT_EQ(range.status, 200) << range.text;
-  auto listed = get("/api/v1/flow-runs/" + id + "/task-runs", token).body["task_runs"];
-  ASSERT_EQ(listed.size(), 1001u);
-  EXPECT_EQ(listed[1]["id"], range.body["task_run_ids"][0]);
-  EXPECT_EQ(listed[1000]["map_index"], 999);
-  EXPECT_EQ(listed[1000]["state"], "Success");
-  EXPECT_EQ(listed[1000]["start_time"], "2026-11-28T10:00:00.000Z");
-  EXPECT_NE(listed[1000]["id"], listed[999]["id"]);
+  // The listing sums a mapped task up; its task runs are listed by task.
+  auto tasks = get("/api/v1/flow-runs/" + id + "/task-runs", token).body;
+  ASSERT_EQ(tasks["task_runs"].size(), 1u);
+  ASSERT_EQ(tasks["mapped_tasks"].size(), 1u);
+  EXPECT_EQ(tasks["mapped_tasks"][0]["task"], "b");
+  EXPECT_EQ(tasks["mapped_tasks"][0]["count"], 1000);
+  EXPECT_EQ(tasks["mapped_tasks"][0]["states"], json({{"Success", 1000}}));
+  auto listed = get("/api/v1/flow-runs/" + id + "/task-runs?task=b&limit=1000", token).body["task_runs"];
+  ASSERT_EQ(listed.size(), 1000u);
+  EXPECT_EQ(listed[0]["id"], range.body["task_run_ids"][0]);
+  EXPECT_EQ(listed[999]["map_index"], 999);
+  EXPECT_EQ(listed[999]["state"], "Success");
+  EXPECT_EQ(listed[999]["start_time"], "2026-11-28T10:00:00.000Z");
+  EXPECT_NE(listed[999]["id"], listed[998]["id"]);
   // Stale expected_version: 409.
   auto stale = post("/api/v1/flow-runs/" + id + "/state", {{"state", "Success"}, {"expected_version", version - 1}}, token);
   EXPECT_EQ(stale.status, 409);
@@ -774,6 +829,186 @@ TEST_F(ApiTest, ARunReportedCrashedIsRescheduledWhileRetriesLast) {
   }
 }
 
+// Attack B6: task-run states name tasks of the run's flow version, and only a mapped
+// task's task runs have map indexes. A refused batch writes nothing.
+TEST_F(ApiTest, TaskRunStatesMustFitTheRunsFlowVersion) {
+  auto flow = register_flow("etl");  // a (not mapped), b (mapped)
+  std::string id = create_run(flow)["id"];
+  auto states = [&](json items) { return post("/api/v1/task-runs/states", items, runner_); };
+  auto unknown = states(json::array({{{"flow_run_id", id}, {"task", "a"}, {"state", "Running"}},
+                                     {{"flow_run_id", id}, {"task", "ghost"}, {"state", "Running"}}}));
+  EXPECT_EQ(unknown.status, 422) << unknown.text;
+  EXPECT_THAT(unknown.text, HasSubstr("[1].task"));
+  EXPECT_THAT(unknown.text, HasSubstr("'ghost'"));
+  EXPECT_THAT(unknown.text, HasSubstr("flow 'etl' version 1"));
+  auto indexed = states(json::array({{{"flow_run_id", id}, {"task", "a"}, {"map_index", 3}, {"state", "Running"}}}));
+  EXPECT_EQ(indexed.status, 422) << indexed.text;
+  EXPECT_THAT(indexed.text, HasSubstr("[0].map_index"));
+  EXPECT_THAT(indexed.text, HasSubstr("task 'a' is not mapped"));
+  auto range = states(json::array({{{"flow_run_id", id}, {"task", "a"}, {"map_index", 0}, {"map_count", 5}, {"state", "Running"}}}));
+  EXPECT_EQ(range.status, 422) << range.text;
+  EXPECT_THAT(range.text, HasSubstr("task 'a' is not mapped"));
+  auto past = states(json::array({{{"flow_run_id", id}, {"task", "b"}, {"map_index", 999999}, {"map_count", 2}, {"state", "Running"}}}));
+  EXPECT_EQ(past.status, 422) << past.text;
+  EXPECT_THAT(past.text, HasSubstr("[0].map_count"));
+  // Nothing of the refused batches was written.
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/task-runs", runner_).body["task_runs"].size(), 0u);
+  // What fits is accepted: the unmapped task, the mapped task's elements, and a mapped
+  // task that never expanded (map_index -1).
+  auto fine = states(json::array({{{"flow_run_id", id}, {"task", "a"}, {"state", "Running"}},
+                                  {{"flow_run_id", id}, {"task", "b"}, {"map_index", 0}, {"map_count", 3}, {"state", "Running"}},
+                                  {{"flow_run_id", id}, {"task", "b"}, {"state", "Pending"}}}));
+  EXPECT_EQ(fine.status, 200) << fine.text;
+  // A later version's tasks do not apply to a run of the earlier one.
+  auto v2 = post("/api/v1/flows", flow_body("etl", {"dev"}, {{{"name", "a"}}, {{"name", "c"}}}), user_);
+  ASSERT_EQ(v2.status, 201) << v2.text;
+  EXPECT_EQ(states(json::array({{{"flow_run_id", id}, {"task", "c"}, {"state", "Running"}}})).status, 422);
+  std::string id2 = create_run(v2.body["id"])["id"];
+  EXPECT_EQ(states(json::array({{{"flow_run_id", id2}, {"task", "c"}, {"state", "Running"}}})).status, 200);
+  // `mapped` must be a boolean when a flow is registered.
+  EXPECT_EQ(post("/api/v1/flows", flow_body("bad", {"dev"}, {{{"name", "a"}, {"mapped", "yes"}}}), user_).status, 422);
+}
+
+// Attack B2: one item with map_count 3000 and a 64 KB message made the listing answer
+// 197 MB. The listing sums mapped tasks up, pages tasks and a task's task runs, and
+// stops each page at the byte cap with a next_cursor.
+TEST_F(ApiTest, TaskRunListingIsPagedSummedAndBoundedInBytes) {
+  ApiOptions ao;
+  ao.max_answer_bytes = 64 * 1024;
+  restart_api(ao);
+  json tasks = {{{"name", "a"}}, {{"name", "m"}, {"mapped", true}}};
+  for (int i = 0; i < 10; ++i) tasks.push_back({{"name", "t" + std::to_string(i)}});
+  std::string id = create_run(register_flow("etl", {"dev"}, tasks))["id"];
+  const std::string big(64 * 1024, 'x');
+  json items = json::array({{{"flow_run_id", id}, {"task", "m"}, {"map_index", 0}, {"map_count", 3000},
+                             {"state", "Success"}, {"message", "ok"}},
+                            {{"flow_run_id", id}, {"task", "m"}, {"map_index", 5}, {"map_count", 5},
+                             {"state", "Failed"}, {"message", "boom " + big}},
+                            {{"flow_run_id", id}, {"task", "a"}, {"state", "Success"}, {"message", big}}});
+  for (int i = 0; i < 10; ++i)
+    items.push_back({{"flow_run_id", id}, {"task", "t" + std::to_string(i)}, {"state", "Running"},
+                     {"message", std::string(10 * 1024, 'y')}});
+  ASSERT_EQ(post("/api/v1/task-runs/states", items, runner_).status, 200);
+  const size_t bound = ao.max_answer_bytes + 17 * 1024;  // the cap plus at most one item
+
+  // Every task, page by page: a mapped task is one summary, whatever its size.
+  std::vector<std::string> seen;
+  json mapped;
+  std::string cursor;
+  for (int pages = 0;; ++pages) {
+    ASSERT_LT(pages, 20);
+    auto page = get("/api/v1/flow-runs/" + id + "/task-runs" + (cursor.empty() ? "" : "?cursor=" + cursor), runner_);
+    ASSERT_EQ(page.status, 200) << page.text;
+    EXPECT_LE(page.text.size(), bound);
+    for (const auto& t : page.body["task_runs"]) seen.push_back(t["task"]);
+    for (const auto& m : page.body["mapped_tasks"]) {
+      seen.push_back(m["task"]);
+      mapped = m;
+    }
+    if (page.body["next_cursor"].is_null()) break;
+    cursor = page.body["next_cursor"];
+  }
+  std::vector<std::string> expected = {"a", "m"};
+  for (int i = 0; i < 10; ++i) expected.push_back("t" + std::to_string(i));
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, expected);
+  EXPECT_EQ(mapped["count"], 3000);
+  EXPECT_EQ(mapped["max_map_index"], 2999);
+  EXPECT_EQ(mapped["states"], json({{"Success", 2995}, {"Failed", 5}}));
+  auto two = get("/api/v1/flow-runs/" + id + "/task-runs?limit=2", runner_);
+  EXPECT_EQ(two.body["task_runs"].size() + two.body["mapped_tasks"].size(), 2u);
+  EXPECT_FALSE(two.body["next_cursor"].is_null());
+
+  // One task's task runs: a limit above 1000 is clamped, the byte cap ends pages early,
+  // and the cursors lead through all 3000 in map-index order.
+  int64_t expect_index = 0;
+  cursor.clear();
+  int pages = 0;
+  for (;; ++pages) {
+    ASSERT_LT(pages, 400);
+    auto page = get("/api/v1/flow-runs/" + id + "/task-runs?task=m&limit=5000" + (cursor.empty() ? "" : "&cursor=" + cursor),
+                    runner_);
+    ASSERT_EQ(page.status, 200) << page.text.substr(0, 300);
+    EXPECT_LE(page.text.size(), bound);
+    EXPECT_LE(page.body["task_runs"].size(), 1000u);
+    for (const auto& t : page.body["task_runs"]) EXPECT_EQ(t["map_index"], expect_index++);
+    if (page.body["next_cursor"].is_null()) break;
+    cursor = page.body["next_cursor"];
+  }
+  EXPECT_EQ(expect_index, 3000);
+  EXPECT_GT(pages, 3);  // about 300 bytes each, and five of 16 KiB
+  auto failed = get("/api/v1/flow-runs/" + id + "/task-runs?task=m&state=Failed", runner_);
+  // Four of 16 KiB fill the 64 KiB page; the fifth comes from its cursor.
+  ASSERT_EQ(failed.body["task_runs"].size(), 4u);
+  EXPECT_EQ(failed.body["task_runs"][0]["map_index"], 5);
+  EXPECT_THAT(failed.body["task_runs"][0]["message"].get<std::string>(), HasSubstr("[truncated from 65541 bytes]"));
+  ASSERT_EQ(failed.body["next_cursor"], "9");
+  auto fifth = get("/api/v1/flow-runs/" + id + "/task-runs?task=m&state=Failed&cursor=9", runner_);
+  ASSERT_EQ(fifth.body["task_runs"].size(), 1u);
+  EXPECT_EQ(fifth.body["task_runs"][0]["map_index"], 9);
+  EXPECT_TRUE(fifth.body["next_cursor"].is_null());
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/task-runs?task=m&state=failed", runner_).status, 422);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/task-runs?task=m&cursor=x", runner_).status, 422);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/task-runs?cursor=zz", runner_).status, 422);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/task-runs?limit=0", runner_).status, 422);
+}
+
+// Attack B2: logs read with limit=10000 of 64 KB lines answered 66 MB. The limit is
+// clamped to 1000 and a page stops at the byte cap, saying that more lines are there.
+TEST_F(ApiTest, LogReadsClampTheLimitAndStopAtTheByteCap) {
+  ApiOptions ao;
+  ao.max_answer_bytes = 64 * 1024;
+  restart_api(ao);
+  std::string id = create_run(register_flow("etl"))["id"];
+  json lines = json::array();
+  for (int i = 0; i < 30; ++i) lines.push_back({{"flow_run_id", id}, {"message", std::to_string(i) + std::string(64 * 1024, 'x')}});
+  ASSERT_EQ(post("/api/v1/logs", lines, runner_).status, 201);
+  ASSERT_EQ(post("/api/v1/logs", json::array({{{"flow_run_id", id}, {"message", "short"}}}), runner_).status, 201);
+  std::string after = "0";
+  size_t read = 0;
+  for (int pages = 0;; ++pages) {
+    ASSERT_LT(pages, 40);
+    auto page = get("/api/v1/flow-runs/" + id + "/logs?limit=10000&after=" + after, runner_);
+    ASSERT_EQ(page.status, 200) << page.text.substr(0, 300);
+    EXPECT_LE(page.text.size(), ao.max_answer_bytes + 17 * 1024);
+    for (const auto& l : page.body["logs"]) {
+      std::string m = l["message"];
+      if (read < 30) EXPECT_TRUE(m.starts_with(std::to_string(read) + "x")) << read;
+      else EXPECT_EQ(m, "short");
+      ++read;
+    }
+    after = page.body["next_cursor"];
+    if (!page.body["more"].get<bool>()) break;
+    EXPECT_GE(page.body["logs"].size(), 1u);
+  }
+  EXPECT_EQ(read, 31u);
+  auto two = get("/api/v1/flow-runs/" + id + "/logs?limit=2", runner_);
+  EXPECT_EQ(two.body["logs"].size(), 2u);
+  EXPECT_TRUE(two.body["more"].get<bool>());
+  auto end = get("/api/v1/flow-runs/" + id + "/logs?after=" + after, runner_);
+  EXPECT_TRUE(end.body["logs"].empty());
+  EXPECT_FALSE(end.body["more"].get<bool>());
+}
+
+// A run's log quota: the batch that would pass it is refused (413, naming the quota and
+// the flag), and the lines before it stay readable.
+TEST_F(ApiTest, LogWritesPastTheRunsQuotaAreRefused) {
+  ApiOptions ao;
+  ao.max_log_bytes_per_run = 1000;
+  restart_api(ao);
+  std::string flow = register_flow("etl");
+  std::string id = create_run(flow)["id"];
+  std::string other = create_run(flow)["id"];
+  auto line = [](const std::string& run, size_t n) { return json{{"flow_run_id", run}, {"message", std::string(n, 'x')}}; };
+  ASSERT_EQ(post("/api/v1/logs", json::array({line(id, 900)}), runner_).status, 201);
+  auto past = post("/api/v1/logs", json::array({line(id, 200)}), runner_);
+  EXPECT_EQ(past.status, 413) << past.text;
+  EXPECT_THAT(past.text, HasSubstr("log quota of 1000 bytes"));
+  EXPECT_THAT(past.text, HasSubstr("--max-log-bytes-per-run"));
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/logs", runner_).body["logs"].size(), 1u);
+  EXPECT_EQ(post("/api/v1/logs", json::array({line(other, 1000)}), runner_).status, 201);  // per run
+}
+
 // Concurrent task-run batches are written together (group commit); each request still
 // gets the ids of its own items, and one request naming an unknown run is refused alone.
 TEST_F(ApiTest, ConcurrentTaskRunBatchesAreAnsweredOneByOne) {
@@ -784,7 +1019,10 @@ TEST_F(ApiTest, ConcurrentTaskRunBatchesAreAnsweredOneByOne) {
   ao.version = "test";
   api_ = std::make_unique<Api>(clock_, *pool_, [this](int) -> store::Store& { return *store_; }, *auth_,
                                *waiters_, *events_, ao);
-  auto flow = register_flow("etl");
+  json tasks = json::array();
+  for (int round = 0; round < 2; ++round)
+    for (int i = 0; i < 200; ++i) tasks.push_back({{"name", "r" + std::to_string(round) + "t" + std::to_string(i)}, {"mapped", true}});
+  auto flow = register_flow("etl", {"dev"}, tasks);
   std::string run = create_run(flow)["id"];
   // Another connection holds the database's write lock, so the first writer waits and
   // the other requests park behind it: they are then written as one group. Round 0 has
@@ -821,10 +1059,15 @@ TEST_F(ApiTest, ConcurrentTaskRunBatchesAreAnsweredOneByOne) {
       id_of[task(i) + "/1"] = r.body["task_run_ids"][1];
     }
   }
-  auto list = get("/api/v1/flow-runs/" + run + "/task-runs", admin_);
-  ASSERT_EQ(list.status, 200);
-  ASSERT_EQ(list.body["task_runs"].size(), id_of.size());
-  for (const auto& t : list.body["task_runs"]) {
+  json listed = json::array();
+  for (int round = 0; round < 2; ++round)
+    for (int i = 0; i < kRequests; ++i) {
+      auto list = get("/api/v1/flow-runs/" + run + "/task-runs?task=r" + std::to_string(round) + "t" + std::to_string(i), admin_);
+      ASSERT_EQ(list.status, 200);
+      for (const auto& t : list.body["task_runs"]) listed.push_back(t);
+    }
+  ASSERT_EQ(listed.size(), id_of.size());
+  for (const auto& t : listed) {
     std::string key = t["task"].get<std::string>() + "/" + std::to_string(t["map_index"].get<int>());
     EXPECT_EQ(id_of[key], t["id"]) << key;
     EXPECT_EQ(t["state"], t["map_index"] == 1 ? "Success" : "Running") << key;

@@ -216,6 +216,14 @@ ALTER TABLE agents ADD COLUMN run_config_types TEXT NOT NULL DEFAULT '[]';
 UPDATE agents SET run_config_types = '["' || type || '"]'
 )SQL";
 
+// Version 7: the bytes of log messages each flow run has stored, for the per-run log
+// quota (append_logs), counted from the lines already there.
+constexpr const char* kSchemaV7 = R"SQL(
+ALTER TABLE flow_runs ADD COLUMN log_bytes BIGINT NOT NULL DEFAULT 0;
+UPDATE flow_runs SET log_bytes = COALESCE((SELECT SUM(%OCTETS_OF_MESSAGE%) FROM logs
+                                           WHERE logs.flow_run_id = flow_runs.id), 0)
+)SQL";
+
 std::string render(std::string sql, Dialect dialect) {
   auto replace_all = [&](const std::string& key, const std::string& with) {
     for (size_t p = sql.find(key); p != std::string::npos; p = sql.find(key, p + with.size()))
@@ -223,6 +231,7 @@ std::string render(std::string sql, Dialect dialect) {
   };
   replace_all("%SERIAL%", dialect == Dialect::kSqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT"
                                                       : "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY");
+  replace_all("%OCTETS_OF_MESSAGE%", dialect == Dialect::kSqlite ? "LENGTH(CAST(message AS BLOB))" : "OCTET_LENGTH(message)");
   replace_all("%WITHOUT_ROWID%", dialect == Dialect::kSqlite ? " WITHOUT ROWID" : "");
   // The run config object of a stored flow description (text, '' when it has none) and
   // its string "type" ('' when none).
@@ -251,6 +260,7 @@ std::vector<Migration> migrations(Dialect dialect) {
       {4, "task runs as ranges", render(kSchemaV4, dialect)},
       {5, "task-run next start times and history", render(kSchemaV5, dialect)},
       {6, "run configs of runs, infrastructure of runs, agents bound to tokens", render(kSchemaV6, dialect)},
+      {7, "log bytes per flow run", render(kSchemaV7, dialect)},
   };
 }
 

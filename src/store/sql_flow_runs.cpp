@@ -60,9 +60,7 @@ FlowRun to_run(const Row& r) {
 // the claim query so that the partial index flow_runs_due applies.
 constexpr const char* kDueStates = "('Scheduled', 'Pending', 'Retrying')";
 
-std::string encode_cursor(const FlowRun& last) {
-  return std::to_string(to_unix_ms(last.created)) + "_" + last.id;
-}
+std::string encode_cursor(const FlowRun& last) { return flow_run_cursor(last); }
 
 bool decode_cursor(const std::string& cursor, int64_t* created, std::string* id) {
   auto sep = cursor.find('_');
@@ -426,3 +424,9 @@ void SqlStore::append_history(const std::string& run_id, std::optional<State> fr
 }
 
 }  // namespace culvert::store::detail
+
+namespace culvert::store {
+
+std::string flow_run_cursor(const FlowRun& run) { return std::to_string(to_unix_ms(run.created)) + "_" + run.id; }
+
+}  // namespace culvert::store

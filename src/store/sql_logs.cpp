@@ -1,7 +1,7 @@
 // SqlStore (sql_store_impl.hpp): log lines.
 #include "store/sql_store_impl.hpp"
 
-#include <set>
+#include <map>
 
 namespace culvert::store::detail {
 
@@ -25,16 +25,25 @@ LogRecord to_log(const Row& r) {
 
 }  // namespace
 
-Result<std::vector<int64_t>> SqlStore::append_logs(const std::vector<LogEntry>& entries) {
+Result<std::vector<int64_t>> SqlStore::append_logs(const std::vector<LogEntry>& entries, int64_t max_bytes_per_run) {
   for (const auto& e : entries)
     if (e.flow_run_id.empty()) return invalid_argument("log entry without flow_run_id");
   if (entries.empty()) return std::vector<int64_t>{};
   return transact(TxMode::kWrite, [&]() -> Result<std::vector<int64_t>> {
-    std::set<std::string> runs;
-    for (const auto& e : entries) runs.insert(e.flow_run_id);
-    for (const auto& id : runs) {  // sorted order: no deadlock between batches
-      if (!run_exists(id)) return not_found("flow run '" + id + "' does not exist");
+    std::map<std::string, int64_t> runs;  // run -> the batch's message bytes
+    for (const auto& e : entries) runs[e.flow_run_id] += static_cast<int64_t>(e.message.size());
+    for (const auto& [id, bytes] : runs) {  // sorted order: no deadlock between batches
       db_->xact_lock("logs:" + id);
+      auto stored = db_->query("SELECT log_bytes FROM flow_runs WHERE id = ?", {id});
+      if (stored.empty()) return not_found("flow run '" + id + "' does not exist");
+      const int64_t before = stored[0].i64(0);
+      if (max_bytes_per_run > 0 && before + bytes > max_bytes_per_run)
+        return Status(StatusCode::kTooLarge,
+                      "flow run " + id + " has reached its log quota of " + std::to_string(max_bytes_per_run) +
+                          " bytes (the server's --max-log-bytes-per-run): it has " + std::to_string(before) +
+                          " bytes of log messages, and this batch of " + std::to_string(bytes) +
+                          " bytes is refused");
+      db_->exec("UPDATE flow_runs SET log_bytes = log_bytes + ? WHERE id = ?", {bytes, id});
     }
     std::vector<int64_t> ids;
     ids.reserve(entries.size());

@@ -94,12 +94,19 @@ class SqlStore final : public Store {
   // The stored rows that overlap the updates of each mapped group, sorted by map_index.
   std::map<Key, std::vector<StoredRange>> stored_ranges(const std::vector<TaskRunUpdate>& updates,
                                                        const TaskGroups& groups);
+  // The task run `i` of stored range `s` of `task`.
+  static TaskRun expand(const TaskRunIds& ids, const std::string& flow_run_id, const std::string& task,
+                        const StoredRange& s, int64_t i);
   Result<std::vector<TaskRun>> list_task_runs(const std::string& flow_run_id) override;
+  Result<TaskPage> list_tasks(const std::string& flow_run_id, const std::string& after_task, int limit) override;
+  Result<std::vector<TaskRun>> list_task_run_elements(const std::string& flow_run_id, const std::string& task,
+                                                      int64_t from_index, int limit,
+                                                      std::optional<State> state) override;
   Result<std::vector<TaskRunHistoryEntry>> list_task_run_history(const std::string& flow_run_id, int64_t after,
                                                                  int limit) override;
 
   // ---- logs
-  Result<std::vector<int64_t>> append_logs(const std::vector<LogEntry>& entries) override;
+  Result<std::vector<int64_t>> append_logs(const std::vector<LogEntry>& entries, int64_t max_bytes_per_run) override;
   Result<std::vector<LogRecord>> read_logs(const std::string& flow_run_id, int64_t after, int limit) override;
 
   // ---- agents

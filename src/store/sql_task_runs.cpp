@@ -217,6 +217,25 @@ std::map<SqlStore::Key, std::vector<StoredRange>> SqlStore::stored_ranges(const 
   return out;
 }
 
+// The task run `i` of stored range `s` of `task`.
+TaskRun SqlStore::expand(const TaskRunIds& ids, const std::string& flow_run_id, const std::string& task,
+                         const StoredRange& s, int64_t i) {
+  TaskRun t;
+  t.id = ids.id(s, i);
+  t.flow_run_id = flow_run_id;
+  t.task = task;
+  t.map_index = static_cast<int>(i);
+  t.state = s.f.state;
+  t.message = s.f.message;
+  t.attempts = static_cast<int>(std::max<int64_t>(0, s.f.attempts));
+  t.created = from_unix_ms(s.f.created);
+  t.updated = from_unix_ms(s.f.updated);
+  if (s.f.start) t.start_time = from_unix_ms(*s.f.start);
+  if (s.f.end) t.end_time = from_unix_ms(*s.f.end);
+  if (s.f.next_start) t.next_start_time = from_unix_ms(*s.f.next_start);
+  return t;
+}
+
 Result<std::vector<TaskRun>> SqlStore::list_task_runs(const std::string& flow_run_id) {
   return transact(TxMode::kRead, [&]() -> Result<std::vector<TaskRun>> {
     auto rows = db_->query(std::string(kRangeColumns) + "WHERE flow_run_id = ? ORDER BY task, map_index",
@@ -233,23 +252,116 @@ Result<std::vector<TaskRun>> SqlStore::list_task_runs(const std::string& flow_ru
         ids.emplace(flow_run_id, task);
         ids_task = task;
       }
-      for (int64_t i = s.lo; i <= s.hi(); ++i) {
-        TaskRun t;
-        t.id = ids->id(s, i);
-        t.flow_run_id = flow_run_id;
-        t.task = task;
-        t.map_index = static_cast<int>(i);
-        t.state = s.f.state;
-        t.message = s.f.message;
-        t.attempts = static_cast<int>(std::max<int64_t>(0, s.f.attempts));
-        t.created = from_unix_ms(s.f.created);
-        t.updated = from_unix_ms(s.f.updated);
-        if (s.f.start) t.start_time = from_unix_ms(*s.f.start);
-        if (s.f.end) t.end_time = from_unix_ms(*s.f.end);
-        if (s.f.next_start) t.next_start_time = from_unix_ms(*s.f.next_start);
-        out.push_back(std::move(t));
+      for (int64_t i = s.lo; i <= s.hi(); ++i) out.push_back(expand(*ids, flow_run_id, task, s, i));
+    }
+    return out;
+  });
+}
+
+Result<TaskPage> SqlStore::list_tasks(const std::string& flow_run_id, const std::string& after_task, int limit) {
+  if (limit < 1 || limit > 1000) return invalid_argument("limit must be between 1 and 1000");
+  return transact(TxMode::kRead, [&]() -> Result<TaskPage> {
+    // Per task and state: a task has at most one group per state, so (limit + 1) times
+    // the number of states covers the page's tasks and tells whether another follows.
+    constexpr int64_t kStates = static_cast<int64_t>(State::kCancelled) + 1;
+    auto groups = db_->query(
+        "SELECT task, state, MIN(map_index), SUM(map_count), MIN(start_time), MAX(end_time), "
+        "SUM(CASE WHEN end_time IS NULL THEN map_count ELSE 0 END), MAX(updated), MAX(map_index + map_count - 1) "
+        "FROM task_runs WHERE flow_run_id = ? AND task > ? AND map_index >= 0 GROUP BY task, state "
+        "UNION ALL SELECT task, state, -1, 1, NULL, NULL, 0, 0, -1 FROM task_runs "
+        "WHERE flow_run_id = ? AND task > ? AND map_index = -1 ORDER BY 1 LIMIT ?",
+        {flow_run_id, after_task, flow_run_id, after_task, (int64_t{limit} + 1) * (kStates + 1)});
+    if (groups.empty() && !run_exists(flow_run_id)) return not_found("flow run '" + flow_run_id + "' does not exist");
+    TaskPage page;
+    std::string last;  // the page's last task
+    int tasks = 0;
+    bool unmapped_in_page = false;
+    std::map<std::string, MappedTaskSummary> mapped;
+    struct Open {
+      int64_t unended = 0;
+    };
+    std::map<std::string, Open> open;
+    for (const auto& g : groups) {
+      const std::string& task = g.str(0);
+      if (task != last) {
+        if (tasks == limit) {
+          page.next_after = last;
+          break;
+        }
+        ++tasks;
+        last = task;
+      }
+      if (g.i64(2) < 0) {
+        unmapped_in_page = true;
+        continue;
+      }
+      auto& m = mapped[task];
+      m.task = task;
+      const State st = row_state(g, 1);
+      const int64_t n = g.i64(3);
+      m.count += n;
+      m.states.push_back({st, n});
+      if (!g.is_null(4)) {
+        SysTime t = from_unix_ms(g.i64(4));
+        if (!m.start_time || t < *m.start_time) m.start_time = t;
+      }
+      if (!g.is_null(5)) {
+        SysTime t = from_unix_ms(g.i64(5));
+        if (!m.end_time || t > *m.end_time) m.end_time = t;
+      }
+      open[task].unended += g.i64(6);
+      m.updated = std::max(m.updated, from_unix_ms(g.i64(7)));
+      m.max_map_index = std::max(m.max_map_index, g.i64(8));
+    }
+    for (auto& [task, m] : mapped) {
+      if (open[task].unended > 0) m.end_time.reset();
+      std::sort(m.states.begin(), m.states.end(),
+                [](const StateCount& a, const StateCount& b) { return a.state < b.state; });
+      page.mapped.push_back(std::move(m));
+    }
+    if (unmapped_in_page && !last.empty()) {
+      for (const auto& r : db_->query(std::string(kRangeColumns) +
+                                          "WHERE flow_run_id = ? AND task > ? AND task <= ? AND map_index = -1 "
+                                          "ORDER BY task",
+                                      {flow_run_id, after_task, last})) {
+        const std::string& task = r.str(10);
+        page.task_runs.push_back(expand(TaskRunIds(flow_run_id, task), flow_run_id, task, to_range(r), -1));
       }
     }
+    return page;
+  });
+}
+
+Result<std::vector<TaskRun>> SqlStore::list_task_run_elements(const std::string& flow_run_id, const std::string& task,
+                                                              int64_t from_index, int limit,
+                                                              std::optional<State> state) {
+  if (limit < 1 || limit > 1000) return invalid_argument("limit must be between 1 and 1000");
+  if (from_index < -1) return invalid_argument("map indexes start at -1");
+  return transact(TxMode::kRead, [&]() -> Result<std::vector<TaskRun>> {
+    std::string filter = state ? " AND state = ?" : "";
+    Params head{flow_run_id, task, from_index}, tail{flow_run_id, task, from_index};
+    if (state) {
+      head.emplace_back(std::string(state_name(*state)));
+      tail.emplace_back(std::string(state_name(*state)));
+    }
+    tail.emplace_back(int64_t{limit});
+    // The row holding from_index (it may begin before it), then the rows after it; each
+    // row holds at least one task run, so `limit` rows are enough.
+    std::vector<StoredRange> rows;
+    for (const auto& r : db_->query(std::string(kRangeColumns) + "WHERE flow_run_id = ? AND task = ? AND map_index < ?" +
+                                        filter + " ORDER BY map_index DESC LIMIT 1",
+                                    head))
+      if (StoredRange s = to_range(r); s.hi() >= from_index) rows.push_back(std::move(s));
+    for (const auto& r : db_->query(std::string(kRangeColumns) + "WHERE flow_run_id = ? AND task = ? AND map_index >= ?" +
+                                        filter + " ORDER BY map_index LIMIT ?",
+                                    tail))
+      rows.push_back(to_range(r));
+    if (rows.empty() && !run_exists(flow_run_id)) return not_found("flow run '" + flow_run_id + "' does not exist");
+    std::vector<TaskRun> out;
+    TaskRunIds ids(flow_run_id, task);
+    for (const auto& s : rows)
+      for (int64_t i = std::max(s.lo, from_index); i <= s.hi() && out.size() < static_cast<size_t>(limit); ++i)
+        out.push_back(expand(ids, flow_run_id, task, s, i));
     return out;
   });
 }

@@ -210,6 +210,8 @@ struct FlowRunPage {
   std::vector<FlowRun> runs;
   std::string next_cursor;  // empty when there are no more runs
 };
+// The cursor of a page that goes on after `run` (a page cut short by its reader).
+std::string flow_run_cursor(const FlowRun& run);
 
 // A token the store issues for each run it hands out in claim_runs (see ClaimRequest).
 struct NewToken;
@@ -355,6 +357,26 @@ struct StateCount {
   int64_t count = 0;
 };
 
+// The task runs of one mapped task (those with map_index >= 0), summed up.
+struct MappedTaskSummary {
+  std::string task;
+  int64_t count = 0;                  // task runs
+  int64_t max_map_index = -1;         // the highest map index reported
+  std::vector<StateCount> states;     // task runs per state, in state order; no zero counts
+  std::optional<SysTime> start_time;  // the earliest first Running
+  std::optional<SysTime> end_time;    // the latest end, once every task run has ended
+  SysTime updated{};                  // the latest applied update
+};
+
+// A page of a flow run's tasks in task-name order: the task run of each unmapped task
+// (map_index -1) and a summary of each mapped task. A task with both (a mapped task
+// that also reported map_index -1) appears in both.
+struct TaskPage {
+  std::vector<TaskRun> task_runs;
+  std::vector<MappedTaskSummary> mapped;
+  std::string next_after;  // the page's last task when more tasks follow; empty otherwise
+};
+
 // ---------------------------------------------------------------------------------
 // The interface
 
@@ -441,8 +463,20 @@ class Store {
   // latest one (timestamp) is ignored. Returns, in input order, the id of each update's
   // first task run. NotFound if a flow run does not exist.
   virtual Result<std::vector<std::string>> upsert_task_runs(const std::vector<TaskRunUpdate>& updates) = 0;
-  // One TaskRun per task run, ordered by (task, map_index).
+  // One TaskRun per task run, ordered by (task, map_index). Unbounded (a mapped task
+  // may have a million task runs): for tests and tools; the API reads with list_tasks
+  // and list_task_run_elements.
   virtual Result<std::vector<TaskRun>> list_task_runs(const std::string& flow_run_id) = 0;
+  // The tasks whose name sorts after `after_task` ("": from the first), at most `limit`
+  // (1..1000) of them; see TaskPage. NotFound if the flow run does not exist.
+  virtual Result<TaskPage> list_tasks(const std::string& flow_run_id, const std::string& after_task,
+                                      int limit) = 0;
+  // The task runs of one task with map_index >= from_index (-1 includes the unmapped
+  // task run), in map-index order, at most `limit` (1..1000); with `state`, only those
+  // in that state. NotFound if the flow run does not exist.
+  virtual Result<std::vector<TaskRun>> list_task_run_elements(const std::string& flow_run_id, const std::string& task,
+                                                              int64_t from_index, int limit,
+                                                              std::optional<State> state = std::nullopt) = 0;
   // The task runs' history (every Retrying update upsert_task_runs was given, once per
   // (task, first map index, run attempt, attempt, state)), with id > after, in id
   // order, at most `limit` (1..10000). NotFound if the flow run does not exist.
@@ -451,7 +485,11 @@ class Store {
 
   // ---- logs
   // Appends in one transaction; returns the new ids (increasing, in input order).
-  virtual Result<std::vector<int64_t>> append_logs(const std::vector<LogEntry>& entries) = 0;
+  // With max_bytes_per_run > 0, a batch that would take a flow run's stored message
+  // bytes (over all its lines so far, every attempt) past it is refused whole with
+  // TooLarge naming the quota; nothing is written.
+  virtual Result<std::vector<int64_t>> append_logs(const std::vector<LogEntry>& entries,
+                                                   int64_t max_bytes_per_run = 0) = 0;
   // Logs of a run with id > after, in id order, at most `limit` (1..10000).
   virtual Result<std::vector<LogRecord>> read_logs(const std::string& flow_run_id, int64_t after,
                                                    int limit = 1000) = 0;

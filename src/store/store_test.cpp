@@ -1474,6 +1474,132 @@ TEST_P(StoreTest, LogsAndCursors) {
   EXPECT_EQ(store_->read_logs(run.id, 0, 0).status().code(), StatusCode::kInvalidArgument);
 }
 
+// The per-run log quota: a batch that would take a run past it is refused whole (the
+// other runs' lines are not held back), counting every line the run stored before.
+TEST_P(StoreTest, LogQuotaRefusesABatchPastItWhole) {
+  Flow f = register_flow("etl");
+  FlowRun run = create_run(f.id);
+  FlowRun other = create_run(f.id);
+  auto line = [&](const std::string& id, size_t bytes) {
+    LogEntry e;
+    e.flow_run_id = id;
+    e.message = std::string(bytes, 'x');
+    return e;
+  };
+  ASSERT_TRUE(store_->append_logs({line(run.id, 600), line(run.id, 300)}, 1000).is_ok());
+  auto past = store_->append_logs({line(other.id, 10), line(run.id, 101)}, 1000);
+  EXPECT_EQ(past.status().code(), StatusCode::kTooLarge);
+  EXPECT_THAT(past.status().message(), HasSubstr("log quota of 1000 bytes"));
+  EXPECT_THAT(past.status().message(), HasSubstr(run.id));
+  EXPECT_THAT(past.status().message(), HasSubstr("it has 900 bytes"));
+  EXPECT_TRUE(store_->read_logs(other.id, 0, 10)->empty());  // all or nothing
+  EXPECT_EQ(store_->read_logs(run.id, 0, 10)->size(), 2u);
+  // Up to the quota exactly is fine; without a quota, anything.
+  ASSERT_TRUE(store_->append_logs({line(run.id, 100)}, 1000).is_ok());
+  EXPECT_EQ(store_->append_logs({line(run.id, 1)}, 1000).status().code(), StatusCode::kTooLarge);
+  ASSERT_TRUE(store_->append_logs({line(run.id, 5000)}).is_ok());
+  ASSERT_TRUE(store_->append_logs({line(other.id, 1000)}, 1000).is_ok());
+}
+
+// Version 7 counts the log bytes that runs stored before it, so the quota covers them.
+TEST_P(StoreTest, TheLogQuotaCountsLinesStoredBeforeTheUpgrade) {
+  Flow f = register_flow("etl");
+  FlowRun run = create_run(f.id);
+  LogEntry e;
+  e.flow_run_id = run.id;
+  e.message = std::string(300, 'x') + "\u00e9";  // 302 bytes
+  ASSERT_TRUE(store_->append_logs({e}).is_ok());
+  {
+    auto raw = raw_db();
+    raw->begin(detail::TxMode::kWrite);
+    raw->exec_script("ALTER TABLE flow_runs DROP COLUMN log_bytes");
+    raw->exec("DELETE FROM schema_migrations WHERE version >= 7", {});
+    raw->commit();
+  }
+  store_ = open();
+  ASSERT_NE(store_, nullptr);
+  e.message = "12345678";
+  auto past = store_->append_logs({e}, 309);
+  EXPECT_EQ(past.status().code(), StatusCode::kTooLarge);
+  EXPECT_THAT(past.status().message(), HasSubstr("it has 302 bytes"));
+  EXPECT_TRUE(store_->append_logs({e}, 310).is_ok());
+}
+
+// The API's listing: a page of tasks (an unmapped task's task run, a mapped task's
+// counts by state), and one task's task runs by map index from a given index.
+TEST_P(StoreTest, TasksArePagedAndMappedTasksSummed) {
+  Flow f = register_flow("etl");
+  FlowRun run = run_in_state(f.id, State::kRunning);
+  SysTime t = clock_.now();
+  std::vector<TaskRunUpdate> batch;
+  batch.push_back({run.id, "a", -1, State::kSuccess, "done", 1, t});
+  TaskRunUpdate ok{run.id, "m", 0, State::kSuccess, "", 1, t};
+  ok.map_count = 3000;
+  ok.start_time = t - milliseconds(20);
+  batch.push_back(ok);
+  batch.push_back({run.id, "m", 17, State::kFailed, "boom", 2, t + milliseconds(5)});
+  batch.push_back({run.id, "m", 2990, State::kRunning, "", 1, t + milliseconds(6)});
+  for (int i = 0; i < 5; ++i) batch.push_back({run.id, "t" + std::to_string(i), -1, State::kPending, "", 0, t});
+  ASSERT_TRUE(store_->upsert_task_runs(batch).is_ok());
+
+  auto page = store_->list_tasks(run.id, "", 3);  // a, m, t0
+  ASSERT_TRUE(page.is_ok()) << page.status().to_string();
+  ASSERT_EQ(page->task_runs.size(), 2u);
+  EXPECT_EQ(page->task_runs[0].task, "a");
+  EXPECT_EQ(page->task_runs[0].message, "done");
+  EXPECT_EQ(page->task_runs[1].task, "t0");
+  ASSERT_EQ(page->mapped.size(), 1u);
+  const MappedTaskSummary& m = page->mapped[0];
+  EXPECT_EQ(m.task, "m");
+  EXPECT_EQ(m.count, 3000);
+  EXPECT_EQ(m.max_map_index, 2999);
+  ASSERT_EQ(m.states.size(), 3u);
+  EXPECT_EQ(m.states[0].state, State::kRunning);
+  EXPECT_EQ(m.states[0].count, 1);
+  EXPECT_EQ(m.states[1].state, State::kSuccess);
+  EXPECT_EQ(m.states[1].count, 2998);
+  EXPECT_EQ(m.states[2].state, State::kFailed);
+  EXPECT_EQ(m.states[2].count, 1);
+  EXPECT_EQ(m.start_time, t - milliseconds(20));
+  EXPECT_FALSE(m.end_time.has_value());  // one is still Running
+  EXPECT_EQ(m.updated, t + milliseconds(6));
+  EXPECT_EQ(page->next_after, "t0");
+  auto rest = store_->list_tasks(run.id, page->next_after, 3);
+  ASSERT_TRUE(rest.is_ok());
+  ASSERT_EQ(rest->task_runs.size(), 3u);
+  EXPECT_EQ(rest->task_runs[2].task, "t3");
+  EXPECT_EQ(rest->next_after, "t3");
+  auto last = store_->list_tasks(run.id, rest->next_after, 3);
+  ASSERT_EQ(last->task_runs.size(), 1u);
+  EXPECT_TRUE(last->next_after.empty());
+  EXPECT_TRUE(store_->list_tasks(run.id, "t4", 3)->task_runs.empty());
+
+  // One task's task runs, from an index inside a stored range, across ranges.
+  auto from = store_->list_task_run_elements(run.id, "m", 15, 4);
+  ASSERT_TRUE(from.is_ok()) << from.status().to_string();
+  ASSERT_EQ(from->size(), 4u);
+  EXPECT_EQ((*from)[0].map_index, 15);
+  EXPECT_EQ((*from)[2].map_index, 17);
+  EXPECT_EQ((*from)[2].state, State::kFailed);
+  EXPECT_EQ((*from)[2].message, "boom");
+  EXPECT_EQ((*from)[3].map_index, 18);
+  auto failed = store_->list_task_run_elements(run.id, "m", 0, 10, State::kFailed);
+  ASSERT_EQ(failed->size(), 1u);
+  EXPECT_EQ((*failed)[0].map_index, 17);
+  auto tail = store_->list_task_run_elements(run.id, "m", 2998, 10);
+  ASSERT_EQ(tail->size(), 2u);
+  EXPECT_EQ((*tail)[1].map_index, 2999);
+  auto all = store_->list_task_runs(run.id);
+  EXPECT_EQ((*from)[0].id, (*all)[1 + 15].id);  // the ids of the full listing
+  auto unmapped = store_->list_task_run_elements(run.id, "a", -1, 10);
+  ASSERT_EQ(unmapped->size(), 1u);
+  EXPECT_EQ((*unmapped)[0].map_index, -1);
+  EXPECT_EQ(store_->list_tasks("missing", "", 10).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->list_task_run_elements("missing", "m", 0, 10).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->list_tasks(run.id, "", 0).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->list_task_run_elements(run.id, "m", 0, 1001).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_P(StoreTest, Agents) {
   auto a = store_->register_agent({"laptop", "local", {"dev", "cpu"}});
   ASSERT_TRUE(a.is_ok());
@@ -1724,7 +1850,7 @@ TEST_P(StoreTest, MigratingFillsTheRunConfigsOfExistingFlowsAndRuns) {
   FlowRun a = create_run(any.id);
   FlowRun n = create_run(none.id);
   ASSERT_TRUE(store_->register_agent({"a1", "docker", {}}).is_ok());
-  // Back to schema version 5: without the columns version 6 added.
+  // Back to schema version 5: without the columns versions 6 and 7 added.
   {
     auto raw = raw_db();
     raw->begin(detail::TxMode::kWrite);
@@ -1732,7 +1858,8 @@ TEST_P(StoreTest, MigratingFillsTheRunConfigsOfExistingFlowsAndRuns) {
     raw->exec_script("DROP INDEX flow_runs_by_agent");
     for (const char* col : {"run_config_json", "run_config_type"})
       raw->exec_script(std::string("ALTER TABLE flows DROP COLUMN ") + col);
-    for (const char* col : {"run_config_type", "infra_kind", "infra_id", "infra_agent_id", "infra_reported_at"})
+    for (const char* col : {"run_config_type", "infra_kind", "infra_id", "infra_agent_id", "infra_reported_at",
+                            "log_bytes"})
       raw->exec_script(std::string("ALTER TABLE flow_runs DROP COLUMN ") + col);
     for (const char* col : {"token_id", "stopped_at", "run_config_types"})
       raw->exec_script(std::string("ALTER TABLE agents DROP COLUMN ") + col);

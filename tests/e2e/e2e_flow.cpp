@@ -5,6 +5,7 @@
 //   fail       when true, "work" fails
 //   once_marker  when set, "work" sleeps only if this file does not exist yet (it
 //              creates it): a rescheduled attempt of the run finishes at once
+//   log_lines  how many log lines of about 500 bytes "work" writes ("log line N ...")
 //   flaky_marker when set, "work"'s first attempt fails with "503 from sensor API" if
 //              this file does not exist yet (it creates it); "work" retries once
 //              after 200 ms on a 503 (and on nothing else)
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   auto fail = flow.parameter<bool>("fail", false);
   auto once_marker = flow.parameter<std::string>("once_marker", "");
   auto flaky_marker = flow.parameter<std::string>("flaky_marker", "");
+  auto log_lines = flow.parameter<int>("log_lines", 0);
   auto started = flow.task(
       "start",
       [](culvert::TaskContext& ctx, const std::string& marker_file) {
@@ -43,7 +45,8 @@ int main(int argc, char** argv) {
   flow.task(
       "work",
       [](culvert::TaskContext& ctx, int, int ms, bool should_fail, const std::string& once,
-         const std::string& flaky) {
+         const std::string& flaky, int lines) {
+        for (int i = 0; i < lines; ++i) ctx.info("log line " + std::to_string(i) + " " + std::string(490, '.'));
         if (!flaky.empty()) {
           int fd = ::open(flaky.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
           if (fd >= 0) {
@@ -65,7 +68,7 @@ int main(int argc, char** argv) {
         ctx.info("work done after " + std::to_string(ms) + " ms");
         return ms;
       },
-      started, sleep_ms, fail, once_marker, flaky_marker)
+      started, sleep_ms, fail, once_marker, flaky_marker, log_lines)
       .retries(1, std::chrono::milliseconds(200))
       .retry_on([](const culvert::TaskFailure& f) { return f.message.starts_with("503"); });
   // With E2E_RESULT_URI set (at registration and in the run's environment), a task

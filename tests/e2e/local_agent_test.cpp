@@ -338,6 +338,36 @@ TEST_F(LocalAgentE2E, ServerKilledMidRunAndRestartedLosesNothing) {
   EXPECT_EQ(read_file(marker), id + "\n");  // executed once
 }
 
+// A run whose log lines pass the server's per-run quota: the server refuses them (413),
+// the flow process warns once and stops sending lines, and the run still succeeds with
+// its task runs reported.
+TEST_F(LocalAgentE2E, ARunPastTheServersLogQuotaStillSucceeds) {
+  server_->stop();
+  auto args = server_args();
+  args.insert(args.end(), {"--max-log-bytes-per-run", "20000"});
+  server_ = std::make_unique<TestServer>(sandbox_, args);
+  ASSERT_TRUE(server_->ok()) << read_file(sandbox_.dir() / "server.log");
+  auto agent = start_agent("a1", {});
+  std::string id = create_run({"--param", "log_lines=300"});
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Success"; }, 60s)) << state_of(id) << agent->output();
+  auto run = get_run(id);
+  ASSERT_EQ(run["task_runs"].size(), 2u) << run.dump();
+  for (const auto& t : run["task_runs"]) EXPECT_EQ(t["state"], "Success") << t.dump();
+  auto logs = sandbox_.culvert({"get", "logs", id, "-o", "json"}, api_env());
+  ASSERT_EQ(logs.exit_code, 0) << logs.err;
+  size_t bytes = 0;
+  for (const auto& l : json::parse(logs.out)["logs"]) bytes += l["message"].get<std::string>().size();
+  EXPECT_LE(bytes, 20000u);
+  EXPECT_EQ(logs.out.find("log line 299"), std::string::npos);
+  const std::string out = agent->output();
+  const std::string warning = "the server refuses further log lines of this run: flow run " + id +
+                              " has reached its log quota of 20000 bytes";
+  auto at = out.find(warning);
+  EXPECT_NE(at, std::string::npos) << out;
+  if (at != std::string::npos) EXPECT_EQ(out.find(warning, at + 1), std::string::npos) << out;  // once
+}
+
 TEST_F(LocalAgentE2E, CancelStopsTheProcess) {
   auto agent = start_agent("a1", {});
   auto [id, pid] = start_long_run(*agent);

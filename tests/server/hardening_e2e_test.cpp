@@ -216,6 +216,98 @@ TEST_F(HardeningE2E, ArtifactUrisAreValidatedAtRegistration) {
   EXPECT_EQ(list.body["flows"].size(), 1u) << list.text;
 }
 
+// A run of a registered flow with tasks `extract` (not mapped) and `map` (mapped);
+// returns the run id.
+std::string probe_run(HttpClient& c, const std::string& admin, const std::string& name) {
+  json body = {{"project", "probe"},
+               {"name", name},
+               {"artifact", {{"uri", "file:///flows/" + name}, {"sha256", sha256_hex(name)}}},
+               {"tasks", {{{"name", "extract"}}, {{"name", "map"}, {"mapped", true}}}},
+               {"run_config", {{"type", "local"}}}};
+  auto flow = c.post("/api/v1/flows", body, admin);
+  EXPECT_EQ(flow.status, 201) << flow.text;
+  auto run = c.post("/api/v1/flow-runs", {{"flow_id", flow.body.value("id", "")}}, admin);
+  EXPECT_EQ(run.status, 201) << run.text;
+  return run.body.value("id", "");
+}
+
+// B2: one task-state item with map_count 3000 and a 64 KB message made GET task-runs
+// answer 197 MB; logs read with limit=10000 of 64 KB lines answered 66 MB.
+TEST_F(HardeningE2E, TaskRunAndLogAnswersStayBounded) {
+  start();
+  std::string run = probe_run(*client_, admin_, "bomb");
+  const std::string big(64 * 1024, 'x');
+  auto planted = client_->post("/api/v1/task-runs/states",
+                               json::array({{{"flow_run_id", run}, {"task", "map"}, {"map_index", 0},
+                                             {"map_count", 3000}, {"state", "Failed"}, {"message", big}}}),
+                               admin_);
+  ASSERT_EQ(planted.status, 200) << planted.text;
+  auto tasks = client_->get("/api/v1/flow-runs/" + run + "/task-runs", admin_);
+  ASSERT_EQ(tasks.status, 200);
+  EXPECT_LT(tasks.text.size(), 2000u) << tasks.text.substr(0, 500);
+  EXPECT_EQ(tasks.body["mapped_tasks"][0]["count"], 3000);
+  EXPECT_EQ(tasks.body["mapped_tasks"][0]["states"]["Failed"], 3000);
+  auto elements = client_->get("/api/v1/flow-runs/" + run + "/task-runs?task=map&limit=10000", admin_);
+  ASSERT_EQ(elements.status, 200);
+  EXPECT_LE(elements.text.size(), (4u << 20) + 20000u);
+  EXPECT_GT(elements.body["task_runs"].size(), 100u);
+  EXPECT_FALSE(elements.body["next_cursor"].is_null());
+  // 400 log lines of 64 KB (stored cut to 16 KiB each: 6.5 MB), read with limit=10000.
+  for (int batch = 0; batch < 40; ++batch) {
+    json lines = json::array();
+    for (int i = 0; i < 10; ++i) lines.push_back({{"flow_run_id", run}, {"message", big}});
+    ASSERT_EQ(client_->post("/api/v1/logs", lines, admin_).status, 201);
+  }
+  auto logs = client_->get("/api/v1/flow-runs/" + run + "/logs?limit=10000", admin_);
+  ASSERT_EQ(logs.status, 200);
+  EXPECT_LE(logs.text.size(), (4u << 20) + 20000u);
+  EXPECT_LT(logs.body["logs"].size(), 400u);
+  EXPECT_TRUE(logs.body["more"].get<bool>());
+  EXPECT_TRUE(healthy());
+}
+
+// B2: a per-run log quota, with an answer naming it.
+TEST_F(HardeningE2E, LogWritesPastTheQuotaAreRefusedNamingIt) {
+  start({"--max-log-bytes-per-run", "100000"});
+  std::string run = probe_run(*client_, admin_, "chatty");
+  json lines = json::array();
+  for (int i = 0; i < 6; ++i) lines.push_back({{"flow_run_id", run}, {"message", std::string(16000, 'y')}});
+  ASSERT_EQ(client_->post("/api/v1/logs", lines, admin_).status, 201);
+  auto past = client_->post("/api/v1/logs", lines, admin_);
+  EXPECT_EQ(past.status, 413) << past.text;
+  EXPECT_THAT(past.text, HasSubstr("log quota of 100000 bytes"));
+  EXPECT_THAT(past.text, HasSubstr("--max-log-bytes-per-run"));
+  EXPECT_EQ(client_->get("/api/v1/flow-runs/" + run + "/logs", admin_).body["logs"].size(), 6u);
+  EXPECT_TRUE(healthy());
+}
+
+// B6: task-run states for task names not in the run's flow version, or a map_index on
+// an unmapped task, were accepted.
+TEST_F(HardeningE2E, TaskRunStatesOutsideTheFlowAreRefused) {
+  start();
+  std::string run = probe_run(*client_, admin_, "shape");
+  std::string runner = token("runner");
+  auto ghost = client_->post("/api/v1/task-runs/states",
+                             json::array({{{"flow_run_id", run}, {"task", "ghost"}, {"state", "Running"}}}), runner);
+  EXPECT_EQ(ghost.status, 422) << ghost.text;
+  EXPECT_THAT(ghost.text, HasSubstr("'ghost'"));
+  auto indexed = client_->post("/api/v1/task-runs/states",
+                               json::array({{{"flow_run_id", run}, {"task", "extract"}, {"map_index", 0}, {"state", "Running"}}}),
+                               runner);
+  EXPECT_EQ(indexed.status, 422) << indexed.text;
+  EXPECT_THAT(indexed.text, HasSubstr("task 'extract' is not mapped"));
+  auto big = client_->post("/api/v1/task-runs/states",
+                           json::array({{{"flow_run_id", run}, {"task", "map"}, {"map_index", 0}, {"map_count", 10000000},
+                                         {"state", "Running"}}}),
+                           runner);
+  EXPECT_EQ(big.status, 422) << big.text;
+  auto fine = client_->post("/api/v1/task-runs/states",
+                            json::array({{{"flow_run_id", run}, {"task", "extract"}, {"state", "Running"}},
+                                         {{"flow_run_id", run}, {"task", "map"}, {"map_index", 2}, {"state", "Running"}}}),
+                            runner);
+  EXPECT_EQ(fine.status, 200) << fine.text;
+}
+
 // B6: the last admin token could revoke itself and lock everyone out.
 TEST_F(HardeningE2E, TheLastAdminTokenCannotBeRevoked) {
   start();
