@@ -433,6 +433,74 @@ TEST_F(CliTest, GetLogsAndRunsAsJson) {
 }
 
 
+// A retried run: `get logs` puts a line between its attempts and `--attempt N` asks the
+// server for one attempt's lines; `run inspect` lists the attempts with their times.
+TEST_F(CliTest, LogsAndInspectKeepTheAttemptsOfARetriedRunApart) {
+  std::mutex mu;
+  std::vector<std::string> log_targets;
+  const std::string base = std::string("/api/v1/flow-runs/") + kRunId;
+  TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+    if (r.target.rfind(base + "/logs?", 0) == 0) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        log_targets.push_back(r.target);
+      }
+      if (r.target.find("after=0") == std::string::npos) return {200, R"({"logs":[],"next_cursor":"9"})"};
+      if (r.target.find("&run_attempt=2") != std::string::npos)
+        return {200, R"({"logs":[{"id":3,"level":"INFO","message":"c","timestamp":"t3","run_attempt":2}],
+                         "next_cursor":"3"})"};
+      return {200, R"({"logs":[{"id":1,"level":"INFO","message":"a","timestamp":"t1","run_attempt":1},
+                               {"id":2,"level":"ERROR","message":"b","timestamp":"t2","run_attempt":1},
+                               {"id":3,"level":"INFO","message":"c","timestamp":"t3","run_attempt":2}],
+                      "next_cursor":"3"})"};
+    }
+    if (r.target == base)
+      return {200, json{{"id", kRunId}, {"flow_name", "etl"}, {"state", "Success"}, {"run_count", 2},
+                        {"start_time", "2027-01-01T00:10:00.000Z"}, {"end_time", "2027-01-01T00:11:00.000Z"}}
+                       .dump()};
+    if (r.target == base + "/attempts")
+      return {200, R"({"attempts":[
+          {"attempt":1,"state":"Failed","message":"task work failed","agent_id":"a1",
+           "start_time":"2027-01-01T00:00:00.000Z","end_time":"2027-01-01T00:01:00.000Z"},
+          {"attempt":2,"state":"Success","message":"","agent_id":"a1",
+           "start_time":"2027-01-01T00:10:00.000Z","end_time":"2027-01-01T00:11:00.000Z"}]})"};
+    if (r.target.rfind(base + "/task-runs?", 0) == 0)
+      return {200, R"({"task_runs":[{"task":"work","map_index":-1,"state":"Success","attempts":1,"run_attempt":2}]})"};
+    return {404, "{}"};
+  });
+  auto o = run({"get", "logs", kRunId}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, "t1 INFO a\nt2 ERROR b\n--- attempt 2 ---\nt3 INFO c\n");
+  o = run({"get", "logs", kRunId, "--attempt", "2"}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, "--- attempt 2 ---\nt3 INFO c\n");
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_FALSE(log_targets.empty());
+    EXPECT_NE(log_targets.back().find("&run_attempt=2"), std::string::npos) << log_targets.back();
+  }
+  o = run({"get", "logs", kRunId, "-o", "json"}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  auto j = parse_one(o.out);
+  ASSERT_EQ(j["logs"].size(), 3u);
+  EXPECT_EQ(j["logs"][2]["run_attempt"], 2);
+  EXPECT_EQ(run({"get", "logs", kRunId, "--attempt", "0"}, at(server)).code, 2);
+
+  o = run({"run", "inspect", kRunId}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("attempts:"), std::string::npos) << o.out;
+  for (const char* t : {"2027-01-01T00:00:00.000Z", "2027-01-01T00:01:00.000Z", "2027-01-01T00:10:00.000Z",
+                        "task work failed"})
+    EXPECT_NE(o.out.find(t), std::string::npos) << t << "\n" << o.out;
+  EXPECT_NE(o.out.find("RUN ATTEMPT"), std::string::npos) << o.out;
+  o = run({"run", "inspect", kRunId, "-o", "json"}, at(server));
+  ASSERT_EQ(o.code, 0) << o.err;
+  j = parse_one(o.out);
+  ASSERT_EQ(j["attempts"].size(), 2u) << j.dump();
+  EXPECT_EQ(j["attempts"][0]["end_time"], "2027-01-01T00:01:00.000Z");
+  EXPECT_EQ(j["task_runs"][0]["run_attempt"], 2);
+}
+
 TEST_F(CliTest, MalformedServerAnswersFailCleanly) {
   // Every command against a server whose answers have the right routes and the wrong
   // shapes: exit 1 and the field named, never a crash.
@@ -577,7 +645,7 @@ TEST_F(CliTest, GetTaskRunsPagesTasksAndATasksTaskRuns) {
   auto o = run({"run", "inspect", kRunId}, at(server));
   ASSERT_EQ(o.code, 0) << o.err;
   EXPECT_NE(o.out.find("extract  -1       Success"), std::string::npos) << o.out;
-  EXPECT_NE(o.out.find("m        0..2999  2990 Success, 10 Failed            3000 task runs"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("m        0..2999  2990 Success, 10 Failed                         3000 task runs"), std::string::npos) << o.out;
   o = run({"run", "inspect", kRunId, "-o", "json"}, at(server));
   auto j = parse_one(o.out);
   EXPECT_EQ(j["task_runs"].size(), 1u);

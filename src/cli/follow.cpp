@@ -12,6 +12,12 @@ void print_log_line(std::ostream& out, const client::LogLine& l) {
   out << l.timestamp << " " << l.level << " " << (task.empty() ? "" : "[" + task + "] ") << l.message << "\n";
 }
 
+void LogPrinter::print(const client::LogLine& line) {
+  if (line.run_attempt != attempt_) out_ << "--- attempt " << line.run_attempt << " ---\n";
+  attempt_ = line.run_attempt;
+  print_log_line(out_, line);
+}
+
 std::string next_log_cursor(const client::LogPage& page, const std::string& current) {
   if (page.next_cursor && !page.next_cursor->empty()) return *page.next_cursor;
   if (!page.logs.empty()) return std::to_string(page.logs.back().id);
@@ -19,8 +25,9 @@ std::string next_log_cursor(const client::LogPage& page, const std::string& curr
 }
 
 Result<Decoded<client::FlowRun>> follow_run(ApiClient& api, CliContext& ctx, const std::string& run_id,
-                                            std::ostream& events, bool print_states) {
+                                            std::ostream& events, bool print_states, int run_attempt) {
   std::string cursor = "0";
+  LogPrinter logs(events);
   std::optional<State> last_state;
   int64_t printed_version = 0;
   auto print_state = [&](State state, const std::string& msg) {
@@ -51,9 +58,10 @@ Result<Decoded<client::FlowRun>> follow_run(ApiClient& api, CliContext& ctx, con
       printed_version = std::max(printed_version, r.version);
     }
     bool final_state = is_final(r.state);
-    auto page = decoded(api.get_logs(run_id, cursor, final_state ? Millis(0) : Millis(1000)), client::decode_log_page);
+    auto page = decoded(api.get_logs(run_id, cursor, final_state ? Millis(0) : Millis(1000), run_attempt),
+                        client::decode_log_page);
     if (!page) return page.status();
-    for (const auto& l : page->value.logs) print_log_line(events, l);
+    for (const auto& l : page->value.logs) logs.print(l);
     cursor = next_log_cursor(page->value, cursor);
     if (final_state && page->value.logs.empty()) return std::move(*run);
     if (page->value.logs.empty() && !final_state) ctx.clock->sleep_for(Millis(500));

@@ -1,4 +1,4 @@
-// `culvert get logs RUN [--follow]`.
+// `culvert get logs RUN [--follow] [--attempt N]`.
 #include <CLI/CLI.hpp>
 
 #include <ostream>
@@ -14,19 +14,22 @@ void add_log_commands(CLI::App& app, CliContext& ctx) {
   auto* get = subcommand(app, "get", "List runs, logs and agents");
   get->require_subcommand(1);
   auto cmd = std::make_shared<Cmd>(Cmd{&ctx});
-  struct Args { std::string run; bool follow = false; };
+  struct Args { std::string run; bool follow = false; int attempt = 0; };
   auto a = std::make_shared<Args>();
   auto* logs = get->add_subcommand("logs", "Print a run's logs");
   logs->fallthrough();
   logs->add_option("RUN", a->run, "Flow run id")->required();
   logs->add_flag("--follow,-f", a->follow, "Keep printing until the run finishes");
+  logs->add_option("--attempt", a->attempt,
+                   "Only this attempt of the run (1, 2, ...); default: every attempt, a line between them")
+      ->check(CLI::Range(1, 1000000));
   add_output_option(logs, *cmd);
   logs->callback([cmd, a] {
     auto& c = *cmd;
     auto api = c.api();
     if (!api) { c.fail(api.status()); return; }
     if (a->follow && !c.json_out()) {
-      auto fin = follow_run(**api, *c.ctx, a->run, c.out(), false);
+      auto fin = follow_run(**api, *c.ctx, a->run, c.out(), false, a->attempt);
       if (!fin) { c.fail(fin.status()); return; }
       c.done();
       return;
@@ -42,7 +45,7 @@ void add_log_commands(CLI::App& app, CliContext& ctx) {
         if (!run) { c.fail(run.status()); return; }
         final_state = is_final(run->value.state);
       }
-      auto page = decoded((*api)->get_logs(a->run, cursor, final_state ? Millis(0) : Millis(1000)),
+      auto page = decoded((*api)->get_logs(a->run, cursor, final_state ? Millis(0) : Millis(1000), a->attempt),
                           client::decode_log_page);
       if (!page) { c.fail(page.status()); return; }
       bool empty = page->value.logs.empty();
@@ -54,8 +57,12 @@ void add_log_commands(CLI::App& app, CliContext& ctx) {
       if (next == cursor && !empty) break;  // a server that ignores the cursor
       cursor = next;
     }
-    if (c.json_out()) c.emit_json({{"logs", all}});
-    else for (const auto& l : lines) print_log_line(c.out(), l);
+    if (c.json_out()) {
+      c.emit_json({{"logs", all}});
+    } else {
+      LogPrinter printer(c.out());
+      for (const auto& l : lines) printer.print(l);
+    }
     c.done();
   });
 }

@@ -187,6 +187,20 @@ void add_run_inspect(CLI::App* run, CliContext& ctx) {
         for (const auto& e : page->document["history"]) history_doc.push_back(e);
       after = page->value.next_cursor == after ? "" : page->value.next_cursor;
     }
+    // The run's attempts, each with its own times (a server without the route: none).
+    std::vector<client::FlowRunAttempt> attempts;
+    json attempts_doc = json::array();
+    {
+      auto got_attempts = decoded((*api)->get_flow_run_attempts(*id), client::decode_attempts);
+      if (!got_attempts && got_attempts.status().code() != StatusCode::kNotFound) {
+        c.fail(got_attempts.status());
+        return;
+      }
+      if (got_attempts) {
+        attempts = std::move(got_attempts->value);
+        attempts_doc = got_attempts->document["attempts"];
+      }
+    }
     json diag = json::object();
     bool waiting = r.state == State::kScheduled || r.state == State::kPending;
     std::ostringstream human;
@@ -205,6 +219,7 @@ void add_run_inspect(CLI::App* run, CliContext& ctx) {
       doc["task_runs"] = tasks->task_runs_doc;
       doc["mapped_tasks"] = tasks->mapped_doc;
       doc["task_run_history"] = history_doc;
+      doc["attempts"] = attempts_doc;
       if (waiting) doc["diagnosis"] = diag;
       c.emit_json(doc);
       c.done();
@@ -220,6 +235,14 @@ void add_run_inspect(CLI::App* run, CliContext& ctx) {
       << "scheduled:   " << r.scheduled_start_time << "\n"
       << "agent:       " << r.agent_id.value_or("") << "\n";
     if (r.infrastructure) o << "infrastructure: " << infrastructure_text(*r.infrastructure) << "\n";
+    if (!attempts.empty()) {
+      o << "attempts:\n";
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& at : attempts)
+        rows.push_back({std::to_string(at.attempt), at.state ? state_name(*at.state) : "", at.start_time,
+                        at.end_time.value_or(""), at.agent_id.value_or(""), at.message});
+      print_table(o, {"ATTEMPT", "STATE", "START", "END", "AGENT", "MESSAGE"}, rows);
+    }
     print_task_table(o, *tasks);
     if (tasks->next_cursor)
       o << "(more tasks: culvert get task-runs " << r.id << " --cursor " << *tasks->next_cursor << ")\n";
@@ -230,7 +253,7 @@ void add_run_inspect(CLI::App* run, CliContext& ctx) {
         if (h.map_index >= 0)
           who += "[" + std::to_string(h.map_index) +
                  (h.map_count > 1 ? ".." + std::to_string(h.map_index + h.map_count - 1) : "") + "]";
-        o << "  " << h.timestamp << " " << who << " attempt " << h.attempts << " "
+        o << "  " << h.timestamp << " " << who << " (run attempt " << h.run_attempt << ") attempt " << h.attempts << " "
           << (h.state ? state_name(*h.state) : "") << ": " << h.message
           << (h.next_start_time ? "; next attempt at " + *h.next_start_time : "") << "\n";
       }

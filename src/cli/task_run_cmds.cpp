@@ -71,14 +71,14 @@ void print_task_table(std::ostream& o, const TaskListing& l) {
   std::vector<std::pair<std::string, std::vector<std::string>>> rows;
   for (const auto& t : l.task_runs)
     rows.push_back({t.task, {t.task, std::to_string(t.map_index), t.state ? state_name(*t.state) : "",
-                             std::to_string(t.attempts), with_next_start(t)}});
+                             std::to_string(t.attempts), std::to_string(t.run_attempt), with_next_start(t)}});
   for (const auto& m : l.mapped)
-    rows.push_back({m.task, {m.task, "0.." + std::to_string(m.max_map_index), mapped_states_text(m), "",
+    rows.push_back({m.task, {m.task, "0.." + std::to_string(m.max_map_index), mapped_states_text(m), "", "",
                              std::to_string(m.count) + " task runs"}});
   std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<std::vector<std::string>> cells;
   for (auto& r : rows) cells.push_back(std::move(r.second));
-  if (!cells.empty()) print_table(o, {"TASK", "MAP", "STATE", "ATTEMPTS", "MESSAGE"}, cells);
+  if (!cells.empty()) print_table(o, {"TASK", "MAP", "STATE", "ATTEMPTS", "RUN ATTEMPT", "MESSAGE"}, cells);
 }
 
 void add_task_run_commands(CLI::App& app, CliContext& ctx) {

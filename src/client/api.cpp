@@ -91,6 +91,10 @@ Result<json> ApiClient::get_flow_run_history(std::string_view run_id) {
   return call("GET", "/api/v1/flow-runs/" + seg(run_id) + "/history", nullptr);
 }
 
+Result<json> ApiClient::get_flow_run_attempts(std::string_view run_id) {
+  return call("GET", "/api/v1/flow-runs/" + seg(run_id) + "/attempts", nullptr);
+}
+
 Result<json> ApiClient::set_flow_run_state(std::string_view run_id, std::string_view state,
                                            std::string_view message,
                                            std::optional<int64_t> expected_version) {
@@ -142,8 +146,9 @@ Result<json> ApiClient::set_task_run_states(const json& batch) {
 Result<json> ApiClient::write_logs(const json& batch) { return call("POST", "/api/v1/logs", &batch); }
 
 Result<json> ApiClient::get_logs(std::string_view run_id, std::string_view after,
-                                 std::chrono::milliseconds wait) {
+                                 std::chrono::milliseconds wait, int run_attempt) {
   std::string t = "/api/v1/flow-runs/" + seg(run_id) + "/logs?after=" + seg(after);
+  if (run_attempt > 0) t += "&run_attempt=" + std::to_string(run_attempt);
   if (wait.count() > 0) t += "&wait_ms=" + std::to_string(wait.count());
   return call("GET", t, nullptr, wait);
 }

@@ -81,6 +81,8 @@ class ApiClient {
   Result<json> get_flow_run(std::string_view run_id);
   // GET /api/v1/flow-runs/{id}/history   (every state change, oldest first)
   Result<json> get_flow_run_history(std::string_view run_id);
+  // GET /api/v1/flow-runs/{id}/attempts   (each attempt's times, attempt 1 first)
+  Result<json> get_flow_run_attempts(std::string_view run_id);
   // POST /api/v1/flow-runs/{id}/state  {"state","message","expected_version"}
   Result<json> set_flow_run_state(std::string_view run_id, std::string_view state,
                                   std::string_view message,
@@ -99,9 +101,10 @@ class ApiClient {
   Result<json> set_task_run_states(const json& batch);
   // POST /api/v1/logs  [{"flow_run_id","task_run_id","level","message","timestamp"}]
   Result<json> write_logs(const json& batch);
-  // GET /api/v1/flow-runs/{id}/logs?after=CURSOR[&wait_ms=N]   (long poll up to wait)
+  // GET /api/v1/flow-runs/{id}/logs?after=CURSOR[&wait_ms=N][&run_attempt=N]   (long
+  // poll up to wait; with run_attempt above 0, only that attempt's lines)
   Result<json> get_logs(std::string_view run_id, std::string_view after,
-                        std::chrono::milliseconds wait = std::chrono::milliseconds(0));
+                        std::chrono::milliseconds wait = std::chrono::milliseconds(0), int run_attempt = 0);
 
   // POST /api/v1/agents  {"name","type","labels"} -> {"id"}
   Result<json> register_agent(std::string_view name, std::string_view type,

@@ -257,8 +257,22 @@ Result<TaskRun> task_run_at(const json& j, const std::string& path) {
   t.start_time = f.opt_str("start_time");
   t.end_time = f.opt_str("end_time");
   t.next_start_time = f.opt_str("next_start_time");
+  t.run_attempt = f.integer("run_attempt", 1);
   if (!f.ok()) return f.status();
   return t;
+}
+
+Result<FlowRunAttempt> attempt_at(const json& j, const std::string& path) {
+  Fields f(j, path);
+  FlowRunAttempt a;
+  a.attempt = f.integer("attempt", 0, true);
+  a.state = f.state("state");
+  a.message = f.str("message");
+  a.agent_id = f.opt_str("agent_id");
+  a.start_time = f.str("start_time");
+  a.end_time = f.opt_str("end_time");
+  if (!f.ok()) return f.status();
+  return a;
 }
 
 Result<TaskRunHistoryEntry> task_run_history_at(const json& j, const std::string& path) {
@@ -288,6 +302,7 @@ Result<LogLine> log_line_at(const json& j, const std::string& path) {
   l.level = f.str("level");
   l.message = f.str("message");
   l.timestamp = f.str("timestamp");
+  l.run_attempt = f.integer("run_attempt", 1);
   if (!f.ok()) return f.status();
   return l;
 }
@@ -368,6 +383,9 @@ Result<FlowRunPage> decode_flow_run_page(const json& answer) {
 
 Result<std::vector<StateChange>> decode_history(const json& answer) {
   return decode_list<StateChange>(answer, "history", state_change_at);
+}
+Result<std::vector<FlowRunAttempt>> decode_attempts(const json& answer) {
+  return decode_list<FlowRunAttempt>(answer, "attempts", attempt_at);
 }
 Result<std::vector<TaskRun>> decode_task_runs(const json& answer) {
   return decode_list<TaskRun>(answer, "task_runs", task_run_at);

@@ -123,6 +123,16 @@ struct StateChange {
   std::string timestamp;
 };
 
+// GET /api/v1/flow-runs/{id}/attempts item: one attempt of a run, with its own times.
+struct FlowRunAttempt {
+  int64_t attempt = 0;  // required: 1, 2, ...
+  std::optional<State> state;  // the run's latest state within the attempt
+  std::string message;
+  std::optional<std::string> agent_id;
+  std::string start_time;
+  std::optional<std::string> end_time;  // nullopt while the attempt goes on
+};
+
 // GET /api/v1/flow-runs/{id}/task-runs item.
 struct TaskRun {
   std::string id;
@@ -136,6 +146,7 @@ struct TaskRun {
   std::optional<std::string> start_time;
   std::optional<std::string> end_time;
   std::optional<std::string> next_start_time;  // Retrying: when the next attempt starts
+  int64_t run_attempt = 1;  // the flow run's attempt that wrote it
 };
 
 // GET /api/v1/flow-runs/{id}/task-runs "mapped_tasks" item: the task runs of one
@@ -189,6 +200,7 @@ struct LogLine {
   std::string level;
   std::string message;
   std::string timestamp;
+  int64_t run_attempt = 1;  // the flow run's attempt that wrote it
 };
 
 // GET /api/v1/flow-runs/{id}/logs: {"logs", "next_cursor", "flow_run_state"}.
@@ -240,6 +252,7 @@ Result<std::vector<FlowVersion>> decode_flows(const nlohmann::json& answer);  //
 Result<FlowRun> decode_flow_run(const nlohmann::json& answer);
 Result<FlowRunPage> decode_flow_run_page(const nlohmann::json& answer);
 Result<std::vector<StateChange>> decode_history(const nlohmann::json& answer);    // {"history": [...]}
+Result<std::vector<FlowRunAttempt>> decode_attempts(const nlohmann::json& answer); // {"attempts": [...]}
 Result<std::vector<TaskRun>> decode_task_runs(const nlohmann::json& answer);      // {"task_runs": [...]}
 Result<TaskRunPage> decode_task_run_page(const nlohmann::json& answer);
 Result<TaskRunHistoryPage> decode_task_run_history(const nlohmann::json& answer);

@@ -209,6 +209,7 @@ TEST(ResponsesContract, HistoryTaskRunsAndLogs) {
   t.created = kT0;
   t.updated = kT1;
   t.start_time = kT0;
+  t.run_attempt = 3;
   auto tr = decode_task_runs(json{{"task_runs", json::array({server::to_json(t)})}});
   ASSERT_TRUE(tr.is_ok()) << tr.status().to_string();
   EXPECT_EQ((*tr)[0].task, "extract");
@@ -217,6 +218,7 @@ TEST(ResponsesContract, HistoryTaskRunsAndLogs) {
   EXPECT_EQ((*tr)[0].message, t.message);
   EXPECT_EQ((*tr)[0].attempts, 2);
   EXPECT_EQ((*tr)[0].updated, format_rfc3339(kT1));
+  EXPECT_EQ((*tr)[0].run_attempt, 3);
   store::MappedTaskSummary m;
   m.task = "load";
   m.count = 3000;
@@ -246,6 +248,7 @@ TEST(ResponsesContract, HistoryTaskRunsAndLogs) {
   l.level = "WARNING";
   l.message = "slow";
   l.timestamp = kT1;
+  l.run_attempt = 2;
   auto lp = decode_log_page(
       json{{"logs", json::array({server::to_json(l)})}, {"next_cursor", "41"}, {"more", true}, {"flow_run_state", "Running"}});
   ASSERT_TRUE(lp.is_ok()) << lp.status().to_string();
@@ -256,6 +259,32 @@ TEST(ResponsesContract, HistoryTaskRunsAndLogs) {
   EXPECT_EQ(lp->logs[0].level, "WARNING");
   EXPECT_EQ(lp->logs[0].message, "slow");
   EXPECT_EQ(lp->logs[0].timestamp, format_rfc3339(kT1));
+  EXPECT_EQ(lp->logs[0].run_attempt, 2);
+
+  store::FlowRunAttempt a1, a2;
+  a1.flow_run_id = a2.flow_run_id = "r-1";
+  a1.attempt = 1;
+  a1.state = State::kFailed;
+  a1.message = "task extract failed";
+  a1.agent_id = "a-1";
+  a1.start_time = kT0;
+  a1.end_time = kT1;
+  a2.attempt = 2;
+  a2.state = State::kRunning;
+  a2.start_time = kT1;
+  auto at = decode_attempts(json{{"attempts", json::array({server::to_json(a1), server::to_json(a2)})}});
+  ASSERT_TRUE(at.is_ok()) << at.status().to_string();
+  ASSERT_EQ(at->size(), 2u);
+  EXPECT_EQ((*at)[0].attempt, 1);
+  EXPECT_EQ((*at)[0].state, State::kFailed);
+  EXPECT_EQ((*at)[0].message, a1.message);
+  EXPECT_EQ((*at)[0].agent_id, "a-1");
+  EXPECT_EQ((*at)[0].start_time, format_rfc3339(kT0));
+  EXPECT_EQ((*at)[0].end_time, format_rfc3339(kT1));
+  EXPECT_EQ((*at)[1].attempt, 2);
+  EXPECT_EQ((*at)[1].state, State::kRunning);
+  EXPECT_FALSE((*at)[1].agent_id.has_value());
+  EXPECT_FALSE((*at)[1].end_time.has_value());
 }
 
 }  // namespace

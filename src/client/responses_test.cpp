@@ -253,5 +253,43 @@ TEST(Responses, LogsHistoryTaskRunsTokensProjects) {
             std::string::npos);
 }
 
+// A run's attempts, and the attempt of each log line and task run (1 when an older
+// server does not say).
+TEST(Responses, AttemptsAndTheAttemptOfEachLineAndTaskRun) {
+  auto attempts = decode_attempts(json::parse(
+      R"({"attempts":[{"attempt":1,"state":"Failed","message":"boom","agent_id":"a1","start_time":"s1",
+          "end_time":"e1"},{"attempt":2,"state":"Running","message":"","agent_id":null,"start_time":"s2",
+          "end_time":null}]})"));
+  ASSERT_TRUE(attempts.is_ok()) << attempts.status().to_string();
+  ASSERT_EQ(attempts->size(), 2u);
+  EXPECT_EQ((*attempts)[0].attempt, 1);
+  EXPECT_EQ((*attempts)[0].state, State::kFailed);
+  EXPECT_EQ((*attempts)[0].end_time, "e1");
+  EXPECT_EQ((*attempts)[1].start_time, "s2");
+  EXPECT_FALSE((*attempts)[1].end_time.has_value());
+  const Malformed cases[] = {
+      {json{{"attempts", json::array({{{"state", "Failed"}}})}}, "attempts[0].attempt is missing"},
+      {json{{"attempts", json::array({{{"attempt", "1"}}})}}, "attempts[0].attempt must be an integer"},
+      {json{{"attempts", json::array({{{"attempt", 1}, {"state", "Done"}}})}}, "attempts[0].state is not a known state"},
+      {json{{"attempts", json::array({{{"attempt", 1}, {"end_time", 5}}})}}, "attempts[0].end_time must be a string"},
+      {json::object(), "attempts is missing"},
+  };
+  for (const auto& c : cases) {
+    auto r = decode_attempts(c.answer);
+    ASSERT_FALSE(r.is_ok()) << c.answer.dump();
+    EXPECT_NE(r.status().message().find(c.want), std::string::npos) << r.status().message();
+  }
+  auto logs = decode_log_page(json::parse(R"({"logs":[{"id":1,"run_attempt":2},{"id":2}]})"));
+  ASSERT_TRUE(logs.is_ok()) << logs.status().to_string();
+  EXPECT_EQ(logs->logs[0].run_attempt, 2);
+  EXPECT_EQ(logs->logs[1].run_attempt, 1);
+  EXPECT_NE(decode_log_page(json::parse(R"({"logs":[{"id":1,"run_attempt":"2"}]})"))
+                .status().message().find("logs[0].run_attempt must be an integer"),
+            std::string::npos);
+  auto tasks = decode_task_runs(json::parse(R"({"task_runs":[{"task":"a","run_attempt":3}]})"));
+  ASSERT_TRUE(tasks.is_ok()) << tasks.status().to_string();
+  EXPECT_EQ((*tasks)[0].run_attempt, 3);
+}
+
 }  // namespace
 }  // namespace culvert::client

@@ -65,6 +65,12 @@ Result<FlowRunAnswer> decode_flow_run(const json& answer) {
     for (const auto& [k, v] : it->items())
       run.parameters[k] = v.is_string() ? v.get<std::string>() : v.dump(-1, ' ', false, json::error_handler_t::replace);
   }
+  if (auto it = answer.find("run_count"); it != answer.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 1000000)
+      return internal_error(what + ": \"run_count\" must be an integer from 0 to 1000000, but is " +
+                            (it->is_number_integer() ? it->dump() : std::string(type_of(*it))));
+    run.run_count = static_cast<int>(it->get<int64_t>());
+  }
   return run;
 }
 

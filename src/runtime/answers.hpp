@@ -41,11 +41,14 @@ struct FlowRunAnswer {
   std::string flow_id;    // the flow version it runs; "" when the server does not say
   // Parameter values as text: strings as they are, other JSON values as JSON text.
   std::map<std::string, std::string> parameters;
+  // The run's attempts so far ("run_count"): its current attempt once it is Running.
+  // 0 when the server does not say.
+  int run_count = 0;
 };
 
 // Internal (the server's answer is malformed) naming the field: the answer is not an
 // object, "state" is missing or not a string, "id", "flow_name" or "flow_id" is not a string,
-// "parameters" is not an object.
+// "parameters" is not an object, "run_count" is not an integer from 0 to 1,000,000.
 Result<FlowRunAnswer> decode_flow_run(const nlohmann::json& answer);
 
 // The artifact of a flow version, as the server answers GET /flows/{id}.

@@ -63,6 +63,10 @@ TEST(DecodeFlowRun, ReadsStateNameAndParametersAsText) {
   EXPECT_EQ(r->parameters.at("who"), "ann");
   EXPECT_EQ(r->parameters.at("on"), "true");
   EXPECT_EQ(r->parameters.at("l"), "[1]");
+  EXPECT_EQ(r->run_count, 0);  // not said
+  auto counted = decode_flow_run(json::parse(R"({"state":"Running","run_count":2})"));
+  ASSERT_TRUE(counted) << counted.status().message();
+  EXPECT_EQ(counted->run_count, 2);
   auto bare = decode_flow_run(json::parse(R"({"state":"Scheduled","flow_name":null,"parameters":null})"));
   ASSERT_TRUE(bare) << bare.status().message();
   EXPECT_EQ(bare->flow_name, "");
@@ -88,6 +92,8 @@ TEST(DecodeFlowRun, MalformedAnswersAreErrorsNamingTheField) {
       {R"({"state":"Running","flow_id":3})", "\"flow_id\" must be a string, but is number"},
       {R"({"state":"Running","parameters":"n=1"})", "\"parameters\" must be an object, but is string"},
       {R"({"state":"Running","parameters":[1]})", "\"parameters\" must be an object, but is array"},
+      {R"({"state":"Running","run_count":"2"})", "\"run_count\" must be an integer from 0 to 1000000, but is string"},
+      {R"({"state":"Running","run_count":-1})", "\"run_count\" must be an integer from 0 to 1000000, but is -1"},
   };
   for (const auto& c : cases) {
     auto r = decode_flow_run(json::parse(c.answer));

@@ -118,21 +118,32 @@ bool unreachable(const Status& s) {
 
 // Sets a state, retrying while the server is unreachable. When an earlier attempt may
 // have been applied before the connection broke, a Conflict is checked against the
-// run: already in `state` means done.
+// run: already in `state` means done. `run_out`, when given, receives the run as the
+// server answered it (a malformed answer is an error then).
 Status set_state_with_retry(Clock& clock, client::ApiClient& api, const std::string& run_id, const char* state,
-                            const std::string& message, std::chrono::milliseconds wait) {
+                            const std::string& message, std::chrono::milliseconds wait,
+                            FlowRunAnswer* run_out = nullptr) {
   bool maybe_applied = false;
   auto r = retry_while_unreachable(clock, wait, [&]() -> Result<nlohmann::json> {
     auto a = api.set_flow_run_state(run_id, state, message);
     if (!a && unreachable(a.status())) maybe_applied = true;
     return a;
   });
-  if (r) return Status::ok();
+  if (r) {
+    if (run_out == nullptr) return Status::ok();
+    auto decoded = decode_flow_run(*r);
+    if (!decoded) return decoded.status();
+    *run_out = std::move(*decoded);
+    return Status::ok();
+  }
   if (r.status().code() == StatusCode::kConflict && maybe_applied) {
     auto now = api.get_flow_run(run_id);
     if (now) {
       auto decoded = decode_flow_run(*now);
-      if (decoded && decoded->state == state) return Status::ok();
+      if (decoded && decoded->state == state) {
+        if (run_out != nullptr) *run_out = std::move(*decoded);
+        return Status::ok();
+      }
     }
   }
   return r.status();
@@ -221,14 +232,20 @@ int execute_flow(const Flow& flow, const ExecuteEnv& env) {
   opts.clock = env.clock;
   opts.parameters = std::move(run->parameters);
 
-  if (Status running = set_state_with_retry(clock, api, env.flow_run_id, "Running", "", env.server_wait); !running.is_ok()) {
+  // The server counts the run's attempts as it goes Running; every log line and task-run
+  // state carries that attempt, so that the attempts of a retried run stay apart.
+  FlowRunAnswer running_run;
+  if (Status running =
+          set_state_with_retry(clock, api, env.flow_run_id, "Running", "", env.server_wait, &running_run);
+      !running.is_ok()) {
     std::cerr << prog << ": the server refused to start flow run " << env.flow_run_id << ": "
               << running.message() << "\n";
     return 1;
   }
 
-  ServerReporter reporter(client::ClientOptions{.api_url = env.api_url, .api_token = env.api_token},
-                          env.flow_run_id, ReporterOptions{.close_wait = env.server_wait, .clock = &clock});
+  ServerReporter reporter(
+      client::ClientOptions{.api_url = env.api_url, .api_token = env.api_token}, env.flow_run_id,
+      ReporterOptions{.close_wait = env.server_wait, .run_attempt = running_run.run_count, .clock = &clock});
   CancellationSource cancel;
   SignalCancellation signals(cancel);
   opts.observers.push_back(&reporter);

@@ -120,6 +120,56 @@ TEST(ExecuteFlow, MalformedWatcherAnswersAreIgnoredAndSaidOnce) {
   EXPECT_EQ(warnings, 1);
 }
 
+// The server counts the run's attempt as it goes Running: every log line and task-run
+// state of this process carries it, so that a retried run's attempts stay apart.
+TEST(ExecuteFlow, StampsEveryLogLineAndTaskStateWithTheAttemptTheServerCounted) {
+  TestHttpServer server([&](const TestRequest& r) {
+    if (r.target == "/api/v1/flow-runs/r1/state")
+      return TestResponse{200, R"({"id":"r1","state":"Running","flow_name":"f","run_count":3})"};
+    if (r.method == "GET") return TestResponse{200, R"({"id":"r1","state":"Submitted","flow_name":"f","run_count":2})"};
+    return TestResponse{200, "{}"};  // task-run states, logs, heartbeats
+  });
+  Flow flow("f");
+  flow.task("one", [](TaskContext& ctx) {
+    ctx.info("hello");
+    return 1;
+  });
+  ASSERT_EQ(execute_flow(flow, env_for(server)), 0);
+  int lines = 0, states = 0;
+  for (const auto& r : server.requests()) {
+    const bool logs = r.target == "/api/v1/logs", task_states = r.target == "/api/v1/task-runs/states";
+    if (!logs && !task_states) continue;
+    for (const auto& item : json::parse(r.body)) {
+      EXPECT_EQ(item.value("run_attempt", 0), 3) << r.target << " " << item.dump();
+      ++(logs ? lines : states);
+    }
+  }
+  EXPECT_GE(lines, 1);
+  EXPECT_GE(states, 1);  // "one" (its Running and Success may be coalesced into one item)
+}
+
+// A Running answer whose run_count is not a count: the process does not run the flow.
+TEST(ExecuteFlow, AMalformedAttemptCountInTheRunningAnswerIsAnError) {
+  TestHttpServer server([&](const TestRequest& r) {
+    if (r.target == "/api/v1/flow-runs/r1/state")
+      return TestResponse{200, R"({"id":"r1","state":"Running","flow_name":"f","run_count":"three"})"};
+    if (r.method == "GET") return TestResponse{200, R"({"id":"r1","state":"Submitted","flow_name":"f"})"};
+    return TestResponse{200, "{}"};
+  });
+  bool ran = false;
+  Flow flow("f");
+  flow.task("one", [&] {
+    ran = true;
+    return 1;
+  });
+  ::testing::internal::CaptureStderr();
+  int rc = execute_flow(flow, env_for(server));
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(rc, 1);
+  EXPECT_FALSE(ran);
+  EXPECT_NE(err.find("run_count"), std::string::npos) << err;
+}
+
 // The worker count: CULVERT_WORKERS (what an agent's --workers passes on), else the
 // machine's cores.
 TEST(ExecuteEnvFromProcess, WorkersComeFromTheVariableElseTheMachinesCores) {

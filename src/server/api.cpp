@@ -243,6 +243,9 @@ void Api::Impl::build_routes() {
   add(R("POST", "/api/v1/flow-runs/{id}/retry", A::kUser, false, "Retry a finished flow run"), &Impl::retry_run);
   add(R("GET", "/api/v1/flow-runs/{id}/history", A::kRunner, true, "A flow run's state history"),
       &Impl::run_history);
+  add(R("GET", "/api/v1/flow-runs/{id}/attempts", A::kRunner, true,
+        "A flow run's attempts, each with its own start and end"),
+      &Impl::run_attempts);
   add(R("GET", "/api/v1/flow-runs/{id}/diagnosis", A::kRunner, false, "Why a flow run has not been claimed"),
       &Impl::diagnose_run);
   add(R("POST", "/api/v1/flow-runs/{id}/infrastructure", A::kRunner, true,

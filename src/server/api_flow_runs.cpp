@@ -215,6 +215,16 @@ Response Api::Impl::run_history(Call& c, store::Store& st) {
   return json_response(200, {{"history", std::move(arr)}});
 }
 
+Response Api::Impl::run_attempts(Call& c, store::Store& st) {
+  const auto& id = c.params.get("id");
+  if (!c.principal.may_access_run(id)) return status_response(forbidden_run());
+  auto a = st.list_flow_run_attempts(id);
+  if (!a) return store_error(a.status());
+  json arr = json::array();
+  for (const auto& e : *a) arr.push_back(to_json(e));
+  return json_response(200, {{"attempts", std::move(arr)}});
+}
+
 Response Api::Impl::report_infrastructure(Call& c, store::Store& st) {
   const auto& id = c.params.get("id");
   if (!c.principal.may_access_run(id)) return status_response(forbidden_run());

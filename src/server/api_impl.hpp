@@ -116,6 +116,7 @@ struct Api::Impl {
   Response cancel_run(Call& c, store::Store& st);
   Response retry_run(Call& c, store::Store& st);
   Response run_history(Call& c, store::Store& st);
+  Response run_attempts(Call& c, store::Store& st);
   Response diagnose_run(Call& c, store::Store& st);
   Response report_infrastructure(Call& c, store::Store& st);
   // OK unless `p` is a runner token and the run is on an agent bound to another token
@@ -150,6 +151,7 @@ struct Api::Impl {
     int64_t after = 0;
     int limit = 1000;
     SteadyTime deadline;
+    std::optional<int> run_attempt;  // only this attempt's lines
   };
   void read_logs(const CallPtr& c, store::Store& st);
   void poll_logs(const CallPtr& c, store::Store& st, LogPoll p, bool timed_out);

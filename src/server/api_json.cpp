@@ -544,6 +544,9 @@ Result<std::vector<store::TaskRunUpdate>> parse_task_run_batch(const json& body,
       return field_error(f + ".next_start_time", "is for a Retrying state only (this one is " +
                                                      std::string(state_name(u.state)) + ")");
     u.next_start_time = *next;
+    auto ra = opt_int(e, "run_attempt", 1, 1000000);
+    if (!ra) return field_error(f + ".run_attempt", "must be an integer from 1 to 1000000 (the flow run's attempt)");
+    if (ra->has_value()) u.run_attempt = static_cast<int>(**ra);
     out.push_back(std::move(u));
   }
   return out;
@@ -618,6 +621,9 @@ Result<std::vector<store::LogEntry>> parse_log_batch(const json& body, SysTime n
     auto t = opt_time(e, "timestamp");
     if (!t) return field_error(f + ".timestamp", "must be an RFC 3339 time");
     l.timestamp = t->value_or(now);
+    auto ra = opt_int(e, "run_attempt", 1, 1000000);
+    if (!ra) return field_error(f + ".run_attempt", "must be an integer from 1 to 1000000 (the flow run's attempt)");
+    if (ra->has_value()) l.run_attempt = static_cast<int>(**ra);
     out.push_back(std::move(l));
   }
   return out;
@@ -930,7 +936,17 @@ json to_json(const store::TaskRun& t) {
           {"updated", format_rfc3339(t.updated)},
           {"start_time", opt_time_json(t.start_time)},
           {"end_time", opt_time_json(t.end_time)},
-          {"next_start_time", opt_time_json(t.next_start_time)}};
+          {"next_start_time", opt_time_json(t.next_start_time)},
+          {"run_attempt", t.run_attempt}};
+}
+
+json to_json(const store::FlowRunAttempt& a) {
+  return {{"attempt", a.attempt},
+          {"state", state_name(a.state)},
+          {"message", a.message},
+          {"agent_id", opt_string_json(a.agent_id)},
+          {"start_time", format_rfc3339(a.start_time)},
+          {"end_time", opt_time_json(a.end_time)}};
 }
 
 json to_json(const store::MappedTaskSummary& m) {
@@ -967,7 +983,8 @@ json to_json(const store::LogRecord& l) {
           {"map_index", l.map_index},
           {"level", l.level},
           {"message", l.message},
-          {"timestamp", format_rfc3339(l.timestamp)}};
+          {"timestamp", format_rfc3339(l.timestamp)},
+          {"run_attempt", l.run_attempt}};
 }
 
 json to_json(const store::Agent& a, bool healthy) {

@@ -144,6 +144,7 @@ json to_json(const store::FlowRun& r);
 // null when nullopt.
 json to_json(const std::optional<store::Infrastructure>& i);
 json to_json(const store::StateChange& c);
+json to_json(const store::FlowRunAttempt& a);
 json to_json(const store::TaskRun& t);
 json to_json(const store::TaskRunHistoryEntry& h);
 json to_json(const store::MappedTaskSummary& m);

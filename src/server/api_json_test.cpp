@@ -202,6 +202,28 @@ TEST(ApiJsonTest, Batches) {
   EXPECT_FALSE(parse_task_run_batch(
                    json::parse(R"([{"flow_run_id":"r","task":"a","state":"Retrying","next_start_time":"soon"}])"), now)
                    .is_ok());
+  // The flow run's attempt that sends an item: absent means the run's current one.
+  auto attempt = parse_task_run_batch(
+      json::parse(R"([{"flow_run_id":"r","task":"a","state":"Running","run_attempt":2}])"), now);
+  ASSERT_TRUE(attempt.is_ok()) << attempt.status().to_string();
+  EXPECT_EQ((*attempt)[0].run_attempt, 2);
+  EXPECT_EQ((*t)[0].run_attempt, std::nullopt);
+  EXPECT_FALSE(parse_task_run_batch(
+                   json::parse(R"([{"flow_run_id":"r","task":"a","state":"Running","run_attempt":0}])"), now)
+                   .is_ok());
+  auto logs = parse_log_batch(
+      json::parse(R"([{"flow_run_id":"r","message":"m","run_attempt":3},{"flow_run_id":"r","message":"n"}])"), now);
+  ASSERT_TRUE(logs.is_ok()) << logs.status().to_string();
+  EXPECT_EQ((*logs)[0].run_attempt, 3);
+  EXPECT_EQ((*logs)[1].run_attempt, std::nullopt);
+  for (const char* bad : {R"([{"flow_run_id":"r","message":"m","run_attempt":"2"}])",
+                          R"([{"flow_run_id":"r","message":"m","run_attempt":1.5}])",
+                          R"([{"flow_run_id":"r","message":"m","run_attempt":-1}])",
+                          R"([{"flow_run_id":"r","message":"m","run_attempt":1000001}])"}) {
+    auto b = parse_log_batch(json::parse(bad), now);
+    ASSERT_FALSE(b.is_ok()) << bad;
+    EXPECT_NE(b.status().message().find("[0].run_attempt"), std::string::npos) << b.status().message();
+  }
   for (const char* bad : {R"([{"flow_run_id":"r","task":"m","state":"Success","map_count":2}])",
                           R"([{"flow_run_id":"r","task":"m","state":"Success","map_index":0,"map_count":0}])",
                           R"([{"flow_run_id":"r","task":"m","state":"Success","map_index":999999,"map_count":5}])",

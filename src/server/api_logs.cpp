@@ -37,7 +37,10 @@ void Api::Impl::read_logs(const CallPtr& c, store::Store& st) {
   *limit = std::min<int64_t>(*limit, kMaxLogPage);
   auto wait = parse_int_param(c->req.query_param("wait_ms"), "wait_ms", 0, options.max_wait.count(), 0);
   if (!wait) return c->respond(status_response(wait.status()));
-  LogPoll p{id, *after, static_cast<int>(*limit), clock.steady_now() + Millis(*wait)};
+  auto attempt = parse_int_param(c->req.query_param("run_attempt"), "run_attempt", 1, 1000000, 0);
+  if (!attempt) return c->respond(status_response(attempt.status()));
+  LogPoll p{id, *after, static_cast<int>(*limit), clock.steady_now() + Millis(*wait),
+            *attempt > 0 ? std::optional<int>(static_cast<int>(*attempt)) : std::nullopt};
   poll_logs(c, st, std::move(p), false);
 }
 
@@ -49,7 +52,7 @@ void Api::Impl::poll_logs(const CallPtr& c, store::Store& st, LogPoll p, bool ti
   // more are there already.
   constexpr int kChunk = 100;
   int asked = std::min(kChunk, p.limit + 1);
-  auto logs = st.read_logs(p.run_id, p.after, asked);
+  auto logs = st.read_logs(p.run_id, p.after, asked, p.run_attempt);
   if (!logs) return c->respond(store_error(logs.status()));
   if (logs->empty() && !is_final(run->state) && !timed_out && clock.steady_now() < p.deadline) {
     auto deadline = p.deadline;
@@ -79,7 +82,7 @@ void Api::Impl::poll_logs(const CallPtr& c, store::Store& st, LogPoll p, bool ti
     }
     if (more || static_cast<int>(logs->size()) < asked) break;  // fewer than asked: the end
     asked = std::min(kChunk, p.limit + 1 - listed);
-    logs = st.read_logs(p.run_id, last, asked);
+    logs = st.read_logs(p.run_id, last, asked, p.run_attempt);
     if (!logs) return c->respond(store_error(logs.status()));
     if (logs->empty()) break;
   }

@@ -547,6 +547,111 @@ TEST_F(ApiTest, CancelAndRetry) {
   EXPECT_THAT(r2.text, HasSubstr("Scheduled"));
 }
 
+// A retried run: each attempt has its own start and end (GET .../attempts keeps the
+// earlier ones), and every log line and task run carries the attempt that wrote it.
+TEST_F(ApiTest, EachAttemptOfARetriedRunHasItsOwnTimesLogsAndTaskRuns) {
+  auto flow = register_flow("etl", {});
+  auto agent = register_agent("a1", {});
+  std::string id = create_run(flow)["id"];
+  auto start_attempt = [&]() {
+    auto claim = post("/api/v1/agents/" + agent + "/claim", json::object(), runner_);
+    EXPECT_EQ(claim.body["runs"].size(), 1u) << claim.text;
+    std::string token = claim.body["runs"][0].value("token", "");
+    clock_.advance(seconds(1));
+    auto running = post("/api/v1/flow-runs/" + id + "/state", {{"state", "Running"}}, token);
+    EXPECT_EQ(running.status, 200) << running.text;
+    return std::pair{token, running.body};
+  };
+  auto [token1, first] = start_attempt();
+  EXPECT_EQ(first["run_count"], 1);
+  const std::string start1 = first["start_time"];
+  ASSERT_EQ(post("/api/v1/logs",
+                 json::array({{{"flow_run_id", id}, {"message", "one"}, {"run_attempt", 1}},
+                              {{"flow_run_id", id}, {"message", "one, unstamped"}}}),
+                 token1)
+                .status,
+            201);
+  ASSERT_EQ(post("/api/v1/task-runs/states",
+                 json::array({{{"flow_run_id", id}, {"task", "a"}, {"state", "Failed"}, {"run_attempt", 1}}}), token1)
+                .status,
+            200);
+  // Attempts the run has not reached, and malformed ones: 422 naming the field.
+  auto ahead = post("/api/v1/logs", json::array({{{"flow_run_id", id}, {"message", "x"}, {"run_attempt", 2}}}),
+                    token1);
+  EXPECT_EQ(ahead.status, 422) << ahead.text;
+  EXPECT_THAT(ahead.text, HasSubstr("run_attempt"));
+  auto text = post("/api/v1/logs", json::array({{{"flow_run_id", id}, {"message", "x"}, {"run_attempt", "1"}}}),
+                   token1);
+  EXPECT_EQ(text.status, 422) << text.text;
+  EXPECT_THAT(text.text, HasSubstr("[0].run_attempt"));
+  auto task_ahead = post("/api/v1/task-runs/states",
+                         json::array({{{"flow_run_id", id}, {"task", "a"}, {"state", "Running"}, {"run_attempt", 2}}}),
+                         token1);
+  EXPECT_EQ(task_ahead.status, 422) << task_ahead.text;
+  EXPECT_EQ(post("/api/v1/task-runs/states",
+                 json::array({{{"flow_run_id", id}, {"task", "a"}, {"state", "Running"}, {"run_attempt", 0}}}), token1)
+                .status,
+            422);
+  clock_.advance(seconds(1));
+  ASSERT_EQ(post("/api/v1/flow-runs/" + id + "/state", {{"state", "Failed"}}, token1).status, 200);
+  const std::string end1 = get("/api/v1/flow-runs/" + id, runner_).body["end_time"];
+
+  // The retry clears the run's times; the second attempt sets its own.
+  auto retried = post("/api/v1/flow-runs/" + id + "/retry", nullptr, user_);
+  ASSERT_EQ(retried.status, 200) << retried.text;
+  EXPECT_TRUE(retried.body["start_time"].is_null()) << retried.text;
+  EXPECT_TRUE(retried.body["end_time"].is_null()) << retried.text;
+  auto [token2, second] = start_attempt();
+  EXPECT_EQ(second["run_count"], 2);
+  ASSERT_TRUE(second["start_time"].is_string()) << second.dump();
+  EXPECT_NE(second["start_time"], start1);
+  EXPECT_TRUE(second["end_time"].is_null());
+  ASSERT_EQ(post("/api/v1/logs", json::array({{{"flow_run_id", id}, {"message", "two"}, {"run_attempt", 2}}}), token2)
+                .status,
+            201);
+  ASSERT_EQ(post("/api/v1/task-runs/states",
+                 json::array({{{"flow_run_id", id}, {"task", "a"}, {"state", "Running"}, {"run_attempt", 2}}}), token2)
+                .status,
+            200);
+
+  auto logs = get("/api/v1/flow-runs/" + id + "/logs", runner_).body["logs"];
+  ASSERT_EQ(logs.size(), 3u) << logs.dump();
+  EXPECT_EQ(logs[0]["run_attempt"], 1);
+  EXPECT_EQ(logs[1]["run_attempt"], 1);  // unstamped: the attempt the run was at
+  EXPECT_EQ(logs[2]["run_attempt"], 2);
+  auto only1 = get("/api/v1/flow-runs/" + id + "/logs?run_attempt=1", runner_).body["logs"];
+  ASSERT_EQ(only1.size(), 2u) << only1.dump();
+  EXPECT_EQ(only1[1]["message"], "one, unstamped");
+  auto only2 = get("/api/v1/flow-runs/" + id + "/logs?run_attempt=2", token2).body["logs"];
+  ASSERT_EQ(only2.size(), 1u) << only2.dump();
+  EXPECT_EQ(only2[0]["message"], "two");
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/logs?run_attempt=0", runner_).status, 422);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/logs?run_attempt=two", runner_).status, 422);
+  auto tasks = get("/api/v1/flow-runs/" + id + "/task-runs", runner_).body["task_runs"];
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0]["run_attempt"], 2);
+  EXPECT_EQ(tasks[0]["state"], "Running");
+
+  auto attempts = get("/api/v1/flow-runs/" + id + "/attempts", token2);
+  ASSERT_EQ(attempts.status, 200) << attempts.text;
+  ASSERT_EQ(attempts.body["attempts"].size(), 2u) << attempts.text;
+  const json& a1 = attempts.body["attempts"][0];
+  const json& a2 = attempts.body["attempts"][1];
+  EXPECT_EQ(a1["attempt"], 1);
+  EXPECT_EQ(a1["state"], "Failed");
+  EXPECT_EQ(a1["agent_id"], agent);
+  EXPECT_EQ(a1["start_time"], start1);
+  EXPECT_EQ(a1["end_time"], end1);
+  EXPECT_EQ(a2["attempt"], 2);
+  EXPECT_EQ(a2["state"], "Running");
+  EXPECT_EQ(a2["start_time"], second["start_time"]);
+  EXPECT_TRUE(a2["end_time"].is_null());
+  EXPECT_EQ(get("/api/v1/flow-runs/no-such-run/attempts", runner_).status, 404);
+  std::string other = create_run(flow)["id"];
+  EXPECT_EQ(get("/api/v1/flow-runs/" + other + "/attempts", token2).status, 403);
+  EXPECT_TRUE(get("/api/v1/flow-runs/" + other + "/attempts", runner_).body["attempts"].empty());
+}
+
 TEST_F(ApiTest, LogLongPollWakesOnAppend) {
   auto flow = register_flow("etl", {});
   std::string id = create_run(flow)["id"];

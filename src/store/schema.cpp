@@ -224,6 +224,37 @@ UPDATE flow_runs SET log_bytes = COALESCE((SELECT SUM(%OCTETS_OF_MESSAGE%) FROM 
                                            WHERE logs.flow_run_id = flow_runs.id), 0)
 )SQL";
 
+// Version 8: the attempts of a flow run. Each attempt's own times, state and agent
+// (flow_run_attempts), and the attempt that wrote each log line and task run. A run that
+// ran before keeps its latest attempt, read from its state history (from its latest
+// entry into Running to the change that ended it); rows written before are attempt 1's.
+constexpr const char* kSchemaV8 = R"SQL(
+CREATE TABLE flow_run_attempts (
+  flow_run_id TEXT NOT NULL REFERENCES flow_runs(id),
+  attempt INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  message TEXT NOT NULL,
+  agent_id TEXT,
+  start_time BIGINT NOT NULL,
+  end_time BIGINT,
+  PRIMARY KEY (flow_run_id, attempt)
+);
+INSERT INTO flow_run_attempts (flow_run_id, attempt, state, message, agent_id, start_time, end_time)
+  SELECT r.id, r.run_count, COALESCE(e.state, r.state), COALESCE(e.message, r.state_message), l.agent_id,
+         COALESCE(l.ts, r.start_time, r.state_changed_at), e.ts
+  FROM flow_runs r
+  LEFT JOIN (SELECT flow_run_id, MAX(id) AS id FROM flow_run_states WHERE state = 'Running'
+             GROUP BY flow_run_id) latest ON latest.flow_run_id = r.id
+  LEFT JOIN flow_run_states l ON l.id = latest.id
+  LEFT JOIN flow_run_states e ON e.id = (
+    SELECT MIN(x.id) FROM flow_run_states x WHERE x.flow_run_id = r.id AND x.id > latest.id AND x.state IN
+      ('Success', 'Cached', 'Skipped', 'Failed', 'TimedOut', 'TriggerFailed', 'Crashed', 'Cancelled',
+       'Scheduled', 'Pending', 'Retrying'))
+  WHERE r.run_count > 0;
+ALTER TABLE logs ADD COLUMN run_attempt INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE task_runs ADD COLUMN run_attempt INTEGER NOT NULL DEFAULT 1
+)SQL";
+
 std::string render(std::string sql, Dialect dialect) {
   auto replace_all = [&](const std::string& key, const std::string& with) {
     for (size_t p = sql.find(key); p != std::string::npos; p = sql.find(key, p + with.size()))
@@ -261,6 +292,7 @@ std::vector<Migration> migrations(Dialect dialect) {
       {5, "task-run next start times and history", render(kSchemaV5, dialect)},
       {6, "run configs of runs, infrastructure of runs, agents bound to tokens", render(kSchemaV6, dialect)},
       {7, "log bytes per flow run", render(kSchemaV7, dialect)},
+      {8, "flow-run attempts", render(kSchemaV8, dialect)},
   };
 }
 

@@ -188,8 +188,9 @@ Result<FlowRun> SqlStore::set_flow_run_state(const SetFlowRunState& c) {
     run.state_message = c.message;
     run.state_changed_at = from_unix_ms(now);
     if (c.state == State::kRunning) {
-      run.run_count += 1;
-      if (!run.start_time) run.start_time = from_unix_ms(now);
+      run.run_count += 1;  // the next attempt: its own start, no end yet
+      run.start_time = from_unix_ms(now);
+      run.end_time.reset();
       run.heartbeat_at = from_unix_ms(now);
     }
     if (c.state == State::kSubmitted) run.submitted_at = from_unix_ms(now);
@@ -197,6 +198,7 @@ Result<FlowRun> SqlStore::set_flow_run_state(const SetFlowRunState& c) {
     if (c.state == State::kScheduled || c.state == State::kPending || c.state == State::kRetrying) {
       run.agent_id.reset();
       run.submitted_at.reset();
+      run.start_time.reset();  // the attempt that ended keeps its times (flow_run_attempts)
       run.end_time.reset();
       run.infrastructure.reset();
     }
@@ -216,7 +218,52 @@ Result<FlowRun> SqlStore::set_flow_run_state(const SetFlowRunState& c) {
       return conflict("stale version: flow run " + run.id + " changed concurrently");
     run.version += 1;
     append_history(run.id, from, run.state, run.state_message, run.version, c.forced, run.agent_id, now);
+    record_attempt(run, now);
     return run;
+  });
+}
+
+// Keeps the run's current attempt up to date after a state change: Running begins
+// attempt run_count; while it goes on, each change is its state; a final state or a
+// way back to the queue ends it. An attempt that has ended is never changed again.
+void SqlStore::record_attempt(const FlowRun& run, int64_t now) {
+  if (run.run_count < 1) return;
+  if (run.state == State::kRunning) {
+    db_->exec("INSERT INTO flow_run_attempts (flow_run_id, attempt, state, message, agent_id, start_time, end_time) "
+              "VALUES (?, ?, ?, ?, ?, ?, NULL)",
+              {run.id, int64_t{run.run_count}, std::string(state_name(run.state)), run.state_message,
+               opt_value(run.agent_id), now});
+    return;
+  }
+  const bool ends = is_final(run.state) || run.state == State::kScheduled || run.state == State::kPending ||
+                    run.state == State::kRetrying;
+  db_->exec("UPDATE flow_run_attempts SET state = ?, message = ?, end_time = ? "
+            "WHERE flow_run_id = ? AND attempt = ? AND end_time IS NULL",
+            {std::string(state_name(run.state)), run.state_message, ends ? Value(now) : null_value(), run.id,
+             int64_t{run.run_count}});
+}
+
+Result<std::vector<FlowRunAttempt>> SqlStore::list_flow_run_attempts(const std::string& run_id) {
+  return transact(TxMode::kRead, [&]() -> Result<std::vector<FlowRunAttempt>> {
+    auto rows = db_->query(
+        "SELECT flow_run_id, attempt, state, message, agent_id, start_time, end_time "
+        "FROM flow_run_attempts WHERE flow_run_id = ? ORDER BY attempt",
+        {run_id});
+    if (rows.empty() && !run_exists(run_id)) return not_found("flow run '" + run_id + "' does not exist");
+    std::vector<FlowRunAttempt> out;
+    out.reserve(rows.size());
+    for (const auto& r : rows) {
+      FlowRunAttempt a;
+      a.flow_run_id = r.str(0);
+      a.attempt = static_cast<int>(r.i64(1));
+      a.state = row_state(r, 2);
+      a.message = r.str(3);
+      a.agent_id = r.opt(4);
+      a.start_time = r.time(5);
+      a.end_time = r.opt_time(6);
+      out.push_back(std::move(a));
+    }
+    return out;
   });
 }
 

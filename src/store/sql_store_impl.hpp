@@ -72,6 +72,10 @@ class SqlStore final : public Store {
   Result<std::optional<SysTime>> latest_auto_scheduled_start(const std::string& flow_id) override;
   Result<FlowRun> set_flow_run_state(const SetFlowRunState& c) override;
   Result<std::vector<StateChange>> get_flow_run_history(const std::string& run_id) override;
+  Result<std::vector<FlowRunAttempt>> list_flow_run_attempts(const std::string& run_id) override;
+  // Inside set_flow_run_state's transaction, after the change: begins, updates or ends
+  // the run's current attempt.
+  void record_attempt(const FlowRun& run, int64_t now);
   Result<FlowRun> heartbeat_flow_run(const std::string& run_id, SysTime now) override;
   Result<FlowRun> set_flow_run_infrastructure(const std::string& run_id, const std::string& agent_id,
                                               const std::string& kind, const std::string& infra_id,
@@ -107,7 +111,8 @@ class SqlStore final : public Store {
 
   // ---- logs
   Result<std::vector<int64_t>> append_logs(const std::vector<LogEntry>& entries, int64_t max_bytes_per_run) override;
-  Result<std::vector<LogRecord>> read_logs(const std::string& flow_run_id, int64_t after, int limit) override;
+  Result<std::vector<LogRecord>> read_logs(const std::string& flow_run_id, int64_t after, int limit,
+                                           std::optional<int> run_attempt) override;
 
   // ---- agents
   Result<Agent> register_agent(const NewAgent& a) override;

@@ -12,7 +12,7 @@ namespace {
 // the task.
 constexpr const char* kRangeColumns =
     "SELECT map_index, map_count, id, state, message, attempts, created, updated, start_time, end_time, task, "
-    "next_start FROM task_runs ";
+    "next_start, run_attempt FROM task_runs ";
 
 StoredRange to_range(const Row& r) {
   StoredRange s;
@@ -27,6 +27,7 @@ StoredRange to_range(const Row& r) {
   if (!r.is_null(8)) s.f.start = r.i64(8);
   if (!r.is_null(9)) s.f.end = r.i64(9);
   if (!r.is_null(11)) s.f.next_start = r.i64(11);
+  s.f.run_attempt = r.i64(12);
   return s;
 }
 
@@ -74,8 +75,16 @@ Result<std::vector<std::string>> SqlStore::upsert_task_runs(const std::vector<Ta
       db_->xact_lock("task_runs:" + id);
       auto found = db_->query("SELECT run_count FROM flow_runs WHERE id = ?", {id});
       if (found.empty()) return not_found("flow run '" + id + "' does not exist");
-      run_counts[id] = found[0].i64(0);
+      run_counts[id] = std::max<int64_t>(1, found[0].i64(0));
     }
+    // An update names its run attempt, or is the run's current attempt's.
+    for (const auto& u : updates)
+      if (u.run_attempt && (*u.run_attempt < 1 || *u.run_attempt > run_counts[u.flow_run_id]))
+        return invalid_argument("run_attempt " + std::to_string(*u.run_attempt) + ": flow run '" + u.flow_run_id +
+                                "' is at attempt " + std::to_string(run_counts[u.flow_run_id]));
+    auto run_attempt_of = [&](const TaskRunUpdate& u) -> int64_t {
+      return u.run_attempt ? int64_t{*u.run_attempt} : run_counts[u.flow_run_id];
+    };
     // The updates of each (run, task), in batch order.
     TaskGroups groups;
     for (size_t i = 0; i < updates.size(); ++i) groups[{updates[i].flow_run_id, updates[i].task}].push_back(i);
@@ -98,7 +107,8 @@ Result<std::vector<std::string>> SqlStore::upsert_task_runs(const std::vector<Ta
                          u.start_time ? std::optional<int64_t>(to_unix_ms(*u.start_time)) : std::nullopt,
                          u.state == State::kRetrying && u.next_start_time
                              ? std::optional<int64_t>(to_unix_ms(*u.next_start_time))
-                             : std::nullopt});
+                             : std::nullopt,
+                         run_attempt_of(u)});
       }
       TaskRunIds id_of(key.first, key.second);
       if (!mapped) {
@@ -138,7 +148,7 @@ Result<std::vector<std::string>> SqlStore::upsert_task_runs(const std::vector<Ta
     // Retrying state that arrives after the next attempt's states is still history).
     for (const auto& u : updates) {
       if (u.state != State::kRetrying) continue;
-      const int64_t run_attempt = std::max<int64_t>(1, run_counts[u.flow_run_id]);
+      const int64_t run_attempt = run_attempt_of(u);
       db_->exec("INSERT INTO task_run_history (flow_run_id, task, map_index, map_count, run_attempt, attempts, "
                 "state, message, ts, next_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (flow_run_id, task, map_index, run_attempt, attempts, state) DO NOTHING",
@@ -162,7 +172,7 @@ std::vector<std::pair<const TaskRunUpdate*, std::optional<std::string>>> SqlStor
     size_t left = rows.size() - pos;
     size_t n = left >= 256 ? 256 : left >= 64 ? 64 : left >= 16 ? 16 : left >= 4 ? 4 : 1;
     Params params;
-    params.reserve(n * 13);
+    params.reserve(n * 14);
     std::map<Key, const TaskRunUpdate*> by_key;
     for (size_t k = pos; k < pos + n; ++k) {
       const TaskRunUpdate& u = *rows[k].first;
@@ -172,7 +182,7 @@ std::vector<std::pair<const TaskRunUpdate*, std::optional<std::string>>> SqlStor
                     {u.flow_run_id, u.task, r.lo, r.count, opt_value(r.id), std::string(state_name(r.f.state)),
                      r.f.message, r.f.attempts, r.f.created, r.f.updated,
                      r.f.start ? Value(*r.f.start) : null_value(), r.f.end ? Value(*r.f.end) : null_value(),
-                     r.f.next_start ? Value(*r.f.next_start) : null_value()});
+                     r.f.next_start ? Value(*r.f.next_start) : null_value(), r.f.run_attempt});
     }
     if (merge) {
       // Unmapped rows: one per (run, task), which names it.
@@ -233,6 +243,7 @@ TaskRun SqlStore::expand(const TaskRunIds& ids, const std::string& flow_run_id, 
   if (s.f.start) t.start_time = from_unix_ms(*s.f.start);
   if (s.f.end) t.end_time = from_unix_ms(*s.f.end);
   if (s.f.next_start) t.next_start_time = from_unix_ms(*s.f.next_start);
+  t.run_attempt = static_cast<int>(s.f.run_attempt);
   return t;
 }
 
@@ -385,27 +396,36 @@ Result<std::vector<TaskRunHistoryEntry>> SqlStore::list_task_run_history(const s
 std::string SqlStore::upsert_sql(size_t n, bool merge) {
   std::string sql =
       "INSERT INTO task_runs (flow_run_id, task, map_index, map_count, id, state, message, attempts, created, "
-      "updated, start_time, end_time, next_start) VALUES ";
+      "updated, start_time, end_time, next_start, run_attempt) VALUES ";
   for (size_t i = 0; i < n; ++i) {
     if (i) sql += ", ";
     sql += i == 0 ? "(?, ?, CAST(? AS INTEGER), CAST(? AS INTEGER), ?, ?, ?, CAST(? AS INTEGER), "
-                    "CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))"
-                  : "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+                    "CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), "
+                    "CAST(? AS INTEGER))"
+                  : "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
   }
   if (merge)
     return sql +
+           // A later run attempt starts the task run afresh; an earlier one's update, or
+           // an older one of the same attempt, changes nothing.
            " ON CONFLICT (flow_run_id, task, map_index) DO UPDATE SET state = excluded.state, "
            "message = excluded.message, "
-           "attempts = CASE WHEN excluded.attempts < 0 THEN task_runs.attempts ELSE excluded.attempts END, "
-           "updated = excluded.updated, start_time = COALESCE(task_runs.start_time, excluded.start_time), "
-           "end_time = excluded.end_time, next_start = excluded.next_start "
-           "WHERE excluded.updated >= task_runs.updated "
+           "attempts = CASE WHEN excluded.attempts < 0 AND excluded.run_attempt = task_runs.run_attempt "
+           "THEN task_runs.attempts ELSE excluded.attempts END, "
+           "created = CASE WHEN excluded.run_attempt > task_runs.run_attempt THEN excluded.created "
+           "ELSE task_runs.created END, "
+           "updated = excluded.updated, "
+           "start_time = CASE WHEN excluded.run_attempt > task_runs.run_attempt THEN excluded.start_time "
+           "ELSE COALESCE(task_runs.start_time, excluded.start_time) END, "
+           "end_time = excluded.end_time, next_start = excluded.next_start, run_attempt = excluded.run_attempt "
+           "WHERE excluded.run_attempt > task_runs.run_attempt OR "
+           "(excluded.run_attempt = task_runs.run_attempt AND excluded.updated >= task_runs.updated) "
            "RETURNING flow_run_id, task, id";
   return sql +
          " ON CONFLICT (flow_run_id, task, map_index) DO UPDATE SET map_count = excluded.map_count, "
          "id = excluded.id, state = excluded.state, message = excluded.message, attempts = excluded.attempts, "
          "created = excluded.created, updated = excluded.updated, start_time = excluded.start_time, "
-         "end_time = excluded.end_time, next_start = excluded.next_start";
+         "end_time = excluded.end_time, next_start = excluded.next_start, run_attempt = excluded.run_attempt";
 }
 
 }  // namespace culvert::store::detail

@@ -148,14 +148,17 @@ struct FlowRun {
   std::string state_message;
   // Incremented by every state change (starts at 1). Pass it back as expected_version.
   int64_t version = 1;
-  int run_count = 0;  // times the run entered Running
+  int run_count = 0;  // times the run entered Running: its current attempt (0: none yet)
   std::optional<std::string> agent_id;  // the agent that claimed it (while claimed)
   SysTime created{};
   SysTime state_changed_at{};
   SysTime scheduled_start_time{};
   std::optional<SysTime> submitted_at;
-  std::optional<SysTime> start_time;  // first entry into Running
-  std::optional<SysTime> end_time;    // entry into a final state
+  // The current attempt's: its entry into Running and into a final state. Going back to
+  // Scheduled, Pending or Retrying (a retry, restart or rescheduling) clears both; every
+  // attempt's own times stay in its FlowRunAttempt.
+  std::optional<SysTime> start_time;
+  std::optional<SysTime> end_time;
   std::optional<SysTime> heartbeat_at;
   // The flow version's run config (NewFlowVersion::run_config_json; "" when none) and
   // its type ("" when none).
@@ -164,6 +167,21 @@ struct FlowRun {
   // What the run's agent reported running it on; nullopt until reported, and again once
   // the run waits to be claimed anew (Scheduled, Pending, Retrying).
   std::optional<Infrastructure> infrastructure;
+};
+
+// One attempt of a flow run: attempt N begins when the run enters Running for the N-th
+// time (run_count becomes N) and ends when the run next enters a final state, or goes
+// back to Scheduled, Pending or Retrying, whichever comes first.
+struct FlowRunAttempt {
+  std::string flow_run_id;
+  int attempt = 1;  // 1..run_count
+  // The run's latest state within the attempt (its final state once ended) and that
+  // state's message.
+  State state = State::kRunning;
+  std::string message;
+  std::optional<std::string> agent_id;  // the agent that had claimed the run
+  SysTime start_time{};
+  std::optional<SysTime> end_time;  // nullopt while the attempt goes on
 };
 
 // One entry of a flow run's append-only state history.
@@ -250,6 +268,10 @@ struct TaskRunUpdate {
   std::optional<SysTime> start_time;
   // Retrying: when the next attempt starts. Ignored for other states.
   std::optional<SysTime> next_start_time;
+  // The flow run's attempt that sends the update (1..run_count); nullopt: the run's
+  // current one. An update of a later run attempt replaces the task runs whatever their
+  // times; one of an earlier run attempt is ignored.
+  std::optional<int> run_attempt;
 };
 
 struct TaskRun {
@@ -265,6 +287,7 @@ struct TaskRun {
   std::optional<SysTime> start_time;  // first Running
   std::optional<SysTime> end_time;    // latest final state
   std::optional<SysTime> next_start_time;  // Retrying: when the next attempt starts
+  int run_attempt = 1;  // the flow run's attempt that wrote it
 };
 
 // A task-run state that a later one replaced, kept in the task runs' history: every
@@ -293,6 +316,9 @@ struct LogEntry {
   std::string level = "INFO";
   std::string message;
   SysTime timestamp{};
+  // The flow run's attempt that wrote the line (1..run_count); nullopt: the run's
+  // current one (1 before the run first ran).
+  std::optional<int> run_attempt;
 };
 
 struct LogRecord {
@@ -304,6 +330,7 @@ struct LogRecord {
   std::string level;
   std::string message;
   SysTime timestamp{};
+  int run_attempt = 1;  // the flow run's attempt that wrote it
 };
 
 struct NewAgent {
@@ -427,12 +454,18 @@ class Store {
   // Validates with check_flow_run_transition and applies atomically (compare-and-set on
   // the version): Conflict naming both states when illegal, Conflict "stale version"
   // when expected_version does not match. Side effects: version+1, history entry;
-  // Submitted: submitted_at=now; Running: run_count+1, start_time (first time),
-  // heartbeat_at=now; final: end_time;
-  // Scheduled/Pending/Retrying: agent and submitted_at cleared, end_time cleared.
+  // Submitted: submitted_at=now; Running: run_count+1 (a new attempt, with its own
+  // FlowRunAttempt), start_time=now, end_time cleared, heartbeat_at=now; final:
+  // end_time=now; Scheduled/Pending/Retrying: agent, submitted_at, start_time and
+  // end_time cleared. While an attempt goes on, every change is its state and message;
+  // a final state, or Scheduled/Pending/Retrying, ends it (its end_time=now).
   virtual Result<FlowRun> set_flow_run_state(const SetFlowRunState& change) = 0;
   // The run's history, oldest first.
   virtual Result<std::vector<StateChange>> get_flow_run_history(const std::string& run_id) = 0;
+  // The run's attempts, attempt 1 first (empty before it first ran). NotFound if the
+  // run does not exist. Runs that ran before attempts were stored have only their
+  // latest attempt.
+  virtual Result<std::vector<FlowRunAttempt>> list_flow_run_attempts(const std::string& run_id) = 0;
   // Records a heartbeat; returns the run (so the caller sees e.g. Cancelling).
   virtual Result<FlowRun> heartbeat_flow_run(const std::string& run_id, SysTime now) = 0;
 
@@ -459,9 +492,11 @@ class Store {
 
   // ---- task runs
   // Upserts task runs keyed by (flow_run_id, task, map_index), all in ONE transaction
-  // (all or nothing), applied in input order. An update older than the task run's
-  // latest one (timestamp) is ignored. Returns, in input order, the id of each update's
-  // first task run. NotFound if a flow run does not exist.
+  // (all or nothing), applied in input order. An update of a later run attempt replaces
+  // the task runs it names (a fresh start); one of an earlier run attempt, or older than
+  // the task run's latest one (timestamp) within its run attempt, is ignored. Returns, in
+  // input order, the id of each update's first task run. NotFound if a flow run does not
+  // exist; InvalidArgument for a run_attempt outside 1..the run's current attempt.
   virtual Result<std::vector<std::string>> upsert_task_runs(const std::vector<TaskRunUpdate>& updates) = 0;
   // One TaskRun per task run, ordered by (task, map_index). Unbounded (a mapped task
   // may have a million task runs): for tests and tools; the API reads with list_tasks
@@ -485,14 +520,17 @@ class Store {
 
   // ---- logs
   // Appends in one transaction; returns the new ids (increasing, in input order).
-  // With max_bytes_per_run > 0, a batch that would take a flow run's stored message
-  // bytes (over all its lines so far, every attempt) past it is refused whole with
-  // TooLarge naming the quota; nothing is written.
+  // InvalidArgument for a run_attempt outside 1..the run's current attempt. With
+  // max_bytes_per_run > 0, a batch that would take a flow run's stored message bytes
+  // (over all its lines so far, every attempt) past it is refused whole with TooLarge
+  // naming the quota; nothing is written.
   virtual Result<std::vector<int64_t>> append_logs(const std::vector<LogEntry>& entries,
                                                    int64_t max_bytes_per_run = 0) = 0;
-  // Logs of a run with id > after, in id order, at most `limit` (1..10000).
+  // Logs of a run with id > after, in id order, at most `limit` (1..10000); with
+  // `run_attempt`, only that attempt's.
   virtual Result<std::vector<LogRecord>> read_logs(const std::string& flow_run_id, int64_t after,
-                                                   int limit = 1000) = 0;
+                                                   int limit = 1000,
+                                                   std::optional<int> run_attempt = std::nullopt) = 0;
 
   // ---- agents
   // Creates the agent or updates the one of that name (type, labels; live again if it

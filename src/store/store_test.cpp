@@ -675,11 +675,25 @@ TEST_P(StoreTest, StateChangeSideEffectsAndHistory) {
   EXPECT_FALSE(retried->agent_id.has_value());
   EXPECT_FALSE(retried->end_time.has_value());
   EXPECT_FALSE(retried->submitted_at.has_value());
-  EXPECT_EQ(retried->start_time, t0 + seconds(5));  // the first start is kept
+  // Each attempt has its own start and end: the retry clears the first attempt's (its
+  // FlowRunAttempt keeps them), the second attempt's Running sets its own.
+  EXPECT_FALSE(retried->start_time.has_value());
+  EXPECT_EQ(retried->run_count, 1);
   ASSERT_TRUE(store_->claim_runs({"agent-2", {}, 1, clock_.now(), {}}).is_ok());
+  clock_.advance(seconds(5));
   auto again = set_state(run.id, State::kRunning);
   EXPECT_EQ(again->run_count, 2);
   EXPECT_EQ(again->agent_id, "agent-2");
+  EXPECT_EQ(again->start_time, clock_.now());
+  EXPECT_FALSE(again->end_time.has_value());
+  EXPECT_EQ(store_->get_flow_run(run.id)->start_time, clock_.now());
+  auto attempts = store_->list_flow_run_attempts(run.id);
+  ASSERT_TRUE(attempts.is_ok()) << attempts.status().to_string();
+  ASSERT_EQ(attempts->size(), 2u);
+  EXPECT_EQ((*attempts)[0].start_time, t0 + seconds(5));
+  EXPECT_EQ((*attempts)[0].end_time, t0 + seconds(10));
+  EXPECT_EQ((*attempts)[1].start_time, t0 + seconds(20));
+  EXPECT_EQ((*attempts)[1].end_time, std::nullopt);
 
   auto h = store_->get_flow_run_history(run.id);
   ASSERT_TRUE(h.is_ok());
@@ -1302,7 +1316,9 @@ TEST_P(StoreTest, TaskRunsWrittenBeforeRangesKeepTheirIds) {
                 {std::string(id), run.id, std::string(task), int64_t{index}});
     // What the later versions added beside the task runs table.
     raw->exec_script("DROP TABLE task_run_history");
-    raw->exec("DELETE FROM schema_migrations WHERE version IN (4, 5)", {});
+    raw->exec_script("DROP TABLE flow_run_attempts");
+    raw->exec_script("ALTER TABLE logs DROP COLUMN run_attempt");
+    raw->exec("DELETE FROM schema_migrations WHERE version IN (4, 5, 8)", {});
     raw->commit();
   }
   store_ = open();
@@ -1417,6 +1433,234 @@ TEST_P(StoreTest, RetryingTaskRunsShowTheirNextStartAndTheHistoryKeepsEveryRetry
   EXPECT_TRUE(store_->list_task_run_history(create_run(f.id).id, 0, 10)->empty());
 }
 
+// Every attempt of a run keeps its own start and end, the state it ended in with that
+// state's message, and the agent that ran it; an attempt that ended is never changed.
+TEST_P(StoreTest, EachAttemptOfARunKeepsItsOwnTimesStateAndAgent) {
+  Flow f = register_flow("etl");
+  FlowRun run = create_run(f.id);
+  auto none = store_->list_flow_run_attempts(run.id);
+  ASSERT_TRUE(none.is_ok()) << none.status().to_string();
+  EXPECT_TRUE(none->empty());  // it has not run yet
+  EXPECT_EQ(store_->list_flow_run_attempts("no-such-run").status().code(), StatusCode::kNotFound);
+
+  const SysTime t0 = clock_.now();
+  ASSERT_TRUE(store_->claim_runs({"agent-1", {}, 1, t0, {}}).is_ok());
+  clock_.advance(seconds(1));
+  ASSERT_TRUE(set_state(run.id, State::kRunning).is_ok());  // attempt 1 at t0+1
+  auto going = store_->list_flow_run_attempts(run.id);
+  ASSERT_EQ(going->size(), 1u);
+  EXPECT_EQ((*going)[0].attempt, 1);
+  EXPECT_EQ((*going)[0].state, State::kRunning);
+  EXPECT_EQ((*going)[0].agent_id, "agent-1");
+  EXPECT_EQ((*going)[0].start_time, t0 + seconds(1));
+  EXPECT_EQ((*going)[0].end_time, std::nullopt);
+  clock_.advance(seconds(2));
+  ASSERT_TRUE(set_state(run.id, State::kCrashed).is_ok());  // ends at t0+3
+  // Crashed, rescheduled by the server (forced back to the queue): attempt 2 by another
+  // agent, cancelled.
+  clock_.advance(seconds(1));
+  ASSERT_TRUE(set_state(run.id, State::kScheduled, std::nullopt, /*forced=*/true).is_ok());
+  ASSERT_TRUE(store_->claim_runs({"agent-2", {}, 1, clock_.now(), {}}).is_ok());
+  clock_.advance(seconds(1));
+  ASSERT_TRUE(set_state(run.id, State::kRunning).is_ok());  // attempt 2 at t0+5
+  clock_.advance(seconds(1));
+  ASSERT_TRUE(set_state(run.id, State::kCancelling).is_ok());
+  clock_.advance(seconds(1));
+  ASSERT_TRUE(set_state(run.id, State::kCancelled).is_ok());  // ends at t0+7
+  // Attempt 3 goes from Running to Retrying: the way back to the queue ends it too.
+  ASSERT_TRUE(set_state(run.id, State::kScheduled, std::nullopt, /*forced=*/true).is_ok());
+  ASSERT_TRUE(store_->claim_runs({"agent-1", {}, 1, clock_.now(), {}}).is_ok());
+  clock_.advance(seconds(1));
+  ASSERT_TRUE(set_state(run.id, State::kRunning).is_ok());  // attempt 3 at t0+8
+  clock_.advance(seconds(1));
+  ASSERT_TRUE(set_state(run.id, State::kRetrying).is_ok());  // ends at t0+9
+
+  auto all = store_->list_flow_run_attempts(run.id);
+  ASSERT_TRUE(all.is_ok()) << all.status().to_string();
+  ASSERT_EQ(all->size(), 3u);
+  struct Want {
+    State state;
+    const char* agent;
+    int start, end;
+  };
+  const Want want[] = {{State::kCrashed, "agent-1", 1, 3}, {State::kCancelled, "agent-2", 5, 7},
+                       {State::kRetrying, "agent-1", 8, 9}};
+  for (size_t i = 0; i < 3; ++i) {
+    const FlowRunAttempt& a = (*all)[i];
+    EXPECT_EQ(a.flow_run_id, run.id);
+    EXPECT_EQ(a.attempt, static_cast<int>(i) + 1);
+    EXPECT_EQ(a.state, want[i].state) << i;
+    EXPECT_EQ(a.message, std::string("to ") + state_name(want[i].state)) << i;
+    EXPECT_EQ(a.agent_id, want[i].agent) << i;
+    EXPECT_EQ(a.start_time, t0 + seconds(want[i].start)) << i;
+    EXPECT_EQ(a.end_time, t0 + seconds(want[i].end)) << i;
+  }
+  // The run itself shows none of them while it waits for its next attempt.
+  auto now = store_->get_flow_run(run.id);
+  EXPECT_EQ(now->run_count, 3);
+  EXPECT_EQ(now->start_time, std::nullopt);
+  EXPECT_EQ(now->end_time, std::nullopt);
+}
+
+// A retried run's attempts stay apart: every log line and task run carries the run
+// attempt that wrote it (the run's current one unless the writer says), a later
+// attempt's task-run update replaces the earlier attempt's task run whatever its time,
+// and logs can be read one attempt at a time.
+TEST_P(StoreTest, AttemptsOfARetriedRunKeepTheirLogsAndTaskRunsApart) {
+  Flow f = register_flow("etl");
+  FlowRun run = run_in_state(f.id, State::kRunning);
+  ASSERT_EQ(run.run_count, 1);
+  auto line = [&](const std::string& message, std::optional<int> attempt = std::nullopt) {
+    LogEntry e;
+    e.flow_run_id = run.id;
+    e.message = message;
+    e.timestamp = clock_.now();
+    e.run_attempt = attempt;
+    return e;
+  };
+  const SysTime t0 = clock_.now();
+  ASSERT_TRUE(store_->append_logs({line("one"), line("one too", 1)}).is_ok());
+  TaskRunUpdate mapped{run.id, "m", 0, State::kSuccess, "", 1, t0 + seconds(1)};
+  mapped.map_count = 10;
+  ASSERT_TRUE(store_->upsert_task_runs({{run.id, "fetch", -1, State::kFailed, "boom", 1, t0 + seconds(1)},
+                                        {run.id, "other", -1, State::kSuccess, "", 1, t0 + seconds(1)}, mapped})
+                  .is_ok());
+  // An attempt the run has not reached: refused, naming the field; nothing written.
+  auto ahead = store_->append_logs({line("fine"), line("ahead", 2)});
+  EXPECT_EQ(ahead.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(ahead.status().message(), HasSubstr("run_attempt 2"));
+  EXPECT_EQ(store_->append_logs({line("zero", 0)}).status().code(), StatusCode::kInvalidArgument);
+  TaskRunUpdate early{run.id, "fetch", -1, State::kRunning, "", 1, t0};
+  early.run_attempt = 2;
+  EXPECT_EQ(store_->upsert_task_runs({early}).status().code(), StatusCode::kInvalidArgument);
+
+  // Attempt 2: failed, retried, running again.
+  ASSERT_TRUE(set_state(run.id, State::kFailed).is_ok());
+  ASSERT_TRUE(set_state(run.id, State::kScheduled, std::nullopt, /*forced=*/true).is_ok());
+  ASSERT_TRUE(set_state(run.id, State::kSubmitted).is_ok());
+  auto second = set_state(run.id, State::kRunning);
+  ASSERT_TRUE(second.is_ok());
+  ASSERT_EQ(second->run_count, 2);
+  ASSERT_TRUE(store_->append_logs({line("two"), line("one, late", 1), line("two too", 2)}).is_ok());
+  // Its clock is behind the first attempt's last update, yet it replaces it.
+  TaskRunUpdate m_again{run.id, "m", 0, State::kRunning, "", 1, t0};
+  m_again.map_count = 5;
+  ASSERT_TRUE(store_->upsert_task_runs({early, m_again}).is_ok());
+  // A late update of attempt 1 changes nothing.
+  TaskRunUpdate late{run.id, "fetch", -1, State::kSuccess, "late", 4, t0 + seconds(9)};
+  late.run_attempt = 1;
+  TaskRunUpdate late_mapped{run.id, "m", 2, State::kFailed, "late", 4, t0 + seconds(9)};
+  late_mapped.run_attempt = 1;
+  ASSERT_TRUE(store_->upsert_task_runs({late, late_mapped}).is_ok());
+
+  auto all = store_->read_logs(run.id, 0, 100);
+  ASSERT_TRUE(all.is_ok()) << all.status().to_string();
+  std::vector<std::pair<std::string, int>> got;
+  for (const auto& l : *all) got.emplace_back(l.message, l.run_attempt);
+  EXPECT_EQ(got, (std::vector<std::pair<std::string, int>>{
+                     {"one", 1}, {"one too", 1}, {"two", 2}, {"one, late", 1}, {"two too", 2}}));
+  auto only2 = store_->read_logs(run.id, 0, 100, 2);
+  ASSERT_TRUE(only2.is_ok());
+  ASSERT_EQ(only2->size(), 2u);
+  EXPECT_EQ((*only2)[0].message, "two");
+  EXPECT_EQ((*only2)[1].message, "two too");
+  auto only1 = store_->read_logs(run.id, (*all)[0].id, 100, 1);
+  ASSERT_EQ(only1->size(), 2u);
+  EXPECT_EQ((*only1)[0].message, "one too");
+  EXPECT_EQ((*only1)[1].message, "one, late");
+  EXPECT_TRUE(store_->read_logs(run.id, 0, 100, 3)->empty());
+
+  auto tasks = store_->list_task_runs(run.id);
+  ASSERT_TRUE(tasks.is_ok()) << tasks.status().to_string();
+  ASSERT_EQ(tasks->size(), 12u);
+  const TaskRun& fetch = (*tasks)[0];
+  EXPECT_EQ(fetch.task, "fetch");
+  EXPECT_EQ(fetch.state, State::kRunning);
+  EXPECT_EQ(fetch.run_attempt, 2);
+  EXPECT_EQ(fetch.start_time, t0);
+  EXPECT_EQ(fetch.end_time, std::nullopt);
+  EXPECT_EQ(fetch.message, "");
+  for (int i = 0; i < 10; ++i) {
+    const TaskRun& m = (*tasks)[1 + static_cast<size_t>(i)];
+    EXPECT_EQ(m.map_index, i);
+    EXPECT_EQ(m.run_attempt, i < 5 ? 2 : 1) << i;
+    EXPECT_EQ(m.state, i < 5 ? State::kRunning : State::kSuccess) << i;
+  }
+  EXPECT_EQ((*tasks)[11].task, "other");
+  EXPECT_EQ((*tasks)[11].run_attempt, 1);
+}
+
+// A database from before attempts were stored: its log lines and task runs are the
+// first attempt's, and a run that ran has its latest attempt, read from its history.
+TEST_P(StoreTest, RowsFromBeforeRunAttemptsAreReadFromTheHistory) {
+  Flow f = register_flow("etl");
+  FlowRun run = run_in_state(f.id, State::kRunning);
+  const SysTime t0 = clock_.now();
+  clock_.advance(seconds(1));
+  ASSERT_TRUE(set_state(run.id, State::kFailed).is_ok());
+  clock_.advance(seconds(1));
+  ASSERT_TRUE(set_state(run.id, State::kScheduled, std::nullopt, /*forced=*/true).is_ok());
+  ASSERT_TRUE(store_->claim_runs({"agent-9", {}, 1, clock_.now(), {}}).is_ok());
+  clock_.advance(seconds(1));
+  ASSERT_TRUE(set_state(run.id, State::kRunning).is_ok());  // attempt 2 at t0+3
+  clock_.advance(seconds(1));
+  ASSERT_TRUE(set_state(run.id, State::kSuccess).is_ok());  // ends at t0+4
+  FlowRun waiting = run_in_state(f.id, State::kRunning);    // ran once, then back in the queue
+  clock_.advance(seconds(1));
+  ASSERT_TRUE(set_state(waiting.id, State::kRetrying).is_ok());
+  FlowRun fresh = create_run(f.id);  // never ran
+  {
+    auto raw = raw_db();
+    raw->begin(detail::TxMode::kWrite);
+    raw->exec_script("DROP TABLE flow_run_attempts");
+    raw->exec_script("ALTER TABLE logs DROP COLUMN run_attempt");
+    raw->exec_script("ALTER TABLE task_runs DROP COLUMN run_attempt");
+    raw->exec("DELETE FROM schema_migrations WHERE version = 8", {});
+    raw->exec("INSERT INTO logs (flow_run_id, task_run_id, task, map_index, level, message, ts) "
+              "VALUES (?, NULL, NULL, -1, 'INFO', 'before', 1000)",
+              {run.id});
+    raw->exec("INSERT INTO task_runs (flow_run_id, task, map_index, map_count, id, state, message, attempts, created, "
+              "updated, start_time, end_time, next_start) VALUES (?, 't', -1, 1, NULL, 'Success', '', 1, 1000, 1000, "
+              "1000, 1000, NULL)",
+              {run.id});
+    raw->commit();
+  }
+  store_ = open();
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(*store_->schema_version(), latest_schema_version());
+  auto logs = store_->read_logs(run.id, 0, 10, 1);
+  ASSERT_TRUE(logs.is_ok()) << logs.status().to_string();
+  ASSERT_EQ(logs->size(), 1u);
+  EXPECT_EQ((*logs)[0].message, "before");
+  EXPECT_EQ((*logs)[0].run_attempt, 1);
+  auto tasks = store_->list_task_runs(run.id);
+  ASSERT_TRUE(tasks.is_ok());
+  ASSERT_EQ(tasks->size(), 1u);
+  EXPECT_EQ((*tasks)[0].run_attempt, 1);
+
+  auto attempts = store_->list_flow_run_attempts(run.id);
+  ASSERT_TRUE(attempts.is_ok()) << attempts.status().to_string();
+  ASSERT_EQ(attempts->size(), 1u);
+  EXPECT_EQ((*attempts)[0].attempt, 2);
+  EXPECT_EQ((*attempts)[0].state, State::kSuccess);
+  EXPECT_EQ((*attempts)[0].message, "to Success");
+  EXPECT_EQ((*attempts)[0].agent_id, "agent-9");
+  EXPECT_EQ((*attempts)[0].start_time, t0 + seconds(3));
+  EXPECT_EQ((*attempts)[0].end_time, t0 + seconds(4));
+  auto ended = store_->list_flow_run_attempts(waiting.id);
+  ASSERT_EQ(ended->size(), 1u);
+  EXPECT_EQ((*ended)[0].state, State::kRetrying);
+  EXPECT_EQ((*ended)[0].end_time, clock_.now());
+  EXPECT_TRUE(store_->list_flow_run_attempts(fresh.id)->empty());
+  // Attempts go on from there.
+  ASSERT_TRUE(set_state(waiting.id, State::kSubmitted).is_ok());
+  ASSERT_TRUE(set_state(waiting.id, State::kRunning).is_ok());
+  ended = store_->list_flow_run_attempts(waiting.id);
+  ASSERT_EQ(ended->size(), 2u);
+  EXPECT_EQ((*ended)[1].attempt, 2);
+  EXPECT_EQ((*ended)[1].state, State::kRunning);
+}
+
 TEST_P(StoreTest, LogsAndCursors) {
   Flow f = register_flow("etl");
   FlowRun run = create_run(f.id);
@@ -1513,7 +1757,7 @@ TEST_P(StoreTest, TheLogQuotaCountsLinesStoredBeforeTheUpgrade) {
     auto raw = raw_db();
     raw->begin(detail::TxMode::kWrite);
     raw->exec_script("ALTER TABLE flow_runs DROP COLUMN log_bytes");
-    raw->exec("DELETE FROM schema_migrations WHERE version >= 7", {});
+    raw->exec("DELETE FROM schema_migrations WHERE version = 7", {});
     raw->commit();
   }
   store_ = open();
@@ -1866,7 +2110,7 @@ TEST_P(StoreTest, MigratingFillsTheRunConfigsOfExistingFlowsAndRuns) {
     raw->exec_script(
         "CREATE INDEX flow_runs_due ON flow_runs (label_set_id, scheduled_start_time, id) "
         "WHERE state IN ('Scheduled', 'Pending', 'Retrying')");
-    raw->exec("DELETE FROM schema_migrations WHERE version >= 6", {});
+    raw->exec("DELETE FROM schema_migrations WHERE version = 6", {});
     raw->commit();
   }
   store_ = open();

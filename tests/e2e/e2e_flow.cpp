@@ -9,6 +9,8 @@
 //   flaky_marker when set, "work"'s first attempt fails with "503 from sensor API" if
 //              this file does not exist yet (it creates it); "work" retries once
 //              after 200 ms on a 503 (and on nothing else)
+//   fail_marker  when set, "work" fails with "failing once on purpose" if this file does
+//              not exist yet (it creates it): the run fails, and a retry of it succeeds
 // E2E_RUN_RETRIES at registration sets the flow's max_run_retries; E2E_NO_STORAGE leaves
 // out flow.storage().
 #include <culvert/culvert.hpp>
@@ -26,6 +28,7 @@ int main(int argc, char** argv) {
   auto fail = flow.parameter<bool>("fail", false);
   auto once_marker = flow.parameter<std::string>("once_marker", "");
   auto flaky_marker = flow.parameter<std::string>("flaky_marker", "");
+  auto fail_marker = flow.parameter<std::string>("fail_marker", "");
   auto log_lines = flow.parameter<int>("log_lines", 0);
   auto started = flow.task(
       "start",
@@ -45,8 +48,15 @@ int main(int argc, char** argv) {
   flow.task(
       "work",
       [](culvert::TaskContext& ctx, int, int ms, bool should_fail, const std::string& once,
-         const std::string& flaky, int lines) {
+         const std::string& flaky, int lines, const std::string& fail_first) {
         for (int i = 0; i < lines; ++i) ctx.info("log line " + std::to_string(i) + " " + std::string(490, '.'));
+        if (!fail_first.empty()) {
+          int fd = ::open(fail_first.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+          if (fd >= 0) {
+            ::close(fd);
+            throw std::runtime_error("failing once on purpose");
+          }
+        }
         if (!flaky.empty()) {
           int fd = ::open(flaky.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
           if (fd >= 0) {
@@ -68,7 +78,7 @@ int main(int argc, char** argv) {
         ctx.info("work done after " + std::to_string(ms) + " ms");
         return ms;
       },
-      started, sleep_ms, fail, once_marker, flaky_marker, log_lines)
+      started, sleep_ms, fail, once_marker, flaky_marker, log_lines, fail_marker)
       .retries(1, std::chrono::milliseconds(200))
       .retry_on([](const culvert::TaskFailure& f) { return f.message.starts_with("503"); });
   // With E2E_RESULT_URI set (at registration and in the run's environment), a task

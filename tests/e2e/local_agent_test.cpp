@@ -295,6 +295,100 @@ TEST_F(LocalAgentE2E, TaskRetryReachesTheServerWithItsReasonAndNextStartTime) {
   EXPECT_NE(text.out.find(format_rfc3339(*next)), std::string::npos) << text.out;
 }
 
+// `culvert run retry` of a run that failed: the second attempt succeeds with its own
+// start and end times (the first attempt's stay readable in `run inspect`), and the
+// two attempts' log lines and task runs are told apart by their run attempt.
+TEST_F(LocalAgentE2E, RetriedRunHasItsOwnTimesAndItsAttemptsLogsApart) {
+  auto agent = start_agent("a1", {});
+  fs::path fail_once = sandbox_.dir() / "fail-once";
+  std::string id = create_run({"--param", "fail_marker=" + fail_once.string()});
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Failed"; }, 60s)) << state_of(id) << agent->output();
+  json first = get_run(id);
+  ASSERT_EQ(first.value("run_count", 0), 1) << first.dump();
+  auto retry = sandbox_.culvert({"run", "retry", id}, api_env());
+  ASSERT_EQ(retry.exit_code, 0) << retry.out << retry.err;
+  json second;
+  ASSERT_TRUE(wait_until([&] {
+    second = get_run(id);
+    return second.value("state", "") == "Success";
+  }, 60s)) << second.dump() << agent->output();
+  EXPECT_EQ(second.value("run_count", 0), 2) << second.dump();
+
+  auto time_of = [](const json& doc, const char* key) {
+    return parse_rfc3339(doc.contains(key) && doc[key].is_string() ? doc[key].get<std::string>() : "");
+  };
+  auto start1 = time_of(first, "start_time"), end1 = time_of(first, "end_time");
+  auto start2 = time_of(second, "start_time"), end2 = time_of(second, "end_time");
+  ASSERT_TRUE(start1 && end1 && start2 && end2) << first.dump() << second.dump();
+  EXPECT_GE(*start2, *end1) << "the run shows the second attempt's start, not the first's";
+  EXPECT_GE(*end2, *start2);
+  // Both attempts, each with its own times, state and agent.
+  ASSERT_TRUE(second.contains("attempts") && second["attempts"].is_array()) << second.dump();
+  const json& attempts = second["attempts"];
+  ASSERT_EQ(attempts.size(), 2u) << attempts.dump();
+  EXPECT_EQ(attempts[0]["attempt"], 1);
+  EXPECT_EQ(attempts[0]["state"], "Failed");
+  EXPECT_EQ(attempts[1]["attempt"], 2);
+  EXPECT_EQ(attempts[1]["state"], "Success");
+  EXPECT_EQ(attempts[0]["message"], first["state_message"]) << attempts.dump();
+  EXPECT_EQ(time_of(attempts[0], "start_time"), start1);
+  EXPECT_EQ(time_of(attempts[0], "end_time"), end1);
+  EXPECT_EQ(time_of(attempts[1], "start_time"), start2);
+  EXPECT_EQ(time_of(attempts[1], "end_time"), end2);
+  for (const auto& a : attempts) EXPECT_EQ(a.value("agent_id", ""), second.value("agent_id", "x")) << a.dump();
+
+  auto logs_of = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"get", "logs", id, "--output", "json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = sandbox_.culvert(args, api_env());
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    auto j = json::parse(r.out, nullptr, false);
+    return j.is_discarded() || !j.contains("logs") ? json::array() : j["logs"];
+  };
+  // Each attempt said hello once; only the second finished its work.
+  std::map<int, int> hellos, done;
+  for (const auto& l : logs_of({})) {
+    ASSERT_TRUE(l.contains("run_attempt") && l["run_attempt"].is_number_integer()) << l.dump();
+    const int at = l["run_attempt"].get<int>();
+    const std::string m = l.value("message", "");
+    if (m.find("hello from the e2e flow") != std::string::npos) ++hellos[at];
+    if (m.find("work done") != std::string::npos) ++done[at];
+  }
+  EXPECT_EQ(hellos, (std::map<int, int>{{1, 1}, {2, 1}}));
+  EXPECT_EQ(done, (std::map<int, int>{{2, 1}}));
+  for (int attempt : {1, 2}) {
+    json only = logs_of({"--attempt", std::to_string(attempt)});
+    EXPECT_FALSE(only.empty()) << attempt;
+    for (const auto& l : only) EXPECT_EQ(l.value("run_attempt", 0), attempt) << l.dump();
+  }
+  // The text form puts a line between the attempts.
+  auto text = sandbox_.culvert({"get", "logs", id}, api_env());
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  const size_t hello1 = text.out.find("hello from the e2e flow"), sep = text.out.find("--- attempt 2 ---");
+  ASSERT_NE(sep, std::string::npos) << text.out;
+  EXPECT_LT(hello1, sep) << text.out;
+  EXPECT_NE(text.out.find("hello from the e2e flow", sep), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("--- attempt 1 ---"), std::string::npos) << text.out;
+  auto only2 = sandbox_.culvert({"get", "logs", id, "--attempt", "2"}, api_env());
+  ASSERT_EQ(only2.exit_code, 0) << only2.err;
+  EXPECT_EQ(only2.out.rfind("--- attempt 2 ---\n", 0), 0u) << only2.out;  // says which attempt it is
+  EXPECT_EQ(only2.out.find("--- attempt 1 ---"), std::string::npos) << only2.out;
+  EXPECT_NE(only2.out.find("work done"), std::string::npos) << only2.out;
+  // The task runs are the second attempt's.
+  ASSERT_TRUE(second.contains("task_runs") && !second["task_runs"].empty()) << second.dump();
+  for (const auto& tr : second["task_runs"]) {
+    EXPECT_EQ(tr.value("run_attempt", 0), 2) << tr.dump();
+    EXPECT_EQ(tr.value("state", ""), "Success") << tr.dump();
+  }
+  // `run inspect` lists the attempts.
+  auto inspect = sandbox_.culvert({"run", "inspect", id}, api_env());
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_NE(inspect.out.find("attempts:"), std::string::npos) << inspect.out;
+  EXPECT_NE(inspect.out.find(format_rfc3339(*start1)), std::string::npos) << inspect.out;
+  EXPECT_NE(inspect.out.find(format_rfc3339(*end2)), std::string::npos) << inspect.out;
+}
+
 TEST_F(LocalAgentE2E, SilentRunIsMarkedCrashedByTheServerAfterMissedHeartbeats) {
   // Real seconds: runs heartbeat every second, the server allows 3 missed ones.
   auto agent = start_agent("a1", {});

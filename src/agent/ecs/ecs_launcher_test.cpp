@@ -63,7 +63,20 @@ class FakeEcs final : public aws::HttpTransport {
       if (resp.status == 0) return unavailable("cannot reach http://ecs.test: Connection refused");
       return resp;
     }
-    return handle(action, body);
+    // Faults at random (seeded): throttling before any work; for RunTask, an answer
+    // lost after the task was started.
+    if (throttle_rate > 0 && fault_rng_.uniform01() < throttle_rate)
+      return aws::HttpResponse{400, {}, R"({"__type":"ThrottlingException","message":"Rate exceeded"})"};
+    aws::HttpResponse resp = handle(action, body);
+    if (action == "RunTask" && lose_rate > 0 && fault_rng_.uniform01() < lose_rate)
+      return unavailable("cannot reach http://ecs.test: Connection reset by peer");
+    return resp;
+  }
+  double throttle_rate = 0;  // of every call
+  double lose_rate = 0;      // of RunTask answers
+  size_t task_count() {
+    std::lock_guard lock(mu_);
+    return tasks_.size();
   }
 
   // The next answers to `action`, before the fake's own (status 0: no answer).
@@ -182,8 +195,12 @@ class FakeEcs final : public aws::HttpTransport {
         for (const auto& td : revs)
           if (td["taskDefinitionArn"] == b.value("taskDefinition", "") && td["status"] != "ACTIVE")
             return client_error("ClientException", "TaskDefinition is inactive");
+      // ECS's idempotency: the same clientToken answers with the task it started.
+      if (auto seen = by_token_.find(b.value("clientToken", "")); seen != by_token_.end() && !seen->first.empty())
+        return ok({{"tasks", json::array({tasks_[seen->second]})}, {"failures", json::array()}});
       std::string cluster = b.value("cluster", "default");
       std::string arn = "arn:aws:ecs:eu-west-1:123456789012:task/" + cluster + "/t" + std::to_string(++next_task_);
+      by_token_[b.value("clientToken", "")] = arn;
       json task = {{"taskArn", arn},
                    {"clusterArn", "arn:aws:ecs:eu-west-1:123456789012:cluster/" + cluster},
                    {"lastStatus", "PROVISIONING"},
@@ -236,6 +253,8 @@ class FakeEcs final : public aws::HttpTransport {
   std::map<std::string, std::deque<aws::HttpResponse>> injected_;
   std::map<std::string, std::vector<json>> families_;
   std::map<std::string, json> tasks_;
+  std::map<std::string, std::string> by_token_;  // clientToken -> task ARN
+  SeededRandom fault_rng_{42};
   int next_task_ = 0;
 };
 
@@ -402,6 +421,27 @@ TEST(EcsLauncher, RunConfigOverridesTheAgentsSettings) {
   EXPECT_EQ(r["enableExecuteCommand"], true);
   EXPECT_EQ(r["group"], "nightly");
   EXPECT_EQ(f.ecs.calls("RegisterTaskDefinition").at(0).body["taskRoleArn"], "arn:aws:iam::1:role/rc-task");
+}
+
+// 200 runs with a fifth of all calls throttled and some RunTask answers lost after the
+// task started: every run has exactly one task (the retried RunTask carries the same
+// clientToken) and there is one revision.
+TEST(EcsLauncher, ThrottledAndLostAnswersStartEachRunOnce) {
+  Fixture f;
+  f.ecs.throttle_rate = 0.2;
+  f.ecs.lose_rate = 0.1;
+  auto l = f.launcher();
+  std::set<std::string> arns;
+  for (int i = 0; i < 200; ++i) {
+    auto r = l->launch(Fixture::spec("run-" + std::to_string(i)));
+    ASSERT_TRUE(r) << i << ": " << r.status().to_string();
+    arns.insert((*r)->infrastructure().id);
+  }
+  EXPECT_EQ(arns.size(), 200u);
+  EXPECT_EQ(f.ecs.task_count(), 200u);  // none started twice
+  EXPECT_GT(f.ecs.calls("RunTask").size(), 200u);  // retries happened
+  json reg = f.ecs.calls("RegisterTaskDefinition").at(0).body;
+  EXPECT_EQ(f.ecs.revisions(reg["family"]), 1u);
 }
 
 TEST(EcsLauncher, ADeregisteredDefinitionIsRegisteredAgain) {
