@@ -431,6 +431,16 @@ TEST_F(CliE2E, VersionAndFlowRegisterTakeTheOutputOption) {
   o = culvert({"flow", "register", (dir_ / "missing").string(), "--project", "p"});
   EXPECT_EQ(o.code, 2);
   EXPECT_NE(o.err.find("error: '" + (dir_ / "missing").string() + " describe' failed"), std::string::npos) << o.err;
+  // A "flow binary" whose describe never ends is cut off at the description limit.
+  const auto endless = dir_ / "endless";
+  {
+    std::ofstream f(endless);
+    f << "#!/bin/sh\nexec yes '{\"flow\":0}'\n";
+  }
+  std::filesystem::permissions(endless, std::filesystem::perms::owner_all);
+  o = culvert({"flow", "register", endless.string(), "--project", "p", "--storage", storage});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.err.find("describe' printed more than 4194304 bytes"), std::string::npos) << o.err;
   o = culvert({"flow", "register", flow_binary, "--project", "p", "--storage", storage, "--api-url",
                "http://127.0.0.1:1"});
   EXPECT_EQ(o.code, 1);

@@ -3,6 +3,7 @@
 // and the registration are runtime::register_flow_artifact's.
 #include "cli/flow_register_cmd.hpp"
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.hpp"
+#include "runtime/answers.hpp"
 #include "runtime/runtime.hpp"
 
 namespace culvert::cli {
@@ -41,10 +43,23 @@ Result<std::string> describe_binary(const std::string& path) {
   std::string out;
   char buf[65536];
   ssize_t n;
-  while ((n = ::read(fds[0], buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  bool too_long = false;
+  while ((n = ::read(fds[0], buf, sizeof(buf))) > 0) {
+    if (out.size() + static_cast<size_t>(n) > runtime::kMaxDescriptionBytes) {
+      too_long = true;  // stop reading; the binary gets SIGPIPE or is killed below
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
   ::close(fds[0]);
+  if (too_long) ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
+  if (too_long) {
+    return invalid_argument("'" + path + " describe' printed more than " +
+                            std::to_string(runtime::kMaxDescriptionBytes) +
+                            " bytes; a flow description is at most that long");
+  }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return invalid_argument("'" + path + " describe' failed: is it a flow binary built with the Culvert SDK?");
   return out;

@@ -111,6 +111,22 @@ TEST(Client, ServerErrorsBecomeStatusWithTheServersMessage) {
       << c.status().message();
 }
 
+TEST(Client, AnAnswerLongerThanTheLimitIsRefusedNotBuffered) {
+  TestHttpServer server([](const TestRequest&) -> TestResponse {
+    return {200, "{\"projects\":[\"" + std::string(300000, 'x') + "\"]}"};
+  });
+  ApiClient small({.api_url = server.url(), .max_answer_bytes = 100000});
+  auto r = small.list_projects();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.status().code(), StatusCode::kTooLarge);
+  EXPECT_NE(r.status().message().find("longer than 100000 bytes"), std::string::npos) << r.status().to_string();
+  // The same answer under the default limit is read whole.
+  ApiClient normal({.api_url = server.url()});
+  auto whole = normal.list_projects();
+  ASSERT_TRUE(whole) << whole.status().to_string();
+  EXPECT_EQ((*whole)["projects"][0].get<std::string>().size(), 300000u);
+}
+
 TEST(Client, NonJsonSuccessIsAnError) {
   TestHttpServer server([](const TestRequest&) -> TestResponse { return {200, "<html>"}; });
   ApiClient api({.api_url = server.url()});

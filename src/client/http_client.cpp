@@ -12,8 +12,19 @@ namespace {
 
 std::once_flag g_curl_init;  // curl_global_init must run once, before any handle
 
+struct Answer {
+  std::string body;
+  size_t limit = 0;
+  bool too_large = false;
+};
+
 size_t write_body(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
+  auto* a = static_cast<Answer*>(user);
+  if (size * n > a->limit - a->body.size()) {
+    a->too_large = true;
+    return 0;  // curl stops the transfer with CURLE_WRITE_ERROR
+  }
+  a->body.append(data, size * n);
   return size * n;
 }
 
@@ -56,7 +67,7 @@ Result<HttpResponse> HttpClient::send(std::string_view method, std::string_view 
   curl_easy_reset(c);
   const std::string url = impl_->base + std::string(target);
   const std::string m(method);
-  std::string response;
+  Answer response{.limit = impl_->options.max_answer_bytes};
   impl_->error[0] = 0;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -88,6 +99,11 @@ Result<HttpResponse> HttpClient::send(std::string_view method, std::string_view 
   CURLcode rc = curl_easy_perform(c);
   curl_slist_free_all(headers);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
+  if (rc != CURLE_OK && response.too_large) {
+    return Status(StatusCode::kTooLarge, "the answer to " + m + " " + url + " is longer than " +
+                                             std::to_string(impl_->options.max_answer_bytes) +
+                                             " bytes; refused (is that a Culvert server?)");
+  }
   if (rc != CURLE_OK) {
     std::string detail = impl_->error[0] != 0 ? impl_->error : curl_easy_strerror(rc);
     switch (rc) {
@@ -108,7 +124,7 @@ Result<HttpResponse> HttpClient::send(std::string_view method, std::string_view 
   }
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  return HttpResponse{static_cast<int>(status), std::move(response)};
+  return HttpResponse{static_cast<int>(status), std::move(response.body)};
 }
 
 Result<std::string> HttpClient::call(std::string_view method, std::string_view target,

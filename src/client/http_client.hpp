@@ -28,6 +28,9 @@ struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5000};
   // Whole-request limit, on top of any long-poll wait a call asks for. Default: 30 s.
   std::chrono::milliseconds request_timeout{30000};
+  // An answer longer than this is cut off and the call fails (the server's listings
+  // stop at about 4 MiB a page). Default: 64 MiB.
+  size_t max_answer_bytes = size_t{64} << 20;
 };
 
 struct HttpResponse {
