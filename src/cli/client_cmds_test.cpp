@@ -245,7 +245,7 @@ TEST_F(CliTest, WatchPrintsStatesPassedBetweenPolls) {
       return {200, (gets == 1 ? json{{"id", kRunId}, {"state", "Submitted"}, {"version", 2}}
                               : json{{"id", kRunId}, {"state", "Success"}, {"version", 4}}).dump()};
     }
-    if (r.target == base + "/history") return {200, json{{"history", history}}.dump()};
+    if (r.target.rfind(base + "/history?", 0) == 0) return {200, json{{"history", history}}.dump()};
     if (r.target.rfind(base + "/logs?after=", 0) == 0) return {200, R"({"logs":[],"next_cursor":"0"})"};
     return {404, "{}"};
   });
@@ -552,12 +552,38 @@ TEST_F(CliTest, MalformedServerAnswersFailCleanly) {
   }
 }
 
+TEST_F(CliTest, WatchReadsEveryPageOfTheHistory) {
+  std::vector<std::string> history_targets;
+  TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+    const std::string base = std::string("/api/v1/flow-runs/") + kRunId;
+    if (r.method == "POST" && r.target == "/api/v1/flow-runs") return {201, json{{"id", kRunId}, {"state", "Scheduled"}}.dump()};
+    if (r.target == base) return {200, json{{"id", kRunId}, {"state", "Success"}, {"version", 4}}.dump()};
+    if (r.target == base + "/history?after=0") {
+      history_targets.push_back(r.target);
+      return {200, R"({"history":[{"id":1,"version":1,"state":"Scheduled"},{"id":2,"version":2,"state":"Submitted"}],)"
+                   R"("next_cursor":"2"})"};
+    }
+    if (r.target == base + "/history?after=2") {
+      history_targets.push_back(r.target);
+      return {200, R"({"history":[{"id":3,"version":3,"state":"Running"},{"id":4,"version":4,"state":"Success"}],)"
+                   R"("next_cursor":""})"};
+    }
+    if (r.target.rfind(base + "/logs?after=", 0) == 0) return {200, R"({"logs":[],"next_cursor":"0"})"};
+    return {404, "{}"};
+  });
+  auto o = run({"run", "etl", "--project", "p", "--watch"}, at(server));
+  EXPECT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_NE(o.out.find("state: Scheduled\nstate: Submitted\nstate: Running\nstate: Success\n"), std::string::npos)
+      << o.out;
+  EXPECT_EQ(history_targets.size(), 2u);
+}
+
 TEST_F(CliTest, WatchFailsOnAMalformedHistory) {
   TestHttpServer server([&](const TestRequest& r) -> TestResponse {
     const std::string base = std::string("/api/v1/flow-runs/") + kRunId;
     if (r.method == "POST" && r.target == "/api/v1/flow-runs") return {201, json{{"id", kRunId}, {"state", "Scheduled"}}.dump()};
     if (r.target == base) return {200, json{{"id", kRunId}, {"state", "Running"}, {"version", 3}}.dump()};
-    if (r.target == base + "/history") return {200, R"({"history":[{"version":1,"state":"Begun"}]})"};
+    if (r.target.rfind(base + "/history?", 0) == 0) return {200, R"({"history":[{"version":1,"state":"Begun"}]})"};
     return {200, R"({"logs":[],"next_cursor":"0"})"};
   });
   auto o = run({"run", "etl", "--project", "p", "--watch"}, at(server));

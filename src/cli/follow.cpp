@@ -30,6 +30,7 @@ Result<Decoded<client::FlowRun>> follow_run(ApiClient& api, CliContext& ctx, con
   LogPrinter logs(events);
   std::optional<State> last_state;
   int64_t printed_version = 0;
+  int64_t history_cursor = 0;  // the id of the last state change read
   auto print_state = [&](State state, const std::string& msg) {
     events << "state: " << state_name(state) << (msg.empty() ? "" : " (" + msg + ")") << "\n";
     last_state = state;
@@ -43,16 +44,21 @@ Result<Decoded<client::FlowRun>> follow_run(ApiClient& api, CliContext& ctx, con
       // brief): the history names every one, in order.
       // A refused history (say, NotFound) falls back to the run's own state; a
       // malformed one is an error like any malformed answer.
+      // The history comes in pages; read on from the last change printed.
       bool printed = false;
-      auto history = decoded(api.get_flow_run_history(run_id), client::decode_history);
-      if (!history && history.status().code() == StatusCode::kInternal) return history.status();
-      if (history) {
-        for (const auto& e : history->value) {
+      for (int pages = 0; pages < 1000; ++pages) {
+        auto history = decoded(api.get_flow_run_history(run_id, std::to_string(history_cursor)),
+                               client::decode_history_page);
+        if (!history && history.status().code() == StatusCode::kInternal) return history.status();
+        if (!history) break;
+        for (const auto& e : history->value.history) {
+          history_cursor = std::max(history_cursor, e.id);
           if (e.version <= printed_version) continue;
           print_state(e.state, e.message);
           printed_version = e.version;
           printed = true;
         }
+        if (history->value.next_cursor.empty()) break;
       }
       if (!printed && r.state != last_state) print_state(r.state, r.state_message);
       printed_version = std::max(printed_version, r.version);

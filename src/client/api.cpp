@@ -87,8 +87,8 @@ Result<json> ApiClient::get_flow_run(std::string_view run_id) {
   return call("GET", "/api/v1/flow-runs/" + seg(run_id), nullptr);
 }
 
-Result<json> ApiClient::get_flow_run_history(std::string_view run_id) {
-  return call("GET", "/api/v1/flow-runs/" + seg(run_id) + "/history", nullptr);
+Result<json> ApiClient::get_flow_run_history(std::string_view run_id, std::string_view after) {
+  return call("GET", "/api/v1/flow-runs/" + seg(run_id) + "/history?after=" + seg(after), nullptr);
 }
 
 Result<json> ApiClient::get_flow_run_attempts(std::string_view run_id) {

@@ -80,7 +80,8 @@ class ApiClient {
   // GET /api/v1/flow-runs/{id}
   Result<json> get_flow_run(std::string_view run_id);
   // GET /api/v1/flow-runs/{id}/history   (every state change, oldest first)
-  Result<json> get_flow_run_history(std::string_view run_id);
+  // One page of the run's state history: the changes after the cursor `after`.
+  Result<json> get_flow_run_history(std::string_view run_id, std::string_view after = "0");
   // GET /api/v1/flow-runs/{id}/attempts   (each attempt's times, attempt 1 first)
   Result<json> get_flow_run_attempts(std::string_view run_id);
   // POST /api/v1/flow-runs/{id}/state  {"state","message","expected_version"}

@@ -384,6 +384,16 @@ Result<FlowRunPage> decode_flow_run_page(const json& answer) {
 Result<std::vector<StateChange>> decode_history(const json& answer) {
   return decode_list<StateChange>(answer, "history", state_change_at);
 }
+Result<HistoryPage> decode_history_page(const json& answer) {
+  auto entries = decode_history(answer);
+  if (!entries) return entries.status();
+  Fields f(answer, "");
+  HistoryPage page;
+  page.history = std::move(*entries);
+  page.next_cursor = f.opt_str("next_cursor").value_or("");
+  if (!f.ok()) return f.status();
+  return page;
+}
 Result<std::vector<FlowRunAttempt>> decode_attempts(const json& answer) {
   return decode_list<FlowRunAttempt>(answer, "attempts", attempt_at);
 }

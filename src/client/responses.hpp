@@ -186,6 +186,11 @@ struct TaskRunHistoryEntry {
 };
 
 // GET /api/v1/flow-runs/{id}/task-runs/history: {"history", "next_cursor"}.
+struct HistoryPage {
+  std::vector<StateChange> history;
+  std::string next_cursor;  // empty on the last page (also when the server sends none)
+};
+
 struct TaskRunHistoryPage {
   std::vector<TaskRunHistoryEntry> history;
   std::string next_cursor;  // empty on the last page
@@ -256,6 +261,7 @@ Result<std::vector<FlowRunAttempt>> decode_attempts(const nlohmann::json& answer
 Result<std::vector<TaskRun>> decode_task_runs(const nlohmann::json& answer);      // {"task_runs": [...]}
 Result<TaskRunPage> decode_task_run_page(const nlohmann::json& answer);
 Result<TaskRunHistoryPage> decode_task_run_history(const nlohmann::json& answer);
+Result<HistoryPage> decode_history_page(const nlohmann::json& answer);  // {"history", "next_cursor"}
 Result<LogPage> decode_log_page(const nlohmann::json& answer);
 Result<std::vector<Agent>> decode_agents(const nlohmann::json& answer);           // {"agents": [...]}
 Result<Token> decode_token(const nlohmann::json& answer);

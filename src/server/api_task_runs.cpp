@@ -47,27 +47,6 @@ std::optional<std::string> decode_task_cursor(std::string_view c) {
   return out;
 }
 
-// An answer of JSON items rendered one by one, until `max_bytes` is reached (the first
-// item always goes in).
-struct CappedList {
-  size_t max_bytes;
-  size_t bytes = 0;
-  bool full() const { return bytes >= max_bytes; }
-  void add(std::string& to, const json& item) {
-    std::string text = item.dump(-1, ' ', false, json::error_handler_t::replace);
-    if (!to.empty()) to += ',';
-    to += text;
-    bytes += text.size() + 1;
-  }
-};
-
-Response text_response(std::string body) {
-  Response r;
-  r.body = std::move(body);
-  return r;
-}
-
-constexpr int kStoreChunk = 100;  // rows read per store call, so a page is read in small steps
 
 }  // namespace
 

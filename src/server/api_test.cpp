@@ -311,6 +311,50 @@ TEST_F(ApiTest, ListRunsFiltersAndPaginates) {
   EXPECT_EQ(get("/api/v1/flow-runs?limit=0", runner_).status, 422);
 }
 
+// A run's state history comes in pages: by `limit`, and at the byte cap (each Failed
+// state here carries a 16 KiB message), each page going on from its cursor.
+TEST_F(ApiTest, RunHistoryIsPagedAndBoundedInBytes) {
+  ApiOptions ao;
+  ao.max_answer_bytes = 64 * 1024;
+  restart_api(ao);
+  auto flow = register_flow("etl", {});
+  std::string id = create_run(flow)["id"];
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(post("/api/v1/flow-runs/" + id + "/state", {{"state", "Running"}}, runner_).status, 200);
+    auto failed = post("/api/v1/flow-runs/" + id + "/state",
+                       {{"state", "Failed"}, {"message", std::string(16 * 1024, 'a' + i)}}, runner_);
+    ASSERT_EQ(failed.status, 200) << failed.text.substr(0, 200);
+    ASSERT_EQ(post("/api/v1/flow-runs/" + id + "/retry", nullptr, user_).status, 200);
+  }
+  auto read_all = [&](const std::string& query, int* pages) {
+    std::vector<int64_t> ids;
+    std::string cursor = "0";
+    *pages = 0;
+    while (*pages < 100) {
+      auto r = get("/api/v1/flow-runs/" + id + "/history?after=" + cursor + query, runner_);
+      EXPECT_EQ(r.status, 200) << r.text.substr(0, 200);
+      if (r.status != 200) break;
+      EXPECT_LE(r.text.size(), ao.max_answer_bytes + 24 * 1024);
+      for (const auto& e : r.body["history"]) ids.push_back(e["id"].get<int64_t>());
+      ++*pages;
+      cursor = r.body["next_cursor"].get<std::string>();
+      if (cursor.empty()) break;
+    }
+    return ids;
+  };
+  int pages = 0;
+  auto whole = read_all("", &pages);
+  EXPECT_EQ(whole.size(), 31u);  // created Scheduled, then 10 × (Running, Failed, Scheduled)
+  EXPECT_TRUE(std::is_sorted(whole.begin(), whole.end()));
+  EXPECT_EQ(std::set<int64_t>(whole.begin(), whole.end()).size(), whole.size());
+  EXPECT_GT(pages, 2);  // 160 KiB of messages through a 64 KiB cap
+  EXPECT_EQ(read_all("&limit=4", &pages), whole);
+  EXPECT_GE(pages, 8);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/history?after=-1", runner_).status, 422);
+  EXPECT_EQ(get("/api/v1/flow-runs/" + id + "/history?limit=0", runner_).status, 422);
+  EXPECT_EQ(get("/api/v1/flow-runs/nope/history", runner_).status, 404);
+}
+
 // Runs carry their parameters (up to the body limit each): a listing of 1000 of them
 // stops at the byte cap and goes on from its cursor, across the store's steps of 50.
 TEST_F(ApiTest, ListRunsStopsAtTheByteCap) {

@@ -93,8 +93,8 @@ const std::string& openapi_document() {
       "post": {"summary": "Retry a finished flow run (scope user): forced back to Scheduled, due now; start_time and end_time are cleared (the ended attempt keeps them) and the next Running begins attempt run_count + 1", "responses": {"200": {"description": "The run"}, "409": {"$ref": "#/components/responses/Error"}}}
     },
     "/api/v1/flow-runs/{id}/history": {
-      "parameters": [{"$ref": "#/components/parameters/id"}],
-      "get": {"summary": "A flow run's state history, oldest first (scope runner, or its run token)", "responses": {"200": {"description": "{\"history\":[...]}"}}}
+      "parameters": [{"$ref": "#/components/parameters/id"}, {"name": "after", "in": "query", "schema": {"type": "integer"}, "description": "the next_cursor of the page before (default 0: from the start)"}, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1000}, "description": "changes at most; above 1000 is taken as 1000, and a page also stops at about 4 MiB"}],
+      "get": {"summary": "A flow run's state history, oldest first, in pages (scope runner, or its run token)", "responses": {"200": {"description": "{\"history\":[{id,flow_run_id,from_state,state,message,version,forced,agent_id,timestamp}],\"next_cursor\":string (empty on the last page)}"}}}
     },
     "/api/v1/flow-runs/{id}/attempts": {
       "parameters": [{"$ref": "#/components/parameters/id"}],

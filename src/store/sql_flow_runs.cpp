@@ -267,13 +267,20 @@ Result<std::vector<FlowRunAttempt>> SqlStore::list_flow_run_attempts(const std::
   });
 }
 
-Result<std::vector<StateChange>> SqlStore::get_flow_run_history(const std::string& run_id) {
+Result<std::vector<StateChange>> SqlStore::get_flow_run_history(const std::string& run_id, int64_t after_id,
+                                                                int limit) {
   return transact(TxMode::kRead, [&]() -> Result<std::vector<StateChange>> {
-    auto rows = db_->query(
+    std::string sql =
         "SELECT id, flow_run_id, from_state, state, message, version, forced, agent_id, ts "
-        "FROM flow_run_states WHERE flow_run_id = ? ORDER BY id",
-        {run_id});
-    if (rows.empty()) return not_found("flow run '" + run_id + "' does not exist");
+        "FROM flow_run_states WHERE flow_run_id = ? AND id > ? ORDER BY id";
+    Params params{run_id, after_id};
+    if (limit > 0) {
+      sql += " LIMIT ?";
+      params.push_back(int64_t{limit});
+    }
+    auto rows = db_->query(sql, params);
+    // Every run has its creation in its history: no rows from the start means no run.
+    if (rows.empty() && after_id <= 0) return not_found("flow run '" + run_id + "' does not exist");
     std::vector<StateChange> out;
     for (const auto& r : rows) {
       StateChange s;

@@ -71,7 +71,8 @@ class SqlStore final : public Store {
   Result<FlowRunPage> list_flow_runs(const FlowRunQuery& q) override;
   Result<std::optional<SysTime>> latest_auto_scheduled_start(const std::string& flow_id) override;
   Result<FlowRun> set_flow_run_state(const SetFlowRunState& c) override;
-  Result<std::vector<StateChange>> get_flow_run_history(const std::string& run_id) override;
+  Result<std::vector<StateChange>> get_flow_run_history(const std::string& run_id, int64_t after_id,
+                                                        int limit) override;
   Result<std::vector<FlowRunAttempt>> list_flow_run_attempts(const std::string& run_id) override;
   // Inside set_flow_run_state's transaction, after the change: begins, updates or ends
   // the run's current attempt.

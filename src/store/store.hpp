@@ -460,8 +460,10 @@ class Store {
   // end_time cleared. While an attempt goes on, every change is its state and message;
   // a final state, or Scheduled/Pending/Retrying, ends it (its end_time=now).
   virtual Result<FlowRun> set_flow_run_state(const SetFlowRunState& change) = 0;
-  // The run's history, oldest first.
-  virtual Result<std::vector<StateChange>> get_flow_run_history(const std::string& run_id) = 0;
+  // The run's history, oldest first: the changes with id > after_id, at most `limit`
+  // of them (0: all). NotFound if the run does not exist.
+  virtual Result<std::vector<StateChange>> get_flow_run_history(const std::string& run_id, int64_t after_id = 0,
+                                                                int limit = 0) = 0;
   // The run's attempts, attempt 1 first (empty before it first ran). NotFound if the
   // run does not exist. Runs that ran before attempts were stored have only their
   // latest attempt.
