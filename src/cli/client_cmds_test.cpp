@@ -365,9 +365,35 @@ TEST_F(CliTest, ProfileCommandsAndPrecedence) {
   EXPECT_EQ(o.out.find("cvt_login"), std::string::npos);  // never prints the token
 }
 
+TEST_F(CliTest, FlowListAndNameResolutionReadEveryPage) {
+  std::vector<std::string> targets;
+  TestHttpServer server([&](const TestRequest& r) -> TestResponse {
+    if (r.target.rfind("/api/v1/flows?", 0) != 0) return {404, "{}"};
+    targets.push_back(r.target);
+    const bool second = r.target.find("cursor=f-a") != std::string::npos;
+    if (!second)
+      return {200, R"({"flows":[{"id":"f-a","name":"a","version":1,"project":"p"}],"next_cursor":"f-a"})"};
+    return {200, R"({"flows":[{"id":"f-b","name":"b","version":3,"project":"p"}],"next_cursor":null})"};
+  });
+  auto o = run({"flow", "list", "--project", "p", "-o", "json"}, at(server));
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  auto j = parse_one(o.out);
+  ASSERT_EQ(j["flows"].size(), 2u) << o.out;
+  EXPECT_EQ(j["flows"][1]["name"], "b");
+  ASSERT_EQ(targets.size(), 2u);
+  EXPECT_EQ(targets[0], "/api/v1/flows?project=p");
+  EXPECT_EQ(targets[1], "/api/v1/flows?project=p&cursor=f-a");
+  // A name is resolved by the server's name filter, through every page.
+  targets.clear();
+  o = run({"flow", "show", "b", "--project", "p", "-o", "json"}, at(server));
+  EXPECT_EQ(targets.size(), 2u);
+  ASSERT_FALSE(targets.empty());
+  EXPECT_EQ(targets[0], "/api/v1/flows?project=p&name=b");
+}
+
 TEST_F(CliTest, FlowShowResolvesNamesAndListsNextFireTimes) {
   TestHttpServer server([&](const TestRequest& r) -> TestResponse {
-    if (r.target == "/api/v1/flows" || r.target == "/api/v1/flows?project=p")
+    if (r.target == "/api/v1/flows" || r.target.rfind("/api/v1/flows?", 0) == 0)
       return {200, json{{"flows",
                          {{{"id", "f-old"}, {"name", "etl"}, {"version", 1}, {"project", "p"}, {"archived", true}},
                           {{"id", kFlowId}, {"name", "etl"}, {"version", 2}, {"project", "p"}, {"archived", false},

@@ -90,7 +90,7 @@ std::string join(const std::vector<std::string>& items, const std::string& separ
 
 Result<Decoded<client::FlowVersion>> resolve_flow(ApiClient& api, const std::string& ref, const std::string& project) {
   if (looks_like_id(ref)) return decoded(api.get_flow(ref), client::decode_flow);
-  auto listed = decoded(api.list_flows(project.empty() ? std::nullopt : std::optional<std::string_view>(project)),
+  auto listed = decoded(api.list_all_flows(project.empty() ? std::nullopt : std::optional<std::string_view>(project), ref),
                         client::decode_flows);
   if (!listed) return listed.status();
   const auto& flows = listed->value;

@@ -37,7 +37,7 @@ void add_flow_commands(CLI::App& app, CliContext& ctx) {
       auto& c = *cmd;
       auto api = c.api();
       if (!api) { c.fail(api.status()); return; }
-      auto r = decoded((*api)->list_flows(project->empty() ? std::nullopt : std::optional<std::string_view>(*project)),
+      auto r = decoded((*api)->list_all_flows(project->empty() ? std::nullopt : std::optional<std::string_view>(*project)),
                        client::decode_flows);
       if (!r) { c.fail(r.status()); return; }
       if (c.json_out()) {

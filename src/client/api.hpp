@@ -66,7 +66,11 @@ class ApiClient {
   // POST /api/v1/flows  (a flow description, docs/FORMATS.md, plus project and artifact)
   Result<json> register_flow(const json& body);
   // GET /api/v1/flows[?project=P]
-  Result<json> list_flows(std::optional<std::string_view> project = std::nullopt);
+  // One page of flows (latest versions): of a project, of one name, after a cursor.
+  Result<json> list_flows(std::optional<std::string_view> project = std::nullopt, std::string_view cursor = "",
+                          std::string_view name = "");
+  // Every page of that listing, as one {"flows": [...]} document.
+  Result<json> list_all_flows(std::optional<std::string_view> project = std::nullopt, std::string_view name = "");
   // GET /api/v1/flows/{id}
   Result<json> get_flow(std::string_view flow_id);
   // POST /api/v1/flows/{id}/schedule  {"active":bool}   (pause / resume the schedule)

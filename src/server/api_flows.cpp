@@ -1,6 +1,7 @@
 // The API (api_impl.hpp): flows (versions, schedules).
 #include "server/api_impl.hpp"
 
+#include <algorithm>
 #include <optional>
 
 #include <spdlog/spdlog.h>
@@ -31,14 +32,38 @@ Response Api::Impl::list_flows(Call& c, store::Store& st) {
     project_id = proj->id;
   }
   bool all = c.req.query_param("all_versions").value_or("") == "true";
-  auto r = st.list_flows(project_id, !all);
-  if (!r) return store_error(r.status());
-  json arr = json::array();
-  for (const auto& f : *r) {
-    if (auto n = c.req.query_param("name"); n && *n != f.name) continue;
-    arr.push_back(to_json(f, false));
+  // A larger limit is clamped (the answer is bounded by bytes as well).
+  auto limit = parse_int_param(c.req.query_param("limit"), "limit", 1, INT64_MAX, kMaxTaskPage);
+  if (!limit) return status_response(limit.status());
+  const int want = static_cast<int>(std::min<int64_t>(*limit, kMaxTaskPage));
+  store::FlowListPage page;
+  if (auto n = c.req.query_param("name"); n && !n->empty()) page.name = *n;
+  if (auto cur = c.req.query_param("cursor"); cur && !cur->empty()) page.after_id = *cur;
+  CappedList list{options.max_answer_bytes};
+  std::string items;
+  int listed = 0;
+  bool more = false;
+  std::string last;
+  for (;;) {
+    page.limit = std::min(kStoreChunk, want + 1 - listed);
+    auto r = st.list_flows(project_id, !all, page);
+    if (!r && r.status().code() == StatusCode::kNotFound && page.after_id)
+      return status_response(unprocessable("query parameter 'cursor' names no flow"));
+    if (!r) return store_error(r.status());
+    for (const auto& f : *r) {
+      if (listed == want || list.full()) {
+        more = true;
+        break;
+      }
+      list.add(items, to_json(f, false));
+      ++listed;
+      last = f.id;
+    }
+    if (more || static_cast<int>(r->size()) < page.limit) break;
+    page.after_id = last;
   }
-  return json_response(200, {{"flows", std::move(arr)}});
+  // next_cursor: null on the last page.
+  return text_response("{\"flows\":[" + items + "],\"next_cursor\":" + (more ? json(last).dump() : "null") + "}");
 }
 
 Response Api::Impl::get_flow(Call& c, store::Store& st) {

@@ -311,6 +311,50 @@ TEST_F(ApiTest, ListRunsFiltersAndPaginates) {
   EXPECT_EQ(get("/api/v1/flow-runs?limit=0", runner_).status, 422);
 }
 
+// The flow listing comes in pages: by `limit`, at the byte cap (descriptions here carry
+// 20 KiB each), through the store's steps of 100, and with the name filter.
+TEST_F(ApiTest, FlowListingIsPagedAndBoundedInBytes) {
+  ApiOptions ao;
+  ao.max_answer_bytes = 64 * 1024;
+  restart_api(ao);
+  std::set<std::string> ids;
+  for (int i = 0; i < 130; ++i) {
+    json body = flow_body("flow" + std::to_string(1000 + i), {"dev"}, {{{"name", "a"}}});
+    body["description"] = i % 10 == 0 ? std::string(9000, 'd') : "small";
+    auto r = post("/api/v1/flows", body, user_);
+    ASSERT_EQ(r.status, 201) << r.text.substr(0, 200);
+    ids.insert(r.body["id"].get<std::string>());
+  }
+  auto read_all = [&](const std::string& query, int* pages) {
+    std::vector<std::string> seen;
+    std::string cursor;
+    *pages = 0;
+    while (*pages < 100) {
+      auto r = get("/api/v1/flows?" + query + (cursor.empty() ? "" : "&cursor=" + percent_encode(cursor)), runner_);
+      EXPECT_EQ(r.status, 200) << r.text.substr(0, 200);
+      if (r.status != 200) break;
+      EXPECT_LE(r.text.size(), ao.max_answer_bytes + 24 * 1024);
+      for (const auto& f : r.body["flows"]) seen.push_back(f["id"].get<std::string>());
+      ++*pages;
+      if (r.body["next_cursor"].is_null()) break;
+      cursor = r.body["next_cursor"].get<std::string>();
+    }
+    return seen;
+  };
+  int pages = 0;
+  auto whole = read_all("limit=1000", &pages);
+  EXPECT_EQ(std::set<std::string>(whole.begin(), whole.end()), ids);
+  EXPECT_EQ(whole.size(), ids.size());
+  EXPECT_GT(pages, 1);
+  EXPECT_EQ(read_all("limit=7", &pages), whole);
+  EXPECT_EQ(pages, 19);
+  auto one = get("/api/v1/flows?name=flow1042", runner_);
+  ASSERT_EQ(one.body["flows"].size(), 1u);
+  EXPECT_TRUE(one.body["next_cursor"].is_null());
+  EXPECT_EQ(get("/api/v1/flows?cursor=nope", runner_).status, 422);
+  EXPECT_EQ(get("/api/v1/flows?limit=0", runner_).status, 422);
+}
+
 // A run's state history comes in pages: by `limit`, and at the byte cap (each Failed
 // state here carries a 16 KiB message), each page going on from its cursor.
 TEST_F(ApiTest, RunHistoryIsPagedAndBoundedInBytes) {

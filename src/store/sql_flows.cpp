@@ -100,8 +100,8 @@ Result<Flow> SqlStore::get_flow(const std::string& id) {
   return transact(TxMode::kRead, [&]() -> Result<Flow> { return load_flow(id); });
 }
 
-Result<std::vector<Flow>> SqlStore::list_flows(const std::optional<std::string>& project_id,
-                                               bool latest_only) {
+Result<std::vector<Flow>> SqlStore::list_flows(const std::optional<std::string>& project_id, bool latest_only,
+                                               const FlowListPage& page) {
   return transact(TxMode::kRead, [&]() -> Result<std::vector<Flow>> {
     std::string sql = kFlowColumns;
     Params params;
@@ -111,8 +111,25 @@ Result<std::vector<Flow>> SqlStore::list_flows(const std::optional<std::string>&
       params.push_back(*project_id);
     }
     if (latest_only) conds.push_back("f.archived = 0");
+    if (page.name) {
+      conds.push_back("f.name = ?");
+      params.push_back(*page.name);
+    }
+    if (page.after_id) {
+      // After it in the listing's order: (project name, flow name, version descending).
+      auto after = load_flow(*page.after_id);
+      if (!after) return after.status();
+      conds.push_back("(p.name > ? OR (p.name = ? AND (f.name > ? OR (f.name = ? AND f.version < ?))))");
+      for (const auto& v : {after->project_name, after->project_name, after->name, after->name})
+        params.push_back(v);
+      params.push_back(int64_t{after->version});
+    }
     for (size_t i = 0; i < conds.size(); ++i) sql += (i == 0 ? "WHERE " : " AND ") + conds[i];
     sql += " ORDER BY p.name, f.name, f.version DESC";
+    if (page.limit > 0) {
+      sql += " LIMIT ?";
+      params.push_back(int64_t{page.limit});
+    }
     std::vector<Flow> out;
     for (const auto& r : db_->query(sql, params)) out.push_back(to_flow(r));
     return out;

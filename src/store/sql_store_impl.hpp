@@ -59,8 +59,8 @@ class SqlStore final : public Store {
   // ---- flows
   Result<Flow> register_flow(const NewFlowVersion& spec) override;
   Result<Flow> get_flow(const std::string& id) override;
-  Result<std::vector<Flow>> list_flows(const std::optional<std::string>& project_id,
-                                       bool latest_only) override;
+  Result<std::vector<Flow>> list_flows(const std::optional<std::string>& project_id, bool latest_only,
+                                       const FlowListPage& page) override;
   Result<Flow> find_latest_flow(const std::string& project, const std::string& name) override;
   Status set_schedule_active(const std::string& flow_id, bool active) override;
   Result<std::vector<Flow>> list_scheduled_flows() override;

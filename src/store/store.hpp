@@ -53,6 +53,13 @@ struct Project {
   SysTime created{};
 };
 
+// A page of a flow listing (Store::list_flows).
+struct FlowListPage {
+  std::optional<std::string> name;      // only versions of this flow name
+  std::optional<std::string> after_id;  // the flows that list after this one (NotFound if unknown)
+  int limit = 0;                        // 0: no limit
+};
+
 // What `register` sends: one new version of a flow.
 struct NewFlowVersion {
   std::string project;  // project *name*
@@ -431,9 +438,10 @@ class Store {
   virtual Result<Flow> register_flow(const NewFlowVersion& spec) = 0;
   virtual Result<Flow> get_flow(const std::string& id) = 0;
   // Flows of one project (nullopt: all projects), ordered by (project, name, version
-  // desc). latest_only: only the current (non-archived) version of each name.
+  // desc). latest_only: only the current (non-archived) version of each name. `page`
+  // narrows it to one name and to the flows after a given one, at most `limit`.
   virtual Result<std::vector<Flow>> list_flows(const std::optional<std::string>& project_id,
-                                               bool latest_only = true) = 0;
+                                               bool latest_only = true, const FlowListPage& page = {}) = 0;
   // The latest version of `name` in the project named `project`.
   virtual Result<Flow> find_latest_flow(const std::string& project, const std::string& name) = 0;
   // Pauses (false) or resumes (true) a flow's schedule. InvalidArgument without one.

@@ -382,6 +382,27 @@ TEST_P(StoreTest, RegisteringAgainCreatesTheNextVersionAndArchivesOlderOnes) {
   EXPECT_EQ((*every)[2].version, 1);
   EXPECT_EQ(store_->list_flows(std::nullopt, true)->size(), 3u);
 
+  // Pages: one name; after a flow, in the listing's order (project, name, version desc).
+  auto named = store_->list_flows(v1.project_id, false, {.name = "etl"});
+  ASSERT_EQ(named->size(), 3u);
+  EXPECT_EQ((*named)[0].id, v3.id);
+  for (bool latest_only : {false, true}) {
+    auto whole = store_->list_flows(std::nullopt, latest_only);
+    std::vector<std::string> paged;
+    std::optional<std::string> after;
+    for (int i = 0; i < 10; ++i) {
+      auto page = store_->list_flows(std::nullopt, latest_only, {.after_id = after, .limit = 2});
+      ASSERT_TRUE(page.is_ok()) << page.status().to_string();
+      for (const auto& f : *page) paged.push_back(f.id);
+      if (page->size() < 2) break;
+      after = page->back().id;
+    }
+    std::vector<std::string> ids;
+    for (const auto& f : *whole) ids.push_back(f.id);
+    EXPECT_EQ(paged, ids) << "latest_only " << latest_only;
+  }
+  EXPECT_EQ(store_->list_flows(std::nullopt, true, {.after_id = "nope"}).status().code(), StatusCode::kNotFound);
+
   auto found = store_->find_latest_flow("default", "etl");
   ASSERT_TRUE(found.is_ok());
   EXPECT_EQ(found->id, v3.id);
