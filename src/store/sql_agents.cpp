@@ -37,6 +37,12 @@ Result<Agent> SqlStore::register_agent(const NewAgent& a) {
         const std::string types = labels_json({a.type});
         std::string id;
         if (rows.empty()) {
+          if (a.token_id) {
+            auto n = db_->query("SELECT COUNT(*) FROM agents WHERE token_id = ?", {*a.token_id});
+            if (!n.empty() && n[0].i64(0) >= kMaxAgentsPerToken)
+              return conflict("this token has registered " + std::to_string(kMaxAgentsPerToken) +
+                              " agents, the most one token may; re-register one of their names, or use another token");
+          }
           id = new_uuid();
           db_->exec(
               "INSERT INTO agents (id, name, type, labels, created, token_id, run_config_types) "

@@ -340,6 +340,10 @@ struct LogRecord {
   int run_attempt = 1;  // the flow run's attempt that wrote it
 };
 
+// At most this many agents (names) are bound to one token: a runner token cannot grow
+// the agent listing without bound. Registering one more is a Conflict.
+inline constexpr int kMaxAgentsPerToken = 1000;
+
 struct NewAgent {
   std::string name;  // unique; re-registering a name updates that agent
   std::string type;  // local, docker, ecs, slurm

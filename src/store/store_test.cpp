@@ -1891,6 +1891,19 @@ TEST_P(StoreTest, Agents) {
 
 // Agents are bound to the token that registered them: another token cannot take the
 // name over while that token is live.
+TEST_P(StoreTest, OneTokenRegistersABoundedNumberOfAgents) {
+  NewToken t{"tok-many", "many agents", "runner", sha256_hex("s"), std::nullopt, std::nullopt};
+  ASSERT_TRUE(store_->create_token(t).is_ok());
+  for (int i = 0; i < kMaxAgentsPerToken; ++i)
+    ASSERT_TRUE(store_->register_agent({"a" + std::to_string(i), "local", {}, std::string("tok-many")}).is_ok()) << i;
+  auto one_more = store_->register_agent({"a-too-many", "local", {}, std::string("tok-many")});
+  EXPECT_EQ(one_more.status().code(), StatusCode::kConflict);
+  EXPECT_NE(one_more.status().message().find("1000 agents"), std::string::npos) << one_more.status().to_string();
+  // Its agents still re-register; nothing was added.
+  EXPECT_TRUE(store_->register_agent({"a7", "docker", {}, std::string("tok-many")}).is_ok());
+  EXPECT_EQ(store_->list_agents()->size(), static_cast<size_t>(kMaxAgentsPerToken));
+}
+
 TEST_P(StoreTest, AnAgentNameIsBoundToTheTokenThatRegisteredIt) {
   NewToken t1{"tok-1", "agent one", "runner", sha256_hex("s1"), std::nullopt, std::nullopt};
   NewToken t2{"tok-2", "agent two", "runner", sha256_hex("s2"), clock_.now() + seconds(60), std::nullopt};
