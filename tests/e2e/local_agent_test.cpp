@@ -486,14 +486,20 @@ TEST_F(LocalAgentE2E, ScheduledFlowIsRunByTheAgentWithoutAnyoneAsking) {
     return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
   };
   ASSERT_TRUE(wait_until([&] { return count_lines() >= 3; }, 60s)) << count_lines() << agent->output();
-  // Those runs came from the schedule.
-  auto runs = sandbox_.culvert({"get", "runs", "--state", "Success", "--output", "json"}, api_env());
-  auto j = json::parse(runs.out, nullptr, false);
-  const json& arr = j.is_array() ? j : (j.is_object() && j.contains("runs") ? j["runs"] : json::array());
-  int scheduled = 0;
-  for (const auto& r : arr)
-    if (r.value("auto_scheduled", false)) ++scheduled;
-  EXPECT_GE(scheduled, 3) << runs.out;
+  // Those runs came from the schedule. (A run writes its marker line before it reports
+  // Success: wait for the third to get there.)
+  std::string listed;
+  auto scheduled_successes = [&] {
+    auto runs = sandbox_.culvert({"get", "runs", "--state", "Success", "--output", "json"}, api_env());
+    listed = runs.out;
+    auto j = json::parse(runs.out, nullptr, false);
+    const json& arr = j.is_array() ? j : (j.is_object() && j.contains("runs") ? j["runs"] : json::array());
+    int scheduled = 0;
+    for (const auto& r : arr)
+      if (r.value("auto_scheduled", false)) ++scheduled;
+    return scheduled;
+  };
+  EXPECT_TRUE(wait_until([&] { return scheduled_successes() >= 3; }, 30s)) << listed;
   // Pausing the schedule stops new runs being created.
   auto flow = json::parse(reg.out);
   auto pause = sandbox_.culvert({"flow", "set-schedule", flow["id"].get<std::string>(), "--paused"}, api_env());
