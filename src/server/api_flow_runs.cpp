@@ -208,35 +208,8 @@ Response Api::Impl::run_history(Call& c, store::Store& st) {
   if (!c.principal.may_access_run(id)) return status_response(forbidden_run());
   auto run = st.get_flow_run(id);
   if (!run) return store_error(run.status());
-  auto after = parse_int_param(c.req.query_param("after"), "after", 0, INT64_MAX, 0);
-  if (!after) return status_response(after.status());
-  // A larger limit is clamped (the answer is bounded by bytes as well).
-  auto limit = parse_int_param(c.req.query_param("limit"), "limit", 1, INT64_MAX, kMaxTaskPage);
-  if (!limit) return status_response(limit.status());
-  const int want = static_cast<int>(std::min<int64_t>(*limit, kMaxTaskPage));
-  CappedList list{options.max_answer_bytes};
-  std::string items;
-  int listed = 0;
-  int64_t last = *after;
-  bool more = false;
-  for (;;) {
-    const int chunk = std::min(kStoreChunk, want + 1 - listed);
-    auto h = st.get_flow_run_history(id, last, chunk);
-    if (!h) return store_error(h.status());
-    for (const auto& e : *h) {
-      if (listed == want || list.full()) {
-        more = true;
-        break;
-      }
-      list.add(items, to_json(e));
-      ++listed;
-      last = e.id;
-    }
-    if (more || static_cast<int>(h->size()) < chunk) break;
-  }
-  // next_cursor: empty on the last page.
-  return text_response("{\"history\":[" + items + "],\"next_cursor\":" +
-                       json(more ? std::to_string(last) : std::string()).dump() + "}");
+  return id_page_response(c.req, kMaxTaskPage, options.max_answer_bytes, kStoreChunk,
+                          [&](int64_t after, int n) { return st.get_flow_run_history(id, after, n); });
 }
 
 Response Api::Impl::run_attempts(Call& c, store::Store& st) {

@@ -192,6 +192,13 @@ struct CappedList {
   }
 };
 
+// One page of a history listed by its ids: the `after` and `limit` query parameters
+// (limit clamped to `max_items`), read `chunk` rows a store call through
+// read(after_id, n) -> Result<vector<T>>, at most `max_bytes` of items. Answers
+// {"history":[...],"next_cursor":"<id>"}, the cursor empty on the last page.
+template <typename Read>
+Response id_page_response(const Request& req, int64_t max_items, size_t max_bytes, int chunk_rows, Read read);
+
 inline Response text_response(std::string body) {
   Response r;
   r.body = std::move(body);
@@ -199,5 +206,37 @@ inline Response text_response(std::string body) {
 }
 
 constexpr int kStoreChunk = 100;  // rows read per store call, so a page is read in small steps
+
+template <typename Read>
+Response id_page_response(const Request& req, int64_t max_items, size_t max_bytes, int chunk_rows, Read read) {
+  auto after = parse_int_param(req.query_param("after"), "after", 0, INT64_MAX, 0);
+  if (!after) return status_response(after.status());
+  // A larger limit is clamped (the answer is bounded by bytes as well).
+  auto limit = parse_int_param(req.query_param("limit"), "limit", 1, INT64_MAX, max_items);
+  if (!limit) return status_response(limit.status());
+  const int want = static_cast<int>(std::min<int64_t>(*limit, max_items));
+  CappedList list{max_bytes};
+  std::string items;
+  int listed = 0;
+  int64_t last = *after;
+  bool more = false;
+  for (;;) {
+    const int chunk = std::min(chunk_rows, want + 1 - listed);
+    auto rows = read(last, chunk);
+    if (!rows) return store_error(rows.status());
+    for (const auto& e : *rows) {
+      if (listed == want || list.full()) {
+        more = true;
+        break;
+      }
+      list.add(items, to_json(e));
+      ++listed;
+      last = e.id;
+    }
+    if (more || static_cast<int>(rows->size()) < chunk) break;
+  }
+  return text_response("{\"history\":[" + items + "],\"next_cursor\":" +
+                       json(more ? std::to_string(last) : std::string()).dump() + "}");
+}
 
 }  // namespace culvert::server

@@ -137,35 +137,8 @@ Response Api::Impl::list_task_runs(Call& c, store::Store& st) {
 Response Api::Impl::list_task_run_history(Call& c, store::Store& st) {
   const auto& id = c.params.get("id");
   if (!c.principal.may_access_run(id)) return status_response(forbidden_run());
-  auto after = parse_int_param(c.req.query_param("after"), "after", 0, INT64_MAX, 0);
-  if (!after) return status_response(after.status());
-  // A larger limit is clamped (the answer is bounded by bytes as well).
-  auto limit = parse_int_param(c.req.query_param("limit"), "limit", 1, INT64_MAX, kMaxTaskPage);
-  if (!limit) return status_response(limit.status());
-  const int want = static_cast<int>(std::min<int64_t>(*limit, kMaxTaskPage));
-  CappedList list{options.max_answer_bytes};
-  std::string items;
-  int listed = 0;
-  int64_t last = *after;
-  bool more = false;
-  for (;;) {
-    const int chunk = std::min(kStoreChunk, want + 1 - listed);
-    auto r = st.list_task_run_history(id, last, chunk);
-    if (!r) return store_error(r.status());
-    for (const auto& h : *r) {
-      if (listed == want || list.full()) {
-        more = true;
-        break;
-      }
-      list.add(items, to_json(h));
-      ++listed;
-      last = h.id;
-    }
-    if (more || static_cast<int>(r->size()) < chunk) break;
-  }
-  // next_cursor: empty on the last page.
-  return text_response("{\"history\":[" + items + "],\"next_cursor\":" +
-                       json(more ? std::to_string(last) : std::string()).dump() + "}");
+  return id_page_response(c.req, kMaxTaskPage, options.max_answer_bytes, kStoreChunk,
+                          [&](int64_t after, int n) { return st.list_task_run_history(id, after, n); });
 }
 
 void Api::Impl::task_run_states(const CallPtr& c, store::Store& st) {
