@@ -9,9 +9,7 @@ AwsJsonClient::AwsJsonClient(JsonServiceConfig config) : cfg_(std::move(config))
   if (!cfg_.random) cfg_.random = &secure_random_;
   if (!cfg_.transport) cfg_.transport = &curl_transport();
   if (cfg_.max_attempts < 1) cfg_.max_attempts = 1;
-  endpoint_ = cfg_.endpoint.empty() ? "https://" + cfg_.service + "." + cfg_.region + ".amazonaws.com"
-                                    : cfg_.endpoint;
-  while (endpoint_.size() > 8 && endpoint_.back() == '/') endpoint_.pop_back();
+  endpoint_ = detail::service_endpoint(cfg_.service, cfg_.region, cfg_.endpoint);
 }
 
 Result<std::string> AwsJsonClient::call(std::string_view action, std::string_view json_body, AwsError* error) {

@@ -21,9 +21,7 @@ AwsQueryClient::AwsQueryClient(QueryServiceConfig config) : cfg_(std::move(confi
   if (!cfg_.random) cfg_.random = &secure_random_;
   if (!cfg_.transport) cfg_.transport = &curl_transport();
   if (cfg_.max_attempts < 1) cfg_.max_attempts = 1;
-  endpoint_ = cfg_.endpoint.empty() ? "https://" + cfg_.service + "." + cfg_.region + ".amazonaws.com"
-                                    : cfg_.endpoint;
-  while (endpoint_.size() > 8 && endpoint_.back() == '/') endpoint_.pop_back();
+  endpoint_ = detail::service_endpoint(cfg_.service, cfg_.region, cfg_.endpoint);
 }
 
 Result<std::string> AwsQueryClient::call(std::string_view action, const QueryParams& params, AwsError* error) {

@@ -60,4 +60,10 @@ Result<std::string> signed_post(const PostTarget& t, std::string_view what_view,
   }
 }
 
+std::string service_endpoint(const std::string& service, const std::string& region, const std::string& endpoint) {
+  std::string out = endpoint.empty() ? "https://" + service + "." + region + ".amazonaws.com" : endpoint;
+  while (out.size() > 8 && out.back() == '/') out.pop_back();
+  return out;
+}
+
 }  // namespace culvert::aws::detail

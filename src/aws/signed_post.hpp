@@ -39,4 +39,8 @@ struct PostTarget {
 Result<std::string> signed_post(const PostTarget& target, std::string_view what, const HeaderList& headers,
                                 std::string_view body, AwsError* error);
 
+// The service's endpoint: `endpoint` without trailing slashes when given, else
+// https://SERVICE.REGION.amazonaws.com.
+std::string service_endpoint(const std::string& service, const std::string& region, const std::string& endpoint);
+
 }  // namespace culvert::aws::detail
