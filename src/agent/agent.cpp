@@ -178,7 +178,7 @@ Result<int> Agent::claim_and_launch(Millis wait) {
   return launched;
 }
 
-bool Agent::report_end(const EndedRun& ended) {
+bool Agent::report_end(EndedRun& ended) {
   const std::string& run_id = ended.run_id;
   // Did the run report a final state itself?
   auto state = monitor_api_.get_run_state(run_id);
@@ -189,6 +189,12 @@ bool Agent::report_end(const EndedRun& ended) {
     return !later;
   }
   if (is_final(*state)) return true;
+  if (*state == State::kSubmitted && !ended.exit.output_if_never_running.empty() && !ended.output_sent) {
+    // It never reached Running: the infrastructure's own output says what went wrong.
+    Status st = monitor_api_.send_logs(run_id, ended.exit.output_if_never_running);
+    if (!st.is_ok()) spdlog::warn("run {}: sending the infrastructure's output failed: {}", run_id, st.to_string());
+    ended.output_sent = true;
+  }
   State to = State::kCrashed;
   std::string msg;
   if (ended.cancel_requested || *state == State::kCancelling) {
@@ -197,6 +203,8 @@ bool Agent::report_end(const EndedRun& ended) {
   } else if (ended.adopted_gone) {
     msg = fmt::format("{} when the agent restarted, without reporting a final state", ended.exit.reason);
   } else {
+    // Killed at its time limit while it ran: TimedOut (a run that never ran is Crashed).
+    if (ended.exit.timed_out && *state == State::kRunning) to = State::kTimedOut;
     std::string what = launcher_.type() == "local" ? "process" : launcher_.type() + " infrastructure";
     msg = fmt::format("the flow run's {} {} without reporting a final state ({})", what,
                       ended.exit.oom_killed ? "was killed for exceeding its memory limit (OOMKilled)" : ended.exit.reason,

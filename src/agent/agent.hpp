@@ -169,10 +169,11 @@ class Agent {
     bool cancel_requested = false;
     std::string describe;  // the infrastructure, for the message
     bool adopted_gone = false;  // found gone when adopting
+    bool output_sent = false;   // exit.output_if_never_running went to the run's log
   };
   // Reports an ended run unless it reported a final state itself. False when the
   // server could not be reached (retry later).
-  bool report_end(const EndedRun& ended);
+  bool report_end(EndedRun& ended);
   struct Active {
     ClaimedRun run;
     std::unique_ptr<Launch> launch;

@@ -56,8 +56,14 @@ struct ExitInfo {
   int exit_code = 0;         // process/container exit code (when it exited)
   int signal = 0;            // the signal that killed it, 0 if none
   bool oom_killed = false;   // container killed for memory
+  bool timed_out = false;    // killed at its time limit (a Slurm job's TIMEOUT): a Running
+                             // run that reported no final state becomes TimedOut, not Crashed
   std::string reason;        // human text: "exited with code 3", "killed by signal 9 (SIGKILL)"
-  bool success() const { return signal == 0 && !oom_killed && exit_code == 0; }
+  // The infrastructure's own output (e.g. a Slurm job's stdout/stderr file), attached to
+  // the run's log by the agent when the run never reached Running: what went wrong before
+  // `culvert execute` could report anything.
+  std::vector<std::string> output_if_never_running;
+  bool success() const { return signal == 0 && !oom_killed && !timed_out && exit_code == 0; }
 };
 
 class Launch {
