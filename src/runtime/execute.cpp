@@ -199,6 +199,11 @@ Result<ExecuteEnv> execute_env_from_process() {
     if (!n) return invalid_argument("CULVERT_SERVER_WAIT_SECONDS must be a positive number, got '" + *v + "'");
     env.server_wait = std::chrono::seconds(*n);
   }
+  if (auto v = env_var("CULVERT_SIGNALLED_END")) {
+    if (*v != "agent" && *v != "run")
+      return invalid_argument("CULVERT_SIGNALLED_END must be 'agent' or 'run', got '" + *v + "'");
+    env.signalled_end_by_agent = *v == "agent";
+  }
   env.workers = default_workers();
   if (auto v = env_var("CULVERT_WORKERS")) {
     auto n = parse_positive(*v);
@@ -284,6 +289,12 @@ int execute_flow(const Flow& flow, const ExecuteEnv& env) {
   if (cancelled_by && (*cancelled_by == "Cancelled" || *cancelled_by == "Crashed")) {
     // Someone else already ended the run; nothing to report.
     return 1;
+  }
+  if (int sig = signals.signal_received(); sig != 0 && !cancelled_by && env.signalled_end_by_agent) {
+    // The infrastructure stopped the run, not a cancel: its agent knows why and sets the
+    // final state.
+    std::cerr << prog << ": stopped by signal " << sig << " without a cancel; the agent sets the final state\n";
+    return 128 + sig;
   }
   Status st = set_state_with_retry(clock, api, env.flow_run_id, final_state, message, env.server_wait);
   watcher.reset();

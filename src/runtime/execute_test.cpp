@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <csignal>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -146,6 +147,37 @@ TEST(ExecuteFlow, StampsEveryLogLineAndTaskStateWithTheAttemptTheServerCounted) 
   }
   EXPECT_GE(lines, 1);
   EXPECT_GE(states, 1);  // "one" (its Running and Success may be coalesced into one item)
+}
+
+// A signal the server's cancel did not come with: with CULVERT_SIGNALLED_END=agent the
+// run stops and leaves the final state to its agent; by default it says Cancelled.
+TEST(ExecuteFlow, ASignalWithoutACancelLeavesTheEndToTheAgentWhenAsked) {
+  for (bool by_agent : {true, false}) {
+    TestHttpServer server([&](const TestRequest& r) {
+      if (r.target == "/api/v1/flow-runs/r1/state")
+        return TestResponse{200, R"({"id":"r1","state":"Running","flow_name":"f","run_count":1})"};
+      if (r.method == "GET") return TestResponse{200, R"({"id":"r1","state":"Running","flow_name":"f","run_count":1})"};
+      return TestResponse{200, "{}"};
+    });
+    Flow flow("f");
+    flow.task("waits", [](TaskContext& ctx) {
+      ::raise(SIGTERM);
+      while (!ctx.cancelled()) std::this_thread::sleep_for(1ms);
+      throw std::runtime_error("cancelled");
+      return 1;
+    });
+    ExecuteEnv env = env_for(server);
+    env.signalled_end_by_agent = by_agent;
+    int rc = execute_flow(flow, env);
+    auto states = states_set(server);
+    if (by_agent) {
+      EXPECT_EQ(rc, 128 + SIGTERM);
+      EXPECT_EQ(states, std::vector<std::string>{"Running"});
+    } else {
+      ASSERT_EQ(states.size(), 2u);
+      EXPECT_NE(states[1], "Running");
+    }
+  }
 }
 
 // A Running answer whose run_count is not a count: the process does not run the flow.

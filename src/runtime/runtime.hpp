@@ -32,6 +32,12 @@ struct ExecuteEnv {
   // How long the run keeps trying to reach an unreachable server (a restart) before it
   // gives up on reading the run, reporting states or flushing its batches.
   std::chrono::milliseconds server_wait{300000};       // CULVERT_SERVER_WAIT_SECONDS
+  // CULVERT_SIGNALLED_END=agent: a SIGTERM/SIGINT that the server's cancel did not come
+  // with is the infrastructure's (a Slurm time limit, a preemption, a node going down):
+  // the run still stops, flushes its task states and logs, and exits 128+signal without
+  // a final state, which its agent then sets from what the infrastructure says (TimedOut
+  // for a time limit). Default: the run reports itself Cancelled.
+  bool signalled_end_by_agent = false;
   // Time of the retries' backoff, the heartbeat cadence and the engine. Default: the
   // system clock. REQUIRES: outlives execute_flow.
   Clock* clock = nullptr;

@@ -116,7 +116,8 @@ const char kExecuteUsage[] =
     "cancels when the server says so. Agents start it; to run the flow here, use `run`.\n"
     "  --workers N   worker threads, 1 to 1024 (default: $CULVERT_WORKERS, else the machine's cores)\n"
     "Environment: CULVERT_API_URL, CULVERT_API_TOKEN, CULVERT_FLOW_RUN_ID (required);\n"
-    "CULVERT_WORKERS, CULVERT_HEARTBEAT_SECONDS, CULVERT_CANCEL_POLL_MS, CULVERT_SERVER_WAIT_SECONDS.\n";
+    "CULVERT_WORKERS, CULVERT_HEARTBEAT_SECONDS, CULVERT_CANCEL_POLL_MS, CULVERT_SERVER_WAIT_SECONDS,\n"
+    "CULVERT_SIGNALLED_END (agent: a signal without a cancel leaves the final state to the agent).\n";
 const char kRegisterUsage[] =
     "usage: {prog} register --project P [--storage URI] [--label L]... [--idempotency-key K]\n"
     "           [--s3-endpoint URL] [--api-url URL] [--api-token T] [--profile NAME] [--output table|json]\n"
