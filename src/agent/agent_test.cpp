@@ -286,6 +286,36 @@ TEST_F(AgentTest, OomIsNamed) {
   EXPECT_NE(api.messages["r1"].find("OOMKilled"), std::string::npos) << api.messages["r1"];
 }
 
+TEST_F(AgentTest, ARunningRunKilledAtItsTimeLimitIsTimedOutAndANeverRunningOneCrashed) {
+  enqueue("r1");
+  enqueue("r2");
+  ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 2);
+  api.states["r1"] = State::kRunning;  // r2 stays Submitted: it never ran
+  for (const char* id : {"r1", "r2"})
+    launcher.launches[id].exit = ExitInfo{.exit_code = -1, .timed_out = true,
+                                          .reason = "Slurm job 7 ended TIMEOUT: Slurm killed it at its time limit"};
+  agent->monitor_once(false);
+  EXPECT_EQ(api.states["r1"], State::kTimedOut);
+  EXPECT_NE(api.messages["r1"].find("TIMEOUT"), std::string::npos) << api.messages["r1"];
+  EXPECT_EQ(api.states["r2"], State::kCrashed);
+}
+
+TEST_F(AgentTest, TheInfrastructuresOwnOutputIsAttachedOnlyWhenTheRunNeverReachedRunning) {
+  enqueue("r1");
+  enqueue("r2");
+  ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 2);
+  api.states["r2"] = State::kRunning;
+  for (const char* id : {"r1", "r2"})
+    launcher.launches[id].exit =
+        ExitInfo{.exit_code = 127, .reason = "FAILED", .output_if_never_running = {"[slurm] job output:", "module: not found"}};
+  agent->monitor_once(false);
+  ASSERT_EQ(api.logs["r1"].size(), 2u);
+  EXPECT_EQ(api.logs["r1"][1], "module: not found");
+  EXPECT_EQ(api.states["r1"], State::kCrashed);
+  EXPECT_TRUE(api.logs["r2"].empty());  // it ran: its own logs say what happened
+  EXPECT_EQ(api.states["r2"], State::kCrashed);
+}
+
 TEST_F(AgentTest, CancelStopsTheInfrastructure) {
   enqueue("r1");
   ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 1);
@@ -605,7 +635,7 @@ TEST(LauncherRegistry, ListsEveryTypeWithItsFlagsAndFactory) {
   ASSERT_NE(find_launcher_type("local"), nullptr);
   ASSERT_NE(find_launcher_type("docker"), nullptr);
   ASSERT_NE(find_launcher_type("ecs"), nullptr);
-  EXPECT_EQ(find_launcher_type("slurm"), nullptr);
+  ASSERT_NE(find_launcher_type("slurm"), nullptr);
   std::set<std::string> names;
   for (const auto& t : launcher_types()) {
     EXPECT_TRUE(names.insert(t.type).second) << "duplicate type " << t.type;

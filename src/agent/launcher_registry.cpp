@@ -7,7 +7,8 @@ namespace culvert::agent {
 #define CULVERT_LAUNCHER_TYPES(X) \
   X(local)                        \
   X(docker)                       \
-  X(ecs)
+  X(ecs)                          \
+  X(slurm)
 
 #define CULVERT_DECLARE_LAUNCHER_TYPE(name) LauncherType name##_launcher_type();
 CULVERT_LAUNCHER_TYPES(CULVERT_DECLARE_LAUNCHER_TYPE)
