@@ -14,6 +14,10 @@ PKGS=(
   clang-14 libclang-rt-14-dev
   # services and peers used by the end-to-end tests
   postgresql docker.io awscli python3-botocore nodejs npm
+  # a single-node Slurm 22.05 for the Slurm agent's end-to-end tests (scripts/testenv/slurm.sh)
+  slurm-wlm munge
+  # Slurm accounting (slurmdbd on MariaDB), so that those tests also read ends from sacct
+  slurmdbd mariadb-server
   # benchmarks
   python3-dask wrk hyperfine
 )

@@ -11,6 +11,8 @@
 //              after 200 ms on a 503 (and on nothing else)
 //   fail_marker  when set, "work" fails with "failing once on purpose" if this file does
 //              not exist yet (it creates it): the run fails, and a retry of it succeeds
+//   alloc_mb     when above 0, "start" allocates and touches this many MiB and holds them
+//              for 3 s (a run over its memory limit)
 // E2E_RUN_RETRIES at registration sets the flow's max_run_retries; E2E_NO_STORAGE leaves
 // out flow.storage().
 #include <culvert/culvert.hpp>
@@ -20,6 +22,7 @@
 
 #include <cstdlib>
 #include <thread>
+#include <vector>
 
 int main(int argc, char** argv) {
   culvert::Flow flow("e2e");
@@ -30,9 +33,10 @@ int main(int argc, char** argv) {
   auto flaky_marker = flow.parameter<std::string>("flaky_marker", "");
   auto fail_marker = flow.parameter<std::string>("fail_marker", "");
   auto log_lines = flow.parameter<int>("log_lines", 0);
+  auto alloc_mb = flow.parameter<int>("alloc_mb", 0);
   auto started = flow.task(
       "start",
-      [](culvert::TaskContext& ctx, const std::string& marker_file) {
+      [](culvert::TaskContext& ctx, const std::string& marker_file, int mb) {
         ctx.info("hello from the e2e flow, run " + ctx.flow_run_id() + " pid " + std::to_string(::getpid()));
         if (!marker_file.empty()) {
           std::string line = ctx.flow_run_id() + "\n";
@@ -42,9 +46,16 @@ int main(int argc, char** argv) {
           ::close(fd);
           if (n != static_cast<ssize_t>(line.size())) throw std::runtime_error("short write to marker file");
         }
+        if (mb > 0) {
+          std::vector<char> hog(static_cast<size_t>(mb) << 20);
+          for (size_t i = 0; i < hog.size(); i += 4096) hog[i] = static_cast<char>(i);
+          ctx.info("holding " + std::to_string(mb) + " MiB");
+          std::this_thread::sleep_for(std::chrono::seconds(3));
+          return static_cast<int>(hog[hog.size() / 2] != 0);
+        }
         return 1;
       },
-      marker);
+      marker, alloc_mb);
   flow.task(
       "work",
       [](culvert::TaskContext& ctx, int, int ms, bool should_fail, const std::string& once,

@@ -614,7 +614,19 @@ TEST(AgentInstallService, WritesASystemdUnitThatStartsTheSameAgent) {
   auto wrong = sandbox.culvert({"agent", "install-service", "--type", "local", "--docker-host", "/run/d.sock"});
   EXPECT_EQ(wrong.exit_code, 2);
   EXPECT_NE(wrong.err.find("--docker-host is not a flag of --type local"), std::string::npos) << wrong.err;
-  EXPECT_EQ(sandbox.culvert({"agent", "start", "--type", "slurm"}).exit_code, 2);
+  EXPECT_EQ(sandbox.culvert({"agent", "start", "--type", "kubernetes"}).exit_code, 2);
+  // A unit of the user's own systemd (a Slurm login node): no User=, the default target.
+  auto slurm = sandbox.culvert({"agent", "install-service", "--systemd-user", "--type", "slurm", "--partition",
+                                "batch", "--sbatch-option", "--constraint=x"});
+  ASSERT_EQ(slurm.exit_code, 0) << slurm.err;
+  EXPECT_NE(slurm.out.find("agent start --type slurm --max-concurrent 4 --partition batch --sbatch-option "
+                           "--constraint=x"),
+            std::string::npos)
+      << slurm.out;
+  EXPECT_NE(slurm.out.find("WantedBy=default.target"), std::string::npos) << slurm.out;
+  EXPECT_EQ(slurm.out.find("User="), std::string::npos) << slurm.out;
+  EXPECT_EQ(slurm.out.find("network-online"), std::string::npos) << slurm.out;
+  EXPECT_EQ(sandbox.culvert({"agent", "install-service", "--systemd-user", "--user", "nobody"}).exit_code, 2);
   // Repeatable flags are re-emitted once per value, switches without a value.
   auto ecs = sandbox.culvert({"agent", "install-service", "--type", "ecs", "--subnet", "subnet-a", "--subnet",
                               "subnet-b", "--assign-public-ip", "--cluster", "prod"});
