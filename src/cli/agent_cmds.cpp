@@ -250,10 +250,15 @@ std::string shell_quote(const std::string& s) {
 }
 
 int install_service(CliContext& ctx, const AgentFlags& f, const std::string& unit_name, const std::string& output,
-                    const std::string& user) {
+                    const std::string& user, bool systemd_user) {
   std::ostream& out = ctx.out ? *ctx.out : std::cout;
   std::ostream& err = ctx.err ? *ctx.err : std::cerr;
   if (checked_launcher_type(f, err, "agent install-service") == nullptr) return 2;
+  if (systemd_user && !user.empty()) {
+    err << "culvert agent install-service: --systemd-user writes a unit of the calling user's own systemd; "
+           "it takes no --user\n";
+    return 2;
+  }
   // The unit's HOME is the home of the user it runs as (the agent's profile and
   // artifact cache live there), not the caller's.
   std::string home = home_dir(ctx);
@@ -293,8 +298,7 @@ int install_service(CliContext& ctx, const AgentFlags& f, const std::string& uni
       "# Written by `culvert agent install-service`.\n"
       "[Unit]\n"
       "Description=Culvert agent ({} {})\n"
-      "After=network-online.target\n"
-      "Wants=network-online.target\n\n"
+      "{}"
       "[Service]\n"
       "Type=simple\n"
       "{}"
@@ -306,9 +310,11 @@ int install_service(CliContext& ctx, const AgentFlags& f, const std::string& uni
       "KillMode=process\n"
       "TimeoutStopSec=30\n\n"
       "[Install]\n"
-      "WantedBy=multi-user.target\n",
-      f.type, fmt::format("{}", fmt::join(f.labels, ",")), user.empty() ? "" : "User=" + user + "\n",
-      home, exec);
+      "WantedBy={}\n",
+      f.type, fmt::format("{}", fmt::join(f.labels, ",")),
+      // A user's own systemd (a cluster's login node) has no network-online target.
+      systemd_user ? "\n" : "After=network-online.target\nWants=network-online.target\n\n",
+      user.empty() ? "" : "User=" + user + "\n", home, exec, systemd_user ? "default.target" : "multi-user.target");
   if (output.empty() || output == "-") {
     out << unit;
     return 0;
@@ -320,7 +326,8 @@ int install_service(CliContext& ctx, const AgentFlags& f, const std::string& uni
     err << "culvert agent install-service: cannot write " << path.string() << ": " << std::strerror(errno) << "\n";
     return 1;
   }
-  err << "wrote " << path.string() << "\nthen: systemctl daemon-reload && systemctl enable --now "
+  const char* ctl = systemd_user ? "systemctl --user" : "systemctl";
+  err << "wrote " << path.string() << "\nthen: " << ctl << " daemon-reload && " << ctl << " enable --now "
       << path.stem().string() << "\n";
   return 0;
 }
@@ -396,14 +403,17 @@ void add_agent_commands(CLI::App& app, CliContext& ctx) {
   auto unit_name = std::make_shared<std::string>("culvert-agent");
   auto output = std::make_shared<std::string>();
   auto user = std::make_shared<std::string>();
+  auto systemd_user = std::make_shared<bool>(false);
   auto* svc = agent_cmd->add_subcommand("install-service", "Write a systemd unit that keeps an agent running");
   svc->fallthrough();
   add_agent_flags(svc, *svc_flags);
   svc->add_option("--unit-name", *unit_name, "unit name (default culvert-agent)");
   svc->add_option("--output,-o", *output, "file or directory to write (default: print the unit)");
   svc->add_option("--user", *user, "run the agent as this user");
-  svc->callback([&ctx, svc_flags, unit_name, output, user] {
-    ctx.exit_code = install_service(ctx, *svc_flags, *unit_name, *output, *user);
+  svc->add_flag("--systemd-user", *systemd_user,
+                "a unit for the calling user's own systemd (systemctl --user; e.g. on a cluster's login node)");
+  svc->callback([&ctx, svc_flags, unit_name, output, user, systemd_user] {
+    ctx.exit_code = install_service(ctx, *svc_flags, *unit_name, *output, *user, *systemd_user);
   });
 
   auto* exec = app.add_subcommand("execute", "Run the flow run named by CULVERT_FLOW_RUN_ID (what agents launch)");
