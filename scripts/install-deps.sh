@@ -16,6 +16,10 @@ PKGS=(
   postgresql docker.io awscli python3-botocore nodejs npm
   # benchmarks
   python3-dask wrk hyperfine
+  # the Python SDK: its extension module (pybind11 over Python 3's headers)
+  pybind11-dev python3-dev
+  # the Python SDK's tests (pytest from CTest) and the pandas flow of its end-to-end test
+  python3-pytest python3-pandas
 )
 
 missing=()

@@ -44,8 +44,11 @@ int execute_command(const Flow& flow, const std::vector<std::string>& args) {
   return execute_flow(flow, *env);
 }
 
-int register_command(const Flow& flow, const std::vector<std::string>& args) {
-  const std::string prog = flow.name() + " register";
+}  // namespace
+
+int register_command_main(const std::string& flow_name, const std::string& describe_json,
+                          const std::string& artifact_path, const std::vector<std::string>& args) {
+  const std::string prog = flow_name + " register";
   RegisterOptions opts;
   client::SettingFlags flags;
   bool json_output = false;
@@ -88,14 +91,18 @@ int register_command(const Flow& flow, const std::vector<std::string>& args) {
   opts.api_url = settings.api_url;
   opts.api_token = settings.api_token;
 
-  char self[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) {
-    std::cerr << prog << ": cannot find this program's own file\n";
-    return 1;
+  std::string artifact = artifact_path;
+  if (artifact.empty()) {
+    char self[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) {
+      std::cerr << prog << ": cannot find this program's own file\n";
+      return 1;
+    }
+    self[n] = '\0';
+    artifact = self;
   }
-  self[n] = '\0';
-  auto r = register_flow_artifact(self, flow.describe_json(), opts);
+  auto r = register_flow_artifact(artifact, describe_json, opts);
   if (!r) {
     std::cerr << prog << ": " << r.status().message() << "\n";
     return r.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
@@ -103,10 +110,16 @@ int register_command(const Flow& flow, const std::vector<std::string>& args) {
   if (json_output) {
     std::cout << r->json << std::endl;
   } else {
-    std::cout << "registered flow '" << flow.name() << "' version " << r->version << " in project '"
+    std::cout << "registered flow '" << flow_name << "' version " << r->version << " in project '"
               << opts.project << "' (id " << r->id << ")\n";
   }
   return 0;
+}
+
+namespace {
+
+int register_command(const Flow& flow, const std::vector<std::string>& args) {
+  return register_command_main(flow.name(), flow.describe_json(), "", args);
 }
 
 const char kExecuteUsage[] =
