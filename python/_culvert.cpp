@@ -458,6 +458,8 @@ class Collector final : public RunObserver {
   std::mutex mu_;
 };
 
+struct PyRun;
+
 // A flow being built from Python, and the engine's Flow it becomes.
 class PyFlow {
  public:
@@ -608,51 +610,9 @@ class PyFlow {
   std::string describe_json() const { return flow_.describe_json(); }
   std::string graph_dot() const { return flow_.graph_dot(); }
 
-  py::dict run(const std::map<std::string, std::string>& parameters, int workers, const std::string& flow_run_id,
-               ManualClock* clock, const std::string& cache_storage) {
-    Collector collector;
-    RunOptions opts;
-    opts.parameters = parameters;
-    opts.flow_run_id = flow_run_id;
-    opts.clock = clock;
-    opts.cache_storage = cache_storage;
-    opts.observers.push_back(&collector);
-    Result<RunResult> r = invalid_argument("not run");
-    {
-      py::gil_scoped_release nogil;
-      Executor ex(workers);
-      r = ex.run(flow_, opts);
-    }
-    if (!r) throw py::value_error(r.status().message());
-    py::dict out;
-    out["state"] = state_name(r->state);
-    out["message"] = r->message;
-    out["flow_run_id"] = r->flow_run_id;
-    py::list runs;
-    for (const auto& t : r->task_runs) {
-      py::dict d;
-      d["task"] = t.task;
-      d["map_index"] = t.map_index;
-      d["state"] = state_name(t.state);
-      d["attempts"] = t.attempts;
-      d["message"] = t.message;
-      runs.append(d);
-    }
-    out["task_runs"] = runs;
-    py::list values;
-    for (const auto& v : r->values) values.append(to_py(v));
-    out["values"] = values;
-    py::list events;
-    for (const auto& e : collector.events)
-      events.append(py::make_tuple(e.task, e.map_index, state_name(e.state), e.attempt, e.message));
-    out["events"] = events;
-    py::list logs;
-    for (const auto& l : collector.logs)
-      logs.append(py::make_tuple(l.task, l.map_index, log_level_name(l.level), l.message));
-    out["logs"] = logs;
-    out["json"] = r->to_json();
-    return out;
-  }
+  std::unique_ptr<PyRun> run(const std::map<std::string, std::string>& parameters, int workers,
+                                    const std::string& flow_run_id, ManualClock* clock,
+                                    const std::string& cache_storage);
 
   int main(const std::vector<std::string>& args) {
     std::vector<std::string> copy = args;
@@ -693,6 +653,64 @@ class PyFlow {
   std::vector<Ref> serializers_;  // by task index; empty for command tasks
 };
 
+// The outcome of one flow.run(): the engine's RunResult and the events collected,
+// turned into Python objects only when asked for (a run of 10,000 tasks should not pay
+// for 10,000 dictionaries nobody reads).
+struct PyRun {
+  RunResult result;
+  Collector collector;
+
+  py::list task_runs() const {
+    py::list runs;
+    for (const auto& t : result.task_runs) {
+      py::dict d;
+      d["task"] = t.task;
+      d["map_index"] = t.map_index;
+      d["state"] = state_name(t.state);
+      d["attempts"] = t.attempts;
+      d["message"] = t.message;
+      runs.append(d);
+    }
+    return runs;
+  }
+  py::list events() const {
+    py::list out;
+    for (const auto& e : collector.events)
+      out.append(py::make_tuple(e.task, e.map_index, state_name(e.state), e.attempt, e.message));
+    return out;
+  }
+  py::list logs() const {
+    py::list out;
+    for (const auto& l : collector.logs) out.append(py::make_tuple(l.task, l.map_index, log_level_name(l.level), l.message));
+    return out;
+  }
+  py::object value(size_t i) const {
+    if (i >= result.values.size()) throw py::index_error("no task " + std::to_string(i));
+    return to_py(result.values[i]);
+  }
+};
+
+std::unique_ptr<PyRun> PyFlow::run(const std::map<std::string, std::string>& parameters, int workers,
+                                   const std::string& flow_run_id, ManualClock* clock,
+                                   const std::string& cache_storage) {
+  auto out = std::make_unique<PyRun>();
+  RunOptions opts;
+  opts.parameters = parameters;
+  opts.flow_run_id = flow_run_id;
+  opts.clock = clock;
+  opts.cache_storage = cache_storage;
+  opts.observers.push_back(&out->collector);
+  Result<RunResult> r = invalid_argument("not run");
+  {
+    py::gil_scoped_release nogil;
+    Executor ex(workers);
+    r = ex.run(flow_, opts);
+  }
+  if (!r) throw py::value_error(r.status().message());
+  out->result = std::move(*r);
+  return out;
+}
+
 // The current task run's context, or an error when this thread runs no task.
 TaskContext& current() {
   if (t_ctx == nullptr) throw py::value_error("culvert.context() is only available inside a running task");
@@ -715,6 +733,16 @@ PYBIND11_MODULE(_culvert, m) {
       .def("now", [](const ManualClock& c) {
         return std::chrono::duration<double>(c.now().time_since_epoch()).count();
       });
+
+  py::class_<PyRun>(m, "Run")
+      .def_property_readonly("state", [](const PyRun& r) { return std::string(state_name(r.result.state)); })
+      .def_property_readonly("message", [](const PyRun& r) { return r.result.message; })
+      .def_property_readonly("flow_run_id", [](const PyRun& r) { return r.result.flow_run_id; })
+      .def("task_runs", &PyRun::task_runs)
+      .def("events", &PyRun::events)
+      .def("logs", &PyRun::logs)
+      .def("value", &PyRun::value)
+      .def("json", [](const PyRun& r) { return r.result.to_json(); });
 
   py::class_<PyFlow>(m, "Flow")
       .def(py::init<std::string>())

@@ -597,16 +597,34 @@ class TaskRun:
 class FlowRunResult:
     """The outcome of flow.run(): state, message, task_runs, logs and each task's value."""
 
-    def __init__(self, flow, r):
+    def __init__(self, flow, run):
         self._flow = flow
-        self.state = r["state"]
-        self.message = r["message"]
-        self.flow_run_id = r["flow_run_id"]
-        self.task_runs = [TaskRun(**t) for t in r["task_runs"]]
-        self.logs = list(r["logs"])        # (task, map_index, level, message)
-        self.events = list(r["events"])    # (task, map_index, state, attempt, message)
-        self._values = r["values"]
-        self.json = r["json"]
+        self._run = run
+        self.state = run.state
+        self.message = run.message
+        self.flow_run_id = run.flow_run_id
+        self._task_runs = None
+
+    @property
+    def task_runs(self):
+        if self._task_runs is None:
+            self._task_runs = [TaskRun(**t) for t in self._run.task_runs()]
+        return self._task_runs
+
+    @property
+    def logs(self):
+        """Every log line: (task, map_index, level, message)."""
+        return self._run.logs()
+
+    @property
+    def events(self):
+        """Every task-run state change: (task, map_index, state, attempt, message)."""
+        return self._run.events()
+
+    @property
+    def json(self):
+        """The run summary document (as `run --output json` prints)."""
+        return self._run.json()
 
     def is_successful(self):
         return self.state == "Success"
@@ -622,7 +640,7 @@ class FlowRunResult:
         """The value a task call produced in this run (a list for a mapped call)."""
         if not isinstance(node, _Node) or node.index is None or isinstance(node, Parameter):
             raise KeyError(f"{node!r} is not a task of this flow")
-        return self._values[node.index]
+        return self._run.value(node.index)
 
     __getitem__ = result
 

@@ -391,22 +391,13 @@ def test_context_describes_the_task_run():
         culvert.context()
 
 
-def test_timeouts_on_the_simulated_clock():
-    clock = culvert.ManualClock()
-    release = threading.Event()
-
+def test_a_task_that_sees_its_timeout_ends_timed_out():
     @task(timeout=5)
     def polite():
-        # Sleeps on the run's clock and returns when the timeout cancels it.
+        # Sleeps on the run's (simulated) clock and returns when the timeout cancels it.
         while culvert.context().sleep(1):
             pass
         return "stopped"
-
-    @task(timeout=5, grace=2)
-    def stubborn():
-        clock.advance(60)  # past the timeout and the grace, ignoring the token
-        release.wait(60)
-        return "too late"
 
     @task(timeout=5, retries=1)
     def quick():
@@ -414,16 +405,43 @@ def test_timeouts_on_the_simulated_clock():
 
     with Flow("timeouts") as flow:
         p = polite()
-        s = stubborn()
-        q = quick()
-    r = flow.run(clock=clock, workers=2)
-    release.set()
+    r = flow.run(clock=culvert.ManualClock())
     assert r.task_run(p).state == "TimedOut"
     assert r.task_run(p).message == "timed out after 5s"
-    assert r.task_run(s).state == "TimedOut"
-    assert "abandoned" in r.task_run(s).message
-    assert r.task_run(q).state == "Success" and r.result(q) == "fine"
+    assert r.task_run(p).attempts == 1
     assert r.state == "Failed"
+    with Flow("quick") as flow:
+        q = quick()
+    r = flow.run(clock=culvert.ManualClock())
+    assert r.task_run(q).state == "Success" and r.result(q) == "fine"
+
+
+def test_a_task_that_ignores_its_timeout_is_abandoned_after_the_grace():
+    clock = culvert.ManualClock()
+    release = threading.Event()
+    finished = threading.Event()
+
+    @task(timeout=5, grace=2)
+    def stubborn():
+        clock.advance(60)  # past the timeout and the grace, ignoring the token
+        release.wait(60)
+        finished.set()
+        return "too late"
+
+    @task(trigger="all_finished")
+    def after_it():
+        return "ran"
+
+    with Flow("abandon") as flow:
+        s = stubborn()
+        a = after_it().after(s)
+    r = flow.run(clock=clock)
+    release.set()
+    assert r.task_run(s).state == "TimedOut"
+    assert "ignored its cancellation for the grace period of 2s and was abandoned" in r.task_run(s).message
+    assert r.task_run(a).state == "Success"
+    assert r.state == "Success"  # the terminal task decides
+    assert finished.wait(60)  # the thread left behind ran on, holding the GIL only for Python code
 
 
 def test_definition_errors_are_reported():
