@@ -614,6 +614,12 @@ class PyFlow {
                                     const std::string& flow_run_id, ManualClock* clock,
                                     const std::string& cache_storage);
 
+  int register_main(const std::string& describe_json, const std::string& artifact_path,
+                    const std::vector<std::string>& args) {
+    py::gil_scoped_release nogil;
+    return runtime::register_command_main(flow_, describe_json, artifact_path, args);
+  }
+
   int main(const std::vector<std::string>& args) {
     std::vector<std::string> copy = args;
     std::vector<char*> argv;
@@ -757,7 +763,8 @@ PYBIND11_MODULE(_culvert, m) {
       .def("graph_dot", &PyFlow::graph_dot)
       .def("run", &PyFlow::run, py::arg("parameters"), py::arg("workers"), py::arg("flow_run_id"),
            py::arg("clock").none(true), py::arg("cache_storage"))
-      .def("main", &PyFlow::main);
+      .def("main", &PyFlow::main)
+      .def("register_main", &PyFlow::register_main);
 
   m.def("set_skip_type", [](py::object t) {
     static py::object held;
@@ -765,11 +772,7 @@ PYBIND11_MODULE(_culvert, m) {
     g_skip_type = &held;
   });
 
-  m.def("register_main", [](const std::string& flow_name, const std::string& describe_json,
-                            const std::string& artifact_path, const std::vector<std::string>& args) {
-    py::gil_scoped_release nogil;
-    return runtime::register_command_main(flow_name, describe_json, artifact_path, args);
-  });
+
 
   // Log lines of the current task run (print, logging): false when this thread runs none.
   m.def("log", [](int level, const std::string& text) {

@@ -946,7 +946,7 @@ def _register(flow, prog, args):
             return 2
         path, kind = tmp, "python-package"
     try:
-        return _culvert.register_main(flow.name, json.dumps(flow.describe(kind)), path, rest)
+        return flow._build().register_main(json.dumps(flow.describe(kind)), path, rest)
     finally:
         if tmp:
             os.unlink(tmp)

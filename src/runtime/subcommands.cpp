@@ -46,9 +46,9 @@ int execute_command(const Flow& flow, const std::vector<std::string>& args) {
 
 }  // namespace
 
-int register_command_main(const std::string& flow_name, const std::string& describe_json,
-                          const std::string& artifact_path, const std::vector<std::string>& args) {
-  const std::string prog = flow_name + " register";
+int register_command_main(const Flow& flow, const std::string& describe_json, const std::string& artifact_path,
+                          const std::vector<std::string>& args) {
+  const std::string prog = flow.name() + " register";
   RegisterOptions opts;
   client::SettingFlags flags;
   bool json_output = false;
@@ -64,6 +64,7 @@ int register_command_main(const std::string& flow_name, const std::string& descr
     else if (a == "--storage" && value(v)) opts.storage = v;
     else if (a == "--label" && value(v)) opts.labels.push_back(v);
     else if (a == "--idempotency-key" && value(v)) opts.idempotency_key = v;
+    else if (a == "--run-config" && value(v)) opts.run_config_json = v;
     else if (a == "--s3-endpoint" && value(v)) opts.s3_endpoint = v;
     else if (a == "--api-url" && value(v)) flags.api_url = v;
     else if (a == "--api-token" && value(v)) flags.api_token = v;
@@ -74,7 +75,7 @@ int register_command_main(const std::string& flow_name, const std::string& descr
     else
       return bad_usage(prog + ": unknown or incomplete option '" + a +
                        "' (usage: register --project P [--storage URI] [--label L]... [--idempotency-key K] "
-                       "[--s3-endpoint URL] [--api-url URL] [--api-token T] [--profile NAME] [--output table|json])");
+                       "[--run-config JSON] [--s3-endpoint URL] [--api-url URL] [--api-token T] [--profile NAME] [--output table|json])");
   }
   if (opts.project.empty()) return bad_usage(prog + ": --project NAME is required");
   // The schedule goes to the server: its time zone must be one the database knows.
@@ -112,7 +113,7 @@ int register_command_main(const std::string& flow_name, const std::string& descr
   if (json_output) {
     std::cout << r->json << std::endl;
   } else {
-    std::cout << "registered flow '" << flow_name << "' version " << r->version << " in project '"
+    std::cout << "registered flow '" << flow.name() << "' version " << r->version << " in project '"
               << opts.project << "' (id " << r->id << ")\n";
   }
   return 0;
@@ -121,7 +122,7 @@ int register_command_main(const std::string& flow_name, const std::string& descr
 namespace {
 
 int register_command(const Flow& flow, const std::vector<std::string>& args) {
-  return register_command_main(flow.name(), flow.describe_json(), "", args);
+  return register_command_main(flow, flow.describe_json(), "", args);
 }
 
 const char kExecuteUsage[] =
@@ -134,12 +135,13 @@ const char kExecuteUsage[] =
     "CULVERT_WORKERS, CULVERT_HEARTBEAT_SECONDS, CULVERT_CANCEL_POLL_MS, CULVERT_SERVER_WAIT_SECONDS.\n";
 const char kRegisterUsage[] =
     "usage: {prog} register --project P [--storage URI] [--label L]... [--idempotency-key K]\n"
-    "           [--s3-endpoint URL] [--api-url URL] [--api-token T] [--profile NAME] [--output table|json]\n"
+    "           [--run-config JSON] [--s3-endpoint URL] [--api-url URL] [--api-token T] [--profile NAME] [--output table|json]\n"
     "Uploads this program to its storage (content-addressed) and registers it as a new version.\n"
     "  --project P          the project (required)\n"
     "  --storage URI        file:///DIR or s3://BUCKET/PREFIX (default: the flow's flow.storage(...))\n"
     "  --label L            a run label (repeatable; replaces the run config's labels)\n"
     "  --idempotency-key K  a repeat with this key is a no-op\n"
+    "  --run-config JSON    a run config object replacing the flow's own, e.g. {\"type\":\"local\"}\n"
     "  --s3-endpoint URL    an S3-compatible endpoint (default: $CULVERT_S3_ENDPOINT)\n"
     "  --api-url, --api-token, --profile   the server (default: environment, then profile)\n"
     "  -o, --output FORMAT  table (default) or json (text is accepted as an older name of table)\n";
