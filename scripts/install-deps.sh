@@ -18,6 +18,8 @@ PKGS=(
   # a Debian 12 minbase root filesystem)
   busybox-static
   debootstrap
+  # the Debian package (CPack's DEB generator runs dpkg-shlibdeps)
+  dpkg-dev
   # benchmarks
   python3-dask wrk hyperfine
   # the Python SDK: its extension module (pybind11 over Python 3's headers)
