@@ -18,8 +18,18 @@ PKGS=(
   slurm-wlm munge
   # Slurm accounting (slurmdbd on MariaDB), so that those tests also read ends from sacct
   slurmdbd mariadb-server
+  # base images the image end-to-end tests build (FROM scratch with a static busybox;
+  # a Debian 12 minbase root filesystem)
+  busybox-static
+  debootstrap
+  # the Debian package (CPack's DEB generator runs dpkg-shlibdeps)
+  dpkg-dev
   # benchmarks
   python3-dask wrk hyperfine
+  # the Python SDK: its extension module (pybind11 over Python 3's headers)
+  pybind11-dev python3-dev
+  # the Python SDK's tests (pytest from CTest) and the pandas flow of its end-to-end test
+  python3-pytest python3-pandas
 )
 
 missing=()
