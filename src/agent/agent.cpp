@@ -198,9 +198,15 @@ bool Agent::report_end(const EndedRun& ended) {
     msg = fmt::format("{} when the agent restarted, without reporting a final state", ended.exit.reason);
   } else {
     std::string what = launcher_.type() == "local" ? "process" : launcher_.type() + " infrastructure";
-    msg = fmt::format("the flow run's {} {} without reporting a final state ({})", what,
-                      ended.exit.oom_killed ? "was killed for exceeding its memory limit (OOMKilled)" : ended.exit.reason,
-                      ended.describe);
+    // Killed for its memory: said first, and what the infrastructure said kept (an ECS
+    // task's stop code and container reason, say).
+    if (ended.exit.oom_killed)
+      msg = fmt::format("the flow run's {} was killed for exceeding its memory limit (OOMKilled) without reporting a "
+                        "final state ({}: {})",
+                        what, ended.describe, ended.exit.reason);
+    else
+      msg = fmt::format("the flow run's {} {} without reporting a final state ({})", what, ended.exit.reason,
+                        ended.describe);
   }
   Status st = monitor_api_.set_run_state(run_id, to, msg);
   if (st.is_ok()) {

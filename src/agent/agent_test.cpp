@@ -284,6 +284,8 @@ TEST_F(AgentTest, OomIsNamed) {
   agent->monitor_once(false);
   EXPECT_EQ(api.states["r1"], State::kCrashed);
   EXPECT_NE(api.messages["r1"].find("OOMKilled"), std::string::npos) << api.messages["r1"];
+  // What the launcher said is kept (an ECS task's stop code and OutOfMemoryError).
+  EXPECT_NE(api.messages["r1"].find("exited with code 137"), std::string::npos) << api.messages["r1"];
 }
 
 TEST_F(AgentTest, CancelStopsTheInfrastructure) {
