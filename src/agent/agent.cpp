@@ -324,8 +324,9 @@ void Agent::start_stop(const std::string& run_id, bool cancel) {
   spdlog::info("run {}: {}; stopping {}", run_id, cancel ? "cancel requested" : "the run reported its end",
                launch->describe());
   // The Launch stays in active_ (and alive) until `done` is set.
-  auto work = [launch, done, grace = options_.stop_grace] {
-    launch->stop(grace);
+  auto work = [launch, done, cancel, grace = options_.stop_grace] {
+    if (cancel) launch->stop(grace);
+    else launch->stop_lingering(grace);
     done->store(true);
   };
   if (options_.run_async) {

@@ -348,7 +348,7 @@ TEST_F(EcsFixtureE2E, TwoHundredRunsWithAFifthOfCallsThrottledEachRunOnce) {
     auto r = sandbox_.run({"/usr/bin/curl", "-sf", "-H", "Authorization: Bearer " + server_->admin_token(),
                            server_->url() + "/api/v1/flow-runs?limit=1000&state=Success&state=Failed&state=Crashed&state=Cancelled"});
     auto j = json::parse(r.out, nullptr, false);
-    const json& list = j.is_array() ? j : (j.is_object() && j.contains("flow_runs") ? j["flow_runs"] : json::array());
+    const json& list = j.is_array() ? j : (j.is_object() && j.contains("runs") ? j["runs"] : json::array());
     std::map<std::string, std::string> out;
     for (const auto& run : list)
       if (run.is_object()) out[run.value("id", "")] = run.value("state", "");
