@@ -22,6 +22,10 @@ PKGS=(
   dpkg-dev
   # benchmarks
   python3-dask wrk hyperfine
+  # the Python SDK: its extension module (pybind11 over Python 3's headers)
+  pybind11-dev python3-dev
+  # the Python SDK's tests (pytest from CTest) and the pandas flow of its end-to-end test
+  python3-pytest python3-pandas
 )
 
 missing=()
