@@ -677,8 +677,8 @@ class Flow:
         self.params = []
         self._names = {}
         self._engine = None
-        frame = inspect.stack()[1]
-        self.file = os.path.abspath(frame.filename) if frame.filename and os.path.exists(frame.filename) else None
+        filename = sys._getframe(1).f_code.co_filename
+        self.file = os.path.abspath(filename) if filename and os.path.exists(filename) else None
 
     # building
     def __enter__(self):

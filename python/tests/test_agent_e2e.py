@@ -91,7 +91,7 @@ class Env:
     def start_server(self):
         port_file = self.dir / "server.port"
         self.db = self.dir / "culvert.db"
-        self.start("server", [CULVERT, "server", "start", "--db", f"sqlite://{self.db}", "--listen", "127.0.0.1",
+        self.start("server", [CULVERT, "server", "start", "--db", f"sqlite://{self.db}", "--listen", "127.0.0.1:0",
                               "--port-file", str(port_file), "--heartbeat-interval", "1s"])
         wait_for(lambda: port_file.exists() and port_file.read_text().strip(), "the server's port", 60)
         self.env["CULVERT_API_URL"] = "http://127.0.0.1:" + port_file.read_text().strip()
