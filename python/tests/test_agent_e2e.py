@@ -212,7 +212,8 @@ def culvert_image(env, socket):
         for line in out.splitlines():
             path = line.split("=>")[-1].strip().split(" ")[0]
             if path.startswith("/"):
-                libs.add(os.path.realpath(path) if False else path)
+                # /lib is a link to usr/lib in the image too: the folder resolved, the name kept
+                libs.add(os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path)))
     glibc = ("libc.so", "libm.so", "libpthread", "libdl.so", "librt.so", "ld-linux", "libresolv")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
