@@ -1,6 +1,7 @@
 """culvert.main(flow): the flow file's command line, as a C++ flow binary's."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -218,3 +219,16 @@ culvert.main(flow)
         raise AssertionError("a folder without the flow file was archived")
     except ValueError as e:
         assert "is not inside it" in str(e)
+
+
+def test_describe_into_a_closed_pipe_has_no_traceback(flow_file):
+    p = flow_file(HELLO)
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the flow file writes (as `describe | grep -q`)
+    try:
+        proc = subprocess.run([sys.executable, str(p), "describe"], stdout=w, stderr=subprocess.PIPE, text=True,
+                              timeout=60)
+    finally:
+        os.close(w)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1
