@@ -9,6 +9,8 @@
 //   flaky_marker when set, "work"'s first attempt fails with "503 from sensor API" if
 //              this file does not exist yet (it creates it); "work" retries once
 //              after 200 ms on a 503 (and on nothing else)
+//   alloc_mb     how many MiB "work" allocates and touches before it sleeps (to be
+//              killed by a container's memory limit)
 //   fail_marker  when set, "work" fails with "failing once on purpose" if this file does
 //              not exist yet (it creates it): the run fails, and a retry of it succeeds
 //   alloc_mb     when above 0, "start" allocates and touches this many MiB and holds them
@@ -22,6 +24,8 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -60,7 +64,13 @@ int main(int argc, char** argv) {
   flow.task(
       "work",
       [](culvert::TaskContext& ctx, int, int ms, bool should_fail, const std::string& once,
-         const std::string& flaky, int lines, const std::string& fail_first) {
+         const std::string& flaky, int lines, const std::string& fail_first, int mb) {
+        std::vector<std::unique_ptr<char[]>> held;
+        for (int i = 0; i < mb; ++i) {
+          held.push_back(std::make_unique<char[]>(1 << 20));
+          std::memset(held.back().get(), 1, 1 << 20);  // touched, so it counts
+        }
+        if (mb > 0) ctx.info("allocated " + std::to_string(mb) + " MiB");
         for (int i = 0; i < lines; ++i) ctx.info("log line " + std::to_string(i) + " " + std::string(490, '.'));
         if (!fail_first.empty()) {
           int fd = ::open(fail_first.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
@@ -90,7 +100,7 @@ int main(int argc, char** argv) {
         ctx.info("work done after " + std::to_string(ms) + " ms");
         return ms;
       },
-      started, sleep_ms, fail, once_marker, flaky_marker, log_lines, fail_marker)
+      started, sleep_ms, fail, once_marker, flaky_marker, log_lines, fail_marker, alloc_mb)
       .retries(1, std::chrono::milliseconds(200))
       .retry_on([](const culvert::TaskFailure& f) { return f.message.starts_with("503"); });
   // With E2E_RESULT_URI set (at registration and in the run's environment), a task
