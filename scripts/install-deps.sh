@@ -14,8 +14,18 @@ PKGS=(
   clang-14 libclang-rt-14-dev
   # services and peers used by the end-to-end tests
   postgresql docker.io awscli python3-botocore nodejs npm
+  # base images the image end-to-end tests build (FROM scratch with a static busybox;
+  # a Debian 12 minbase root filesystem)
+  busybox-static
+  debootstrap
+  # the Debian package (CPack's DEB generator runs dpkg-shlibdeps)
+  dpkg-dev
   # benchmarks
   python3-dask wrk hyperfine
+  # the Python SDK: its extension module (pybind11 over Python 3's headers)
+  pybind11-dev python3-dev
+  # the Python SDK's tests (pytest from CTest) and the pandas flow of its end-to-end test
+  python3-pytest python3-pandas
 )
 
 missing=()

@@ -1,5 +1,6 @@
 #include "cli/agent_cmds.hpp"
 
+#include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -26,6 +27,7 @@
 #include "agent/agent.hpp"
 #include "agent/client_api.hpp"
 #include "agent/launcher_registry.hpp"
+#include "cli/artifact_cache.hpp"
 #include "cli/artifact_runners.hpp"
 #include "client/api.hpp"
 #include "runtime/runtime.hpp"
@@ -40,6 +42,10 @@ std::atomic<bool> g_stop{false};
 extern "C" void on_stop_signal(int) { g_stop.store(true); }
 
 std::string self_exe() {
+  // Started from an image layer, this process is the layer's loader running culvert:
+  // the layer's own `culvert` (its launcher) is what starts culvert again.
+  if (const char* layer = std::getenv("CULVERT_LAYER"); layer != nullptr && layer[0] == '/')
+    return std::string(layer) + "/bin/culvert";
   char buf[PATH_MAX];
   ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
   if (n <= 0) return "culvert";
@@ -356,7 +362,9 @@ int execute(CliContext& ctx) {
   if (!artifact) return crash(artifact.status().message());
   const std::string& uri = artifact->uri;
   const std::string& sha = artifact->sha256;
-  std::string cache = ctx.env("CULVERT_ARTIFACT_CACHE").value_or(home_dir(ctx) + "/.culvert/artifacts");
+  auto cache_dir = artifact_cache_dir(ctx.env);
+  if (!cache_dir) return crash(cache_dir.status().message());
+  const std::string cache = *cache_dir;
   StorageOptions so;
   if (auto ep = ctx.env("CULVERT_S3_ENDPOINT")) so.s3_endpoint = *ep;
   auto path = storage::fetch_artifact(uri, sha, cache, so);

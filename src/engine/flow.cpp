@@ -148,7 +148,9 @@ Status FlowImpl::validate_uncached() const {
   }
   if (const auto* c = std::get_if<Cron>(&schedule)) {
     if (auto expr = CronExpr::parse(c->expression); !expr) errs.push_back("schedule: " + expr.status().message());
-    if (auto zone = TimeZone::find(c->timezone); !zone) errs.push_back("schedule: " + zone.status().message());
+    // The zone's name is looked up in the time-zone database only by Flow::validate()
+    // (describe, register): running the flow never needs that database.
+    if (c->timezone.empty()) errs.push_back("schedule: time zone is empty (expected an IANA name such as \"Europe/Berlin\")");
     if (c->catchup != "skip" && c->catchup != "latest" && c->catchup != "all")
       errs.push_back("catchup must be skip, latest or all (got '" + c->catchup + "')");
   }
@@ -231,7 +233,18 @@ Flow& Flow::operator=(Flow&&) noexcept = default;
 
 const std::string& Flow::name() const { return impl_->name; }
 size_t Flow::task_count() const { return impl_->nodes.size(); }
-Status Flow::validate() const { return impl_->validate(); }
+Status Flow::validate() const {
+  if (Status s = impl_->validate(); !s) return s;
+  return impl_->validate_schedule_zone();
+}
+
+Status FlowImpl::validate_schedule_zone() const {
+  const auto* c = std::get_if<Cron>(&schedule);
+  if (c == nullptr) return Status::ok();
+  if (auto zone = TimeZone::find(c->timezone); !zone)
+    return invalid_argument("flow '" + name + "' is invalid: schedule: " + zone.status().message());
+  return Status::ok();
+}
 
 void Flow::check_owners(const std::string& task, std::initializer_list<const detail::FlowImpl*> owners) {
   for (const auto* o : owners) {
@@ -260,7 +273,7 @@ uint32_t Flow::add_task(std::string name, detail::Body body, std::vector<detail:
   n.body = std::move(body);
   n.inputs = std::move(inputs);
   n.input_encoders = std::move(input_encoders);
-  n.ops = ops;
+  n.ops = std::move(ops);
   impl_->nodes.push_back(std::move(n));
   return static_cast<uint32_t>(impl_->nodes.size() - 1);
 }
@@ -274,7 +287,7 @@ uint32_t Flow::add_map(std::string name, detail::MapOps ops, detail::InputRef in
   n.map = std::make_unique<detail::MapOps>(std::move(ops));
   n.inputs = {input};
   n.input_encoders = {input_encoder};
-  n.ops = ops_out;
+  n.ops = std::move(ops_out);
   impl_->nodes.push_back(std::move(n));
   return static_cast<uint32_t>(impl_->nodes.size() - 1);
 }
@@ -505,7 +518,7 @@ std::string Flow::describe_json() const {
     const detail::NodeOptions& o = n.opt ? *n.opt : kDefaults;
     w.begin_object();
     w.key("name").str(n.name);
-    w.key("kind").str(n.kind == NodeKind::kShell ? "shell" : "cpp");
+    w.key("kind").str(n.kind == NodeKind::kShell ? "shell" : n.code_kind);
     if (n.kind == NodeKind::kShell) {
       w.key("command").str(o.command);
       w.key("env"); write_env(w, o.env);

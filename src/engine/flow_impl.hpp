@@ -45,6 +45,9 @@ struct NodeOptions {
 struct Node {
   std::string name;
   NodeKind kind = NodeKind::kCpp;
+  // What `describe` calls the task's code when it is not a command: "cpp", or the
+  // language of a binding's task ("python").
+  const char* code_kind = "cpp";
   Trigger trigger = Trigger::kAllSuccessful;
   bool reference = false;
   ValueOps ops;                       // codec of the value (of one element for maps)
@@ -109,8 +112,12 @@ class FlowImpl {
     errors.push_back(std::move(e));
   }
   // Every definition error, or OK. The outcome (and the plan) is cached until the
-  // flow changes, so that validating before each run costs nothing.
+  // flow changes, so that validating before each run costs nothing. A cron schedule's
+  // time zone is not looked up here (running a flow never needs the time-zone
+  // database); validate_schedule_zone() does that, for Flow::validate().
   Status validate() const;
+  // A cron schedule's time zone is in the time-zone database (or there is no cron schedule).
+  Status validate_schedule_zone() const;
   // Builds the plan. REQUIRES: validate() is OK.
   Plan plan() const;
   // The cached plan. REQUIRES: validate() is OK for the current generation.
