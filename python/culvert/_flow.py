@@ -677,8 +677,8 @@ class Flow:
         self.params = []
         self._names = {}
         self._engine = None
-        frame = inspect.stack()[1]
-        self.file = os.path.abspath(frame.filename) if frame.filename and os.path.exists(frame.filename) else None
+        filename = sys._getframe(1).f_code.co_filename
+        self.file = os.path.abspath(filename) if filename and os.path.exists(filename) else None
 
     # building
     def __enter__(self):
@@ -867,8 +867,13 @@ def main(flow, argv=None):
     argv = list(sys.argv if argv is None else argv)
     prog = os.path.basename(argv[0]) if argv else flow.name
     args = argv[1:]
-    rc = _main(flow, prog, args)
-    sys.stdout.flush()
+    try:
+        rc = _main(flow, prog, args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`describe | head`): no traceback for that.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        rc = 1
     sys.stderr.flush()
     _culvert.flush_cout()
     if _culvert.running_tasks() > 0:

@@ -20,6 +20,7 @@ import tempfile
 ENTRYPOINT = ".culvert-entrypoint"
 _SKIP_DIRS = {"__pycache__", ".git", ".hg", ".svn", ".mypy_cache", ".pytest_cache"}
 MAX_FILES = 100000
+MAX_BYTES = 2 << 30  # an unpacked package holds at most 2 GiB
 
 
 def _member(name, data, mode=0o644):
@@ -77,7 +78,10 @@ def _extract(archive):
         os.makedirs(base, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=digest + ".", dir=base)
         with tarfile.open(archive, "r:gz") as tar:
-            for m in tar.getmembers():
+            members = tar.getmembers()
+            if len(members) > MAX_FILES + 1 or sum(m.size for m in members) > MAX_BYTES:
+                raise ValueError(f"{archive}: more than {MAX_FILES} files or {MAX_BYTES} bytes")
+            for m in members:
                 if not m.isfile() or m.name.startswith("/") or ".." in m.name.split("/"):
                     raise ValueError(f"{archive}: unexpected member {m.name!r}")
             tar.extractall(tmp, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(tmp)

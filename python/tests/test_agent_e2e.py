@@ -91,7 +91,7 @@ class Env:
     def start_server(self):
         port_file = self.dir / "server.port"
         self.db = self.dir / "culvert.db"
-        self.start("server", [CULVERT, "server", "start", "--db", f"sqlite://{self.db}", "--listen", "127.0.0.1",
+        self.start("server", [CULVERT, "server", "start", "--db", f"sqlite://{self.db}", "--listen", "127.0.0.1:0",
                               "--port-file", str(port_file), "--heartbeat-interval", "1s"])
         wait_for(lambda: port_file.exists() and port_file.read_text().strip(), "the server's port", 60)
         self.env["CULVERT_API_URL"] = "http://127.0.0.1:" + port_file.read_text().strip()
@@ -212,7 +212,8 @@ def culvert_image(env, socket):
         for line in out.splitlines():
             path = line.split("=>")[-1].strip().split(" ")[0]
             if path.startswith("/"):
-                libs.add(os.path.realpath(path) if False else path)
+                # /lib is a link to usr/lib in the image too: the folder resolved, the name kept
+                libs.add(os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path)))
     glibc = ("libc.so", "libm.so", "libpthread", "libdl.so", "librt.so", "ld-linux", "libresolv")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:

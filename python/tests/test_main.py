@@ -1,6 +1,7 @@
 """culvert.main(flow): the flow file's command line, as a C++ flow binary's."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -148,3 +149,86 @@ def test_a_task_left_behind_by_its_timeout_does_not_hold_the_process(flow_file, 
     doc = json.loads(r.stdout)
     assert doc["task_runs"][0]["state"] == "TimedOut"
     assert "abandoned" in doc["task_runs"][0]["message"]
+
+
+def test_the_documented_pandas_example_runs(run_file):
+    import os
+
+    import pandas
+
+    example = os.path.join(os.environ["CULVERT_SOURCE_DIR"], "examples", "python", "ecs_demo.py")
+    r = run_file(example, "run", "--param", "rows=3")
+    assert r.returncode == 0, r.stderr
+    assert f"extract INFO pandas version: {pandas.__version__}" in r.stderr
+    assert "load INFO loaded 3 rows, total amount 4.5" in r.stderr
+    r = run_file(example, "describe")
+    d = json.loads(r.stdout)
+    assert d["run_config"]["type"] == "ecs" and d["schedule"]["timezone"] == "Europe/Berlin"
+
+
+def test_package_archives_are_reproducible_and_run_from_the_archive(tmp_path, run_file):
+    import hashlib
+    import os
+    import time
+
+    from culvert import _package
+
+    pkg = tmp_path / "pkg"
+    (pkg / "lib").mkdir(parents=True)
+    (pkg / "lib" / "__init__.py").write_text("")
+    (pkg / "lib" / "words.py").write_text("WORD = 'packaged'\n")
+    (pkg / "__pycache__").mkdir()
+    (pkg / "__pycache__" / "junk.pyc").write_bytes(b"x")
+    flow = pkg / "flows" / "pf.py"
+    flow.parent.mkdir()
+    flow.write_text("""
+import culvert
+from culvert import task, Flow
+from lib.words import WORD
+
+@task
+def say():
+    print("word:", WORD)
+
+with Flow("pf") as flow:
+    say()
+
+culvert.main(flow)
+""")
+    a = _package.build_archive(str(pkg), str(flow))
+    os.utime(flow, (time.time() + 100, time.time() + 100))  # times do not count
+    b = _package.build_archive(str(pkg), str(flow))
+    try:
+        digest = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()  # noqa: E731
+        assert digest(a) == digest(b)
+        import tarfile
+        names = tarfile.open(a).getnames()
+        assert names[0] == ".culvert-entrypoint" and "lib/words.py" in names
+        assert not any("__pycache__" in n for n in names)
+        import subprocess
+        import sys
+        r = subprocess.run([sys.executable, "-m", "culvert._package", a, "run"], capture_output=True, text=True,
+                           env={**os.environ, "CULVERT_PACKAGE_DIR": str(tmp_path / "unpacked")}, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert "say INFO word: packaged" in r.stderr
+    finally:
+        os.unlink(a)
+        os.unlink(b)
+    try:
+        _package.build_archive(str(pkg / "lib"), str(flow))
+        raise AssertionError("a folder without the flow file was archived")
+    except ValueError as e:
+        assert "is not inside it" in str(e)
+
+
+def test_describe_into_a_closed_pipe_has_no_traceback(flow_file):
+    p = flow_file(HELLO)
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the flow file writes (as `describe | grep -q`)
+    try:
+        proc = subprocess.run([sys.executable, str(p), "describe"], stdout=w, stderr=subprocess.PIPE, text=True,
+                              timeout=60)
+    finally:
+        os.close(w)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1

@@ -1,6 +1,5 @@
 #include "cli/agent_cmds.hpp"
 
-#include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -27,10 +26,10 @@
 #include "agent/agent.hpp"
 #include "agent/client_api.hpp"
 #include "agent/launcher_registry.hpp"
-#include "cli/artifact_cache.hpp"
 #include "cli/artifact_runners.hpp"
 #include "client/api.hpp"
 #include "runtime/runtime.hpp"
+#include "storage/artifact_cache.hpp"
 #include "storage/artifacts.hpp"
 
 extern char** environ;
@@ -362,7 +361,7 @@ int execute(CliContext& ctx) {
   if (!artifact) return crash(artifact.status().message());
   const std::string& uri = artifact->uri;
   const std::string& sha = artifact->sha256;
-  auto cache_dir = artifact_cache_dir(ctx.env);
+  auto cache_dir = storage::artifact_cache_dir(ctx.env);
   if (!cache_dir) return crash(cache_dir.status().message());
   const std::string cache = *cache_dir;
   StorageOptions so;

@@ -41,7 +41,8 @@ echo "$out" | grep -q '"flow":"hello"'
 echo "$out" | grep -q '"state":"Success"'
 echo "$out" | grep -q '"task":"shout","map_index":1,"state":"Success"'
 grep -q 'hello culvert' "$WORK/err"
-"$PY" hello.py describe | grep -q '"artifact_kind": "python"'
+desc="$("$PY" hello.py describe)"
+echo "$desc" | grep -q '"artifact_kind": "python"'
 # The package is the installed one, not the build tree's.
 "$PY" -c 'import culvert, sys; assert culvert.__file__.startswith(sys.argv[1]), culvert.__file__' "$WORK/prefix"
 echo "python install test: ok"
