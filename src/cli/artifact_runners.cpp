@@ -5,7 +5,8 @@ namespace culvert::cli {
 // One line per artifact kind `culvert execute` runs: X(name) for an
 // `ArtifactRunner name_artifact_runner()` defined in artifact_runner_<name>.cpp.
 #define CULVERT_ARTIFACT_RUNNERS(X) \
-  X(binary)
+  X(binary)                         \
+  X(yaml)
 
 #define CULVERT_DECLARE_ARTIFACT_RUNNER(name) ArtifactRunner name##_artifact_runner();
 CULVERT_ARTIFACT_RUNNERS(CULVERT_DECLARE_ARTIFACT_RUNNER)

@@ -6,6 +6,7 @@ namespace culvert::cli {
 // `FlowSource name_flow_source()` defined in flow_source_<name>.cpp. binary stays last:
 // it takes every path.
 #define CULVERT_FLOW_SOURCES(X) \
+  X(yaml)                       \
   X(binary)
 
 #define CULVERT_DECLARE_FLOW_SOURCE(name) FlowSource name##_flow_source();

@@ -23,6 +23,12 @@ TEST(FlowSources, EveryKindIsOneTheServerKnowsAndBinaryIsLast) {
   EXPECT_EQ(flow_sources().back().kind, "binary");
 }
 
+TEST(FlowSources, YamlFilesAreYamlFlows) {
+  EXPECT_EQ(flow_source_for({.path = "nightly.yaml", .flags = {}}).kind, "yaml");
+  EXPECT_EQ(flow_source_for({.path = "/srv/flows/nightly.yml", .flags = {}}).kind, "yaml");
+  ASSERT_NE(find_artifact_runner("yaml"), nullptr);
+}
+
 TEST(FlowSources, APathNoOtherSourceRecognisesIsAFlowBinary) {
   EXPECT_EQ(flow_source_for({.path = "./etl", .flags = {}}).kind, "binary");
   EXPECT_EQ(flow_source_for({.path = "/opt/flows/etl-1.2", .flags = {}}).kind, "binary");
