@@ -322,7 +322,9 @@ LauncherType local_launcher_type() {
         };
         auto cache = storage::artifact_cache_dir(env);
         // None writable: no cached start; `culvert execute` reports why for each run.
-        std::string cache_dir = cache ? *cache : std::string();
+        // Nor from an image layer (CULVERT_LAYER): there a flow binary must be started
+        // by the layer's loader, which `culvert execute` does.
+        std::string cache_dir = cache && !env("CULVERT_LAYER") ? *cache : std::string();
         auto flows_api = std::make_shared<client::ApiClient>(
             client::ClientOptions{.api_url = ctx.api_url, .api_token = ctx.api_token});
         auto sha_of = std::make_shared<std::map<std::string, std::string>>();
