@@ -106,7 +106,8 @@ void add_agent_flags(CLI::App* cmd, AgentFlags& f) {
   cmd->add_option("--heartbeat-seconds", f.heartbeat_seconds, "agent heartbeat interval (default 10)")
       ->check(CLI::Range(1, 3600));
   cmd->add_option("--workers", f.workers,
-                  "executor workers of each run, passed as CULVERT_WORKERS (default: this machine's cores)")
+                  "executor workers of each run, passed as CULVERT_WORKERS (default: the cores of the machine "
+                  "each run runs on)")
       ->check(CLI::Range(1, 1024));
   // Each launcher type's own flags, from the registry (a flag two types share is added once).
   std::set<std::string> added;
@@ -160,11 +161,6 @@ const agent::LauncherType* checked_launcher_type(const AgentFlags& f, std::ostre
   return type;
 }
 
-int default_workers() {
-  unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : static_cast<int>(n);
-}
-
 int agent_start(CliContext& ctx, const AgentFlags& f) {
   std::ostream& err = ctx.err ? *ctx.err : std::cerr;
   bool ok;
@@ -178,7 +174,9 @@ int agent_start(CliContext& ctx, const AgentFlags& f) {
   opts.name = f.name.empty() ? fmt::format("{}-{}", host, f.type) : f.name;
   opts.labels = f.labels;
   opts.max_concurrent = f.max_concurrent;
-  opts.workers = f.workers > 0 ? f.workers : default_workers();
+  // Without --workers no CULVERT_WORKERS is passed: each run uses the cores of the
+  // machine it runs on (an ECS task's or a Slurm node's, not this agent's).
+  opts.workers = f.workers;
   for (const auto& kv : f.env) {
     auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) {
@@ -231,7 +229,8 @@ int agent_start(CliContext& ctx, const AgentFlags& f) {
   }
   spdlog::info("agent '{}' ({}) registered as {} with labels [{}]; max {} runs at once, {} workers each; server {}",
                opts.name, f.type, agent.id(), fmt::format("{}", fmt::join(opts.labels, ", ")), opts.max_concurrent,
-               opts.workers, settings.api_url);
+               opts.workers > 0 ? std::to_string(opts.workers) : std::string("the run's machine's cores as"),
+               settings.api_url);
   st = agent.run(g_stop);
   if (!st.is_ok()) {
     if (agent::is_auth_failure(st)) return refused(st);

@@ -6,7 +6,9 @@ namespace culvert::cli {
 // `ArtifactRunner name_artifact_runner()` defined in artifact_runner_<name>.cpp.
 #define CULVERT_ARTIFACT_RUNNERS(X) \
   X(binary)                         \
-  X(yaml)
+  X(yaml)                           \
+  X(python)                         \
+  X(python_package)
 
 #define CULVERT_DECLARE_ARTIFACT_RUNNER(name) ArtifactRunner name##_artifact_runner();
 CULVERT_ARTIFACT_RUNNERS(CULVERT_DECLARE_ARTIFACT_RUNNER)

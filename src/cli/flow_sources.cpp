@@ -7,6 +7,8 @@ namespace culvert::cli {
 // it takes every path.
 #define CULVERT_FLOW_SOURCES(X) \
   X(yaml)                       \
+  X(python_package)             \
+  X(python)                     \
   X(binary)
 
 #define CULVERT_DECLARE_FLOW_SOURCE(name) FlowSource name##_flow_source();

@@ -95,7 +95,8 @@ LivenessCounts LivenessService::run_pass(store::Store& store) {
   }
 
   auto submitted = judge_submissions
-                       ? store.find_stale_submitted_runs(now - options_.submitted_deadline, options_.batch)
+                       ? store.find_stale_submitted_runs(now - options_.submitted_deadline, options_.batch,
+                                                         now - options_.heartbeat_timeout)
                        : Result<std::vector<store::FlowRun>>(std::vector<store::FlowRun>{});
   if (!submitted) {
     spdlog::warn("liveness: cannot list stale submitted runs: {}", submitted.status().to_string());

@@ -7,7 +7,10 @@
 //    forced back to Scheduled, due now, for a new attempt. A Cancelling run that stops
 //    heartbeating becomes Cancelled (its infrastructure is gone, as requested).
 //  - a Submitted run not Running within `submitted_deadline` (default 60 s) returns to
-//    Pending, so another claim can take it.
+//    Pending, so another claim can take it; except while the agent that claimed it has
+//    reported its infrastructure and still heartbeats (within `heartbeat_timeout`): that
+//    agent is still starting it (a Fargate task takes 30-90 s to reach RUNNING) and its
+//    own start timeout (the ECS agent's --task-start-timeout) decides.
 // Every change is a compare-and-set on the run's version, so a run that moved on in the
 // meantime (or that another server replica handled) is left alone.
 //

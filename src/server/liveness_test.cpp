@@ -216,6 +216,28 @@ TEST_F(LivenessTest, SubmittedRunReturnsToPendingAfterTheDeadline) {
   EXPECT_EQ(events_.due, 1);
 }
 
+// A run whose agent reported its infrastructure (a remote task still starting) and keeps
+// heartbeating stays Submitted past the deadline: the agent's own start timeout decides.
+// A run with nothing reported is returned as before, and once the agent falls silent the
+// deadline applies to the reported run too.
+TEST_F(LivenessTest, ASubmittedRunItsLiveAgentReportedStartingIsNotHandedToAnother) {
+  auto starting = started_run(flow(0), false);
+  auto reported = store_->set_flow_run_infrastructure(starting.id, agent_id_, "ecs-task",
+                                                      "arn:aws:ecs:eu-west-1:1:task/c/1", clock_.now());
+  ASSERT_TRUE(reported.is_ok()) << reported.status().to_string();
+  auto unreported = started_run(flow(1), false);
+  for (int i = 0; i < 12; ++i) {  // two minutes of agent heartbeats
+    clock_.advance(seconds(10));
+    ASSERT_TRUE(store_->heartbeat_agent(agent_id_, clock_.now()).is_ok());
+    service_->run_pass(*store_);
+  }
+  EXPECT_EQ(state_of(starting.id), State::kSubmitted);
+  EXPECT_EQ(state_of(unreported.id), State::kPending);
+  clock_.advance(seconds(31));  // the agent is silent: three missed heartbeats
+  EXPECT_EQ(service_->run_pass(*store_).returned_to_pending, 1);
+  EXPECT_EQ(state_of(starting.id), State::kPending);
+}
+
 TEST_F(LivenessTest, SilentCancellingRunBecomesCancelled) {
   auto run = started_run(flow(3), true);
   store::SetFlowRunState s;

@@ -434,14 +434,21 @@ Result<std::vector<FlowRun>> SqlStore::find_stale_running_runs(SysTime cutoff, i
   });
 }
 
-Result<std::vector<FlowRun>> SqlStore::find_stale_submitted_runs(SysTime cutoff, int limit) {
+Result<std::vector<FlowRun>> SqlStore::find_stale_submitted_runs(SysTime cutoff, int limit,
+                                                                 std::optional<SysTime> starting_agents_alive_since) {
   return transact(TxMode::kRead, [&]() -> Result<std::vector<FlowRun>> {
     std::vector<FlowRun> out;
-    for (const auto& r : db_->query(std::string(kRunColumns) +
-                                        "WHERE r.state = 'Submitted' AND r.submitted_at < ? "
-                                        "ORDER BY r.submitted_at, r.id LIMIT ?",
-                                    {time_value(cutoff), int64_t{limit}}))
-      out.push_back(to_run(r));
+    std::string sql = std::string(kRunColumns) + "WHERE r.state = 'Submitted' AND r.submitted_at < ? ";
+    Params params = {time_value(cutoff)};
+    if (starting_agents_alive_since) {
+      // Not a run its live agent reported starting.
+      sql += "AND NOT (r.infra_id IS NOT NULL AND r.infra_agent_id = r.agent_id AND EXISTS ("
+             "SELECT 1 FROM agents a WHERE a.id = r.agent_id AND a.stopped_at IS NULL AND a.last_heartbeat >= ?)) ";
+      params.push_back(time_value(*starting_agents_alive_since));
+    }
+    sql += "ORDER BY r.submitted_at, r.id LIMIT ?";
+    params.push_back(int64_t{limit});
+    for (const auto& r : db_->query(sql, params)) out.push_back(to_run(r));
     return out;
   });
 }

@@ -83,7 +83,8 @@ class SqlStore final : public Store {
                                               SysTime now) override;
   Result<std::vector<FlowRun>> claim_runs(const ClaimRequest& req) override;
   Result<std::vector<FlowRun>> find_stale_running_runs(SysTime cutoff, int limit) override;
-  Result<std::vector<FlowRun>> find_stale_submitted_runs(SysTime cutoff, int limit) override;
+  Result<std::vector<FlowRun>> find_stale_submitted_runs(SysTime cutoff, int limit,
+                                                         std::optional<SysTime> starting_agents_alive_since) override;
 
   // ---- task runs
   // A batch's updates by (flow run, task), each group's in batch order (indexes).

@@ -505,8 +505,13 @@ class Store {
 
   // Liveness (docs/CONCEPTS.md): Running/Cancelling runs whose heartbeat (or start) is older than
   // `cutoff`; Submitted runs submitted before `cutoff`. At most `limit` each, oldest first.
+  // With `starting_agents_alive_since`, a Submitted run whose agent has reported its
+  // infrastructure (set_flow_run_infrastructure), is not stopped and heartbeat at or after
+  // that time is left out: that agent is still starting it (an ECS task can take minutes
+  // to reach RUNNING) and its own start timeout decides.
   virtual Result<std::vector<FlowRun>> find_stale_running_runs(SysTime cutoff, int limit = 1000) = 0;
-  virtual Result<std::vector<FlowRun>> find_stale_submitted_runs(SysTime cutoff, int limit = 1000) = 0;
+  virtual Result<std::vector<FlowRun>> find_stale_submitted_runs(
+      SysTime cutoff, int limit = 1000, std::optional<SysTime> starting_agents_alive_since = std::nullopt) = 0;
 
   // ---- task runs
   // Upserts task runs keyed by (flow_run_id, task, map_index), all in ONE transaction

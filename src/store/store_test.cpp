@@ -515,6 +515,44 @@ TEST_P(StoreTest, FlowVersionsKeepTheirArtifactKind) {
   for (const auto& f : *listed) EXPECT_EQ(f.artifact_kind, f.name == "nightly" ? "yaml" : "binary") << f.name;
 }
 
+// A Submitted run its agent reported starting is left out of the stale submissions while
+// that agent heartbeats (and is not stopped); without the cutoff every stale one is listed.
+TEST_P(StoreTest, StaleSubmissionsLeaveOutRunsTheirLiveAgentReportedStarting) {
+  Flow f = register_flow("etl");
+  auto agent = store_->register_agent({"a1", "ecs", {}});
+  ASSERT_TRUE(agent.is_ok());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2; ++i) {
+    NewFlowRun n;
+    n.flow_id = f.id;
+    ids.push_back(store_->create_flow_run(n)->first.id);
+  }
+  ClaimRequest c;
+  c.agent_id = agent->id;
+  c.now = clock_.now();
+  c.max = 10;
+  ASSERT_EQ(store_->claim_runs(c)->size(), 2u);
+  ASSERT_TRUE(store_->set_flow_run_infrastructure(ids[0], agent->id, "ecs-task", "arn:1", clock_.now()).is_ok());
+  clock_.advance(seconds(100));
+  ASSERT_TRUE(store_->heartbeat_agent(agent->id, clock_.now()).is_ok());
+  auto ids_of = [](const Result<std::vector<FlowRun>>& runs) {
+    std::set<std::string> out;
+    for (const auto& r : *runs) out.insert(r.id);
+    return out;
+  };
+  auto all = store_->find_stale_submitted_runs(clock_.now() - seconds(60));
+  ASSERT_TRUE(all.is_ok()) << all.status().to_string();
+  EXPECT_EQ(ids_of(all), (std::set<std::string>{ids[0], ids[1]}));
+  auto alive = store_->find_stale_submitted_runs(clock_.now() - seconds(60), 1000, clock_.now() - seconds(30));
+  ASSERT_TRUE(alive.is_ok()) << alive.status().to_string();
+  EXPECT_EQ(ids_of(alive), (std::set<std::string>{ids[1]}));
+  auto silent = store_->find_stale_submitted_runs(clock_.now() - seconds(60), 1000, clock_.now() + seconds(1));
+  EXPECT_EQ(ids_of(silent), (std::set<std::string>{ids[0], ids[1]}));
+  ASSERT_TRUE(store_->deregister_agent(agent->id, clock_.now()).is_ok());
+  auto stopped = store_->find_stale_submitted_runs(clock_.now() - seconds(60), 1000, clock_.now() - seconds(30));
+  EXPECT_EQ(ids_of(stopped), (std::set<std::string>{ids[0], ids[1]}));
+}
+
 TEST_P(StoreTest, RegisterIntoAMissingProjectCanBeRefused) {
   NewFlowVersion v;
   v.project = "missing";

@@ -210,6 +210,23 @@ tasks:
   EXPECT_EQ(attempts, 3u) << out;
 }
 
+// An agent started without --workers passes no CULVERT_WORKERS: each run uses the
+// cores of the machine it runs on (for a remote launcher, not the agent's).
+TEST_F(YamlFlowE2E, WithoutWorkersTheAgentLeavesTheWorkerCountToTheRunsMachine) {
+  fs::path file = write("workers.yaml", "name: workers\nrun_config: {type: local, labels: [yaml-e2e]}\ntasks:\n"
+                                        "  show: {command: 'echo \"workers=[${CULVERT_WORKERS:-unset}]\"'}\n");
+  auto reg = sandbox_.culvert({"flow", "register", file.string(), "--project", "yaml", "--storage",
+                               "file://" + (sandbox_.dir() / "flows").string()},
+                              env());
+  ASSERT_EQ(reg.exit_code, 0) << reg.out << reg.err;
+  auto agent = start_agent();
+  std::string id = create_run("workers", {});
+  std::string state;
+  ASSERT_TRUE(final_state(id, &state)) << state << agent->output();
+  EXPECT_EQ(state, "Success") << logs(id);
+  EXPECT_NE(logs(id).find("workers=[unset]"), std::string::npos) << logs(id);
+}
+
 TEST_F(YamlFlowE2E, ACancelledRunStopsItsCommand) {
   fs::path marker = sandbox_.dir() / "started";
   fs::path file = write("sleepy.yaml", "name: sleepy\nrun_config: {type: local, labels: [yaml-e2e]}\ntasks:\n"
