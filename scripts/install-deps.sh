@@ -16,6 +16,10 @@ PKGS=(
   postgresql docker.io awscli python3-botocore nodejs npm
   # benchmarks
   python3-dask wrk hyperfine
+  # the web UI's end-to-end tests (tests/ui/): a headless browser for Playwright
+  chromium
+  # gzip of the web UI's files when they are embedded at build time
+  zlib1g-dev
 )
 
 missing=()
@@ -37,9 +41,13 @@ if ((${#filtered[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${filtered[@]}" >/dev/null
 fi
 
-# npm tools for the tests (s3rver as the S3-compatible peer).
+# npm tools for the tests (s3rver as the S3-compatible peer; playwright-core and
+# @axe-core/playwright for the web UI's tests, pinned in tools/package.json).
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [[ -f "$ROOT/tools/package.json" && ! -x "$ROOT/tools/node_modules/.bin/s3rver" ]]; then
+if [[ -f "$ROOT/tools/package.json" ]] &&
+   { [[ ! -x "$ROOT/tools/node_modules/.bin/s3rver" ]] ||
+     [[ ! -f "$ROOT/tools/node_modules/playwright-core/package.json" ]] ||
+     [[ ! -f "$ROOT/tools/node_modules/@axe-core/playwright/package.json" ]]; }; then
   echo "install-deps: npm install in tools/"
   (cd "$ROOT/tools" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 fi
