@@ -14,6 +14,10 @@ PKGS=(
   clang-14 libclang-rt-14-dev
   # services and peers used by the end-to-end tests
   postgresql docker.io awscli python3-botocore nodejs npm
+  # base images the image end-to-end tests build (FROM scratch with a static busybox;
+  # a Debian 12 minbase root filesystem)
+  busybox-static
+  debootstrap
   # benchmarks
   python3-dask wrk hyperfine
   # the web UI's end-to-end tests (tests/ui/): a headless browser for Playwright

@@ -403,7 +403,10 @@ class Flow {
 
   const std::string& name() const;
   size_t task_count() const;
-  // OK, or InvalidArgument listing every definition error.
+  // OK, or InvalidArgument listing every definition error, including a cron schedule's
+  // time zone that the time-zone database does not know. Running the flow (`run`,
+  // `execute`, Executor::run) checks everything but that zone, so it needs no time-zone
+  // database; `describe` and `register` check the zone as well.
   Status validate() const;
   // The flow description JSON (docs/FORMATS.md).
   std::string describe_json() const;

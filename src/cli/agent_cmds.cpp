@@ -1,5 +1,6 @@
 #include "cli/agent_cmds.hpp"
 
+#include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -26,6 +27,7 @@
 #include "agent/agent.hpp"
 #include "agent/client_api.hpp"
 #include "agent/launcher_registry.hpp"
+#include "cli/artifact_cache.hpp"
 #include "client/api.hpp"
 #include "runtime/runtime.hpp"
 #include "storage/artifacts.hpp"
@@ -39,6 +41,10 @@ std::atomic<bool> g_stop{false};
 extern "C" void on_stop_signal(int) { g_stop.store(true); }
 
 std::string self_exe() {
+  // Started from an image layer, this process is the layer's loader running culvert:
+  // the layer's own `culvert` (its launcher) is what starts culvert again.
+  if (const char* layer = std::getenv("CULVERT_LAYER"); layer != nullptr && layer[0] == '/')
+    return std::string(layer) + "/bin/culvert";
   char buf[PATH_MAX];
   ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
   if (n <= 0) return "culvert";
@@ -354,7 +360,9 @@ int execute(CliContext& ctx) {
   if (!artifact) return crash(artifact.status().message());
   const std::string& uri = artifact->uri;
   const std::string& sha = artifact->sha256;
-  std::string cache = ctx.env("CULVERT_ARTIFACT_CACHE").value_or(home_dir(ctx) + "/.culvert/artifacts");
+  auto cache_dir = artifact_cache_dir(ctx.env);
+  if (!cache_dir) return crash(cache_dir.status().message());
+  const std::string cache = *cache_dir;
   StorageOptions so;
   if (auto ep = ctx.env("CULVERT_S3_ENDPOINT")) so.s3_endpoint = *ep;
   auto path = storage::fetch_artifact(uri, sha, cache, so);
@@ -372,8 +380,25 @@ int execute(CliContext& ctx) {
   if (!verified) return crash("the cached copy of the flow's artifact " + *path + " does not match the registered hash");
   int fd = verified->fd;
   std::string p = *path;
-  char* argv[] = {p.data(), const_cast<char*>("execute"), nullptr};
   std::cout.flush();
+  // Started from an image layer: the flow binary is run by the layer's loader with the
+  // layer's libraries (the image's own may be another libc, or none). The loader opens
+  // the verified descriptor (kept open across the exec), not the path.
+  if (auto layer = ctx.env("CULVERT_LAYER"); layer && !layer->empty()) {
+    std::string loader = *layer + "/lib/ld-linux-x86-64.so.2";
+    std::string libs = *layer + "/lib";
+    std::string program = "/proc/self/fd/" + std::to_string(fd);
+    if (::access(loader.c_str(), X_OK) != 0)
+      return crash("CULVERT_LAYER=" + *layer + " names no layer (" + loader + ": " + std::strerror(errno) + ")");
+    ::fcntl(fd, F_SETFD, 0);
+    char* argv[] = {loader.data(), const_cast<char*>("--library-path"), libs.data(), const_cast<char*>("--argv0"),
+                    p.data(), program.data(), const_cast<char*>("execute"), nullptr};
+    ::execve(loader.c_str(), argv, environ);
+    int e = errno;
+    ::close(fd);
+    return crash(fmt::format("cannot execute the artifact {} through {}: {}", p, loader, std::strerror(e)));
+  }
+  char* argv[] = {p.data(), const_cast<char*>("execute"), nullptr};
   ::fexecve(fd, argv, environ);
   int e = errno;
   ::close(fd);

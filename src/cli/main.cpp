@@ -6,6 +6,7 @@
 #include "cli/client_cmds.hpp"
 #include "cli/command.hpp"
 #include "cli/flow_register_cmd.hpp"
+#include "cli/image_cmds.hpp"
 
 void add_server_command(CLI::App& app);  // server_cmd.cpp
 
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   culvert::cli::add_client_commands(app, client_ctx);
   culvert::cli::add_agent_commands(app, client_ctx);
   culvert::cli::add_flow_register_command(app, client_ctx);
+  culvert::cli::add_image_commands(app, client_ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {  // a command failed; it printed why

@@ -21,6 +21,17 @@ Result<TimeZone> TimeZone::find(std::string_view iana_name) {
     const date::time_zone* z = date::locate_zone(iana_name);
     return TimeZone(z, std::string(iana_name));
   } catch (const std::exception&) {
+    // "UTC" is in every database: when it is missing too, the database is.
+    bool have_database = true;
+    try {
+      (void)date::locate_zone("UTC");
+    } catch (const std::exception&) {
+      have_database = false;
+    }
+    if (!have_database)
+      return invalid_argument("cannot look up time zone '" + std::string(iana_name) +
+                              "': this machine has no time-zone database (/usr/share/zoneinfo; Debian's "
+                              "package tzdata)");
     return invalid_argument("unknown time zone '" + std::string(iana_name) +
                             "' (expected an IANA name such as \"Europe/Berlin\" or \"UTC\")");
   }

@@ -148,7 +148,9 @@ Status FlowImpl::validate_uncached() const {
   }
   if (const auto* c = std::get_if<Cron>(&schedule)) {
     if (auto expr = CronExpr::parse(c->expression); !expr) errs.push_back("schedule: " + expr.status().message());
-    if (auto zone = TimeZone::find(c->timezone); !zone) errs.push_back("schedule: " + zone.status().message());
+    // The zone's name is looked up in the time-zone database only by Flow::validate()
+    // (describe, register): running the flow never needs that database.
+    if (c->timezone.empty()) errs.push_back("schedule: time zone is empty (expected an IANA name such as \"Europe/Berlin\")");
     if (c->catchup != "skip" && c->catchup != "latest" && c->catchup != "all")
       errs.push_back("catchup must be skip, latest or all (got '" + c->catchup + "')");
   }
@@ -231,7 +233,18 @@ Flow& Flow::operator=(Flow&&) noexcept = default;
 
 const std::string& Flow::name() const { return impl_->name; }
 size_t Flow::task_count() const { return impl_->nodes.size(); }
-Status Flow::validate() const { return impl_->validate(); }
+Status Flow::validate() const {
+  if (Status s = impl_->validate(); !s) return s;
+  return impl_->validate_schedule_zone();
+}
+
+Status FlowImpl::validate_schedule_zone() const {
+  const auto* c = std::get_if<Cron>(&schedule);
+  if (c == nullptr) return Status::ok();
+  if (auto zone = TimeZone::find(c->timezone); !zone)
+    return invalid_argument("flow '" + name + "' is invalid: schedule: " + zone.status().message());
+  return Status::ok();
+}
 
 void Flow::check_owners(const std::string& task, std::initializer_list<const detail::FlowImpl*> owners) {
   for (const auto* o : owners) {

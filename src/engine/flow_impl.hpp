@@ -109,8 +109,12 @@ class FlowImpl {
     errors.push_back(std::move(e));
   }
   // Every definition error, or OK. The outcome (and the plan) is cached until the
-  // flow changes, so that validating before each run costs nothing.
+  // flow changes, so that validating before each run costs nothing. A cron schedule's
+  // time zone is not looked up here (running a flow never needs the time-zone
+  // database); validate_schedule_zone() does that, for Flow::validate().
   Status validate() const;
+  // A cron schedule's time zone is in the time-zone database (or there is no cron schedule).
+  Status validate_schedule_zone() const;
   // Builds the plan. REQUIRES: validate() is OK.
   Plan plan() const;
   // The cached plan. REQUIRES: validate() is OK for the current generation.

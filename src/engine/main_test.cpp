@@ -77,6 +77,27 @@ TEST(Main, InvalidFlowExitsTwo) {
   EXPECT_NE(testing::internal::GetCapturedStderr().find("two tasks are named 't'"), std::string::npos);
 }
 
+// Running a flow never looks up its cron schedule's time zone (an image without the
+// time-zone database must execute it); describing the flow does. A zone no database
+// knows stands in for a machine without the database.
+TEST(Main, RunningNeedsNoTimeZoneDatabaseButDescribeChecksTheZone) {
+  Flow flow("zoned");
+  flow.schedule(Cron("0 6 * * *", "Nowhere/Atlantis"));
+  flow.task("t", [] {});
+  testing::internal::CaptureStdout();
+  EXPECT_EQ(call_main(flow, {"run", "--output", "json"}), 0);
+  auto j = nlohmann::json::parse(testing::internal::GetCapturedStdout());
+  EXPECT_EQ(j["state"], "Success");
+  EXPECT_TRUE(static_cast<bool>(Executor(1).run(flow)));
+  testing::internal::CaptureStdout();
+  EXPECT_EQ(call_main(flow, {"graph", "--dot"}), 0);
+  (void)testing::internal::GetCapturedStdout();
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(call_main(flow, {"describe"}), 2);
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("unknown time zone 'Nowhere/Atlantis'"), std::string::npos);
+  EXPECT_FALSE(flow.validate().is_ok());
+}
+
 // --output takes table|json as the CLI does; text is kept as the older name of table.
 TEST(Main, RunOutputIsTableOrJson) {
   Flow flow("o");

@@ -74,6 +74,8 @@ int register_command(const Flow& flow, const std::vector<std::string>& args) {
                        "[--s3-endpoint URL] [--api-url URL] [--api-token T] [--profile NAME] [--output table|json])");
   }
   if (opts.project.empty()) return bad_usage(prog + ": --project NAME is required");
+  // The schedule goes to the server: its time zone must be one the database knows.
+  if (Status valid = flow.validate(); !valid) return bad_usage(prog + ": " + valid.message());
   if (opts.s3_endpoint.empty()) {
     if (const char* e = std::getenv("CULVERT_S3_ENDPOINT")) opts.s3_endpoint = e;
   }

@@ -91,7 +91,7 @@ TEST_F(DockerAgentE2E, RunsInAContainerWithArtifactAndResultsOnS3) {
   auto reg = sandbox_.culvert({"flow", "register", build_path("tests/e2e/e2e_flow"), "--project", "demo",
                                "--storage", bucket_uri_ + "/flows", "--run-config",
                                json({{"type", "docker"}, {"image", image_}, {"network_mode", "host"},
-                                     {"memory", "512m"}, {"env", {{"CULVERT_ARTIFACT_CACHE", "/tmp/artifacts"}}}})
+                                     {"memory", "512m"}})
                                    .dump(),
                                "--output", "json"},
                               env());
@@ -140,8 +140,7 @@ TEST_F(DockerAgentE2E, AKilledAgentAdoptsItsContainersWhenStartedAgain) {
                                json({{"type", "docker"}, {"image", image_}, {"network_mode", "host"},
                                      // The run heartbeats for itself while no agent watches it:
                                      // within the server's 3 s (3 missed 1 s heartbeats).
-                                     {"env", {{"CULVERT_ARTIFACT_CACHE", "/tmp/artifacts"},
-                                              {"CULVERT_CANCEL_POLL_MS", "200"},
+                                     {"env", {{"CULVERT_CANCEL_POLL_MS", "200"},
                                               {"CULVERT_HEARTBEAT_SECONDS", "1"}}}})
                                    .dump(),
                                "--output", "json"},

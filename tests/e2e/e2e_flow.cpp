@@ -11,6 +11,7 @@
 //              after 200 ms on a 503 (and on nothing else)
 //   fail_marker  when set, "work" fails with "failing once on purpose" if this file does
 //              not exist yet (it creates it): the run fails, and a retry of it succeeds
+// E2E_CRON_ZONE gives the flow a daily cron schedule in that zone.
 // E2E_RUN_RETRIES at registration sets the flow's max_run_retries; E2E_NO_STORAGE leaves
 // out flow.storage().
 #include <culvert/culvert.hpp>
@@ -96,6 +97,9 @@ int main(int argc, char** argv) {
     if (const char* m = std::getenv("E2E_SCHEDULE_MARKER")) interval.parameters["marker"] = m;
     flow.schedule(interval);
   }
+  // With E2E_CRON_ZONE set (at registration and in the run's environment), the flow has
+  // a daily cron schedule in that zone.
+  if (const char* zone = std::getenv("E2E_CRON_ZONE")) flow.schedule(culvert::Cron("0 6 * * *", zone));
   if (const char* retries = std::getenv("E2E_RUN_RETRIES")) flow.max_run_retries(std::atoi(retries));
   // E2E_NO_STORAGE: the flow names no storage, as most flows written outside the
   // repository do; registering it then needs --storage.

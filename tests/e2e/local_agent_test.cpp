@@ -506,6 +506,42 @@ TEST_F(LocalAgentE2E, ScheduledFlowIsRunByTheAgentWithoutAnyoneAsking) {
   EXPECT_EQ(pause.exit_code, 0) << pause.out << pause.err;
 }
 
+// Executing a run needs no time-zone database: a flow with a cron schedule in
+// Europe/Berlin, run by an agent (and so `culvert execute` and the flow's `execute`) in a
+// mount namespace whose /usr/share/zoneinfo is an empty folder, reaches Success. (The
+// date library reads only that fixed folder; it has no TZDIR.) Registering it, where the
+// zone is checked, happens outside, with the database.
+TEST_F(LocalAgentE2E, ARunExecutesWithoutTheTimeZoneDatabase) {
+  auto probe = sandbox_.run({"/usr/bin/unshare", "--mount", "/bin/sh", "-c",
+                             "mount -t tmpfs culvert-no-tz /usr/share/zoneinfo && test -z \"$(ls /usr/share/zoneinfo)\""});
+  if (probe.exit_code != 0) GTEST_SKIP() << "cannot hide /usr/share/zoneinfo in a mount namespace (needs root): " << probe.err;
+  auto env = api_env();
+  env["E2E_CRON_ZONE"] = "Europe/Berlin";
+  auto reg = sandbox_.culvert({"flow", "register", build_path("tests/e2e/e2e_flow"), "--project", "tz",
+                               "--storage", storage_, "--label", "no-tz", "--output", "json"}, env);
+  ASSERT_EQ(reg.exit_code, 0) << reg.out << reg.err;
+  ASSERT_NE(reg.out.find("Europe/Berlin"), std::string::npos) << reg.out;
+  // Without the database, describing the flow names what is missing.
+  auto described = sandbox_.run({"/usr/bin/unshare", "--mount", "/bin/sh", "-c",
+                                 "mount -t tmpfs culvert-no-tz /usr/share/zoneinfo && exec \"$0\" describe",
+                                 build_path("tests/e2e/e2e_flow")}, env);
+  EXPECT_EQ(described.exit_code, 2) << described.out;
+  EXPECT_NE(described.err.find("no time-zone database"), std::string::npos) << described.err;
+
+  std::vector<std::string> argv = {"/usr/bin/unshare", "--mount", "/bin/sh", "-c",
+                                   "mount -t tmpfs culvert-no-tz /usr/share/zoneinfo && exec \"$@\"", "sh",
+                                   culvert_binary(), "agent", "start", "--type", "local", "--name", "no-tz",
+                                   "--label", "no-tz", "--env", "E2E_CRON_ZONE=Europe/Berlin"};
+  Process agent(argv, sandbox_.env(api_env()), sandbox_.dir() / "no-tz.log");
+  // Twice: the first run goes through `culvert execute`, the second starts the cached
+  // artifact directly.
+  for (int i = 0; i < 2; ++i) {
+    auto run = sandbox_.culvert({"run", "e2e", "--project", "tz", "--watch"}, api_env(), 120s);
+    ASSERT_EQ(run.exit_code, 0) << run.out << run.err << "\nagent:\n" << agent.output();
+    EXPECT_NE(run.out.find("Success"), std::string::npos) << run.out;
+  }
+}
+
 TEST_F(LocalAgentE2E, TwoAgentsRunEveryRunExactlyOnce) {
   constexpr int kRuns = 500;
   fs::path marker = sandbox_.dir() / "executions";

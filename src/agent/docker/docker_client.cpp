@@ -116,17 +116,22 @@ std::string make_tar(const std::vector<TarEntry>& entries) {
     std::snprintf(h + 100, 8, "%07o", e.mode);
     std::snprintf(h + 108, 8, "%07o", 0);
     std::snprintf(h + 116, 8, "%07o", 0);
-    std::snprintf(h + 124, 12, "%011llo", static_cast<unsigned long long>(e.content.size()));
+    const bool is_file = e.type == TarEntry::Type::kFile;
+    std::snprintf(h + 124, 12, "%011llo", static_cast<unsigned long long>(is_file ? e.content.size() : 0));
     std::snprintf(h + 136, 12, "%011o", 0);
-    h[156] = '0';
+    h[156] = is_file ? '0' : e.type == TarEntry::Type::kDirectory ? '5' : '2';
+    if (e.type == TarEntry::Type::kSymlink) std::snprintf(h + 157, 100, "%s", e.link.c_str());
     std::memcpy(h + 257, "ustar", 6);
     std::memcpy(h + 263, "00", 2);
+    std::memcpy(h + 265, "root", 4);  // uname
+    std::memcpy(h + 297, "root", 4);  // gname
     std::memset(h + 148, ' ', 8);
     unsigned sum = 0;
     for (unsigned char c : h) sum += c;
     std::snprintf(h + 148, 8, "%06o", sum);
     h[155] = ' ';
     out.append(h, 512);
+    if (!is_file) continue;
     out.append(e.content);
     out.append((512 - e.content.size() % 512) % 512, '\0');
   }
@@ -393,6 +398,23 @@ Status DockerClient::remove_image(const std::string& tag) {
   if (!r) return r.status();
   if (r->status == 200 || r->status == 404) return Status::ok();
   return error_for(*r, "remove image " + tag);
+}
+
+Result<ImageInfo> DockerClient::inspect_image(const std::string& name) {
+  auto r = call("GET", "/images/" + url_escape(name) + "/json", {}, {});
+  if (!r) return r.status();
+  if (r->status == 404) return not_found("image '" + name + "' is not on the Docker daemon at unix://" + socket_);
+  if (r->status != 200) return error_for(*r, "inspect image " + name);
+  auto j = json::parse(r->body, nullptr, false);
+  if (!j.is_object()) return internal_error("inspect image " + name + ": not JSON");
+  ImageInfo info;
+  info.id = str_of(j, "Id");
+  info.os = str_of(j, "Os");
+  info.architecture = str_of(j, "Architecture");
+  if (j.contains("Config") && j["Config"].is_object() && j["Config"].contains("Env") && j["Config"]["Env"].is_array())
+    for (const auto& e : j["Config"]["Env"])
+      if (e.is_string()) info.env.push_back(e.get<std::string>());
+  return info;
 }
 
 }  // namespace culvert::docker

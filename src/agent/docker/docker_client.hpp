@@ -18,6 +18,14 @@
 
 namespace culvert::docker {
 
+// What inspect tells about an image.
+struct ImageInfo {
+  std::string id;            // "sha256:..."
+  std::string os;            // "linux"
+  std::string architecture;  // "amd64", "arm64", ...
+  std::vector<std::string> env;  // Config.Env, "K=V"
+};
+
 // What to run. Fields left empty take the image's defaults.
 struct ContainerSpec {
   std::string image;                      // REQUIRES: not empty ("name:tag" or an image id)
@@ -106,6 +114,8 @@ class DockerClient {
   // it; the image id. InvalidArgument carries the build's error output.
   Result<std::string> build_image(std::string_view context_tar, const std::string& tag);
   Status remove_image(const std::string& tag);
+  // GET /images/{name}/json. NotFound when the daemon has no such image.
+  Result<ImageInfo> inspect_image(const std::string& name);
 
   const std::string& socket_path() const { return socket_; }
 
@@ -123,11 +133,15 @@ class DockerClient {
 // The JSON body of POST /containers/create for `spec` (exposed for tests).
 std::string create_body(const ContainerSpec& spec);
 
-// A tar archive (ustar) of regular files, for build contexts.
+// A tar archive (ustar), for build contexts: regular files, directories and symbolic
+// links, owned by root.
 struct TarEntry {
+  enum class Type { kFile, kDirectory, kSymlink };
   std::string name;     // relative path, < 100 bytes
-  std::string content;
+  std::string content;  // a file's bytes
   int mode = 0644;
+  Type type = Type::kFile;
+  std::string link;     // a symbolic link's target, < 100 bytes
 };
 std::string make_tar(const std::vector<TarEntry>& entries);
 

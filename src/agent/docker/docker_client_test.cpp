@@ -4,6 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "core/crypto.hpp"
@@ -104,6 +108,31 @@ TEST(MakeTar, UstarHeadersWithValidChecksums) {
   check(0, "Dockerfile", 13, 0644);
   check(1024, "bin/probe", 700, 0755);
   EXPECT_EQ(tar.substr(tar.size() - 1024), std::string(1024, '\0'));
+}
+
+// Directories and symbolic links, read back by GNU tar (the other side).
+TEST(MakeTar, DirectoriesAndSymlinksAsGnuTarReadsThem) {
+  using T = TarEntry::Type;
+  std::string tar = make_tar({{"tmp", "", 01777, T::kDirectory},
+                              {"opt/culvert/bin", "", 0755, T::kDirectory},
+                              {"opt/culvert/bin/tool", "#!x\n", 0755},
+                              {"bin/sh", "", 0777, T::kSymlink, "busybox"}});
+  char path[] = "/tmp/culvert-tar-test-XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, tar.data(), tar.size()), static_cast<ssize_t>(tar.size()));
+  ::close(fd);
+  std::string cmd = std::string("tar -tvf ") + path + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string listing;
+  char buf[512];
+  while (size_t n = std::fread(buf, 1, sizeof(buf), p)) listing.append(buf, n);
+  EXPECT_EQ(::pclose(p), 0) << listing;
+  ::unlink(path);
+  EXPECT_NE(listing.find("drwxrwxrwt root/root"), std::string::npos) << listing;
+  EXPECT_NE(listing.find("opt/culvert/bin/tool"), std::string::npos) << listing;
+  EXPECT_NE(listing.find("bin/sh -> busybox"), std::string::npos) << listing;
 }
 
 TEST(DockerClient, UnreachableDaemonNamesTheSocket) {
