@@ -1307,6 +1307,7 @@ TEST_F(ApiTest, DashboardSumsUpRunsLateRunsFailuresAndAgentsWithRunsInFlight) {
   auto late = create_run(flow);
   clock_.advance(seconds(45));
   auto fresh = create_run(flow);
+  ASSERT_EQ(post("/api/v1/agents/" + agent + "/heartbeat", json::object(), runner_).status, 200);
 
   for (const auto& token : {runner_, user_, admin_}) {
     auto d = get("/api/v1/dashboard", token);
