@@ -82,6 +82,8 @@ const RUNNER = (await call('/tokens', { method: 'POST', body: { name: 'ui-runner
 const storage = 'file://' + join(dir, 'artifacts');
 cli(['flow', 'register', FLOW, '--project', 'ui', '--storage', storage]);
 cli(['flow', 'register', FLOW, '--project', 'ui', '--storage', storage], { UI_FLOW_NAME: 'ui-gpu', UI_FLOW_LABELS: 'gpu,a100' });
+// A yearly schedule (no run is due while the test runs).
+cli(['flow', 'register', FLOW, '--project', 'ui', '--storage', storage], { UI_FLOW_NAME: 'ui-cron', UI_FLOW_CRON: '0 6 1 1 *', UI_FLOW_ZONE: 'Asia/Tokyo' });
 const flows = (await call('/flows?project=ui')).body.flows;
 const flowId = (n) => flows.find((f) => f.name === n).id;
 
@@ -184,6 +186,20 @@ await test('dashboard: runs by state, agents with health', async () => {
   await axeCheck(page, 'dashboard');
 });
 
+await test('keyboard: a skip link first, then the navigation, each reachable and usable with Enter', async () => {
+  await page.goto(URL_ + '/');
+  await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+  await page.keyboard.press('Tab');
+  check(await page.evaluate(() => document.activeElement.textContent) === 'Skip to content', 'first Tab: the skip link');
+  for (let i = 0; i < 12; i++) {
+    await page.keyboard.press('Tab');
+    if (await page.evaluate(() => document.activeElement.textContent) === 'Runs') break;
+  }
+  check(await page.evaluate(() => document.activeElement.textContent) === 'Runs', 'the Runs link is reachable by Tab');
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Runs' }).waitFor();
+});
+
 await test('agents: an agent becomes unhealthy after it is stopped', async () => {
   await page.getByRole('link', { name: 'Agents', exact: true }).click();
   const health = page.locator('[data-testid=agents] tr[data-agent="doomed"] [data-testid=agent-health]');
@@ -234,6 +250,22 @@ await test('cancelling a running run', async () => {
   await page.locator('h1 .badge', { hasText: 'Cancelled' }).waitFor({ timeout: 60000 });
   await page.getByTestId('retry').waitFor();
   check(await runState(id) === 'Cancelled', 'server says Cancelled');
+});
+
+await test('a schedule: next fire times in its zone and the browser\'s, pause and resume', async () => {
+  await page.goto(URL_ + '/flows/' + flowId('ui-cron'));
+  await page.getByRole('columnheader', { name: 'Next fire time (Asia/Tokyo)' }).waitFor();
+  await page.getByRole('columnheader', { name: 'In your zone (America/New_York)' }).waitFor();
+  const first = await page.locator('section[aria-labelledby=h-sched] tbody tr').first().locator('td').allTextContents();
+  check(first[0].includes('Jan 1') && first[0].includes('6:00:00'), 'fire time in Tokyo: ' + first[0]);
+  check(first[1].includes('Dec 31') && first[1].includes('4:00:00'), 'fire time in New York: ' + first[1]);
+  await page.getByRole('button', { name: 'Pause schedule' }).click();
+  await page.locator('section[aria-labelledby=h-sched] .badge', { hasText: 'paused' }).waitFor();
+  check((await call('/flows/' + flowId('ui-cron'))).body.schedule_active === false, 'paused on the server');
+  await page.getByRole('button', { name: 'Resume schedule' }).click();
+  await page.getByRole('button', { name: 'Pause schedule' }).waitFor();
+  check((await call('/flows/' + flowId('ui-cron'))).body.schedule_active === true, 'resumed on the server');
+  await shot(page, 'flow-schedule-light');
 });
 
 let waiting;

@@ -4,7 +4,7 @@
 //   sleep_ms   how long "write_logs" then waits, checking for cancellation
 //   note       a line "prepare" logs verbatim (the test logs markup with it)
 // UI_FLOW_NAME and UI_FLOW_LABELS (comma-separated) at registration name the flow and
-// set its run config's labels.
+// set its run config's labels; UI_FLOW_CRON and UI_FLOW_ZONE give it a cron schedule.
 #include <culvert/culvert.hpp>
 
 #include <cstdlib>
@@ -50,5 +50,9 @@ int main(int argc, char** argv) {
       if (!l.empty()) rc.labels.push_back(l);
   }
   flow.run_config(rc);
+  if (const char* cron = std::getenv("UI_FLOW_CRON")) {
+    const char* zone = std::getenv("UI_FLOW_ZONE");
+    flow.schedule(culvert::Cron(cron, zone ? zone : "UTC"));
+  }
   return culvert::main(flow, argc, argv);
 }
