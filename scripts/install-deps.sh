@@ -18,12 +18,18 @@ PKGS=(
   # a Debian 12 minbase root filesystem)
   busybox-static
   debootstrap
+  # the Debian package (CPack's DEB generator runs dpkg-shlibdeps)
+  dpkg-dev
   # benchmarks
   python3-dask wrk hyperfine
   # the web UI's end-to-end tests (tests/ui/): a headless browser for Playwright
   chromium
   # gzip of the web UI's files when they are embedded at build time
   zlib1g-dev
+  # the Python SDK: its extension module (pybind11 over Python 3's headers)
+  pybind11-dev python3-dev
+  # the Python SDK's tests (pytest from CTest) and the pandas flow of its end-to-end test
+  python3-pytest python3-pandas
 )
 
 missing=()

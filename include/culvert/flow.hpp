@@ -54,6 +54,7 @@ template <typename T> class Param;
 namespace detail {
 class FlowImpl;
 struct FlowAccess;
+struct DynamicFlow;
 struct RunCore;
 struct TaskRunRt;
 struct AttemptState;
@@ -184,6 +185,7 @@ class TaskBase {
 
  protected:
   friend class Flow;
+  friend struct detail::DynamicFlow;  // tasks whose types are known at run time only
   detail::FlowImpl* flow_impl() const { return flow_; }
   TaskBase(detail::FlowImpl* flow, uint32_t index) : flow_(flow), index_(index) {}
   void set_retries(int n, Millis delay);
@@ -415,6 +417,7 @@ class Flow {
 
  private:
   friend struct detail::FlowAccess;  // the engine reads the definition through it
+  friend struct detail::DynamicFlow;  // language bindings add runtime-typed tasks
   template <typename T>
   static std::string raw_text(const T& v) {
     if constexpr (std::is_same_v<T, std::string>) return v;

@@ -21,6 +21,7 @@
 
 #include "agent/launcher_registry.hpp"
 #include "client/api.hpp"
+#include "storage/artifact_cache.hpp"
 #include "storage/artifacts.hpp"
 
 extern char** environ;
@@ -313,11 +314,15 @@ LauncherType local_launcher_type() {
         // descriptor whose bytes were just hashed. Versions are immutable, so the
         // artifact hash of each is asked for once.
         o.command = {ctx.culvert_binary, "execute"};
-        std::string home = ctx.getenv ? ctx.getenv("HOME").value_or("/tmp") : "/tmp";
-        std::string cache_dir = home + "/.culvert/artifacts";
-        if (auto it = ctx.agent_env.find("CULVERT_ARTIFACT_CACHE"); it != ctx.agent_env.end()) cache_dir = it->second;
-        else if (ctx.getenv)
-          if (auto v = ctx.getenv("CULVERT_ARTIFACT_CACHE")) cache_dir = *v;
+        // The folder `culvert execute` picks, with the environment it will have (the
+        // agent's --env over the agent's own).
+        auto env = [&ctx](const std::string& k) -> std::optional<std::string> {
+          if (auto it = ctx.agent_env.find(k); it != ctx.agent_env.end()) return it->second;
+          return ctx.getenv ? ctx.getenv(k) : std::nullopt;
+        };
+        auto cache = storage::artifact_cache_dir(env);
+        // None writable: no cached start; `culvert execute` reports why for each run.
+        std::string cache_dir = cache ? *cache : std::string();
         auto flows_api = std::make_shared<client::ApiClient>(
             client::ClientOptions{.api_url = ctx.api_url, .api_token = ctx.api_token});
         auto sha_of = std::make_shared<std::map<std::string, std::string>>();
@@ -326,6 +331,7 @@ LauncherType local_launcher_type() {
         // unchanged, its bytes are those that were hashed, and it is not hashed again.
         auto known = std::make_shared<std::map<std::string, storage::FileIdentity>>();
         o.verified_binary = [cache_dir, flows_api, sha_of, known](const LaunchSpec& spec) -> std::optional<int> {
+          if (cache_dir.empty()) return std::nullopt;
           auto it = sha_of->find(spec.flow_id);
           if (it == sha_of->end()) {
             auto flow = flows_api->get_flow(spec.flow_id);

@@ -1,6 +1,5 @@
 #include "cli/agent_cmds.hpp"
 
-#include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -27,9 +26,10 @@
 #include "agent/agent.hpp"
 #include "agent/client_api.hpp"
 #include "agent/launcher_registry.hpp"
-#include "cli/artifact_cache.hpp"
 #include "client/api.hpp"
+#include "image/exec.hpp"
 #include "runtime/runtime.hpp"
+#include "storage/artifact_cache.hpp"
 #include "storage/artifacts.hpp"
 
 extern char** environ;
@@ -360,7 +360,7 @@ int execute(CliContext& ctx) {
   if (!artifact) return crash(artifact.status().message());
   const std::string& uri = artifact->uri;
   const std::string& sha = artifact->sha256;
-  auto cache_dir = artifact_cache_dir(ctx.env);
+  auto cache_dir = storage::artifact_cache_dir(ctx.env);
   if (!cache_dir) return crash(cache_dir.status().message());
   const std::string cache = *cache_dir;
   StorageOptions so;
@@ -379,30 +379,11 @@ int execute(CliContext& ctx) {
   }
   if (!verified) return crash("the cached copy of the flow's artifact " + *path + " does not match the registered hash");
   int fd = verified->fd;
-  std::string p = *path;
   std::cout.flush();
-  // Started from an image layer: the flow binary is run by the layer's loader with the
-  // layer's libraries (the image's own may be another libc, or none). The loader opens
-  // the verified descriptor (kept open across the exec), not the path.
-  if (auto layer = ctx.env("CULVERT_LAYER"); layer && !layer->empty()) {
-    std::string loader = *layer + "/lib/ld-linux-x86-64.so.2";
-    std::string libs = *layer + "/lib";
-    std::string program = "/proc/self/fd/" + std::to_string(fd);
-    if (::access(loader.c_str(), X_OK) != 0)
-      return crash("CULVERT_LAYER=" + *layer + " names no layer (" + loader + ": " + std::strerror(errno) + ")");
-    ::fcntl(fd, F_SETFD, 0);
-    char* argv[] = {loader.data(), const_cast<char*>("--library-path"), libs.data(), const_cast<char*>("--argv0"),
-                    p.data(), program.data(), const_cast<char*>("execute"), nullptr};
-    ::execve(loader.c_str(), argv, environ);
-    int e = errno;
-    ::close(fd);
-    return crash(fmt::format("cannot execute the artifact {} through {}: {}", p, loader, std::strerror(e)));
-  }
-  char* argv[] = {p.data(), const_cast<char*>("execute"), nullptr};
-  ::fexecve(fd, argv, environ);
-  int e = errno;
+  // From an image layer, through the layer's own loader (src/image/exec.hpp).
+  Status st = image::exec_verified(fd, *path, {"execute"}, ctx.env("CULVERT_LAYER"));
   ::close(fd);
-  return crash(fmt::format("cannot execute the artifact {}: {}", p, std::strerror(e)));
+  return crash(st.message());
 }
 
 }  // namespace

@@ -10,6 +10,9 @@
 #include "agent/docker/docker_client.hpp"
 #include "cli/command.hpp"
 #include "image/layer.hpp"
+#include "image/python_part.hpp"
+
+#include <gnu/libc-version.h>
 
 namespace culvert::cli {
 namespace {
@@ -20,6 +23,7 @@ struct ImageFlags {
   std::string docker_host;
   std::string output = "table";
   std::string dir;
+  bool python = false;
 };
 
 int exit_code_for(const Status& s) { return s.code() == StatusCode::kInvalidArgument ? 2 : 1; }
@@ -43,7 +47,31 @@ int image_build(CliContext& ctx, const ImageFlags& f) {
     return 2;
   }
   docker::DockerClient docker(docker::DockerClient::Options{.host = host});
-  auto built = image::build_image(docker, f.base, f.tag, *sources);
+  image::LayerExtras extras;
+  if (f.python) {
+    // The culvert Python package too, when the base's own python3 can load it.
+    auto package = image::find_python_package(env_of(ctx), sources->program);
+    if (!package) {
+      err << "culvert image build: " << package.status().message() << "\n";
+      return 1;
+    }
+    auto info = docker.inspect_image(f.base);
+    if (!info) {
+      err << "culvert image build: base image '" << f.base << "': " << info.status().message() << "\n";
+      return 1;
+    }
+    auto python = image::probe_base_python(docker, info->id, f.base);
+    Status abi = python ? image::check_python_abi(f.base, *python, *package, gnu_get_libc_version()) : python.status();
+    if (!abi) {
+      err << "culvert image build: --python: " << abi.message() << "\n";
+      return exit_code_for(abi);
+    }
+    std::string pythonpath;
+    for (const auto& kv : info->env)
+      if (kv.starts_with("PYTHONPATH=")) pythonpath = kv.substr(11);
+    extras = image::python_extras(*package, pythonpath);
+  }
+  auto built = image::build_image(docker, f.base, f.tag, *sources, extras);
   if (!built) {
     err << "culvert image build: " << built.status().message() << "\n";
     return exit_code_for(built.status());
@@ -100,6 +128,9 @@ void add_image_commands(CLI::App& app, CliContext& ctx) {
   build->add_option("--tag,-t", bf->tag, "the new image's name:tag")->required();
   build->add_option("--docker-host", bf->docker_host,
                     "the Docker daemon's socket (default $DOCKER_HOST, else unix:///var/run/docker.sock)");
+  build->add_flag("--python", bf->python,
+                  "also add the culvert Python package (/opt/culvert/python, on PYTHONPATH) for the base's own "
+                  "python3; refused when that Python cannot load it");
   add_output_option(build, bf->output);
   build->callback([&ctx, bf] { ctx.exit_code = image_build(ctx, *bf); });
 

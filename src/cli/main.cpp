@@ -13,6 +13,7 @@ void add_server_command(CLI::App& app);  // server_cmd.cpp
 int main(int argc, char** argv) {
   CLI::App app{"Culvert: a workflow orchestrator with a hybrid execution model"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "culvert " CULVERT_VERSION, "Print the version");
   auto* version = app.add_subcommand("version", "Print the version");
   std::string output = "table";
   culvert::cli::add_output_option(version, output);

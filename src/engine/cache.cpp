@@ -135,7 +135,12 @@ Status RunCore::persist(TaskRunRt* tr, const Node& node) {
   std::string bytes;
   if (node.ops.has_value) {
     if (!tr->out.has_value()) return internal_error("the task produced no value");
-    bytes = node.ops.encode(tr->out);
+    // A binding's serializer may fail on the value (a Python object pickle refuses).
+    try {
+      bytes = node.ops.encode(tr->out);
+    } catch (const std::exception& e) {
+      return invalid_argument(std::string("encoding the value failed: ") + e.what());
+    }
   }
   auto put = [&](const std::string& uri, std::string_view data) -> Status {
     auto store = store_for(uri);
@@ -152,7 +157,13 @@ Status RunCore::persist(TaskRunRt* tr, const Node& node) {
   }
   if (o->cache_for.count() > 0) {
     int64_t expires = to_unix_ms(clock.now() + o->cache_for);
-    Status s = put(cache_uri(tr, node), "culvert-cache 1\n" + std::to_string(expires) + "\n" + bytes);
+    std::string uri;
+    try {
+      uri = cache_uri(tr, node);
+    } catch (const std::exception& e) {
+      return invalid_argument(std::string("cache key failed: ") + e.what());
+    }
+    Status s = put(uri, "culvert-cache 1\n" + std::to_string(expires) + "\n" + bytes);
     if (!s) return s;
   }
   return Status::ok();

@@ -273,7 +273,7 @@ uint32_t Flow::add_task(std::string name, detail::Body body, std::vector<detail:
   n.body = std::move(body);
   n.inputs = std::move(inputs);
   n.input_encoders = std::move(input_encoders);
-  n.ops = ops;
+  n.ops = std::move(ops);
   impl_->nodes.push_back(std::move(n));
   return static_cast<uint32_t>(impl_->nodes.size() - 1);
 }
@@ -287,7 +287,7 @@ uint32_t Flow::add_map(std::string name, detail::MapOps ops, detail::InputRef in
   n.map = std::make_unique<detail::MapOps>(std::move(ops));
   n.inputs = {input};
   n.input_encoders = {input_encoder};
-  n.ops = ops_out;
+  n.ops = std::move(ops_out);
   impl_->nodes.push_back(std::move(n));
   return static_cast<uint32_t>(impl_->nodes.size() - 1);
 }
@@ -518,7 +518,7 @@ std::string Flow::describe_json() const {
     const detail::NodeOptions& o = n.opt ? *n.opt : kDefaults;
     w.begin_object();
     w.key("name").str(n.name);
-    w.key("kind").str(n.kind == NodeKind::kShell ? "shell" : "cpp");
+    w.key("kind").str(n.kind == NodeKind::kShell ? "shell" : n.code_kind);
     if (n.kind == NodeKind::kShell) {
       w.key("command").str(o.command);
       w.key("env"); write_env(w, o.env);

@@ -45,6 +45,9 @@ struct NodeOptions {
 struct Node {
   std::string name;
   NodeKind kind = NodeKind::kCpp;
+  // What `describe` calls the task's code when it is not a command: "cpp", or the
+  // language of a binding's task ("python").
+  const char* code_kind = "cpp";
   Trigger trigger = Trigger::kAllSuccessful;
   bool reference = false;
   ValueOps ops;                       // codec of the value (of one element for maps)

@@ -156,7 +156,7 @@ std::string dockerfile(const std::string& base, const std::string& base_path, co
 }
 
 Result<BuildOutcome> build_image(docker::DockerClient& docker, const std::string& base, const std::string& tag,
-                                 const LayerSources& sources) {
+                                 const LayerSources& sources, const LayerExtras& extras) {
   if (base.empty()) return invalid_argument("--base IMAGE is required");
   if (tag.empty()) return invalid_argument("--tag TAG is required");
   if (Status ping = docker.ping(); !ping) return ping;
@@ -175,11 +175,14 @@ Result<BuildOutcome> build_image(docker::DockerClient& docker, const std::string
     if (kv.starts_with("PATH=")) base_path = kv.substr(5);
   auto entries = layer_entries(sources);
   if (!entries) return entries.status();
+  entries->insert(entries->end(), extras.entries.begin(), extras.entries.end());
   BuildOutcome outcome;
   std::vector<docker::TarEntry> tar;
   const std::string context_dir = "culvert-layer";
   // The base by its id: what was checked is what is built on.
-  tar.push_back({"Dockerfile", dockerfile(info->id, base_path, context_dir, sources.version), 0644});
+  std::string file = dockerfile(info->id, base_path, context_dir, sources.version);
+  for (const auto& [k, v] : extras.env) file += "ENV " + k + "=" + v + "\n";
+  tar.push_back({"Dockerfile", std::move(file), 0644});
   for (const auto& e : *entries) {
     docker::TarEntry t{context_dir + "/" + e.path, e.content, e.mode, e.type};
     if (e.type == Type::kFile && !e.source.empty()) {

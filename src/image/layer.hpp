@@ -18,6 +18,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <culvert/status.hpp>
@@ -70,6 +71,13 @@ Status write_layer(const std::vector<LayerEntry>& entries, const std::string& di
 std::string dockerfile(const std::string& base, const std::string& base_path, const std::string& context_dir,
                        const std::string& version);
 
+// Further parts of the layer (the Python package, python_part.hpp): entries beside
+// /opt/culvert's own, and environment variables the image gets (ENV NAME=VALUE).
+struct LayerExtras {
+  std::vector<LayerEntry> entries;
+  std::vector<std::pair<std::string, std::string>> env;
+};
+
 struct BuildOutcome {
   std::string image_id;
   size_t files = 0;
@@ -82,6 +90,6 @@ struct BuildOutcome {
 // NotFound when the base is not on it, InvalidArgument for a base of another platform
 // or a build the daemon refuses.
 Result<BuildOutcome> build_image(docker::DockerClient& docker, const std::string& base, const std::string& tag,
-                                 const LayerSources& sources);
+                                 const LayerSources& sources, const LayerExtras& extras = {});
 
 }  // namespace culvert::image

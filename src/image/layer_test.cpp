@@ -2,10 +2,16 @@
 // filesystem (a chroot holding only the layer, so no libc of the "image" at all).
 #include "image/layer.hpp"
 
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+
+#include "image/exec.hpp"
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -116,6 +122,59 @@ TEST(Layer, TheWrittenLayerRunsCulvertInAnOtherwiseEmptyRoot) {
   ASSERT_TRUE(WIFEXITED(status)) << version;
   EXPECT_EQ(WEXITSTATUS(status), 0) << version;
   EXPECT_NE(version.find("culvert " CULVERT_VERSION_FOR_TEST), std::string::npos) << version;
+}
+
+// exec_verified runs a verified descriptor through the layer's loader: in a chroot that
+// holds only the layer, a program opened there runs with the layer given (the loader
+// and libraries of the layer), and fails without it (there is no /lib64 loader at all).
+TEST(Layer, ExecVerifiedRunsTheDescriptorThroughTheLayersLoader) {
+  if (::geteuid() != 0) GTEST_SKIP() << "chroot needs root";
+  TempDir t;
+  const std::string culvert = std::string(CULVERT_BINARY_DIR) + "/culvert";
+  std::string cmd = culvert + " image layer " + (t.path / "root").string() + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  auto run_in_chroot = [&](const std::optional<std::string>& layer) {
+    int pipefd[2];
+    EXPECT_EQ(::pipe(pipefd), 0);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::dup2(pipefd[1], 1);
+      ::dup2(pipefd[1], 2);
+      // A /proc of its own in the root, as a container has (the loader opens the
+      // descriptor as /proc/self/fd/N).
+      fs::path proc = t.path / "root" / "proc";
+      fs::create_directories(proc);
+      if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+          ::mount("proc", proc.c_str(), "proc", 0, nullptr) != 0)
+        ::_exit(124);
+      if (::chroot((t.path / "root").c_str()) != 0 || ::chdir("/") != 0) ::_exit(126);
+      int fd = ::open("/opt/culvert/libexec/culvert", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) ::_exit(125);
+      Status st = exec_verified(fd, "/cache/0123abcd", {"version"}, layer);
+      std::fprintf(stderr, "%s\n", st.message().c_str());
+      ::_exit(3);
+    }
+    ::close(pipefd[1]);
+    std::string out;
+    char buf[4096];
+    while (ssize_t n = ::read(pipefd[0], buf, sizeof(buf))) {
+      if (n < 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    ::close(pipefd[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return std::make_pair(WIFEXITED(status) ? WEXITSTATUS(status) : -1, out);
+  };
+  auto [code, out] = run_in_chroot("/opt/culvert");
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("culvert " CULVERT_VERSION_FOR_TEST), std::string::npos) << out;
+  auto [plain_code, plain_out] = run_in_chroot(std::nullopt);
+  EXPECT_EQ(plain_code, 3) << plain_out;
+  EXPECT_NE(plain_out.find("cannot execute the artifact /cache/0123abcd"), std::string::npos) << plain_out;
+  auto [bad_code, bad_out] = run_in_chroot("/nowhere");
+  EXPECT_EQ(bad_code, 3) << bad_out;
+  EXPECT_NE(bad_out.find("CULVERT_LAYER=/nowhere names no layer"), std::string::npos) << bad_out;
 }
 
 }  // namespace

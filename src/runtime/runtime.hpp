@@ -80,4 +80,13 @@ Result<RegisteredFlow> register_flow_artifact(const std::string& artifact_path,
                                            const std::string& describe_json,
                                            const RegisterOptions& options);
 
+// The `register` subcommand: parses its options (--project P, --storage URI, ...; see
+// `register --help`), validates `flow`, resolves the server settings and registers
+// `describe_json` (flow's description) with the file at `artifact_path` as its artifact
+// (empty: this program's own file).
+// Language bindings call it for an artifact that is not the running program (a Python
+// flow file). Returns the exit status (0, 1 failure, 2 bad usage).
+int register_command_main(const Flow& flow, const std::string& describe_json, const std::string& artifact_path,
+                          const std::vector<std::string>& args);
+
 }  // namespace culvert::runtime

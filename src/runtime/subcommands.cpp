@@ -44,7 +44,10 @@ int execute_command(const Flow& flow, const std::vector<std::string>& args) {
   return execute_flow(flow, *env);
 }
 
-int register_command(const Flow& flow, const std::vector<std::string>& args) {
+}  // namespace
+
+int register_command_main(const Flow& flow, const std::string& describe_json, const std::string& artifact_path,
+                          const std::vector<std::string>& args) {
   const std::string prog = flow.name() + " register";
   RegisterOptions opts;
   client::SettingFlags flags;
@@ -61,6 +64,7 @@ int register_command(const Flow& flow, const std::vector<std::string>& args) {
     else if (a == "--storage" && value(v)) opts.storage = v;
     else if (a == "--label" && value(v)) opts.labels.push_back(v);
     else if (a == "--idempotency-key" && value(v)) opts.idempotency_key = v;
+    else if (a == "--run-config" && value(v)) opts.run_config_json = v;
     else if (a == "--s3-endpoint" && value(v)) opts.s3_endpoint = v;
     else if (a == "--api-url" && value(v)) flags.api_url = v;
     else if (a == "--api-token" && value(v)) flags.api_token = v;
@@ -71,7 +75,7 @@ int register_command(const Flow& flow, const std::vector<std::string>& args) {
     else
       return bad_usage(prog + ": unknown or incomplete option '" + a +
                        "' (usage: register --project P [--storage URI] [--label L]... [--idempotency-key K] "
-                       "[--s3-endpoint URL] [--api-url URL] [--api-token T] [--profile NAME] [--output table|json])");
+                       "[--run-config JSON] [--s3-endpoint URL] [--api-url URL] [--api-token T] [--profile NAME] [--output table|json])");
   }
   if (opts.project.empty()) return bad_usage(prog + ": --project NAME is required");
   // The schedule goes to the server: its time zone must be one the database knows.
@@ -90,14 +94,18 @@ int register_command(const Flow& flow, const std::vector<std::string>& args) {
   opts.api_url = settings.api_url;
   opts.api_token = settings.api_token;
 
-  char self[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) {
-    std::cerr << prog << ": cannot find this program's own file\n";
-    return 1;
+  std::string artifact = artifact_path;
+  if (artifact.empty()) {
+    char self[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) {
+      std::cerr << prog << ": cannot find this program's own file\n";
+      return 1;
+    }
+    self[n] = '\0';
+    artifact = self;
   }
-  self[n] = '\0';
-  auto r = register_flow_artifact(self, flow.describe_json(), opts);
+  auto r = register_flow_artifact(artifact, describe_json, opts);
   if (!r) {
     std::cerr << prog << ": " << r.status().message() << "\n";
     return r.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
@@ -111,6 +119,12 @@ int register_command(const Flow& flow, const std::vector<std::string>& args) {
   return 0;
 }
 
+namespace {
+
+int register_command(const Flow& flow, const std::vector<std::string>& args) {
+  return register_command_main(flow, flow.describe_json(), "", args);
+}
+
 const char kExecuteUsage[] =
     "usage: {prog} execute [--workers N]\n"
     "Runs flow run $CULVERT_FLOW_RUN_ID for an agent: reads its parameters from the server at\n"
@@ -121,12 +135,13 @@ const char kExecuteUsage[] =
     "CULVERT_WORKERS, CULVERT_HEARTBEAT_SECONDS, CULVERT_CANCEL_POLL_MS, CULVERT_SERVER_WAIT_SECONDS.\n";
 const char kRegisterUsage[] =
     "usage: {prog} register --project P [--storage URI] [--label L]... [--idempotency-key K]\n"
-    "           [--s3-endpoint URL] [--api-url URL] [--api-token T] [--profile NAME] [--output table|json]\n"
+    "           [--run-config JSON] [--s3-endpoint URL] [--api-url URL] [--api-token T] [--profile NAME] [--output table|json]\n"
     "Uploads this program to its storage (content-addressed) and registers it as a new version.\n"
     "  --project P          the project (required)\n"
     "  --storage URI        file:///DIR or s3://BUCKET/PREFIX (default: the flow's flow.storage(...))\n"
     "  --label L            a run label (repeatable; replaces the run config's labels)\n"
     "  --idempotency-key K  a repeat with this key is a no-op\n"
+    "  --run-config JSON    a run config object replacing the flow's own, e.g. {\"type\":\"local\"}\n"
     "  --s3-endpoint URL    an S3-compatible endpoint (default: $CULVERT_S3_ENDPOINT)\n"
     "  --api-url, --api-token, --profile   the server (default: environment, then profile)\n"
     "  -o, --output FORMAT  table (default) or json (text is accepted as an older name of table)\n";

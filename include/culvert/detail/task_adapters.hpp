@@ -30,8 +30,10 @@ struct InputRef {
   bool is_param = false;
 };
 
-using AnyEncode = std::string (*)(const std::any&);
-using AnyDecode = bool (*)(std::string_view, std::any&);
+// Codecs of a task's value as functions: usually the address of encode_any<T> /
+// decode_any<T>; language bindings give closures over their own serializer.
+using AnyEncode = std::function<std::string(const std::any&)>;
+using AnyDecode = std::function<bool(std::string_view, std::any&)>;
 struct ValueOps {
   AnyEncode encode = nullptr;
   AnyDecode decode = nullptr;
@@ -58,7 +60,7 @@ bool decode_any(std::string_view s, std::any& a) {
   return true;
 }
 template <typename T>
-constexpr ValueOps value_ops() {
+ValueOps value_ops() {
   if constexpr (std::is_void_v<T>) {
     return {};
   } else if constexpr (HasCodec<T> && std::is_default_constructible_v<T>) {
@@ -68,7 +70,7 @@ constexpr ValueOps value_ops() {
   }
 }
 template <typename T>
-constexpr AnyEncode encoder() {
+AnyEncode encoder() {
   if constexpr (HasCodec<T>) return &encode_any<T>; else return nullptr;
 }
 

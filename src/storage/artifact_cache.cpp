@@ -1,4 +1,4 @@
-#include "cli/artifact_cache.hpp"
+#include "storage/artifact_cache.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <vector>
 
-namespace culvert::cli {
+namespace culvert::storage {
 namespace {
 
 namespace fs = std::filesystem;
@@ -31,7 +31,7 @@ std::string usable(const fs::path& dir, bool private_to_user) {
 
 }  // namespace
 
-Result<std::string> artifact_cache_dir(const client::EnvLookup& env) {
+Result<std::string> artifact_cache_dir(const ArtifactCacheEnv& env) {
   if (auto set = env("CULVERT_ARTIFACT_CACHE"); set && !set->empty()) return *set;
   std::vector<std::string> tried;
   if (auto home = env("HOME"); home && !home->empty()) {
@@ -56,4 +56,4 @@ Result<std::string> artifact_cache_dir(const client::EnvLookup& env) {
   return Status(StatusCode::kUnavailable, msg + "; set CULVERT_ARTIFACT_CACHE to one");
 }
 
-}  // namespace culvert::cli
+}  // namespace culvert::storage

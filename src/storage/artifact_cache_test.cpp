@@ -1,5 +1,5 @@
 // Where `culvert execute` caches artifacts when HOME is missing or not writable.
-#include "cli/artifact_cache.hpp"
+#include "storage/artifact_cache.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,12 +10,12 @@
 #include <fstream>
 #include <map>
 
-namespace culvert::cli {
+namespace culvert::storage {
 namespace {
 
 namespace fs = std::filesystem;
 
-client::EnvLookup env_of(std::map<std::string, std::string> m) {
+ArtifactCacheEnv env_of(std::map<std::string, std::string> m) {
   return [m](const std::string& k) -> std::optional<std::string> {
     auto it = m.find(k);
     if (it == m.end()) return std::nullopt;
@@ -72,4 +72,4 @@ TEST(ArtifactCacheDir, NothingWritableNamesEveryPlaceTried) {
 }
 
 }  // namespace
-}  // namespace culvert::cli
+}  // namespace culvert::storage
