@@ -30,6 +30,11 @@ mkdirSync(home);
 const baseEnv = { PATH: process.env.PATH, HOME: home, LANG: 'C.UTF-8', TZ: 'Europe/Berlin' };
 const children = [];
 const figures = {};
+// Whatever happens, the processes started here end with this one.
+process.on('exit', () => {
+  for (const c of children) if (!c.exited) { try { process.kill(-c.p.pid, 'SIGKILL'); } catch { /* gone */ } }
+});
+process.on('unhandledRejection', (e) => { console.error('ui_e2e: ' + (e && e.stack || e) + '\nlogs kept in ' + dir); process.exit(1); });
 
 function start(name, args, extra = {}) {
   const log = join(dir, name + '.log');
