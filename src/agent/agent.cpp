@@ -198,9 +198,15 @@ bool Agent::report_end(const EndedRun& ended) {
     msg = fmt::format("{} when the agent restarted, without reporting a final state", ended.exit.reason);
   } else {
     std::string what = launcher_.type() == "local" ? "process" : launcher_.type() + " infrastructure";
-    msg = fmt::format("the flow run's {} {} without reporting a final state ({})", what,
-                      ended.exit.oom_killed ? "was killed for exceeding its memory limit (OOMKilled)" : ended.exit.reason,
-                      ended.describe);
+    // Killed for its memory: said first, and what the infrastructure said kept (an ECS
+    // task's stop code and container reason, say).
+    if (ended.exit.oom_killed)
+      msg = fmt::format("the flow run's {} was killed for exceeding its memory limit (OOMKilled) without reporting a "
+                        "final state ({}: {})",
+                        what, ended.describe, ended.exit.reason);
+    else
+      msg = fmt::format("the flow run's {} {} without reporting a final state ({})", what, ended.exit.reason,
+                        ended.describe);
   }
   Status st = monitor_api_.set_run_state(run_id, to, msg);
   if (st.is_ok()) {
@@ -318,8 +324,9 @@ void Agent::start_stop(const std::string& run_id, bool cancel) {
   spdlog::info("run {}: {}; stopping {}", run_id, cancel ? "cancel requested" : "the run reported its end",
                launch->describe());
   // The Launch stays in active_ (and alive) until `done` is set.
-  auto work = [launch, done, grace = options_.stop_grace] {
-    launch->stop(grace);
+  auto work = [launch, done, cancel, grace = options_.stop_grace] {
+    if (cancel) launch->stop(grace);
+    else launch->stop_lingering(grace);
     done->store(true);
   };
   if (options_.run_async) {

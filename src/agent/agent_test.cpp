@@ -117,6 +117,7 @@ struct FakeLaunchState {
   std::condition_variable cv;
   bool block_stop = false;
   bool in_stop = false;
+  int lingering_stops = 0;  // stop_lingering() calls
   void release() {
     std::lock_guard lock(mu);
     block_stop = false;
@@ -138,6 +139,10 @@ class FakeLaunch final : public Launch {
     s_->cv.wait(lock, [&] { return !s_->block_stop; });
     s_->stopped = true;
     if (!s_->exit) s_->exit = ExitInfo{.signal = 15, .reason = "killed by signal 15 (SIGTERM)"};
+  }
+  void stop_lingering(std::chrono::milliseconds grace) override {
+    ++s_->lingering_stops;
+    stop(grace);
   }
   std::string describe() const override { return "fake " + id_; }
   Infrastructure infrastructure() const override { return {"fake", "infra-" + id_}; }
@@ -284,6 +289,25 @@ TEST_F(AgentTest, OomIsNamed) {
   agent->monitor_once(false);
   EXPECT_EQ(api.states["r1"], State::kCrashed);
   EXPECT_NE(api.messages["r1"].find("OOMKilled"), std::string::npos) << api.messages["r1"];
+  // What the launcher said is kept (an ECS task's stop code and OutOfMemoryError).
+  EXPECT_NE(api.messages["r1"].find("exited with code 137"), std::string::npos) << api.messages["r1"];
+}
+
+// A run that reported its end while its infrastructure runs on is stopped through
+// stop_lingering (which may first let it end by itself); a cancelled one through stop.
+TEST_F(AgentTest, ARunThatEndedButLingersIsStoppedAsLingering) {
+  enqueue("ended");
+  enqueue("cancelled");
+  ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 2);
+  api.states["ended"] = State::kSuccess;
+  api.states["cancelled"] = State::kCancelling;
+  agent->monitor_once(true);
+  ASSERT_EQ(async.size(), 2u);
+  run_stops();
+  EXPECT_TRUE(launcher.launches["ended"].stopped);
+  EXPECT_EQ(launcher.launches["ended"].lingering_stops, 1);
+  EXPECT_TRUE(launcher.launches["cancelled"].stopped);
+  EXPECT_EQ(launcher.launches["cancelled"].lingering_stops, 0);
 }
 
 TEST_F(AgentTest, CancelStopsTheInfrastructure) {

@@ -69,6 +69,11 @@ class Launch {
   // block up to about `grace` (+ a little): the agent calls it off its monitor thread.
   // Safe to call when already gone.
   virtual void stop(std::chrono::milliseconds grace) = 0;
+  // The run reported its final state but its infrastructure still runs. By default the
+  // same as stop(grace); a launcher whose infrastructure ends by itself a moment after
+  // its run (an ECS task: the container exits, then ECS stops the task) may first give it
+  // up to `grace` to do so. Called off the monitor thread, as stop().
+  virtual void stop_lingering(std::chrono::milliseconds grace) { stop(grace); }
   // An identifier for logs and messages ("pid 1234", "container 3f2a...").
   virtual std::string describe() const = 0;
   // What to report to the server so a restarted agent can adopt this launch.

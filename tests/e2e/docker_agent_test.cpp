@@ -7,10 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include <set>
-#include <sstream>
 
 #include "agent/docker/docker_client.hpp"
 #include "harness.hpp"
+#include "runner_image.hpp"
 
 namespace culvert::e2e {
 namespace {
@@ -21,22 +21,6 @@ using namespace std::chrono_literals;
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
-}
-
-// The shared libraries a dynamic binary loads (ldd), as absolute paths.
-std::set<std::string> shared_libraries(Sandbox& sb, const std::string& binary) {
-  auto r = sb.run({"/usr/bin/ldd", binary});
-  std::set<std::string> libs;
-  std::istringstream in(r.out);
-  for (std::string line; std::getline(in, line);) {
-    auto arrow = line.find("=> ");
-    std::string path;
-    if (arrow != std::string::npos) path = line.substr(arrow + 3);
-    else path = line.substr(line.find_first_not_of(" \t"));
-    path = path.substr(0, path.find(' '));
-    if (!path.empty() && path[0] == '/') libs.insert(path);
-  }
-  return libs;
 }
 
 class DockerAgentE2E : public ::testing::Test {
@@ -52,16 +36,9 @@ class DockerAgentE2E : public ::testing::Test {
     ASSERT_TRUE(docker_->ping().is_ok());
 
     // The image: culvert, the flow's and culvert's shared libraries, an empty /tmp.
-    std::vector<docker::TarEntry> files;
-    files.push_back({"Dockerfile", "FROM scratch\nCOPY . /\nENV PATH=/usr/local/bin:/usr/bin:/bin\n", 0644});
-    files.push_back({"usr/local/bin/culvert", read_file(culvert_binary()), 0755});
-    std::set<std::string> libs = shared_libraries(sandbox_, culvert_binary());
-    for (const auto& l : shared_libraries(sandbox_, build_path("tests/e2e/e2e_flow"))) libs.insert(l);
-    for (const auto& l : libs) files.push_back({l.substr(1), read_file(l), 0755});
-    files.push_back({"tmp/.keep", "", 0644});
     image_ = "culvert-e2e-runner:test";
-    auto built = docker_->build_image(docker::make_tar(files), image_);
-    ASSERT_TRUE(built) << built.status().to_string();
+    Status built = build_runner_image(sandbox_, *docker_, image_, {build_path("tests/e2e/e2e_flow")});
+    ASSERT_TRUE(built.is_ok()) << built.to_string();
 
     server_ = std::make_unique<TestServer>(sandbox_, std::vector<std::string>{"--heartbeat-interval", "1s"});
     ASSERT_TRUE(server_->ok()) << read_file(sandbox_.dir() / "server.log");

@@ -9,6 +9,8 @@
 //   flaky_marker when set, "work"'s first attempt fails with "503 from sensor API" if
 //              this file does not exist yet (it creates it); "work" retries once
 //              after 200 ms on a 503 (and on nothing else)
+//   alloc_mb     how many MiB "work" allocates and touches before it sleeps (to be
+//              killed by a container's memory limit)
 //   fail_marker  when set, "work" fails with "failing once on purpose" if this file does
 //              not exist yet (it creates it): the run fails, and a retry of it succeeds
 // E2E_CRON_ZONE gives the flow a daily cron schedule in that zone.
@@ -20,7 +22,10 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <thread>
+#include <vector>
 
 int main(int argc, char** argv) {
   culvert::Flow flow("e2e");
@@ -31,6 +36,7 @@ int main(int argc, char** argv) {
   auto flaky_marker = flow.parameter<std::string>("flaky_marker", "");
   auto fail_marker = flow.parameter<std::string>("fail_marker", "");
   auto log_lines = flow.parameter<int>("log_lines", 0);
+  auto alloc_mb = flow.parameter<int>("alloc_mb", 0);
   auto started = flow.task(
       "start",
       [](culvert::TaskContext& ctx, const std::string& marker_file) {
@@ -49,7 +55,13 @@ int main(int argc, char** argv) {
   flow.task(
       "work",
       [](culvert::TaskContext& ctx, int, int ms, bool should_fail, const std::string& once,
-         const std::string& flaky, int lines, const std::string& fail_first) {
+         const std::string& flaky, int lines, const std::string& fail_first, int mb) {
+        std::vector<std::unique_ptr<char[]>> held;
+        for (int i = 0; i < mb; ++i) {
+          held.push_back(std::make_unique<char[]>(1 << 20));
+          std::memset(held.back().get(), 1, 1 << 20);  // touched, so it counts
+        }
+        if (mb > 0) ctx.info("allocated " + std::to_string(mb) + " MiB");
         for (int i = 0; i < lines; ++i) ctx.info("log line " + std::to_string(i) + " " + std::string(490, '.'));
         if (!fail_first.empty()) {
           int fd = ::open(fail_first.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
@@ -79,7 +91,7 @@ int main(int argc, char** argv) {
         ctx.info("work done after " + std::to_string(ms) + " ms");
         return ms;
       },
-      started, sleep_ms, fail, once_marker, flaky_marker, log_lines, fail_marker)
+      started, sleep_ms, fail, once_marker, flaky_marker, log_lines, fail_marker, alloc_mb)
       .retries(1, std::chrono::milliseconds(200))
       .retry_on([](const culvert::TaskFailure& f) { return f.message.starts_with("503"); });
   // With E2E_RESULT_URI set (at registration and in the run's environment), a task

@@ -164,6 +164,41 @@ TEST_F(ImageE2E, AFlowRunsPythonOnADebootstrapBase) {
   EXPECT_NE(logs.find("{\"rows\": [1, 2, 3]}"), std::string::npos) << logs;
 }
 
+// An agent can itself run from the layer (as the ECS agent does when it runs as an ECS
+// service): a local agent inside the busybox image starts each run as the layer's
+// `culvert execute` (not the loader it runs under), and a flow binary it has cached is
+// still started through the layer's loader (the busybox base has no other), run after run.
+TEST_F(ImageE2E, ALocalAgentRunsFlowsInsideALayeredImage) {
+  std::string base_tag = base("busybox");
+  ASSERT_FALSE(base_tag.empty());
+  const std::string tag = "culvert-e2e/busybox-agent:test";
+  auto built = image_build(base_tag, tag);
+  ASSERT_EQ(built.exit_code, 0) << built.out << built.err;
+  auto reg = sandbox_.culvert({"flow", "register", (g_installed->flows / "report").string(), "--project", "inside",
+                               "--storage", bucket_uri_ + "/flows", "--label", "in-image"},
+                              env());
+  ASSERT_EQ(reg.exit_code, 0) << reg.out << reg.err;
+  const std::string name = "culvert-e2e-agent-" + sandbox_.dir().filename().string();
+  std::vector<std::string> argv = {"/usr/bin/docker", "-H", "unix://" + socket_, "run", "-d", "--name", name,
+                                   "--network", "host"};
+  for (const auto& [k, v] : env()) argv.insert(argv.end(), {"-e", k + "=" + v});
+  argv.insert(argv.end(), {tag, "culvert", "agent", "start", "--type", "local", "--name", "in-image", "--label",
+                           "in-image", "--heartbeat-seconds", "1"});
+  auto started = sandbox_.run(argv);
+  ASSERT_EQ(started.exit_code, 0) << started.out << started.err;
+  auto logs_of_agent = [&] {
+    auto r = sandbox_.run({"/usr/bin/docker", "-H", "unix://" + socket_, "logs", name});
+    return r.out + r.err;
+  };
+  for (int i = 0; i < 3; ++i) {
+    auto run = sandbox_.culvert({"run", "report", "--project", "inside", "--watch"}, env(), 180s);
+    EXPECT_EQ(run.exit_code, 0) << "run " << i << ": " << run.out << run.err << "\nagent:\n" << logs_of_agent();
+    EXPECT_NE(run.out.find("Success"), std::string::npos) << run.out;
+  }
+  EXPECT_NE(logs_of_agent().find("/opt/culvert/bin/culvert"), std::string::npos) << logs_of_agent();
+  (void)sandbox_.run({"/usr/bin/docker", "-H", "unix://" + socket_, "rm", "-f", name});
+}
+
 // The CI way of docs/IMAGES.md, as written there: `culvert image layer culvert-layer`
 // into a build context, the documented Dockerfile lines, `docker build`; then culvert
 // runs in the image (on the busybox base: no libc but the layer's).

@@ -220,7 +220,7 @@ class EcsLaunch final : public Launch {
   std::optional<ExitInfo> poll() override {
     std::vector<EcsLaunch*> one = {this};
     describe_batch(*service_, cluster_, one);
-    return exit_;
+    return exit();
   }
 
   // The log tail of a task that stopped before it ran (once). Its exit is held back
@@ -228,16 +228,46 @@ class EcsLaunch final : public Launch {
   // the run is reported Crashed (the agent drains output before it polls).
   std::vector<std::string> drain_output() override {
     std::vector<std::string> out;
-    out.swap(pending_output_);
+    {
+      std::lock_guard lock(mu_);
+      out.swap(pending_output_);
+    }
     release_held();
     return out;
   }
 
+  // Cancel (or the start timeout): StopTask at once. ECS gives the container its
+  // stopTimeout (30 s by default) after SIGTERM.
   void stop(std::chrono::milliseconds grace) override {
-    (void)grace;  // ECS gives the container its stopTimeout (30 s by default) after SIGTERM
-    if (exit_) return;
-    Status st = service_->stop_task(cluster_, arn_, "Culvert stopped the task of flow run " + run_id_ + " (cancelled, or ended while its task ran on)");
-    if (!st.is_ok()) spdlog::warn("run {}: stopping ECS task {} failed: {}", run_id_, arn_, st.to_string());
+    (void)grace;
+    if (ended()) return;
+    stop_task();
+  }
+
+  // The run reported its end and the task still ran at the last poll. Usually it ends by
+  // itself a moment later: the flow container exits and ECS stops the task
+  // (desiredStatus STOPPED, stopCode EssentialContainerExited). So the task is described
+  // (the agent's monitor does not poll a launch while it is being stopped) and, while it
+  // is RUNNING, again every poll interval (at least 1 s) for up to `grace`; only a task
+  // still RUNNING then, or not RUNNING at all, gets StopTask. A task ECS is stopping
+  // already is not stopped again: its stop code stays what happened, and the usual end of
+  // a run costs a DescribeTasks or two rather than a StopTask.
+  void stop_lingering(std::chrono::milliseconds grace) override {
+    Clock& clock = *service_->options.clock;
+    const SteadyTime deadline = clock.steady_now() + grace;
+    const Millis step = std::max<Millis>(std::chrono::seconds(1), service_->options.poll_interval);
+    for (;;) {
+      std::vector<EcsLaunch*> one = {this};
+      describe_batch(*service_, cluster_, one);
+      {
+        std::lock_guard lock(mu_);
+        if (exit_ || held_exit_ || desired_status_ == "STOPPED") return;
+        if (last_status_ != "RUNNING") break;
+      }
+      if (clock.steady_now() + step > deadline) break;
+      clock.sleep_for(step);
+    }
+    stop_task();
   }
 
   std::string describe() const override { return "ecs task " + short_task_id(arn_); }
@@ -248,6 +278,7 @@ class EcsLaunch final : public Launch {
 
   // Takes one DescribeTasks task object (or the failure reason when ECS reported none).
   void update(const json* task, const std::string& failure) {
+    std::lock_guard lock(mu_);
     if (exit_) return;
     if (!task) {
       exit_ = ExitInfo{.exit_code = -1,
@@ -270,6 +301,7 @@ class EcsLaunch final : public Launch {
     if (status == "RUNNING" || status == "DEACTIVATING" || status == "STOPPING" || status == "DEPROVISIONING")
       reached_running_ = true;
     last_status_ = status;
+    desired_status_ = task->value("desiredStatus", "");
     const Millis timeout = service_->options.task_start_timeout;
     if (!reached_running_ && timeout.count() > 0 && service_->options.clock->steady_now() - started_ >= timeout) {
       std::string why = fmt::format("the task was not RUNNING within {} (--task-start-timeout; its last status was {})",
@@ -279,12 +311,19 @@ class EcsLaunch final : public Launch {
       exit_ = ExitInfo{.exit_code = -1, .reason = why + "; Culvert stopped it"};
     }
   }
-  bool ended() const { return exit_.has_value() || held_exit_.has_value(); }
+  bool ended() const {
+    std::lock_guard lock(mu_);
+    return exit_.has_value() || held_exit_.has_value();
+  }
   void release_held() {
+    std::lock_guard lock(mu_);
     if (held_exit_) exit_ = std::move(held_exit_);
     held_exit_.reset();
   }
-  const std::optional<ExitInfo>& exit() const { return exit_; }
+  std::optional<ExitInfo> exit() const {
+    std::lock_guard lock(mu_);
+    return exit_;
+  }
 
   // One DescribeTasks call per `kDescribeBatch` launches, all in `cluster`.
   static void describe_batch(EcsService& service, const std::string& cluster, std::vector<EcsLaunch*>& launches) {
@@ -321,14 +360,24 @@ class EcsLaunch final : public Launch {
   }
 
  private:
+  void stop_task() {
+    Status st = service_->stop_task(cluster_, arn_, "Culvert stopped the task of flow run " + run_id_ +
+                                                        " (cancelled, or ended while its task ran on)");
+    if (!st.is_ok()) spdlog::warn("run {}: stopping ECS task {} failed: {}", run_id_, arn_, st.to_string());
+  }
+
   std::shared_ptr<EcsService> service_;
   std::string arn_;
   std::string cluster_;
   std::string run_id_;
   std::string log_group_;
   SteadyTime started_;
+  // The state below is written by update() (the monitor) and read by stop() (a thread of
+  // its own): guarded by mu_.
+  mutable std::mutex mu_;
   bool reached_running_ = false;
   std::string last_status_;
+  std::string desired_status_;
   std::optional<ExitInfo> exit_;
   std::optional<ExitInfo> held_exit_;        // stopped, its log tail not drained yet
   std::vector<std::string> pending_output_;  // that log tail

@@ -9,6 +9,8 @@
 //           (when ECS has no ACTIVE revision of it), RunTask
 //   watch:  one DescribeTasks per cluster and 100 tasks for all runs (poll_all)
 //   cancel / start timeout: StopTask
+//   a run that reported its end while its task ran: DescribeTasks of that task until it
+//           ends by itself (ECS stops it), StopTask only after the stop grace
 //   adopt:  DescribeTasks of the reported task ARN (tags checked against the run); a task
 //           never reported: ListTasks by startedBy, DescribeTasks for the tags (find)
 // A task that reaches STOPPED ends the launch with stopCode, stoppedReason and the flow
@@ -17,8 +19,8 @@
 // reported its own final state.
 //
 // Thread safety: launch(), adopt() and poll_all() may run on different threads at once
-// (the agent's claim and monitor threads); the launcher guards its own state. A Launch is
-// used by one thread at a time.
+// (the agent's claim and monitor threads); the launcher guards its own state. A Launch's
+// stop() may run on a thread of its own while the monitor polls it.
 #pragma once
 
 #include <culvert/clock.hpp>

@@ -664,6 +664,43 @@ TEST(EcsLauncher, CancelStopsTheTask) {
   EXPECT_TRUE(b->poll());
 }
 
+// A run that reported its end usually ends its task itself: the container exits and ECS
+// stops the task. A task the agent still saw running then (stop_lingering) is described
+// first: one ECS is stopping already (desiredStatus STOPPED) is not stopped again, so no
+// StopTask is spent per run and the task keeps ECS's stop code (not UserInitiated). A
+// RUNNING task gets the grace to end by itself before StopTask.
+TEST(EcsLauncher, ATaskEcsIsStoppingAlreadyIsNotStoppedAgain) {
+  Fixture f;
+  auto l = f.launcher();
+  auto a = must(l->launch(Fixture::spec("a")));
+  f.ecs.set_task(a->infrastructure().id, json::parse(R"({"lastStatus":"RUNNING","desiredStatus":"RUNNING"})"));
+  EXPECT_FALSE(l->poll_all({a.get()})[0]);
+  // The run reported Success; its container exited; ECS is deprovisioning the task.
+  f.ecs.set_task(a->infrastructure().id,
+                 json::parse(R"({"lastStatus":"DEPROVISIONING","desiredStatus":"STOPPED","stopCode":"EssentialContainerExited"})"));
+  a->stop_lingering(10s);
+  EXPECT_TRUE(f.ecs.calls("StopTask").empty());
+
+  // Still RUNNING: described every second of the grace (the simulated clock), then stopped.
+  auto b = must(l->launch(Fixture::spec("b")));
+  f.ecs.set_task(b->infrastructure().id, json::parse(R"({"lastStatus":"RUNNING","desiredStatus":"RUNNING"})"));
+  const size_t described = f.ecs.calls("DescribeTasks").size();
+  const SteadyTime before = f.clock.steady_now();
+  b->stop_lingering(10s);
+  EXPECT_LE(f.clock.steady_now() - before, 10s);
+  EXPECT_GE(f.clock.steady_now() - before, 9s);
+  EXPECT_LE(f.ecs.calls("DescribeTasks").size() - described, 11u);
+  ASSERT_EQ(f.ecs.calls("StopTask").size(), 1u);
+  EXPECT_EQ(f.ecs.calls("StopTask")[0].body["task"], b->infrastructure().id);
+
+  // Not RUNNING: stopped at once.
+  auto c = must(l->launch(Fixture::spec("c")));
+  const SteadyTime at = f.clock.steady_now();
+  c->stop_lingering(10s);
+  EXPECT_EQ(f.clock.steady_now(), at);
+  EXPECT_EQ(f.ecs.calls("StopTask").size(), 2u);
+}
+
 TEST(EcsLauncher, AdoptsItsTaskAfterARestart) {
   Fixture f;
   Infrastructure infra;

@@ -386,18 +386,31 @@ ExitInfo exit_of_stopped_task(const json& task) {
   if (!stopped_reason.empty()) text += ": " + stopped_reason;
   if (flow) {
     std::string creason = str(*flow, "reason");
+    std::string name = str(*flow, "name");
     auto code = flow->find("exitCode");
     if (code != flow->end() && code->is_number_integer()) {
       e.exit_code = code->get<int>();
-      text += fmt::format("; container {} exited with code {}", str(*flow, "name"), e.exit_code);
+      text += fmt::format("; container {} exited with code {}", name, e.exit_code);
+    } else if (stop_code == "TaskFailedToStart") {
+      text += fmt::format("; container {} did not start", name);
     } else {
-      text += fmt::format("; container {} did not exit by itself", str(*flow, "name"));
+      text += fmt::format("; container {} did not exit by itself", name);
     }
-    if (!creason.empty()) text += " (" + creason + ")";
+    // The container's reason, unless the task's already says it (Fargate repeats it).
+    if (!creason.empty() && stopped_reason.find(creason) == std::string::npos) text += " (" + creason + ")";
     if (creason.find("OutOfMemory") != std::string::npos || e.exit_code == 137) {
       e.oom_killed = creason.find("OutOfMemory") != std::string::npos;
-      text += e.oom_killed ? "; killed for using more memory than its limit"
-                           : "; code 137 is a SIGKILL, most often for using more memory than the limit";
+      // The container's hard limit, when ECS reports it.
+      std::string limit = str(*flow, "memory");
+      std::string of = limit.empty() ? "" : " of " + limit + " MiB";
+      text += e.oom_killed ? fmt::format("; killed for using more memory than its limit{}", of)
+                           : fmt::format("; code 137 is a SIGKILL, most often for using more memory than the limit{}", of);
+    }
+    if ((creason + stopped_reason).find("CannotPullContainerError") != std::string::npos) {
+      std::string image = str(*flow, "image");
+      text += fmt::format("; ECS could not pull the image{}: check its name and tag, and that the execution role may "
+                          "pull it (ECR) and the task can reach the registry",
+                          image.empty() ? "" : " " + image);
     }
   } else if (stop_code == "TaskFailedToStart") {
     text += "; no container started";

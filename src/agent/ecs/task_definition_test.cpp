@@ -243,7 +243,21 @@ TEST(EcsTaskDefinition, StoppedTasksNameWhyTheyStopped) {
           "containers":[{"name":"flow","reason":"CannotPullContainerError: not found"}]})",
        -1, false,
        "task stopped (TaskFailedToStart): CannotPullContainerError: pull image manifest has been retried 5 time(s): not found; "
-       "container flow did not exit by itself (CannotPullContainerError: not found)"},
+       "container flow did not start (CannotPullContainerError: not found); ECS could not pull the image: check its name "
+       "and tag, and that the execution role may pull it (ECR) and the task can reach the registry"},
+      // Fargate gives the task and the container the same reason: said once, with the image.
+      {R"({"lastStatus":"STOPPED","stopCode":"TaskFailedToStart","stoppedReason":"CannotPullContainerError: acme/etl:9: not found",
+          "containers":[{"name":"flow","image":"acme/etl:9","reason":"CannotPullContainerError: acme/etl:9: not found"}]})",
+       -1, false,
+       "task stopped (TaskFailedToStart): CannotPullContainerError: acme/etl:9: not found; container flow did not start; "
+       "ECS could not pull the image acme/etl:9: check its name and tag, and that the execution role may pull it (ECR) and "
+       "the task can reach the registry"},
+      // The container's hard limit, when DescribeTasks reports it.
+      {R"({"lastStatus":"STOPPED","stopCode":"EssentialContainerExited","stoppedReason":"Essential container in task exited",
+          "containers":[{"name":"flow","exitCode":137,"memory":"128","reason":"OutOfMemoryError: Container killed due to memory usage"}]})",
+       137, true,
+       "task stopped (EssentialContainerExited): Essential container in task exited; container flow exited with code 137 "
+       "(OutOfMemoryError: Container killed due to memory usage); killed for using more memory than its limit of 128 MiB"},
       {R"({"lastStatus":"STOPPED","stopCode":"EssentialContainerExited","stoppedReason":"Essential container in task exited",
           "containers":[{"name":"flow","exitCode":137,"reason":"OutOfMemoryError: Container killed due to memory usage"}]})",
        137, true,

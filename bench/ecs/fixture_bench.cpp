@@ -1,0 +1,227 @@
+// ecs_fixture_bench [--runs N] [--max-concurrent M]: end-to-end throughput of the ECS agent
+// against the test-only ECS-compatible endpoint (tests/support/ecs_fixture.py: each task
+// a real Docker container), and of the Docker agent on the same runs, in the same
+// benchmark run, on the same dockerd, image and server.
+//
+// Each phase queues N runs of a flow that does nothing (its tasks return at once: the
+// container exits as soon as `culvert execute` has fetched the flow from s3rver, run it
+// and reported Success), then starts one agent with --max-concurrent M and times from
+// the agent's start until every run is final. It checks that every run ended Success and
+// that each executed exactly once, counted by the flows themselves (each appends its run
+// id to a file on a host volume), and for ECS one task per run and one task-definition
+// revision. Run it through bench/ecs/run_fixture_bench.sh (starts dockerd and s3rver).
+#include <sys/stat.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "agent/docker/docker_client.hpp"
+#include "ecs_fixture.hpp"
+#include "harness.hpp"
+#include "runner_image.hpp"
+
+using namespace culvert;
+using namespace culvert::e2e;
+using nlohmann::json;
+using Clk = std::chrono::steady_clock;
+
+namespace {
+
+int arg(int argc, char** argv, const char* name, int def) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::strcmp(argv[i], name) == 0) return std::atoi(argv[i + 1]);
+  return def;
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+struct Phase {
+  std::string name;
+  double seconds = 0;
+  int finished = 0, success = 0, executed_once = 0, executed_twice = 0;
+  std::string note;
+};
+
+class Bench {
+ public:
+  Bench(int runs, int max_concurrent) : runs_(runs), max_concurrent_(max_concurrent) {}
+
+  int main() {
+    const char* dd = std::getenv("CULVERT_DOCKERD_DIR");
+    const char* s3 = std::getenv("CULVERT_S3RVER_DIR");
+    if (!dd || !s3) return fail("run through bench/ecs/run_fixture_bench.sh (it starts dockerd and s3rver)");
+    socket_ = trim(read_file(fs::path(dd) / "socket"));
+    s3_endpoint_ = "http://127.0.0.1:" + trim(read_file(fs::path(s3) / "port"));
+    docker_ = std::make_unique<docker::DockerClient>(docker::DockerClient::Options{.host = socket_});
+    if (!docker_->ping().is_ok()) return fail("dockerd does not answer at " + socket_);
+    if (Status st = build_runner_image(sandbox_, *docker_, kImage, {build_path("tests/e2e/e2e_flow")}); !st.is_ok())
+      return fail(st.to_string());
+    server_ = std::make_unique<TestServer>(sandbox_, std::vector<std::string>{"--heartbeat-interval", "5s"});
+    if (!server_->ok()) return fail("the server did not start: " + read_file(sandbox_.dir() / "server.log"));
+    fixture_ = std::make_unique<EcsFixture>(sandbox_, socket_);
+    if (!fixture_->ok()) return fail(fixture_->error());
+
+    Phase ecs = phase("ecs");
+    Phase dock = phase("docker");
+    (void)docker_->remove_image(kImage);
+    json s = fixture_->state();
+    int tasks = static_cast<int>(s["tasks"].size());
+    int revisions = 0;
+    for (const auto& [family, n] : s["revisions"].items()) revisions += n.get<int>();
+    fmt::print("{} runs each, --max-concurrent {}, on {} cores\n", runs_, max_concurrent_, cores());
+    for (const Phase* p : {&ecs, &dock})
+      fmt::print("{:>6} agent: {} finished ({} Success) in {:.1f} s = {:.1f} runs/s; executed once: {}, twice or more: {}{}\n",
+                 p->name, p->finished, p->success, p->seconds, p->finished / p->seconds, p->executed_once,
+                 p->executed_twice, p->note);
+    fmt::print("ecs / docker throughput: {:.2f}\n", (ecs.finished / ecs.seconds) / (dock.finished / dock.seconds));
+    fmt::print("ECS fixture: {} tasks, {} task-definition revision(s), calls {}, invalid requests {}\n", tasks, revisions,
+               s["calls"].dump(), s["invalid"].size());
+    bool ok = ecs.success == runs_ && dock.success == runs_ && ecs.executed_once == runs_ &&
+              dock.executed_once == runs_ && tasks == runs_ && revisions == 1 && s["invalid"].empty();
+    fmt::print("{}\n", ok ? "all launched and finished, none twice" : "FAILED: see above");
+    return ok ? 0 : 1;
+  }
+
+ private:
+  static constexpr const char* kImage = "culvert-ecs-bench-runner:bench";
+
+  static int cores() {
+    long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? static_cast<int>(n) : 1;
+  }
+  int fail(const std::string& why) {
+    std::fprintf(stderr, "ecs_fixture_bench: %s\n", why.c_str());
+    return 2;
+  }
+
+  std::map<std::string, std::string> env() const {
+    return {{"CULVERT_API_URL", server_->url()}, {"CULVERT_API_TOKEN", server_->admin_token()},
+            {"CULVERT_S3_ENDPOINT", s3_endpoint_}, {"AWS_ACCESS_KEY_ID", "S3RVER"},
+            {"AWS_SECRET_ACCESS_KEY", "S3RVER"}, {"AWS_REGION", "us-east-1"},
+            {"AWS_EC2_METADATA_DISABLED", "true"}};
+  }
+
+  // Queues the runs of project `name`, starts its agent, waits for every run to end.
+  Phase phase(const std::string& name) {
+    Phase p{name};
+    fs::path markers = sandbox_.dir() / ("markers-" + name);
+    fs::create_directories(markers);
+    ::chmod(markers.c_str(), 0777);
+    json rc = {{"type", name}, {"image", kImage}, {"env", {{"CULVERT_ARTIFACT_CACHE", "/tmp/artifacts"}}}};
+    if (name == "ecs") {
+      rc["cpu"] = 256;
+      rc["memory"] = 512;
+      json volume = {{"name", "markers"}, {"host", {{"sourcePath", markers.string()}}}};
+      json mount = {{"sourceVolume", "markers"}, {"containerPath", "/markers"}};
+      json flow = {{"name", "flow"}, {"mountPoints", json::array({mount})}};
+      rc["task_definition"] = {{"volumes", json::array({volume})}, {"containerDefinitions", json::array({flow})}};
+    } else {
+      rc["network_mode"] = "host";
+      rc["memory"] = "512m";
+      rc["volumes"] = json::array({markers.string() + ":/markers"});
+    }
+    auto reg = sandbox_.culvert({"flow", "register", build_path("tests/e2e/e2e_flow"), "--project", name, "--storage",
+                                 "s3://culvert-e2e/bench-" + sandbox_.dir().filename().string() + "/flows",
+                                 "--run-config", rc.dump(), "--output", "json"},
+                                env());
+    if (reg.exit_code != 0) {
+      p.note = " (register failed: " + reg.err + ")";
+      return p;
+    }
+    std::set<std::string> ids;
+    for (int i = 0; i < runs_; ++i) {
+      auto r = sandbox_.culvert({"run", "e2e", "--project", name, "--param", "marker=/markers/executions", "--output",
+                                 "json"},
+                                env());
+      auto j = json::parse(r.out, nullptr, false);
+      if (j.is_object() && j.contains("flow_run")) j = j["flow_run"];
+      if (j.is_object() && j.contains("id")) ids.insert(j["id"].get<std::string>());
+    }
+    std::vector<std::string> argv = {culvert_binary(), "agent", "start", "--type", name, "--name", "bench-" + name,
+                                     "--max-concurrent", std::to_string(max_concurrent_)};
+    for (const char* k : {"CULVERT_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
+                          "AWS_EC2_METADATA_DISABLED"})
+      argv.insert(argv.end(), {"--env", std::string(k) + "=" + env().at(k)});
+    if (name == "ecs")
+      argv.insert(argv.end(), {"--endpoint-url", fixture_->url(), "--region", "us-east-1", "--launch-type", "EC2",
+                               "--subnet", "subnet-fixture-a", "--security-group", "sg-fixture", "--poll-interval", "1s"});
+    else
+      argv.insert(argv.end(), {"--docker-host", socket_});
+    auto agent_env = sandbox_.env({{"CULVERT_API_URL", server_->url()},
+                                   {"CULVERT_API_TOKEN", server_->admin_token()},
+                                   {"AWS_ACCESS_KEY_ID", "AKIDBENCH"},
+                                   {"AWS_SECRET_ACCESS_KEY", "bench-secret"},
+                                   {"AWS_EC2_METADATA_DISABLED", "true"}});
+    auto t0 = Clk::now();
+    Process agent(argv, agent_env, sandbox_.dir() / ("agent-" + name + ".log"));
+    std::map<std::string, std::string> final_states;
+    auto deadline = t0 + std::chrono::minutes(30);
+    while (Clk::now() < deadline) {
+      final_states = finished(name);
+      if (final_states.size() >= ids.size()) break;
+      if (!agent.running()) {
+        p.note = " (the agent ended: " + agent.output().substr(0, 2000) + ")";
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));  // the pace of the polls
+    }
+    p.seconds = std::chrono::duration<double>(Clk::now() - t0).count();
+    p.finished = static_cast<int>(final_states.size());
+    for (const auto& [id, state] : final_states)
+      if (state == "Success") ++p.success;
+    std::map<std::string, int> executions;
+    std::istringstream in(read_file(markers / "executions"));
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) ++executions[line];
+    for (const auto& id : ids) {
+      if (executions[id] == 1) ++p.executed_once;
+      if (executions[id] > 1) ++p.executed_twice;
+    }
+    agent.signal(SIGTERM);
+    (void)agent.wait(std::chrono::seconds(60));
+    return p;
+  }
+
+  // The final runs of project `project`: id -> state.
+  std::map<std::string, std::string> finished(const std::string& project) {
+    auto r = sandbox_.run({"/usr/bin/curl", "-sf", "-H", "Authorization: Bearer " + server_->admin_token(),
+                           server_->url() + "/api/v1/flow-runs?limit=1000&project=" + project +
+                               "&state=Success&state=Failed&state=Crashed&state=Cancelled"});
+    auto j = json::parse(r.out, nullptr, false);
+    const json& list = j.is_array() ? j : (j.is_object() && j.contains("runs") ? j["runs"] : json::array());
+    std::map<std::string, std::string> out;
+    for (const auto& run : list)
+      if (run.is_object()) out[run.value("id", "")] = run.value("state", "");
+    return out;
+  }
+
+  int runs_, max_concurrent_;
+  Sandbox sandbox_;
+  std::string socket_, s3_endpoint_;
+  std::unique_ptr<docker::DockerClient> docker_;
+  std::unique_ptr<TestServer> server_;
+  std::unique_ptr<EcsFixture> fixture_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int runs = std::max(1, arg(argc, argv, "--runs", 500));
+  const int max_concurrent = std::max(1, arg(argc, argv, "--max-concurrent", 500));
+  return Bench(runs, max_concurrent).main();
+}
