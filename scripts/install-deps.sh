@@ -28,6 +28,10 @@ PKGS=(
   dpkg-dev
   # benchmarks
   python3-dask wrk hyperfine
+  # the web UI's end-to-end tests (tests/ui/): a headless browser for Playwright
+  chromium
+  # gzip of the web UI's files when they are embedded at build time
+  zlib1g-dev
   # the Python SDK: its extension module (pybind11 over Python 3's headers)
   pybind11-dev python3-dev
   # the Python SDK's tests (pytest from CTest) and the pandas flow of its end-to-end test
@@ -53,9 +57,13 @@ if ((${#filtered[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${filtered[@]}" >/dev/null
 fi
 
-# npm tools for the tests (s3rver as the S3-compatible peer).
+# npm tools for the tests (s3rver as the S3-compatible peer; playwright-core and
+# @axe-core/playwright for the web UI's tests, pinned in tools/package.json).
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [[ -f "$ROOT/tools/package.json" && ! -x "$ROOT/tools/node_modules/.bin/s3rver" ]]; then
+if [[ -f "$ROOT/tools/package.json" ]] &&
+   { [[ ! -x "$ROOT/tools/node_modules/.bin/s3rver" ]] ||
+     [[ ! -f "$ROOT/tools/node_modules/playwright-core/package.json" ]] ||
+     [[ ! -f "$ROOT/tools/node_modules/@axe-core/playwright/package.json" ]]; }; then
   echo "install-deps: npm install in tools/"
   (cd "$ROOT/tools" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 fi

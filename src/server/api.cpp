@@ -271,6 +271,13 @@ void Api::Impl::build_routes() {
   add_async(R("POST", "/api/v1/agents/{id}/claim", A::kRunner, false, "Claim due flow runs (long poll)"),
             &Impl::claim);
 
+  add(R("GET", "/api/v1/dashboard", A::kRunner, false,
+        "The web UI's dashboard: runs by state since a time, late runs, recent failures, agents"),
+      &Impl::dashboard);
+  add(R("GET", "/api/v1/flows/{id}/fire-times", A::kRunner, false, "A flow version's next scheduled fire times"),
+      &Impl::flow_fire_times);
+  add(R("GET", "/api/v1/session", A::kRunner, true, "The calling token's name, scope and expiry"), &Impl::session);
+
   add(R("POST", "/api/v1/tokens", A::kAdmin, false, "Create an API token"), &Impl::create_token);
   add(R("GET", "/api/v1/tokens", A::kAdmin, false, "List API tokens"), &Impl::list_tokens);
   add(R("DELETE", "/api/v1/tokens/{id}", A::kAdmin, false, "Revoke an API token"), &Impl::revoke_token);

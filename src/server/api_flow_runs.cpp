@@ -67,6 +67,19 @@ Response Api::Impl::list_runs(Call& c, store::Store& st) {
                                            "' (states are spelled as in Running, Submitted, Cancelling...)"));
     if (std::find(q.states.begin(), q.states.end(), *state) == q.states.end()) q.states.push_back(*state);
   }
+  if (auto l = c.req.query_param("label"); l && !l->empty()) {
+    if (l->size() > kMaxNameLength) return status_response(unprocessable("query parameter 'label' is too long"));
+    q.label = *l;
+  }
+  for (const char* name : {"created_after", "created_before"}) {
+    auto v = c.req.query_param(name);
+    if (!v || v->empty()) continue;
+    auto t = parse_rfc3339(*v);
+    if (!t)
+      return status_response(unprocessable(std::string("query parameter '") + name +
+                                           "' must be an RFC 3339 time such as 2026-12-01T09:00:00Z"));
+    (std::string_view(name) == "created_after" ? q.created_after : q.created_before) = *t;
+  }
   if (auto p = c.req.query_param("project"); p && !p->empty()) {
     auto proj = st.find_project(*p);
     if (!proj) return store_error(proj.status());

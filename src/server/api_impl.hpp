@@ -172,6 +172,11 @@ struct Api::Impl {
   void claim(const CallPtr& c, store::Store& st);
   void poll_claim(const CallPtr& c, store::Store& st, ClaimPoll p, bool timed_out);
 
+  // ---- the web UI's reads (api_dashboard.cpp)
+  Response dashboard(Call& c, store::Store& st);
+  Response session(Call& c, store::Store& st);
+  Response flow_fire_times(Call& c, store::Store& st);
+
   // ---- tokens (api_tokens.cpp)
   Response create_token(Call& c, store::Store& st);
   Response list_tokens(Call& c, store::Store& st);

@@ -1318,3 +1318,120 @@ TEST_F(ApiTest, ConcurrentTaskRunBatchesAreAnsweredOneByOne) {
 
 }  // namespace
 }  // namespace culvert::server
+
+// ---- the web UI's reads (api_dashboard.cpp)
+
+namespace culvert::server {
+namespace {
+
+TEST_F(ApiTest, DashboardSumsUpRunsLateRunsFailuresAndAgentsWithRunsInFlight) {
+  clock_.set(*parse_rfc3339("2026-12-01T10:00:00Z"));
+  auto flow = register_flow("dash", {});
+  auto agent = register_agent("a1", {});
+  auto failed = create_run(flow);
+  store::SetFlowRunState fail;
+  fail.run_id = failed["id"];
+  fail.state = State::kFailed;
+  fail.message = "boom <b>";
+  fail.forced = true;
+  fail.now = clock_.now();
+  ASSERT_TRUE(store_->set_flow_run_state(fail).is_ok());
+  auto claimed = create_run(flow);
+  auto c = post("/api/v1/agents/" + agent + "/claim", {{"max", 1}}, runner_);
+  ASSERT_EQ(c.status, 200) << c.text;
+  ASSERT_EQ(c.body["runs"].size(), 1u);
+  auto late = create_run(flow);
+  clock_.advance(seconds(45));
+  auto fresh = create_run(flow);
+  ASSERT_EQ(post("/api/v1/agents/" + agent + "/heartbeat", json::object(), runner_).status, 200);
+
+  for (const auto& token : {runner_, user_, admin_}) {
+    auto d = get("/api/v1/dashboard", token);
+    ASSERT_EQ(d.status, 200) << d.text;
+    EXPECT_EQ(d.body["runs_total"], 4);
+    EXPECT_EQ(d.body["runs_by_state"]["Failed"], 1);
+    EXPECT_EQ(d.body["runs_by_state"]["Submitted"], 1);
+    EXPECT_EQ(d.body["runs_by_state"]["Scheduled"], 2);
+    EXPECT_EQ(d.body["runs_by_state"]["Running"], 0);  // every state is present
+    EXPECT_EQ(d.body["late"]["count"], 1);             // 45 s past due; `fresh` is not late
+    ASSERT_EQ(d.body["late"]["runs"].size(), 1u);
+    EXPECT_EQ(d.body["late"]["runs"][0]["id"], late["id"]);
+    ASSERT_EQ(d.body["recent_failures"].size(), 1u);
+    EXPECT_EQ(d.body["recent_failures"][0]["state_message"], "boom <b>");
+    ASSERT_EQ(d.body["agents"].size(), 1u);
+    EXPECT_EQ(d.body["agents"][0]["in_flight"], 1);
+    EXPECT_EQ(d.body["agents"][0]["health"], "healthy");
+    EXPECT_EQ(d.body["missed_heartbeats"], 3);
+  }
+  // `since` and the lateness threshold are the caller's.
+  auto later = get("/api/v1/dashboard?since=2026-12-01T10:00:30Z&late_after_seconds=0", user_);
+  ASSERT_EQ(later.status, 200) << later.text;
+  EXPECT_EQ(later.body["runs_total"], 1);
+  EXPECT_EQ(later.body["late"]["count"], 1);  // `fresh` is due now, not before now
+  EXPECT_EQ(later.body["recent_failures"].size(), 0u);
+  auto bad = get("/api/v1/dashboard?since=yesterday", user_);
+  EXPECT_EQ(bad.status, 422);
+  EXPECT_THAT(bad.body["error"]["message"].get<std::string>(), HasSubstr("'since'"));
+  EXPECT_EQ(get("/api/v1/dashboard?late_after_seconds=-1", user_).status, 422);
+  EXPECT_EQ(get("/api/v1/dashboard", "").status, 401);
+  (void)fresh;
+}
+
+TEST_F(ApiTest, SessionNamesTheCallingTokensScope) {
+  for (const auto& [token, scope] : std::vector<std::pair<std::string, std::string>>{
+           {admin_, "admin"}, {user_, "user"}, {runner_, "runner"}}) {
+    auto s = get("/api/v1/session", token);
+    ASSERT_EQ(s.status, 200) << s.text;
+    EXPECT_EQ(s.body["scope"], scope);
+    EXPECT_EQ(s.body["name"], scope + " token");
+    EXPECT_TRUE(s.body["expires"].is_null());
+    EXPECT_EQ(s.text.find(token), std::string::npos) << "the secret is never answered";
+  }
+  EXPECT_EQ(get("/api/v1/session", "").status, 401);
+  EXPECT_EQ(get("/api/v1/session", "cvt_nope").status, 401);
+}
+
+TEST_F(ApiTest, FireTimesFollowTheFlowsScheduleInItsZone) {
+  clock_.set(*parse_rfc3339("2026-12-01T10:00:00Z"));
+  auto body = flow_body("cron");
+  body["schedule"] = {{"type", "cron"}, {"cron", "0 6 * * *"}, {"timezone", "Europe/Berlin"}};
+  auto f = post("/api/v1/flows", body, user_);
+  ASSERT_EQ(f.status, 201) << f.text;
+  auto t = get("/api/v1/flows/" + f.body["id"].get<std::string>() + "/fire-times?count=3", runner_);
+  ASSERT_EQ(t.status, 200) << t.text;
+  EXPECT_EQ(t.body["timezone"], "Europe/Berlin");
+  EXPECT_EQ(t.body["fire_times"],
+            json({"2026-12-02T05:00:00.000Z", "2026-12-03T05:00:00.000Z", "2026-12-04T05:00:00.000Z"}));
+  auto none = get("/api/v1/flows/" + register_flow("plain") + "/fire-times", runner_);
+  ASSERT_EQ(none.status, 200);
+  EXPECT_EQ(none.body["schedule"], false);
+  EXPECT_EQ(none.body["fire_times"], json::array());
+  EXPECT_EQ(get("/api/v1/flows/nope/fire-times", runner_).status, 404);
+  EXPECT_EQ(get("/api/v1/flows/" + f.body["id"].get<std::string>() + "/fire-times?count=1000", runner_).status, 422);
+}
+
+TEST_F(ApiTest, RunListingFiltersByLabelAndCreationTime) {
+  clock_.set(*parse_rfc3339("2026-12-01T10:00:00Z"));
+  auto flow = register_flow("filters", {});
+  auto gpu = create_run(flow, {{"labels", {"gpu"}}});
+  clock_.advance(seconds(60));
+  auto cpu = create_run(flow, {{"labels", {"cpu"}}});
+  auto ids = [&](const std::string& query) {
+    auto r = get("/api/v1/flow-runs?" + query, runner_);
+    EXPECT_EQ(r.status, 200) << query << ": " << r.text;
+    std::vector<std::string> out;
+    for (const auto& run : r.body["runs"]) out.push_back(run["id"]);
+    return out;
+  };
+  EXPECT_EQ(ids("label=gpu"), std::vector<std::string>{gpu["id"]});
+  EXPECT_EQ(ids("created_after=2026-12-01T10:00:30Z"), std::vector<std::string>{cpu["id"]});
+  EXPECT_EQ(ids("created_before=2026-12-01T10:00:30Z"), std::vector<std::string>{gpu["id"]});
+  EXPECT_TRUE(ids("label=cpu&created_before=2026-12-01T10:00:30Z").empty());
+  auto bad = get("/api/v1/flow-runs?created_after=noon", runner_);
+  EXPECT_EQ(bad.status, 422);
+  EXPECT_THAT(bad.body["error"]["message"].get<std::string>(), HasSubstr("created_after"));
+  EXPECT_EQ(get("/api/v1/flow-runs?label=" + std::string(300, 'x'), runner_).status, 422);
+}
+
+}  // namespace
+}  // namespace culvert::server

@@ -21,6 +21,8 @@ struct Request {
   std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
   std::string authorization;  // the Authorization header, verbatim ("" when absent)
   std::string content_type;
+  std::string if_none_match;    // the If-None-Match header ("" when absent)
+  std::string accept_encoding;  // the Accept-Encoding header ("" when absent)
   std::string body;
   std::string remote;         // peer address, for logs
   // For long polls: `watch_peer(on_gone)` asks the server to call `on_gone` (from an

@@ -152,6 +152,10 @@ class Session : public std::enable_shared_from_this<Session> {
       req.authorization = std::string(it->value());
     if (auto it = msg.find(http::field::content_type); it != msg.end())
       req.content_type = std::string(it->value());
+    if (auto it = msg.find(http::field::if_none_match); it != msg.end())
+      req.if_none_match = std::string(it->value());
+    if (auto it = msg.find(http::field::accept_encoding); it != msg.end())
+      req.accept_encoding = std::string(it->value());
     req.body = std::move(msg.body());
     beast::error_code rec;
     auto ep = stream_.socket().remote_endpoint(rec);

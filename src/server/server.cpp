@@ -11,6 +11,7 @@
 #include "core/crypto.hpp"
 #include "server/http_server.hpp"
 #include "server/metrics.hpp"
+#include "server/ui.hpp"
 #include "server/profile.hpp"
 #include "server/waiters.hpp"
 #include "server/work_pool.hpp"
@@ -53,6 +54,7 @@ struct Server::Impl {
   std::unique_ptr<Waiters> waiters;
   std::unique_ptr<RunEvents> events;
   std::unique_ptr<Api> api;
+  std::unique_ptr<UiHandler> ui;  // the web UI in front of the API (same port)
   std::unique_ptr<HttpServer> http;
   std::string bootstrap_token;
 
@@ -171,7 +173,8 @@ Status Server::start() {
   ho.max_connections = im.options.max_connections;
   ho.header_timeout = im.options.header_timeout;
   ho.idle_timeout = im.options.idle_timeout;
-  im.http = std::make_unique<HttpServer>(ho, *im.api);
+  im.ui = std::make_unique<UiHandler>(*im.api);
+  im.http = std::make_unique<HttpServer>(ho, *im.ui);
   if (auto s = im.http->start(); !s) return s;
   spdlog::info("http: at most {} open connections", im.http->max_connections());
   im.timer = std::thread([&im] { im.timer_loop(); });

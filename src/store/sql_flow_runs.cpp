@@ -144,6 +144,24 @@ Result<FlowRunPage> SqlStore::list_flow_runs(const FlowRunQuery& q) {
       conds.push_back("r.agent_id = ?");
       params.push_back(*q.agent_id);
     }
+    if (q.label) {
+      // Label sets are stored as JSON arrays of strings: look for the label's quoted
+      // form (case-sensitive on both databases).
+      std::string quoted = labels_json({*q.label});
+      quoted = quoted.substr(1, quoted.size() - 2);
+      conds.push_back(db_->dialect() == Dialect::kPostgres
+                          ? "r.label_set_id IN (SELECT id FROM label_sets WHERE strpos(labels, ?) > 0)"
+                          : "r.label_set_id IN (SELECT id FROM label_sets WHERE instr(labels, ?) > 0)");
+      params.push_back(quoted);
+    }
+    if (q.created_after) {
+      conds.push_back("r.created >= CAST(? AS BIGINT)");
+      params.push_back(to_unix_ms(*q.created_after));
+    }
+    if (q.created_before) {
+      conds.push_back("r.created < CAST(? AS BIGINT)");
+      params.push_back(to_unix_ms(*q.created_before));
+    }
     if (!q.cursor.empty()) {
       // A row-value comparison, so that both databases use it as an index range.
       conds.push_back("(r.created, r.id) < (CAST(? AS BIGINT), ?)");
@@ -482,6 +500,35 @@ void SqlStore::append_history(const std::string& run_id, std::optional<State> fr
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
       {run_id, from ? Value(std::string(state_name(*from))) : null_value(), std::string(state_name(to)), message,
        version, int64_t{forced ? 1 : 0}, opt_value(agent_id), ts});
+}
+
+// One counting query per state, so that each is a range of the (state, created, id)
+// index and reads no table row, however many runs there are.
+Result<Dashboard> SqlStore::dashboard(SysTime since, SysTime late_before, int late_limit) {
+  return transact(TxMode::kRead, [&]() -> Result<Dashboard> {
+    Dashboard d;
+    for (int s = 0; s <= static_cast<int>(State::kCancelled); ++s) {
+      State st = static_cast<State>(s);
+      auto rows = db_->query("SELECT COUNT(*) FROM flow_runs WHERE state = ? AND created >= CAST(? AS BIGINT)",
+                             {std::string(state_name(st)), to_unix_ms(since)});
+      if (int64_t n = rows.at(0).i64(0); n > 0) d.created_since_by_state.push_back({st, n});
+    }
+    const char* late = "r.state IN ('Scheduled', 'Pending') AND r.scheduled_start_time < CAST(? AS BIGINT)";
+    d.late_count = db_->query(std::string("SELECT COUNT(*) FROM flow_runs r WHERE ") + late, {to_unix_ms(late_before)})
+                       .at(0)
+                       .i64(0);
+    if (late_limit > 0 && d.late_count > 0) {
+      for (const auto& r : db_->query(std::string(kRunColumns) + "WHERE " + late +
+                                          " ORDER BY r.scheduled_start_time, r.id LIMIT ?",
+                                      {to_unix_ms(late_before), int64_t{late_limit}}))
+        d.late_runs.push_back(to_run(r));
+    }
+    for (const auto& r : db_->query(
+             "SELECT agent_id, COUNT(*) FROM flow_runs WHERE state IN ('Submitted', 'Running', 'Cancelling') "
+             "AND agent_id IS NOT NULL GROUP BY agent_id ORDER BY agent_id"))
+      d.in_flight_by_agent.emplace_back(r.str(0), r.i64(1));
+    return d;
+  });
 }
 
 }  // namespace culvert::store::detail

@@ -134,6 +134,7 @@ class SqlStore final : public Store {
   // ---- maintenance: retention and metrics
   Result<PruneResult> prune_logs(const PruneCursor& after, SysTime ended_before, int max_runs) override;
   Result<std::vector<StateCount>> count_runs_by_state() override;
+  Result<Dashboard> dashboard(SysTime since, SysTime late_before, int late_limit) override;
   Result<int64_t> count_agents() override;
 
  private:

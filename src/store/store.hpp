@@ -232,6 +232,11 @@ struct FlowRunQuery {
   std::string cursor;
   // Runs claimed by this agent (FlowRun::agent_id).
   std::optional<std::string> agent_id;
+  // Runs whose labels include this one.
+  std::optional<std::string> label;
+  // Runs created at or after / before these times.
+  std::optional<SysTime> created_after;
+  std::optional<SysTime> created_before;
 };
 
 // Newest first: ordered by (created desc, id desc).
@@ -397,6 +402,15 @@ struct Token {
 struct StateCount {
   State state;
   int64_t count = 0;
+};
+
+// What the web UI's dashboard sums up (Store::dashboard).
+struct Dashboard {
+  std::vector<StateCount> created_since_by_state;  // runs created since the given time
+  int64_t late_count = 0;                          // Scheduled/Pending runs past their due time
+  std::vector<FlowRun> late_runs;                  // the earliest-due of those
+  // Agent id → its runs in Submitted, Running or Cancelling.
+  std::vector<std::pair<std::string, int64_t>> in_flight_by_agent;
 };
 
 // The task runs of one mapped task (those with map_index >= 0), summed up.
@@ -599,6 +613,10 @@ class Store {
 
   // ---- metrics
   virtual Result<std::vector<StateCount>> count_runs_by_state() = 0;
+  // The web UI's dashboard (see Dashboard): runs created since `since` by state, the
+  // waiting runs due before `late_before` (the first `late_limit` of them, earliest due
+  // first, and how many there are), and the unfinished runs on each agent.
+  virtual Result<Dashboard> dashboard(SysTime since, SysTime late_before, int late_limit) = 0;
   virtual Result<int64_t> count_agents() = 0;
 };
 

@@ -2334,6 +2334,79 @@ TEST_P(StoreTest, AcknowledgedWritesSurviveAKilledWriter) {
   for (int i = 0; i <= acked; ++i) ASSERT_EQ((*logs)[i].message, "line " + std::to_string(i));
 }
 
+// The web UI's dashboard: runs created since a time by state, waiting runs past their
+// due time (earliest first, bounded), and the unfinished runs on each agent.
+TEST_P(StoreTest, DashboardCountsRunsSinceByStateLateRunsAndRunsInFlight) {
+  Flow f = register_flow("etl");
+  SysTime t0 = clock_.now();
+  FlowRun old_success = run_in_state(f.id, State::kSuccess);
+  clock_.advance(std::chrono::hours(2));
+  SysTime since = clock_.now();
+  FlowRun ok = run_in_state(f.id, State::kSuccess);
+  FlowRun failed = run_in_state(f.id, State::kFailed);
+  FlowRun late2 = create_run(f.id, std::nullopt, since - std::chrono::minutes(5));
+  FlowRun late1 = create_run(f.id, std::nullopt, since - std::chrono::minutes(10), State::kPending);
+  FlowRun due_later = create_run(f.id, std::nullopt, since + std::chrono::hours(1));
+  FlowRun just_due = create_run(f.id, std::nullopt, since);  // due now: not late yet
+  ASSERT_TRUE(store_->claim_runs({"agent-b", {}, 1, since, {}}).is_ok());  // claims late1, the earliest due
+  auto d = store_->dashboard(since, since - std::chrono::seconds(30), 10);
+  ASSERT_TRUE(d.is_ok()) << d.status().to_string();
+  std::map<State, int64_t> by;
+  for (const auto& c : d->created_since_by_state) by[c.state] = c.count;
+  // late1 went Submitted with the claim; the run created before `since` is not counted.
+  EXPECT_EQ(by, (std::map<State, int64_t>{{State::kSuccess, 1}, {State::kFailed, 1}, {State::kScheduled, 3},
+                                          {State::kSubmitted, 1}}));
+  EXPECT_EQ(d->late_count, 1);
+  ASSERT_EQ(d->late_runs.size(), 1u);
+  EXPECT_EQ(d->late_runs[0].id, late2.id);
+  EXPECT_EQ(d->in_flight_by_agent, (std::vector<std::pair<std::string, int64_t>>{{"agent-b", 1}}));
+  // The bound on the listed late runs, and every run since t0.
+  auto all = store_->dashboard(t0, since + std::chrono::hours(2), 1);
+  ASSERT_TRUE(all.is_ok());
+  EXPECT_EQ(all->late_count, 3);  // late2, due_later and just_due (late1 is Submitted)
+  ASSERT_EQ(all->late_runs.size(), 1u);
+  EXPECT_EQ(all->late_runs[0].id, late2.id);
+  int64_t total = 0;
+  for (const auto& c : all->created_since_by_state) total += c.count;
+  EXPECT_EQ(total, 7);
+  (void)old_success; (void)ok; (void)failed;
+}
+
+TEST_P(StoreTest, RunListingFiltersByLabelAndCreationTime) {
+  Flow f = register_flow("etl");
+  FlowRun gpu = create_run(f.id, std::vector<std::string>{"gpu", "eu"});
+  clock_.advance(std::chrono::minutes(1));
+  SysTime mid = clock_.now();
+  FlowRun gpu2 = create_run(f.id, std::vector<std::string>{"gpu2"});
+  FlowRun quote = create_run(f.id, std::vector<std::string>{"a\"b"});
+  auto ids = [&](FlowRunQuery q) {
+    q.limit = 100;
+    std::vector<std::string> out;
+    auto p = store_->list_flow_runs(q);
+    EXPECT_TRUE(p.is_ok()) << p.status().to_string();
+    if (p) for (const auto& r : p->runs) out.push_back(r.id);
+    return out;
+  };
+  FlowRunQuery q;
+  q.label = "gpu";  // a whole label, not a prefix of "gpu2"
+  EXPECT_EQ(ids(q), std::vector<std::string>{gpu.id});
+  q.label = "GPU";  // case-sensitive on both databases
+  EXPECT_TRUE(ids(q).empty());
+  q.label = "a\"b";
+  EXPECT_EQ(ids(q), std::vector<std::string>{quote.id});
+  q.label = "%";
+  EXPECT_TRUE(ids(q).empty());
+  FlowRunQuery t;
+  t.created_after = mid;
+  EXPECT_EQ(ids(t), (std::vector<std::string>{quote.id, gpu2.id}));
+  t.created_after.reset();
+  t.created_before = mid;
+  EXPECT_EQ(ids(t), std::vector<std::string>{gpu.id});
+  t.created_after = mid;
+  t.label = "gpu2";
+  EXPECT_TRUE(ids(t).empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backend, StoreTest, ::testing::Values(std::string(CULVERT_STORE_TEST_BACKEND)),
                          [](const auto& info) { return info.param; });
 
