@@ -10,6 +10,8 @@ PKGS=(
   libboost-dev libcurl4-openssl-dev nlohmann-json3-dev libsqlite3-dev libpq-dev libpqxx-dev
   libhowardhinnant-date-dev tzdata libfmt-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
   libpugixml-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # YAML flow files (src/yamlflow)
+  libyaml-cpp-dev
   # fuzzing (libFuzzer ships with clang)
   clang-14 libclang-rt-14-dev
   # services and peers used by the end-to-end tests

@@ -342,9 +342,17 @@ LauncherType local_launcher_type() {
             if (a == flow->end() || !a->is_object()) return std::nullopt;
             auto s = a->find("sha256");
             if (s == a->end() || !s->is_string() || s->get_ref<const std::string&>().empty()) return std::nullopt;
+            // Only a flow binary is started directly; `culvert execute` runs the other
+            // kinds (a YAML flow file, a Python flow) with the runner of their kind.
+            auto k = a->find("kind");
+            if (k != a->end() && !(k->is_string() && k->get_ref<const std::string&>() == "binary")) {
+              sha_of->emplace(spec.flow_id, std::string());
+              return std::nullopt;
+            }
             it = sha_of->emplace(spec.flow_id, s->get<std::string>()).first;
           }
           const std::string& sha = it->second;
+          if (sha.empty()) return std::nullopt;  // not a flow binary
           std::optional<storage::FileIdentity> prior;
           if (auto k = known->find(sha); k != known->end()) prior = k->second;
           auto v = storage::open_verified_artifact(sha, cache_dir, prior);

@@ -26,8 +26,8 @@
 #include "agent/agent.hpp"
 #include "agent/client_api.hpp"
 #include "agent/launcher_registry.hpp"
+#include "cli/artifact_runners.hpp"
 #include "client/api.hpp"
-#include "image/exec.hpp"
 #include "runtime/runtime.hpp"
 #include "storage/artifact_cache.hpp"
 #include "storage/artifacts.hpp"
@@ -331,7 +331,8 @@ int install_service(CliContext& ctx, const AgentFlags& f, const std::string& uni
   return 0;
 }
 
-// `culvert execute`: fetch the run's artifact (verified, cached) and exec it as
+// `culvert execute`: fetch the run's artifact (verified, cached) and hand it to the
+// runner of its kind (artifact_runners.hpp): a flow binary is exec'd as
 // `<artifact> execute`, keeping this process (and its process group) for the agent.
 int execute(CliContext& ctx) {
   std::ostream& err = ctx.err ? *ctx.err : std::cerr;
@@ -378,12 +379,18 @@ int execute(CliContext& ctx) {
     verified = storage::open_verified_artifact(sha, cache);
   }
   if (!verified) return crash("the cached copy of the flow's artifact " + *path + " does not match the registered hash");
-  int fd = verified->fd;
-  std::cout.flush();
-  // From an image layer, through the layer's own loader (src/image/exec.hpp).
-  Status st = image::exec_verified(fd, *path, {"execute"}, ctx.env("CULVERT_LAYER"));
-  ::close(fd);
-  return crash(st.message());
+  const ArtifactRunner* runner = find_artifact_runner(artifact->kind);
+  if (runner == nullptr) {
+    ::close(verified->fd);
+    std::string kinds;
+    for (const auto& r : artifact_runners()) kinds += (kinds.empty() ? "" : ", ") + r.kind;
+    return crash("this culvert cannot run a flow artifact of kind '" + artifact->kind + "' (it runs " + kinds +
+                 "): update culvert where the run is launched");
+  }
+  auto status = runner->run(ArtifactToRun{.path = *path, .fd = verified->fd, .uri = uri});
+  ::close(verified->fd);
+  if (!status) return crash(status.status().message());
+  return *status;
 }
 
 }  // namespace

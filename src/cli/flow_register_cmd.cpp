@@ -1,16 +1,12 @@
-// `culvert flow register PATH`: upload a built flow binary to its storage and register
-// it as a new flow version. The binary describes itself (`PATH describe`); the upload
-// and the registration are runtime::register_flow_artifact's.
+// `culvert flow register PATH`: upload a flow's artifact to its storage and register it
+// as a new flow version. The flow source of PATH (flow_sources.hpp: a flow binary, a
+// YAML flow file, ...) gives the description and the artifact; the upload and the
+// registration are runtime::register_flow_artifact's.
 #include "cli/flow_register_cmd.hpp"
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
+#include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,53 +15,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.hpp"
-#include "runtime/answers.hpp"
+#include "cli/flow_sources.hpp"
 #include "runtime/runtime.hpp"
 
 namespace culvert::cli {
-namespace {
-
-// Runs `path describe` and returns what it printed.
-Result<std::string> describe_binary(const std::string& path) {
-  int fds[2];
-  if (::pipe(fds) != 0) return unavailable(std::string("pipe: ") + std::strerror(errno));
-  pid_t pid = ::fork();
-  if (pid < 0) return unavailable(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    ::dup2(fds[1], 1);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    execl(path.c_str(), path.c_str(), "describe", static_cast<char*>(nullptr));
-    std::fprintf(stderr, "culvert: cannot execute '%s': %s\n", path.c_str(), std::strerror(errno));
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  std::string out;
-  char buf[65536];
-  ssize_t n;
-  bool too_long = false;
-  while ((n = ::read(fds[0], buf, sizeof(buf))) > 0) {
-    if (out.size() + static_cast<size_t>(n) > runtime::kMaxDescriptionBytes) {
-      too_long = true;  // stop reading; the binary gets SIGPIPE or is killed below
-      break;
-    }
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fds[0]);
-  if (too_long) ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (too_long) {
-    return invalid_argument("'" + path + " describe' printed more than " +
-                            std::to_string(runtime::kMaxDescriptionBytes) +
-                            " bytes; a flow description is at most that long");
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return invalid_argument("'" + path + " describe' failed: is it a flow binary built with the Culvert SDK?");
-  return out;
-}
-
-}  // namespace
 
 void add_flow_register_command(CLI::App& app, CliContext& ctx) {
   // `flow register PATH`: reuse the `flow` command group when it exists.
@@ -78,18 +31,27 @@ void add_flow_register_command(CLI::App& app, CliContext& ctx) {
   struct RegisterFlags {
     std::string path, project, storage, s3_endpoint, idempotency_key, run_config;
     std::vector<std::string> labels;
+    std::map<std::string, std::string> source_flags;  // the flow sources' own flags given
   };
   auto rf = std::make_shared<RegisterFlags>();
   auto cmd = std::make_shared<Cmd>(Cmd{&ctx});
-  auto* reg = flow->add_subcommand("register", "Upload a built flow binary to its storage and register it");
+  auto* reg = flow->add_subcommand("register", "Upload a flow (binary or flow file) to its storage and register it");
   reg->fallthrough();
-  reg->add_option("path", rf->path, "the flow binary")->required();
+  std::string kinds_help;
+  for (const auto& s : flow_sources()) kinds_help += (kinds_help.empty() ? "" : "; ") + s.kind + ": " + s.description;
+  reg->add_option("path", rf->path, "the flow: " + kinds_help)->required();
   reg->add_option("--project", rf->project, "project name")->required();
   reg->add_option("--storage", rf->storage, "file:///DIR or s3://BUCKET/PREFIX (default: the flow's own)");
   reg->add_option("--label,-l", rf->labels, "run label (repeatable; replaces the run config's labels)");
   reg->add_option("--s3-endpoint", rf->s3_endpoint, "S3-compatible endpoint (path-style)");
   reg->add_option("--idempotency-key", rf->idempotency_key, "a repeat with this key is a no-op");
   reg->add_option("--run-config", rf->run_config, "a run config JSON object replacing the flow's own");
+  for (const auto& s : flow_sources())
+    for (const auto& flag : s.flags) {
+      std::string name = flag.name;
+      reg->add_option_function<std::string>(
+          "--" + name, [rf, name](const std::string& v) { rf->source_flags[name] = v; }, s.kind + ": " + flag.help);
+    }
   add_output_option(reg, *cmd);
   reg->callback([cmd, rf] {
     auto& c = *cmd;
@@ -97,9 +59,28 @@ void add_flow_register_command(CLI::App& app, CliContext& ctx) {
     if (c.ctx->err == nullptr) c.ctx->err = &std::cerr;
     auto settings = c.settings();
     if (!settings) { c.usage(settings.status().message()); return; }
-    auto desc = describe_binary(rf->path);
-    if (!desc) { c.usage(desc.status().message()); return; }
+    FlowSourceRequest request{.path = rf->path, .flags = rf->source_flags};
+    const FlowSource& source = flow_source_for(request);
+    for (const auto& [name, value] : rf->source_flags) {
+      bool own = false;
+      for (const auto& f : source.flags) own |= f.name == name;
+      if (!own) { c.usage("--" + name + " does not apply to " + rf->path + " (a " + source.kind + " flow)"); return; }
+    }
+    auto prepared = source.prepare(request);
+    if (!prepared) {
+      if (prepared.status().code() == StatusCode::kInvalidArgument) c.usage(prepared.status().message());
+      else c.fail(prepared.status());
+      return;
+    }
+    struct RemoveTemporaries {
+      const std::vector<std::string>& files;
+      ~RemoveTemporaries() {
+        std::error_code ec;
+        for (const auto& f : files) std::filesystem::remove_all(f, ec);
+      }
+    } remove_temporaries{prepared->temporary_files};
     runtime::RegisterOptions opts;
+    opts.artifact_kind = source.kind;
     opts.project = rf->project;
     if (!rf->storage.empty()) opts.storage = rf->storage;
     opts.labels = rf->labels;
@@ -108,7 +89,7 @@ void add_flow_register_command(CLI::App& app, CliContext& ctx) {
     opts.s3_endpoint = rf->s3_endpoint.empty() ? c.ctx->env("CULVERT_S3_ENDPOINT").value_or("") : rf->s3_endpoint;
     opts.api_url = settings->api_url;
     opts.api_token = settings->api_token;
-    auto r = runtime::register_flow_artifact(rf->path, *desc, opts);
+    auto r = runtime::register_flow_artifact(prepared->artifact_path, prepared->description_json, opts);
     if (!r) {
       if (r.status().code() == StatusCode::kInvalidArgument) c.usage(r.status().message());
       else c.fail(r.status());

@@ -9,4 +9,7 @@ namespace culvert::cli {
 // Adds `register` to the `flow` command group of `app` (created when absent).
 void add_flow_register_command(CLI::App& app, CliContext& ctx);
 
+// Adds `run-local` (a YAML flow file run here, without a server) to the `flow` group.
+void add_flow_run_local_command(CLI::App& app, CliContext& ctx);  // flow_run_local_cmd.cpp
+
 }  // namespace culvert::cli

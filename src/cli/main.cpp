@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   culvert::cli::add_client_commands(app, client_ctx);
   culvert::cli::add_agent_commands(app, client_ctx);
   culvert::cli::add_flow_register_command(app, client_ctx);
+  culvert::cli::add_flow_run_local_command(app, client_ctx);
   culvert::cli::add_image_commands(app, client_ctx);
   try {
     app.parse(argc, argv);

@@ -10,6 +10,7 @@
 // backslash. Pure function; thread-safe.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <string_view>
 
@@ -21,5 +22,16 @@ inline constexpr size_t kMaxArtifactUriLength = 2048;
 
 // OK, or Unprocessable saying what is wrong (without naming a field: callers add it).
 Status check_artifact_uri(std::string_view uri);
+
+// The kinds of artifact a flow version may have (the description's "artifact_kind",
+// docs/FORMATS.md): what `culvert execute` runs and how. A description without one is
+// a flow binary's.
+inline constexpr std::string_view kDefaultArtifactKind = "binary";
+inline constexpr std::array<std::string_view, 4> kArtifactKinds = {"binary", "python", "python-package", "yaml"};
+inline bool is_artifact_kind(std::string_view kind) {
+  for (auto k : kArtifactKinds)
+    if (k == kind) return true;
+  return false;
+}
 
 }  // namespace culvert

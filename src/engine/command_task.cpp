@@ -1,6 +1,7 @@
 // Command tasks: /bin/sh -c in a new process group through the ProcessLauncher,
 // output lines logged, SIGTERM then SIGKILL on timeout or cancellation.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <signal.h>
@@ -12,6 +13,14 @@
 
 namespace culvert {
 namespace detail {
+namespace {
+
+bool is_env_name(const std::string& s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+}  // namespace
 
 void RunCore::run_shell(TaskRunRt* tr, const Node& node, TaskContext& ctx) {
   const NodeOptions& o = *node.opt;
@@ -20,6 +29,10 @@ void RunCore::run_shell(TaskRunRt* tr, const Node& node, TaskContext& ctx) {
   spec.env.emplace("CULVERT_FLOW_RUN_ID", flow_run_id);
   spec.env.emplace("CULVERT_TASK_NAME", node.name);
   spec.env.emplace("CULVERT_MAP_INDEX", std::to_string(tr->map_index));
+  // The run's parameter values, one variable per parameter whose name can be one
+  // (YAML flow files refer to them for their {{ name }} placeholders).
+  for (const auto& [name, value] : param_text)
+    if (is_env_name(name)) spec.env.emplace("CULVERT_PARAM_" + name, value);
   auto proc = launcher_->spawn(spec);
   if (!proc) throw std::runtime_error(proc.status().message());
   Process& p = **proc;

@@ -84,6 +84,23 @@ TEST(CommandTask, CapturesOutputEnvAndWorkingDir) {
   std::filesystem::remove_all(dir);
 }
 
+// A command task sees the run's parameter values (defaults included) as
+// CULVERT_PARAM_<name>, each exactly as given: the shell does not parse a value.
+TEST(CommandTask, SeesTheRunsParametersAsEnvironmentVariables) {
+  Flow flow("params");
+  flow.parameter<std::string>("day");
+  flow.parameter<int>("rows", 7);
+  flow.shell("show", "printf '%s|%s\\n' \"$CULVERT_PARAM_day\" \"$CULVERT_PARAM_rows\"");
+  Logs logs;
+  Executor ex;
+  const std::string hostile = "mon; echo injected $(id) `id` > /dev/null \"'";
+  auto r = ex.run(flow, {.parameters = {{"day", hostile}}, .observers = {&logs}});
+  ASSERT_TRUE(r) << r.status().message();
+  EXPECT_EQ(r->state, State::kSuccess) << r->to_text();
+  ASSERT_EQ(logs.lines.size(), 1u);
+  EXPECT_EQ(logs.lines[0], "INFO " + hostile + "|7");
+}
+
 TEST(CommandTask, ExitStatusDecidesStateAndRetries) {
   Flow flow("exit");
   std::vector<int> codes;

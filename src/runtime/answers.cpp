@@ -89,6 +89,10 @@ Result<FlowArtifact> decode_flow_artifact(const json& flow_version) {
     if (!*v || (*v)->empty()) return internal_error(what + " has no artifact " + key);
     *out = **v;
   }
+  // Servers before artifact kinds answered none: their versions are flow binaries.
+  auto kind = optional_string(*a, "kind", what + "'s artifact");
+  if (!kind) return kind.status();
+  f.kind = *kind && !(*kind)->empty() ? **kind : "binary";
   return f;
 }
 

@@ -55,10 +55,11 @@ Result<FlowRunAnswer> decode_flow_run(const nlohmann::json& answer);
 struct FlowArtifact {
   std::string uri;     // non-empty
   std::string sha256;  // non-empty
+  std::string kind;    // "binary" (also when the server says none), "yaml", "python", ...
 };
 
 // Internal naming the field: not an object, "artifact" missing or not an object, its
-// "uri" or "sha256" missing, empty or not a string.
+// "uri" or "sha256" missing, empty or not a string, its "kind" not a string.
 Result<FlowArtifact> decode_flow_artifact(const nlohmann::json& flow_version);
 
 // A flow version as the server answers POST /flows.

@@ -140,6 +140,10 @@ TEST(DecodeFlowArtifact, ReadsUriAndHashOrNamesWhatIsWrong) {
   ASSERT_TRUE(a) << a.status().message();
   EXPECT_EQ(a->uri, "file:///a/b");
   EXPECT_EQ(a->sha256, "ab12");
+  EXPECT_EQ(a->kind, "binary") << "a version without a kind is a flow binary's";
+  auto y = decode_flow_artifact(json::parse(R"({"artifact":{"uri":"file:///n.yaml","sha256":"ab","kind":"yaml"}})"));
+  ASSERT_TRUE(y) << y.status().message();
+  EXPECT_EQ(y->kind, "yaml");
   struct Case {
     const char* answer;
     const char* expected;
@@ -155,6 +159,7 @@ TEST(DecodeFlowArtifact, ReadsUriAndHashOrNamesWhatIsWrong) {
       {R"({"artifact":{"uri":"file:///a"}})", "no artifact sha256"},
       {R"({"artifact":{"uri":"file:///a","sha256":null}})", "no artifact sha256"},
       {R"({"artifact":{"uri":"file:///a","sha256":[]}})", "\"sha256\" must be a string, but is array"},
+      {R"({"artifact":{"uri":"file:///a","sha256":"ab","kind":1}})", "\"kind\" must be a string, but is number"},
   };
   for (const auto& c : cases) {
     auto r = decode_flow_artifact(json::parse(c.answer));

@@ -32,6 +32,7 @@ Result<RegisteredFlow> register_flow_artifact(const std::string& artifact_path,
   body["project"] = options.project;
   body["storage"] = storage_uri;
   body["artifact"] = {{"uri", artifact->uri}, {"sha256", artifact->sha256}};
+  if (options.artifact_kind) body["artifact_kind"] = *options.artifact_kind;
   if (options.run_config_json) {
     json rc = json::parse(*options.run_config_json, nullptr, false);
     if (rc.is_discarded() || !rc.is_object())

@@ -66,6 +66,9 @@ struct RegisterOptions {
   // binary on Docker. Its labels become the flow's labels unless `labels` is given.
   std::optional<std::string> run_config_json;
   std::string s3_endpoint;              // for s3:// storage on S3-compatible services
+  // The artifact's kind (docs/FORMATS.md "artifact_kind"), sent in place of the
+  // description's own. nullopt: the description's (a flow binary's when it names none).
+  std::optional<std::string> artifact_kind;
   // Server settings (already resolved: flags, env, profile).
   std::string api_url;
   std::string api_token;

@@ -370,6 +370,16 @@ Result<store::NewFlowVersion> parse_flow_registration(const json& body) {
   v.artifact_sha256 = h;
   std::transform(v.artifact_sha256.begin(), v.artifact_sha256.end(), v.artifact_sha256.begin(),
                  [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); });
+  auto kind = opt_string(body, "artifact_kind", 64);
+  if (!kind) return kind.status();
+  if (kind->has_value()) {
+    if (!is_artifact_kind(**kind)) {
+      std::string kinds;
+      for (auto k : kArtifactKinds) kinds += (kinds.empty() ? "" : ", ") + std::string(k);
+      return field_error("artifact_kind", "must be one of " + kinds + " (absent: binary), not '" + **kind + "'");
+    }
+    v.artifact_kind = **kind;
+  }
   if (auto st = check_flow_graph(body); !st) return st;
   if (auto st = check_parameter_decls(body); !st) return st;
   if (auto st = check_run_config(body); !st) return st;
@@ -402,7 +412,7 @@ Result<store::NewFlowVersion> parse_flow_registration(const json& body) {
   v.create_project_if_missing = create->value_or(true);
   // The description is stored verbatim without the fields the server keeps apart.
   json desc = body;
-  for (const char* k : {"project", "artifact", "idempotency_key", "create_project"}) desc.erase(k);
+  for (const char* k : {"project", "artifact", "artifact_kind", "idempotency_key", "create_project"}) desc.erase(k);
   v.description_json = desc.dump(-1, ' ', false, json::error_handler_t::replace);
   return v;
 }
@@ -871,7 +881,7 @@ json to_json(const store::Flow& f, bool full) {
   j["name"] = f.name;
   j["version"] = f.version;
   j["archived"] = f.archived;
-  j["artifact"] = {{"uri", f.artifact_uri}, {"sha256", f.artifact_sha256}};
+  j["artifact"] = {{"uri", f.artifact_uri}, {"sha256", f.artifact_sha256}, {"kind", f.artifact_kind}};
   j["labels"] = f.labels;
   j["schedule"] = f.schedule_json ? parse_stored(*f.schedule_json) : json(nullptr);
   j["schedule_active"] = f.schedule_active;

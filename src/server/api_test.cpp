@@ -259,6 +259,42 @@ TEST_F(ApiTest, FlowRegistrationIsValidated) {
   EXPECT_EQ(post("/api/v1/flows", badrc, user_).status, 422);
 }
 
+// A version keeps the kind of its artifact ("binary" unless the description names one)
+// and answers it inside "artifact"; an unknown kind is refused naming the field.
+TEST_F(ApiTest, FlowVersionsAnswerTheirArtifactKind) {
+  auto binary = post("/api/v1/flows", flow_body("etl"), user_);
+  ASSERT_EQ(binary.status, 201) << binary.text;
+  EXPECT_EQ(binary.body["artifact"]["kind"], "binary");
+  for (const char* kind : {"binary", "python", "python-package", "yaml"}) {
+    auto body = flow_body(std::string("flow-") + kind);
+    body["artifact_kind"] = kind;
+    auto r = post("/api/v1/flows", body, user_);
+    ASSERT_EQ(r.status, 201) << kind << ": " << r.text;
+    EXPECT_EQ(r.body["artifact"]["kind"], kind);
+    auto one = get("/api/v1/flows/" + r.body["id"].get<std::string>(), runner_);
+    ASSERT_EQ(one.status, 200) << one.text;
+    EXPECT_EQ(one.body["artifact"]["kind"], kind);
+    EXPECT_FALSE(one.body.contains("artifact_kind")) << "kept with the artifact, not twice";
+  }
+  auto list = get("/api/v1/flows?project=p", runner_);
+  ASSERT_EQ(list.status, 200) << list.text;
+  for (const auto& f : list.body["flows"])
+    EXPECT_EQ(f["artifact"]["kind"], f["name"] == "etl" ? "binary" : f["name"].get<std::string>().substr(5));
+  // The same bytes registered as another kind are another version.
+  auto as_yaml = flow_body("etl");
+  as_yaml["artifact_kind"] = "yaml";
+  auto v2 = post("/api/v1/flows", as_yaml, user_);
+  EXPECT_EQ(v2.status, 201) << v2.text;
+  EXPECT_EQ(v2.body["version"], 2);
+  for (json bad : {json("shell"), json(""), json(3), json(std::string(100, 'x'))}) {
+    auto body = flow_body("bad");
+    body["artifact_kind"] = bad;
+    auto r = post("/api/v1/flows", body, user_);
+    EXPECT_EQ(r.status, 422) << bad.dump() << ": " << r.text;
+    EXPECT_THAT(r.text, HasSubstr("artifact_kind")) << bad.dump();
+  }
+}
+
 TEST_F(ApiTest, RunParametersLabelsAndIdempotency) {
   auto flow = register_flow("etl", {"dev", "gpu"});
   // Unknown parameter, missing required, wrong type: 422.

@@ -255,6 +255,13 @@ ALTER TABLE logs ADD COLUMN run_attempt INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE task_runs ADD COLUMN run_attempt INTEGER NOT NULL DEFAULT 1
 )SQL";
 
+// Version 9: the kind of each flow version's artifact (docs/FORMATS.md "artifact_kind":
+// binary, python, python-package, yaml), which tells `culvert execute` how to run it.
+// Versions registered before were all flow binaries.
+constexpr const char* kSchemaV9 = R"SQL(
+ALTER TABLE flows ADD COLUMN artifact_kind TEXT NOT NULL DEFAULT 'binary'
+)SQL";
+
 std::string render(std::string sql, Dialect dialect) {
   auto replace_all = [&](const std::string& key, const std::string& with) {
     for (size_t p = sql.find(key); p != std::string::npos; p = sql.find(key, p + with.size()))
@@ -293,6 +300,7 @@ std::vector<Migration> migrations(Dialect dialect) {
       {6, "run configs of runs, infrastructure of runs, agents bound to tokens", render(kSchemaV6, dialect)},
       {7, "log bytes per flow run", render(kSchemaV7, dialect)},
       {8, "flow-run attempts", render(kSchemaV8, dialect)},
+      {9, "artifact kinds of flow versions", render(kSchemaV9, dialect)},
   };
 }
 

@@ -11,7 +11,7 @@ namespace {
 constexpr const char* kFlowColumns =
     "SELECT f.id, f.project_id, p.name, f.name, f.version, f.archived, f.artifact_uri, "
     "f.artifact_sha256, f.description_json, f.labels, f.schedule_json, f.schedule_active, "
-    "f.max_run_retries, f.idempotency_key, f.created FROM flows f JOIN projects p ON p.id = f.project_id ";
+    "f.max_run_retries, f.idempotency_key, f.created, f.artifact_kind FROM flows f JOIN projects p ON p.id = f.project_id ";
 
 Flow to_flow(const Row& r) {
   Flow f;
@@ -30,6 +30,7 @@ Flow to_flow(const Row& r) {
   f.max_run_retries = static_cast<int>(r.i64(12));
   f.idempotency_key = r.opt(13);
   f.created = r.time(14);
+  f.artifact_kind = r.str(15);
   return f;
 }
 
@@ -70,6 +71,7 @@ Result<Flow> SqlStore::register_flow(const NewFlowVersion& spec) {
           Flow f = to_flow(latest[0]);
           bool active = spec.schedule_json && spec.schedule_active;
           if (f.artifact_sha256 == spec.artifact_sha256 && f.artifact_uri == spec.artifact_uri &&
+              f.artifact_kind == spec.artifact_kind &&
               f.description_json == spec.description_json && f.labels == normalize_labels(spec.labels) &&
               f.schedule_json == spec.schedule_json && f.schedule_active == active &&
               f.max_run_retries == spec.max_run_retries) {
@@ -86,11 +88,13 @@ Result<Flow> SqlStore::register_flow(const NewFlowVersion& spec) {
         db_->exec(
             "INSERT INTO flows (id, project_id, name, version, archived, artifact_uri, artifact_sha256, "
             "description_json, labels, schedule_json, schedule_active, max_run_retries, idempotency_key, "
-            "created, run_config_json, run_config_type) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created, run_config_json, run_config_type, artifact_kind) "
+            "VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             {id, project_id, spec.name, int64_t{version}, spec.artifact_uri, spec.artifact_sha256,
              spec.description_json, labels_json(spec.labels), opt_value(spec.schedule_json),
              int64_t{spec.schedule_json && spec.schedule_active ? 1 : 0}, int64_t{spec.max_run_retries},
-             opt_value(spec.idempotency_key), now_ms(), spec.run_config_json, spec.run_config_type});
+             opt_value(spec.idempotency_key), now_ms(), spec.run_config_json, spec.run_config_type,
+             spec.artifact_kind});
         return load_flow(id);
       },
       /*retry_unique=*/true);

@@ -68,6 +68,9 @@ struct NewFlowVersion {
   std::string name;  // flow name; REQUIRES non-empty
   std::string artifact_uri;
   std::string artifact_sha256;
+  // What the artifact is, so that `culvert execute` knows how to run it: "binary" (a
+  // flow binary), "python", "python-package" or "yaml". The caller validates it.
+  std::string artifact_kind = "binary";
   // The whole flow description (docs/FORMATS.md) as JSON text, stored verbatim:
   // tasks, edges, parameters, run_config, schedule... Default: "{}".
   std::string description_json = "{}";
@@ -86,7 +89,7 @@ struct NewFlowVersion {
   std::string run_config_json;
   std::string run_config_type;
 };
-// Registering what the latest version already is (the same artifact URI and SHA-256,
+// Registering what the latest version already is (the same artifact URI, SHA-256 and kind,
 // description, labels, schedule and its activity, max_run_retries) returns that
 // version (Flow::reused) instead of creating a new one; the idempotency key does not
 // take part in the comparison.
@@ -101,6 +104,7 @@ struct Flow {
   bool archived = false;  // true for every version but the latest
   std::string artifact_uri;
   std::string artifact_sha256;
+  std::string artifact_kind = "binary";  // as registered (NewFlowVersion::artifact_kind)
   std::string description_json;
   std::vector<std::string> labels;
   std::optional<std::string> schedule_json;

@@ -481,6 +481,8 @@ TEST_P(StoreTest, RegisteringIdenticalBytesAndMetadataReturnsTheLatestVersion) {
   expect_new_version(w, "schedule activity");
   w.max_run_retries = 2;
   expect_new_version(w, "max_run_retries");
+  w.artifact_kind = "yaml";
+  expect_new_version(w, "artifact kind");
   // Identical to the latest now: no new version.
   auto same = store_->register_flow(w);
   ASSERT_TRUE(same.is_ok());
@@ -489,6 +491,28 @@ TEST_P(StoreTest, RegisteringIdenticalBytesAndMetadataReturnsTheLatestVersion) {
   // The first version's content again: not the latest, so a new version.
   v.idempotency_key.reset();
   expect_new_version(v, "an older version's content");
+}
+
+// Each version keeps the kind of its artifact; a registration that names none is a
+// flow binary's.
+TEST_P(StoreTest, FlowVersionsKeepTheirArtifactKind) {
+  Flow binary = register_flow("etl");
+  EXPECT_EQ(binary.artifact_kind, "binary");
+  NewFlowVersion v;
+  v.project = "default";
+  v.name = "nightly";
+  v.artifact_uri = "file:///flows/nightly.yaml";
+  v.artifact_sha256 = sha256_hex("nightly");
+  v.artifact_kind = "yaml";
+  auto yaml = store_->register_flow(v);
+  ASSERT_TRUE(yaml.is_ok()) << yaml.status().to_string();
+  EXPECT_EQ(yaml->artifact_kind, "yaml");
+  EXPECT_EQ(store_->get_flow(yaml->id)->artifact_kind, "yaml");
+  EXPECT_EQ(store_->get_flow(binary.id)->artifact_kind, "binary");
+  auto listed = store_->list_flows(yaml->project_id, true);
+  ASSERT_TRUE(listed.is_ok());
+  ASSERT_EQ(listed->size(), 2u);
+  for (const auto& f : *listed) EXPECT_EQ(f.artifact_kind, f.name == "nightly" ? "yaml" : "binary") << f.name;
 }
 
 TEST_P(StoreTest, RegisterIntoAMissingProjectCanBeRefused) {
