@@ -123,6 +123,9 @@ void Agent::report_infrastructure(AgentApi& api, const std::string& run_id, cons
 Result<int> Agent::claim_and_launch(Millis wait) {
   int free_slots = options_.max_concurrent - static_cast<int>(active_runs());
   if (free_slots <= 0) return 0;
+  // The server hands out at most kMaxClaimBatch runs per claim (a larger "max" is
+  // refused): an agent with more free slots claims again on its next pass.
+  free_slots = std::min(free_slots, kMaxClaimBatch);
   const std::vector<std::string> types = launcher_.run_config_types();
   auto claimed = claim_api_.claim(id_, types, free_slots, wait);
   if (!claimed && claimed.status().code() == StatusCode::kConflict) {

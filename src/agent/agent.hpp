@@ -35,6 +35,9 @@
 
 namespace culvert::agent {
 
+// The most runs one claim asks for: the server refuses a larger "max".
+inline constexpr int kMaxClaimBatch = 100;
+
 // A run handed to this agent by a claim.
 struct ClaimedRun {
   std::string id;

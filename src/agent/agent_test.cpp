@@ -470,6 +470,19 @@ TEST_F(AgentTest, StopsRunOnThreadsOfTheirOwn) {
   EXPECT_EQ(api.states["r1"], State::kCancelled);
 }
 
+// --max-concurrent above the server's claim limit (100 runs a claim): each claim asks for
+// at most 100, and the next pass claims the rest.
+TEST_F(AgentTest, AClaimAsksForAtMostTheServersLimit) {
+  options.max_concurrent = 500;
+  agent = std::make_unique<Agent>(options, api, api, launcher, clock);
+  ASSERT_TRUE(agent->register_self().is_ok());
+  for (int i = 0; i < 150; ++i) enqueue("r" + std::to_string(i));
+  EXPECT_EQ(*agent->claim_and_launch(Millis(0)), 100);
+  EXPECT_EQ(api.last_claim_max, kMaxClaimBatch);
+  EXPECT_EQ(*agent->claim_and_launch(Millis(0)), 50);
+  EXPECT_EQ(agent->active_runs(), 150u);
+}
+
 TEST_F(AgentTest, AllLaunchesArePolledInOneBatch) {
   options.max_concurrent = 10;
   agent = std::make_unique<Agent>(options, api, api, launcher, clock);
