@@ -60,9 +60,10 @@ struct Parser {
     std::vector<std::pair<std::string, Node>> out;
     std::set<std::string> seen;
     for (auto it = map.begin(); it != map.end(); ++it) {
-      const Node& k = it->first;
+      // A copy: the iterator's value is a temporary, and a reference to its key dangles.
+      const Node k = it->first;
       if (!k.IsScalar()) return err(k, name, "keys must be plain names");
-      const std::string& key = k.Scalar();
+      const std::string key = k.Scalar();
       std::string path = field.empty() ? key : field + "." + key;
       if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
         std::string known;
