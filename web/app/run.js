@@ -28,7 +28,7 @@ function Why({ d }) {
       <tbody>${d.agents.map(a => html`<tr><td>${a.name}</td><td>${a.health}</td>
         <td>${a.missing_labels.length ? a.missing_labels.map(l => html`<span class="label missing">${l}</span>`) : html`<span class="muted">none</span>`}</td>
         <td>${a.type_mismatch || (a.run_config_types || []).join(', ')}</td><td>${a.can_take ? 'yes' : 'no'}</td></tr>`)}</tbody></table>`}
-    ${lacking.length > 0 && html`<p class="hint">Start an agent with the labels, e.g. <code>culvert agent start --labels ${d.labels.join(',')}</code>.</p>`}
+    ${lacking.length > 0 && html`<p class="hint">Start an agent with the labels, e.g. <code>culvert agent start ${d.labels.map((l) => '--label ' + l).join(' ')}</code>.</p>`}
   </section>`;
 }
 
