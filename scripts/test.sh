@@ -8,6 +8,8 @@
 #   scripts/test.sh e2e        end-to-end tests only
 #   scripts/test.sh asan       ASan+UBSan build, unit tests
 #   scripts/test.sh tsan       TSan build, unit tests
+# With CULVERT_PRUNE_BUILDS=1 (set by CI), each build tree is deleted once its tiers have
+# passed, so that the disk holds one build tree at a time.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TIER="${1:-all}"
@@ -41,11 +43,18 @@ fi
 if [[ "$TIER" == all || "$TIER" == e2e ]]; then
   echo "== end-to-end tier =="; run_ctest "$ROOT/build" e2e
 fi
+prune() {  # build_dir
+  if [[ "${CULVERT_PRUNE_BUILDS:-0}" == 1 ]]; then
+    echo "test.sh: removing $1 (CULVERT_PRUNE_BUILDS=1)"; rm -rf "$1"
+  fi
+}
+if [[ "$TIER" == all ]]; then prune "$ROOT/build"; fi
 if [[ "$TIER" == all || "$TIER" == asan ]]; then
   echo "== sanitizer build (ASan+UBSan), fast tier =="
   "$ROOT/scripts/build.sh" "$ROOT/build-asan" -DCMAKE_BUILD_TYPE=Debug -DCULVERT_SANITIZE=ON \
     -DCULVERT_BUILD_BENCH=OFF
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_ctest "$ROOT/build-asan" fast
+  prune "$ROOT/build-asan"
 fi
 if [[ "$TIER" == all || "$TIER" == tsan ]]; then
   echo "== sanitizer build (TSan), fast tier =="
@@ -53,6 +62,7 @@ if [[ "$TIER" == all || "$TIER" == tsan ]]; then
     -DCULVERT_BUILD_EXAMPLES=OFF
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/scripts/tsan.supp" \
     run_ctest "$ROOT/build-tsan" fast
+  prune "$ROOT/build-tsan"
 fi
 echo "test.sh: all requested tiers passed"
 echo "tests: $PASSED passed, $FAILED failed"
