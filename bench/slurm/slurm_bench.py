@@ -5,7 +5,9 @@ Starts a Slurm cluster (scripts/testenv/slurm.sh --accounting, a node declared w
 --cpus CPUs so that many mostly idle jobs run at once), `culvert server start` (SQLite,
 temporary HOME) and one `culvert agent start --type slurm --max-concurrent M`, with
 counting shims for sbatch/squeue/sacct/scontrol/scancel first on its PATH (each logs its
-call, then runs the real command). Registers the e2e flow; then, once per value of
+call, then runs the real command). Registers the e2e flow; runs --latency-runs runs one at
+a time (each final before the next is created) for the claim -> sbatch figure on an
+otherwise idle cluster; then, once per value of
 --submit-parallelism (default 1,8: one after another, then eight at once), queues N runs,
 starts the agent, waits until every run is final, stops the agent, and reports:
 
@@ -22,7 +24,8 @@ starts the agent, waits until every run is final, stops the agent, and reports:
                    (job end -> the run's final state on the server)
 
 Usage: bench/slurm/slurm_bench.py [--build build] [--runs 200] [--max-concurrent 50]
-                                  [--cpus 64] [--poll-interval 1s] [--submit-parallelism 1,8]
+                                  [--cpus 64] [--poll-interval 1s] [--latency-runs 30]
+                                  [--submit-parallelism 1,8]
 """
 import argparse, json, os, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 import urllib.request
@@ -61,6 +64,53 @@ def pct(values, p):
 
 def ms(x):
     return "%.0f ms" % (x * 1000)
+
+
+def latency_phase(a, culvert, tmp, env, cenv, shims, calls_log, api, procs):
+    """One run at a time on an otherwise idle cluster: claim -> sbatch returned, unloaded."""
+    agent_log_path = os.path.join(tmp, "agent-latency.log")
+    open(calls_log, "w").close()
+    agent = subprocess.Popen([culvert, "agent", "start", "--type", "slurm", "--name", "bench-latency", "--label", "hpc",
+                              "--max-concurrent", "1", "--poll-interval", a.poll_interval,
+                              "--job-output-dir", os.path.join(tmp, "job-output")],
+                             env=dict(cenv, PATH=shims + ":" + env["PATH"]),
+                             stdout=open(agent_log_path, "w"), stderr=subprocess.STDOUT)
+    procs.append(agent)
+    marker = os.path.join(tmp, "executions-latency")
+    runs = {}
+    for _ in range(a.latency_runs):
+        r = api.call("POST", "/api/v1/flow-runs", {"project": "bench", "flow": "e2e",
+                                                   "parameters": {"marker": marker, "sleep_ms": 0}})
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            run = api.call("GET", "/api/v1/flow-runs/" + r["id"])
+            if run["state"] in ("Success", "Failed", "Crashed", "Cancelled", "TimedOut"):
+                runs[r["id"]] = run
+                break
+            time.sleep(0.1)
+    agent.send_signal(signal.SIGTERM)
+    agent.wait(timeout=30)
+    launched = {}
+    for line in open(agent_log_path):
+        if "launched as Slurm job" in line:
+            launched[line.split("run ")[1].split(" ")[0]] = local_ts(line[1:24])
+    sbatch_start = {}
+    for line in open(calls_log):
+        if line.startswith("sbatch ") and "--job-name=" in line:
+            sbatch_start["-".join(line.strip().rsplit("-", 5)[-5:])] = float(line.split()[1])
+    ids = [i for i in runs if i in launched and i in sbatch_start]
+    total = [launched[i] - ts(runs[i]["submitted_at"]) for i in ids]
+    before = [sbatch_start[i] - ts(runs[i]["submitted_at"]) for i in ids]
+    during = [launched[i] - sbatch_start[i] for i in ids]
+    states = {}
+    for r in runs.values():
+        states[r["state"]] = states.get(r["state"], 0) + 1
+    print("Slurm agent, %d runs one at a time (each final before the next is created), idle cluster" % a.latency_runs)
+    print("  final states: %s" % states)
+    print("  agent overhead, claim -> sbatch returned: p50 %s, p90 %s (n=%d); of which claim -> sbatch started "
+          "p50 %s, p90 %s; the sbatch call p50 %s, p90 %s" %
+          (ms(pct(total, 50)), ms(pct(total, 90)), len(total), ms(pct(before, 50)), ms(pct(before, 90)),
+           ms(pct(during, 50)), ms(pct(during, 90))))
 
 
 def phase(a, culvert, tmp, env, cenv, shims, calls_log, api, procs, parallelism):
@@ -157,8 +207,12 @@ def phase(a, culvert, tmp, env, cenv, shims, calls_log, api, procs, parallelism)
         detect.append(ts(runs[jobs[f[0]]]["end_time"]) - end)
     calls = {}
     times = []
+    sbatch_start = {}  # run id -> when its sbatch started
     for line in open(calls_log):
-        cmd, t = line.split()
+        cmd, t = line.split()[:2]
+        if cmd == "sbatch" and "--job-name=" in line:
+            run_id = "-".join(line.strip().rsplit("-", 5)[-5:])  # culvert-<flow>-<uuid>: its last 5 groups
+            sbatch_start[run_id] = float(t)
         calls[cmd] = calls.get(cmd, 0) + 1
         if cmd == "squeue":
             times.append(float(t))
@@ -173,6 +227,12 @@ def phase(a, culvert, tmp, env, cenv, shims, calls_log, api, procs, parallelism)
     print("  throughput: %.2f runs/s (%.1f s for %d runs)" % (a.runs / elapsed, elapsed, a.runs))
     print("  agent overhead, claim -> sbatch returned: p50 %s, p90 %s (n=%d)" %
           (ms(pct(overhead, 50)), ms(pct(overhead, 90)), len(overhead)))
+    before = [sbatch_start[i] - ts(runs[i]["submitted_at"]) for i in ids if i in sbatch_start]
+    during = [launched[i][0] - sbatch_start[i] for i in ids if i in sbatch_start and i in launched]
+    if before and during:
+        print("    of which claim -> sbatch started: p50 %s, p90 %s; sbatch started -> returned (the agent's own "
+              "sbatch): p50 %s, p90 %s (n=%d)" % (ms(pct(before, 50)), ms(pct(before, 90)), ms(pct(during, 50)),
+                                                 ms(pct(during, 90)), len(during)))
     print("  a bare sbatch through the same shim: idle cluster p50 %s, p90 %s (n=%d); beside the agent's, "
           "every 0.5 s during the runs: p50 %s, p90 %s (n=%d)" %
           (ms(pct(bare_idle, 50)), ms(pct(bare_idle, 90)), len(bare_idle), ms(pct(bare_busy, 50)),
@@ -194,6 +254,8 @@ def main():
     ap.add_argument("--max-concurrent", type=int, default=50)
     ap.add_argument("--cpus", type=int, default=64)
     ap.add_argument("--poll-interval", default="1s")
+    ap.add_argument("--latency-runs", type=int, default=30,
+                    help="runs created one at a time first, for the unloaded claim -> sbatch figure (0: none)")
     ap.add_argument("--submit-parallelism", default="1,8",
                     help="comma-separated: one phase per value, each with N fresh runs")
     a = ap.parse_args()
@@ -225,8 +287,10 @@ def main():
             real = shutil.which(cmd)
             with open(os.path.join(shims, cmd), "w") as f:
                 # The benchmark's own bare sbatch calls (BENCH_BARE=1) are logged apart.
-                f.write("#!/bin/sh\necho \"%s${BENCH_BARE:+-bare} $(date +%%s.%%N)\" >> '%s'\nexec '%s' \"$@\"\n"
-                        % (cmd, calls_log, real))
+                # sbatch's line also names the job (--job-name=culvert-<flow>-<run>).
+                job = ' $(for x in "$@"; do case "$x" in --job-name=*) echo "$x";; esac; done)' if cmd == "sbatch" else ""
+                f.write("#!/bin/sh\necho \"%s${BENCH_BARE:+-bare} $(date +%%s.%%N)%s\" >> '%s'\nexec '%s' \"$@\"\n"
+                        % (cmd, job, calls_log, real))
             os.chmod(os.path.join(shims, cmd), 0o755)
 
         port_file = os.path.join(tmp, "port")
@@ -247,6 +311,8 @@ def main():
                         "file://" + os.path.join(tmp, "flows"), "--label", "hpc", "--run-config",
                         json.dumps({"type": "slurm", "memory": "100M", "time_limit": "10m"})],
                        env=cenv, check=True, stdout=subprocess.DEVNULL)
+        if a.latency_runs > 0:
+            latency_phase(a, culvert, tmp, env, cenv, shims, calls_log, api, procs)
         for parallelism in [int(x) for x in a.submit_parallelism.split(",")]:
             phase(a, culvert, tmp, env, cenv, shims, calls_log, api, procs, parallelism)
         return 0
