@@ -1335,11 +1335,13 @@ TEST_F(ApiTest, AnAgentsMaxConcurrentIsOptionalAtRegistrationAndAnswered) {
   ASSERT_TRUE(older.body.contains("max_concurrent"));
   EXPECT_TRUE(older.body["max_concurrent"].is_null());
   std::map<std::string, json> listed;
-  for (const auto& a : get("/api/v1/agents", runner_).body["agents"]) listed[a["name"]] = a["max_concurrent"];
+  const json agents = get("/api/v1/agents", runner_).body["agents"];
+  for (const auto& a : agents) listed[a["name"].get<std::string>()] = a["max_concurrent"];
   EXPECT_EQ(listed["a8"], 8);
   EXPECT_TRUE(listed["old"].is_null());
   std::map<std::string, json> dash;
-  for (const auto& a : get("/api/v1/dashboard", runner_).body["agents"]) dash[a["name"]] = a["max_concurrent"];
+  const json dashboard_agents = get("/api/v1/dashboard", runner_).body["agents"];
+  for (const auto& a : dashboard_agents) dash[a["name"].get<std::string>()] = a["max_concurrent"];
   EXPECT_EQ(dash["a8"], 8);
   EXPECT_TRUE(dash["old"].is_null());
   // A bad value is a 422 naming the field; null is taken as not said.

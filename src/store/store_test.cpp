@@ -2059,14 +2059,21 @@ TEST_P(StoreTest, AnAgentsMaxConcurrentIsAsItsLatestRegistrationSaid) {
 }
 
 // Agents registered before schema version 10 have no max concurrent runs until they
-// register again.
+// register again; the task runs' index by state is built over the rows already there.
 TEST_P(StoreTest, MigratingToVersion10KeepsAgentsWithoutMaxConcurrent) {
   auto a = store_->register_agent({"a1", "local", {"gpu"}, std::string("tok-1"), 5});
   ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  Flow f = register_flow("etl");
+  FlowRun run = run_in_state(f.id, State::kRunning);
+  TaskRunUpdate ok{run.id, "m", 0, State::kSuccess, "", 1, clock_.now()};
+  ok.map_count = 10;
+  ASSERT_TRUE(store_->upsert_task_runs({ok, {run.id, "m", 3, State::kFailed, "boom", 1, clock_.now() + milliseconds(1)}})
+                  .is_ok());
   {
     auto raw = raw_db();
     raw->begin(detail::TxMode::kWrite);
     raw->exec_script("ALTER TABLE agents DROP COLUMN max_concurrent");
+    raw->exec_script("DROP INDEX task_runs_by_state");
     raw->exec("DELETE FROM schema_migrations WHERE version = 10", {});
     raw->commit();
   }
@@ -2078,6 +2085,15 @@ TEST_P(StoreTest, MigratingToVersion10KeepsAgentsWithoutMaxConcurrent) {
   EXPECT_FALSE(got->max_concurrent.has_value());
   EXPECT_EQ(got->labels, std::vector<std::string>{"gpu"});
   EXPECT_EQ(store_->register_agent({"a1", "local", {"gpu"}, std::string("tok-1"), 5})->max_concurrent, 5);
+  auto tasks = store_->list_tasks(run.id, "", 10);
+  ASSERT_TRUE(tasks.is_ok()) << tasks.status().to_string();
+  ASSERT_EQ(tasks->mapped.size(), 1u);
+  EXPECT_EQ(tasks->mapped[0].count, 10);
+  ASSERT_EQ(tasks->mapped[0].states.size(), 2u);
+  EXPECT_EQ(tasks->mapped[0].states[0].state, State::kSuccess);
+  EXPECT_EQ(tasks->mapped[0].states[0].count, 9);
+  EXPECT_EQ(tasks->mapped[0].states[1].state, State::kFailed);
+  EXPECT_EQ(tasks->mapped[0].states[1].count, 1);
 }
 
 // A flow version with a run config of `type` ("" for a run config without one).
