@@ -84,7 +84,7 @@ class InstantApi final : public AgentApi {
     }
     return out;
   }
-  Result<State> get_run_state(const std::string&) override { return State::kSubmitted; }
+  Result<RunState> get_run_state(const std::string&) override { return RunState{State::kSubmitted, ""}; }
   Status set_run_state(const std::string&, State, const std::string&) override { return Status::ok(); }
   Status send_logs(const std::string&, const std::vector<std::string>&) override { return Status::ok(); }
   Status report_infrastructure(const std::string&, const Infrastructure&) override { return Status::ok(); }

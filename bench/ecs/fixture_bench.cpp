@@ -1,7 +1,18 @@
-// ecs_fixture_bench [--runs N] [--max-concurrent M]: end-to-end throughput of the ECS agent
-// against the test-only ECS-compatible endpoint (tests/support/ecs_fixture.py: each task
-// a real Docker container), and of the Docker agent on the same runs, in the same
-// benchmark run, on the same dockerd, image and server.
+// ecs_fixture_bench [--runs N] [--max-concurrent M] [--phases LIST]: end-to-end throughput
+// of the ECS agent against the test-only ECS-compatible endpoint
+// (tests/support/ecs_fixture.py), and of the Docker agent on the same runs, in the same
+// benchmark run, on the same dockerd, image and server. Three phases (LIST: a
+// comma-separated subset of them, default all, in this order):
+//   ecs-processes   the fixture runs each task's command as a plain local process
+//                   (its --task-mode processes): the agent, server, fixture and
+//                   `culvert execute` path without Docker's cost per container;
+//   ecs-containers  the fixture runs each task as a Docker container, as ECS would;
+//   docker          the Docker agent, each run a container on the same dockerd.
+// For each it prints the CPU seconds the agent, the server and the fixture used, so
+// the agent's cost can be told from the containers'. The flow binary registered is
+// tests/e2e/e2e_flow with its debug information stripped (objcopy --strip-debug), as a
+// release build ships it; --as-built-artifact registers it as built (a debug build's is
+// over 20 times larger, and each run's `culvert execute` fetches and hashes it).
 //
 // Each phase queues N runs of a flow that does nothing (its tasks return at once: the
 // container exits as soon as `culvert execute` has fetched the flow from s3rver, run it
@@ -11,6 +22,7 @@
 // id to a file on a host volume), and for ECS one task per run and one task-definition
 // revision. Run it through bench/ecs/run_fixture_bench.sh (starts dockerd and s3rver).
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
@@ -50,21 +62,40 @@ std::string trim(std::string s) {
   return s;
 }
 
+// CPU seconds (user + system) process `pid` used so far; its children not counted.
+double cpu_seconds(pid_t pid) {
+  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream in(stat.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  // Fields after the name, from 3 (state): utime is 14, stime 15.
+  for (int i = 3; i <= 15 && in >> field; ++i)
+    if (i == 14 || i == 15) ticks += std::atof(field.c_str());
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 struct Phase {
   std::string name;
   double seconds = 0;
+  double agent_cpu = 0, server_cpu = 0, fixture_cpu = 0;
   int finished = 0, success = 0, executed_once = 0, executed_twice = 0;
   std::string note;
 };
 
 class Bench {
  public:
-  Bench(int runs, int max_concurrent) : runs_(runs), max_concurrent_(max_concurrent) {}
+  Bench(int runs, int max_concurrent, std::vector<std::string> phases, bool as_built)
+      : runs_(runs), max_concurrent_(max_concurrent), phases_(std::move(phases)), as_built_(as_built) {}
 
   int main() {
     const char* dd = std::getenv("CULVERT_DOCKERD_DIR");
     const char* s3 = std::getenv("CULVERT_S3RVER_DIR");
     if (!dd || !s3) return fail("run through bench/ecs/run_fixture_bench.sh (it starts dockerd and s3rver)");
+    for (const auto& p : phases_)
+      if (p != "ecs-processes" && p != "ecs-containers" && p != "docker")
+        return fail("--phases: unknown phase '" + p + "' (ecs-processes, ecs-containers, docker)");
     socket_ = trim(read_file(fs::path(dd) / "socket"));
     s3_endpoint_ = "http://127.0.0.1:" + trim(read_file(fs::path(s3) / "port"));
     docker_ = std::make_unique<docker::DockerClient>(docker::DockerClient::Options{.host = socket_});
@@ -73,32 +104,64 @@ class Bench {
       return fail(st.to_string());
     server_ = std::make_unique<TestServer>(sandbox_, std::vector<std::string>{"--heartbeat-interval", "5s"});
     if (!server_->ok()) return fail("the server did not start: " + read_file(sandbox_.dir() / "server.log"));
-    fixture_ = std::make_unique<EcsFixture>(sandbox_, socket_);
-    if (!fixture_->ok()) return fail(fixture_->error());
+    flow_binary_ = build_path("tests/e2e/e2e_flow");
+    if (!as_built_) {
+      fs::path stripped = sandbox_.dir() / "e2e_flow";
+      auto st = sandbox_.run({"/usr/bin/objcopy", "--strip-debug", flow_binary_, stripped.string()});
+      if (st.exit_code != 0) return fail("objcopy --strip-debug " + flow_binary_ + ": " + st.err);
+      flow_binary_ = stripped.string();
+    }
+    fmt::print("flow artifact: {} ({:.1f} MB)\n", flow_binary_, fs::file_size(flow_binary_) / 1e6);
 
-    Phase ecs = phase("ecs");
-    Phase dock = phase("docker");
-    (void)docker_->remove_image(kImage);
-    json s = fixture_->state();
-    int tasks = static_cast<int>(s["tasks"].size());
-    int revisions = 0;
-    for (const auto& [family, n] : s["revisions"].items()) revisions += n.get<int>();
+    std::vector<Phase> done;
+    bool ok = true;
     fmt::print("{} runs each, --max-concurrent {}, on {} cores\n", runs_, max_concurrent_, cores());
-    for (const Phase* p : {&ecs, &dock})
-      fmt::print("{:>6} agent: {} finished ({} Success) in {:.1f} s = {:.1f} runs/s; executed once: {}, twice or more: {}{}\n",
-                 p->name, p->finished, p->success, p->seconds, p->finished / p->seconds, p->executed_once,
-                 p->executed_twice, p->note);
-    fmt::print("ecs / docker throughput: {:.2f}\n", (ecs.finished / ecs.seconds) / (dock.finished / dock.seconds));
-    fmt::print("ECS fixture: {} tasks, {} task-definition revision(s), calls {}, invalid requests {}\n", tasks, revisions,
-               s["calls"].dump(), s["invalid"].size());
-    bool ok = ecs.success == runs_ && dock.success == runs_ && ecs.executed_once == runs_ &&
-              dock.executed_once == runs_ && tasks == runs_ && revisions == 1 && s["invalid"].empty();
+    for (const auto& name : phases_) {
+      std::unique_ptr<EcsFixture> fixture;
+      if (name != "docker") {
+        fixture = std::make_unique<EcsFixture>(sandbox_, socket_, "fixture-" + name,
+                                               name == "ecs-processes" ? EcsFixture::TaskMode::kProcesses
+                                                                       : EcsFixture::TaskMode::kContainers);
+        if (!fixture->ok()) return fail(fixture->error());
+      }
+      Phase p = phase(name, fixture.get());
+      print(p);
+      ok = ok && p.success == runs_ && p.executed_once == runs_;
+      if (fixture) {
+        json s = fixture->state();
+        int tasks = static_cast<int>(s["tasks"].size());
+        int revisions = 0;
+        for (const auto& [family, n] : s["revisions"].items()) revisions += n.get<int>();
+        fmt::print("  fixture ({}): {} tasks, {} task-definition revision(s), calls {}, invalid requests {}\n",
+                   s.value("task_mode", "?"), tasks, revisions, s["calls"].dump(), s["invalid"].size());
+        ok = ok && tasks == runs_ && revisions == 1 && s["invalid"].empty();
+      }
+      done.push_back(p);
+    }
+    (void)docker_->remove_image(kImage);
+    auto rate = [](const Phase& p) { return p.seconds > 0 ? p.finished / p.seconds : 0.0; };
+    for (const auto& a : done)
+      for (const auto& b : done)
+        if (&a != &b && b.name == "docker") fmt::print("{} / docker throughput: {:.2f}\n", a.name, rate(a) / rate(b));
+    for (const auto& a : done)
+      if (a.name == "ecs-processes")
+        for (const auto& b : done)
+          if (b.name == "ecs-containers")
+            fmt::print("ecs-processes / ecs-containers throughput: {:.2f}\n", rate(a) / rate(b));
     fmt::print("{}\n", ok ? "all launched and finished, none twice" : "FAILED: see above");
     return ok ? 0 : 1;
   }
 
  private:
   static constexpr const char* kImage = "culvert-ecs-bench-runner:bench";
+
+  void print(const Phase& p) {
+    fmt::print("{:>14}: {} finished ({} Success) in {:.1f} s = {:.1f} runs/s; executed once: {}, twice or more: {}; "
+               "CPU s: agent {:.1f}, server {:.1f}, fixture {:.1f}{}\n",
+               p.name, p.finished, p.success, p.seconds, p.seconds > 0 ? p.finished / p.seconds : 0.0,
+               p.executed_once, p.executed_twice, p.agent_cpu, p.server_cpu, p.fixture_cpu, p.note);
+    std::fflush(stdout);
+  }
 
   static int cores() {
     long n = ::sysconf(_SC_NPROCESSORS_ONLN);
@@ -117,13 +180,18 @@ class Bench {
   }
 
   // Queues the runs of project `name`, starts its agent, waits for every run to end.
-  Phase phase(const std::string& name) {
+  // `fixture`: the ECS fixture of an ecs phase (null for docker).
+  Phase phase(const std::string& name, EcsFixture* fixture) {
     Phase p{name};
+    const bool ecs = fixture != nullptr;
+    const std::string type = ecs ? "ecs" : "docker";
     fs::path markers = sandbox_.dir() / ("markers-" + name);
     fs::create_directories(markers);
     ::chmod(markers.c_str(), 0777);
-    json rc = {{"type", name}, {"image", kImage}, {"env", {{"CULVERT_ARTIFACT_CACHE", "/tmp/artifacts"}}}};
-    if (name == "ecs") {
+    // A task run as a local process sees the host's paths, a container the volume's.
+    const std::string marker = name == "ecs-processes" ? (markers / "executions").string() : "/markers/executions";
+    json rc = {{"type", type}, {"image", kImage}, {"env", {{"CULVERT_ARTIFACT_CACHE", "/tmp/artifacts"}}}};
+    if (ecs) {
       rc["cpu"] = 256;
       rc["memory"] = 512;
       json volume = {{"name", "markers"}, {"host", {{"sourcePath", markers.string()}}}};
@@ -135,7 +203,7 @@ class Bench {
       rc["memory"] = "512m";
       rc["volumes"] = json::array({markers.string() + ":/markers"});
     }
-    auto reg = sandbox_.culvert({"flow", "register", build_path("tests/e2e/e2e_flow"), "--project", name, "--storage",
+    auto reg = sandbox_.culvert({"flow", "register", flow_binary_, "--project", name, "--storage",
                                  "s3://culvert-e2e/bench-" + sandbox_.dir().filename().string() + "/flows",
                                  "--run-config", rc.dump(), "--output", "json"},
                                 env());
@@ -145,20 +213,19 @@ class Bench {
     }
     std::set<std::string> ids;
     for (int i = 0; i < runs_; ++i) {
-      auto r = sandbox_.culvert({"run", "e2e", "--project", name, "--param", "marker=/markers/executions", "--output",
-                                 "json"},
+      auto r = sandbox_.culvert({"run", "e2e", "--project", name, "--param", "marker=" + marker, "--output", "json"},
                                 env());
       auto j = json::parse(r.out, nullptr, false);
       if (j.is_object() && j.contains("flow_run")) j = j["flow_run"];
       if (j.is_object() && j.contains("id")) ids.insert(j["id"].get<std::string>());
     }
-    std::vector<std::string> argv = {culvert_binary(), "agent", "start", "--type", name, "--name", "bench-" + name,
+    std::vector<std::string> argv = {culvert_binary(), "agent", "start", "--type", type, "--name", "bench-" + name,
                                      "--max-concurrent", std::to_string(max_concurrent_)};
     for (const char* k : {"CULVERT_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
                           "AWS_EC2_METADATA_DISABLED"})
       argv.insert(argv.end(), {"--env", std::string(k) + "=" + env().at(k)});
-    if (name == "ecs")
-      argv.insert(argv.end(), {"--endpoint-url", fixture_->url(), "--region", "us-east-1", "--launch-type", "EC2",
+    if (ecs)
+      argv.insert(argv.end(), {"--endpoint-url", fixture->url(), "--region", "us-east-1", "--launch-type", "EC2",
                                "--subnet", "subnet-fixture-a", "--security-group", "sg-fixture", "--poll-interval", "1s"});
     else
       argv.insert(argv.end(), {"--docker-host", socket_});
@@ -167,6 +234,8 @@ class Bench {
                                    {"AWS_ACCESS_KEY_ID", "AKIDBENCH"},
                                    {"AWS_SECRET_ACCESS_KEY", "bench-secret"},
                                    {"AWS_EC2_METADATA_DISABLED", "true"}});
+    const double server_cpu0 = cpu_seconds(server_->process().pid());
+    const double fixture_cpu0 = ecs ? cpu_seconds(fixture->pid()) : 0;
     auto t0 = Clk::now();
     Process agent(argv, agent_env, sandbox_.dir() / ("agent-" + name + ".log"));
     std::map<std::string, std::string> final_states;
@@ -181,6 +250,9 @@ class Bench {
       std::this_thread::sleep_for(std::chrono::milliseconds(250));  // the pace of the polls
     }
     p.seconds = std::chrono::duration<double>(Clk::now() - t0).count();
+    p.agent_cpu = cpu_seconds(agent.pid());
+    p.server_cpu = cpu_seconds(server_->process().pid()) - server_cpu0;
+    p.fixture_cpu = ecs ? cpu_seconds(fixture->pid()) - fixture_cpu0 : 0;
     p.finished = static_cast<int>(final_states.size());
     for (const auto& [id, state] : final_states)
       if (state == "Success") ++p.success;
@@ -211,11 +283,13 @@ class Bench {
   }
 
   int runs_, max_concurrent_;
+  std::vector<std::string> phases_;
+  bool as_built_;
+  std::string flow_binary_;
   Sandbox sandbox_;
   std::string socket_, s3_endpoint_;
   std::unique_ptr<docker::DockerClient> docker_;
   std::unique_ptr<TestServer> server_;
-  std::unique_ptr<EcsFixture> fixture_;
 };
 
 }  // namespace
@@ -223,5 +297,18 @@ class Bench {
 int main(int argc, char** argv) {
   const int runs = std::max(1, arg(argc, argv, "--runs", 500));
   const int max_concurrent = std::max(1, arg(argc, argv, "--max-concurrent", 500));
-  return Bench(runs, max_concurrent).main();
+  std::vector<std::string> phases;
+  std::string list = "ecs-processes,ecs-containers,docker";
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::strcmp(argv[i], "--phases") == 0) list = argv[i + 1];
+  for (size_t at = 0; at <= list.size();) {
+    size_t comma = list.find(',', at);
+    if (comma == std::string::npos) comma = list.size();
+    if (comma > at) phases.push_back(list.substr(at, comma - at));
+    at = comma + 1;
+  }
+  bool as_built = false;
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--as-built-artifact") == 0) as_built = true;
+  return Bench(runs, max_concurrent, std::move(phases), as_built).main();
 }

@@ -184,13 +184,14 @@ Result<int> Agent::claim_and_launch(Millis wait) {
 bool Agent::report_end(EndedRun& ended) {
   const std::string& run_id = ended.run_id;
   // Did the run report a final state itself?
-  auto state = monitor_api_.get_run_state(run_id);
-  if (!state) {
-    bool later = retry_later(state.status());
+  auto got = monitor_api_.get_run_state(run_id);
+  if (!got) {
+    bool later = retry_later(got.status());
     spdlog::warn("run {}: cannot read its state after its end{}: {}", run_id, later ? " (will retry)" : "",
-                 state.status().to_string());
+                 got.status().to_string());
     return !later;
   }
+  const State* state = &got->state;
   if (is_final(*state)) return true;
   if (*state == State::kSubmitted && !ended.exit.output_if_never_running.empty() && !ended.output_sent) {
     // It never reached Running: the infrastructure's own output says what went wrong.
@@ -202,7 +203,9 @@ bool Agent::report_end(EndedRun& ended) {
   std::string msg;
   if (ended.cancel_requested || *state == State::kCancelling) {
     to = State::kCancelled;
-    msg = fmt::format("cancelled; {} stopped ({})", ended.describe, ended.exit.reason);
+    // Who asked stays named in the final state (the Cancelling state's message).
+    std::string cause = *state == State::kCancelling && !got->message.empty() ? " (" + got->message + ")" : "";
+    msg = fmt::format("cancelled{}; {} stopped ({})", cause, ended.describe, ended.exit.reason);
   } else if (ended.adopted_gone) {
     msg = fmt::format("{} when the agent restarted, without reporting a final state", ended.exit.reason);
   } else {
@@ -321,7 +324,7 @@ Result<int> Agent::adopt_unfinished() {
   return adopted;
 }
 
-void Agent::start_stop(const std::string& run_id, bool cancel) {
+void Agent::start_stop(const std::string& run_id, bool cancel, const std::string& why) {
   Launch* launch;
   auto done = std::make_shared<std::atomic<bool>>(false);
   {
@@ -332,11 +335,16 @@ void Agent::start_stop(const std::string& run_id, bool cancel) {
     if (cancel) it->second.cancel_requested = true;
     launch = it->second.launch.get();
   }
-  spdlog::info("run {}: {}; stopping {}", run_id, cancel ? "cancel requested" : "the run reported its end",
-               launch->describe());
+  const std::string what = !cancel ? "the run reported its end" : why.empty() ? "cancel requested" : why;
+  spdlog::info("run {}: {}; stopping {}", run_id, what, launch->describe());
+  if (cancel) {
+    // The run's log says who stopped it, whatever the infrastructure keeps of it.
+    Status st = monitor_api_.send_logs(run_id, {fmt::format("[agent] {}; stopping {}", what, launch->describe())});
+    if (!st.is_ok()) spdlog::debug("run {}: sending the cancel's log line failed: {}", run_id, st.to_string());
+  }
   // The Launch stays in active_ (and alive) until `done` is set.
-  auto work = [launch, done, cancel, grace = options_.stop_grace] {
-    if (cancel) launch->stop(grace);
+  auto work = [launch, done, cancel, why, grace = options_.stop_grace] {
+    if (cancel) launch->cancel(grace, why);
     else launch->stop_lingering(grace);
     done->store(true);
   };
@@ -423,8 +431,10 @@ void Agent::monitor_once(bool check_cancels) {
       if (!check_cancels) continue;
       auto state = monitor_api_.get_run_state(w.run_id);
       if (!state) continue;
-      if (*state == State::kCancelling || *state == State::kCancelled) start_stop(w.run_id, true);
-      else if (is_final(*state)) start_stop(w.run_id, false);  // reported its end but lingers
+      if (state->state == State::kCancelling || state->state == State::kCancelled)
+        start_stop(w.run_id, true, state->message);
+      else if (is_final(state->state))
+        start_stop(w.run_id, false);  // reported its end but lingers
       continue;
     }
     // The infrastructure is gone; its slot frees at once, its end is reported now or,

@@ -55,6 +55,14 @@ struct UnfinishedRun {
   std::optional<Infrastructure> infrastructure;  // absent: never reported
 };
 
+// A run's state and that state's message: a Cancelling run's names who asked for the
+// cancel ("cancel requested by alice (user token)"), which the agent passes on to the
+// infrastructure it stops (Launch::cancel) and to the run's log.
+struct RunState {
+  State state = State::kScheduled;
+  std::string message;
+};
+
 class AgentApi {
  public:
   virtual ~AgentApi() = default;
@@ -69,7 +77,7 @@ class AgentApi {
   // type is absent or one of `types`); returns them Submitted to it.
   virtual Result<std::vector<ClaimedRun>> claim(const std::string& agent_id, const std::vector<std::string>& types,
                                                 int max, Millis wait) = 0;
-  virtual Result<State> get_run_state(const std::string& run_id) = 0;
+  virtual Result<RunState> get_run_state(const std::string& run_id) = 0;
   virtual Status set_run_state(const std::string& run_id, State state, const std::string& message) = 0;
   // Appends lines to the run's log (e.g. container output); best effort.
   virtual Status send_logs(const std::string& run_id, const std::vector<std::string>& lines) = 0;
@@ -146,7 +154,8 @@ class Agent {
   // Reaps runs whose infrastructure ended (one Launcher::poll_all for all of them);
   // reports Crashed/Cancelled as needed. When `check_cancels`, also asks the server for
   // each active run's state and starts stopping (off this thread) the infrastructure of
-  // runs that are Cancelling (or already final). Never blocks on a stop.
+  // runs that are Cancelling (or already final). Never blocks on a stop. A cancel's
+  // cause (who asked) goes to the launch (Launch::cancel), the agent's log and the run's.
   void monitor_once(bool check_cancels);
   Status heartbeat_once();
 
@@ -186,7 +195,8 @@ class Agent {
     // until `stop_done`.
     std::shared_ptr<std::atomic<bool>> stop_done;
   };
-  void start_stop(const std::string& run_id, bool cancel);
+  // `why`: for a cancel, who asked (the Cancelling state's message).
+  void start_stop(const std::string& run_id, bool cancel, const std::string& why = "");
   // Adopts one run; false when it is to be retried later.
   bool adopt_one(const UnfinishedRun& u, int& adopted);
   void add_active(ClaimedRun run, std::unique_ptr<Launch> launch, bool cancel_requested);

@@ -61,11 +61,12 @@ class FakeApi final : public AgentApi {
     }
     return out;
   }
-  Result<State> get_run_state(const std::string& run_id) override {
+  Result<RunState> get_run_state(const std::string& run_id) override {
     if (down) return unavailable("connection refused");
     auto it = states.find(run_id);
     if (it == states.end()) return not_found("no run " + run_id);
-    return it->second;
+    auto m = messages.find(run_id);
+    return RunState{it->second, m == messages.end() ? "" : m->second};
   }
   Status set_run_state(const std::string& run_id, State state, const std::string& message) override {
     if (down) return unavailable("connection refused");
@@ -120,6 +121,8 @@ struct FakeLaunchState {
   bool block_stop = false;
   bool in_stop = false;
   int lingering_stops = 0;  // stop_lingering() calls
+  int cancels = 0;          // cancel() calls
+  std::string cancel_why;   // the last cancel()'s cause
   void release() {
     std::lock_guard lock(mu);
     block_stop = false;
@@ -144,6 +147,11 @@ class FakeLaunch final : public Launch {
   }
   void stop_lingering(std::chrono::milliseconds grace) override {
     ++s_->lingering_stops;
+    stop(grace);
+  }
+  void cancel(std::chrono::milliseconds grace, const std::string& why) override {
+    ++s_->cancels;
+    s_->cancel_why = why;
     stop(grace);
   }
   std::string describe() const override { return "fake " + id_; }
@@ -356,6 +364,25 @@ TEST_F(AgentTest, CancelStopsTheInfrastructure) {
   agent->monitor_once(false);
   EXPECT_EQ(api.states["r1"], State::kCancelled);
   EXPECT_EQ(agent->active_runs(), 0u);
+}
+
+// Who cancelled (the Cancelling state's message) reaches the launch, the run's log and
+// the run's final state.
+TEST_F(AgentTest, ACancelNamesWhoCancelledToTheLaunchTheLogAndTheFinalState) {
+  enqueue("r1");
+  ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 1);
+  api.states["r1"] = State::kCancelling;
+  api.messages["r1"] = "cancel requested by alice-oncall (user token)";
+  agent->monitor_once(true);
+  run_stops();
+  EXPECT_EQ(launcher.launches["r1"].cancels, 1);
+  EXPECT_EQ(launcher.launches["r1"].cancel_why, "cancel requested by alice-oncall (user token)");
+  EXPECT_EQ(launcher.launches["r1"].lingering_stops, 0);
+  EXPECT_EQ(api.logs["r1"], std::vector<std::string>{"[agent] cancel requested by alice-oncall (user token); stopping fake r1"});
+  agent->monitor_once(false);
+  EXPECT_EQ(api.states["r1"], State::kCancelled);
+  EXPECT_EQ(api.messages["r1"],
+            "cancelled (cancel requested by alice-oncall (user token)); fake r1 stopped (killed by signal 15 (SIGTERM))");
 }
 
 TEST_F(AgentTest, LaunchFailureIsCrashed) {

@@ -171,12 +171,16 @@ Result<std::vector<ClaimedRun>> ClientAgentApi::claim(const std::string& agent_i
   return out;
 }
 
-Result<State> ClientAgentApi::get_run_state(const std::string& run_id) {
+Result<RunState> ClientAgentApi::get_run_state(const std::string& run_id) {
   auto r = api_->get_flow_run(run_id);
   if (!r) return r.status();
   Reader rd("flow run " + run_id);
   if (Status st = rd.not_object(*r, ""); !st.is_ok()) return st;
-  return rd.state(*r);
+  auto state = rd.state(*r);
+  if (!state) return state.status();
+  auto message = rd.opt_str(*r, "state_message");
+  if (!message) return message.status();
+  return RunState{*state, std::move(*message)};
 }
 
 Status ClientAgentApi::set_run_state(const std::string& run_id, State state, const std::string& message) {

@@ -36,7 +36,7 @@ class ClientAgentApi final : public AgentApi {
   // at most ceil(wait / 1 s) requests, until a run comes or `wait` of the clock passed.
   Result<std::vector<ClaimedRun>> claim(const std::string& agent_id, const std::vector<std::string>& types, int max,
                                         Millis wait) override;
-  Result<State> get_run_state(const std::string& run_id) override;
+  Result<RunState> get_run_state(const std::string& run_id) override;
   Status set_run_state(const std::string& run_id, State state, const std::string& message) override;
   Status send_logs(const std::string& run_id, const std::vector<std::string>& lines) override;
   Status report_infrastructure(const std::string& run_id, const Infrastructure& infra) override;

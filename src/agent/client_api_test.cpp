@@ -76,6 +76,16 @@ TEST(ClientAgentApi, MalformedAnswersAreErrorsForEveryCall) {
   auto st = api.get_run_state("r1");
   ASSERT_FALSE(st);
   EXPECT_NE(st.status().message().find("not a known state"), std::string::npos) << st.status().message();
+  // A state and its message (a Cancelling run's names who asked).
+  server.body = R"j({"state":"Cancelling","state_message":"cancel requested by alice (user token)"})j";
+  auto cancelling = api.get_run_state("r1");
+  ASSERT_TRUE(cancelling) << cancelling.status().to_string();
+  EXPECT_EQ(cancelling->state, State::kCancelling);
+  EXPECT_EQ(cancelling->message, "cancel requested by alice (user token)");
+  server.body = R"({"state":"Running","state_message":7})";
+  auto bad_message = api.get_run_state("r1");
+  ASSERT_FALSE(bad_message);
+  EXPECT_NE(bad_message.status().message().find("state_message"), std::string::npos) << bad_message.status().message();
   server.body = "not json";
   auto claimed = api.claim("a1", {"local"}, 1, Millis(0));
   ASSERT_FALSE(claimed);

@@ -75,6 +75,15 @@ class Launch {
   // block up to about `grace` (+ a little): the agent calls it off its monitor thread.
   // Safe to call when already gone.
   virtual void stop(std::chrono::milliseconds grace) = 0;
+  // Stops the infrastructure because its run was cancelled; `why` says who asked (the
+  // Cancelling state's message, e.g. "cancel requested by alice (user token)"; may be
+  // empty). By default the same as stop(grace); a launcher whose infrastructure keeps a
+  // reason for being stopped (ECS StopTask's `reason`) records it there. Called off the
+  // monitor thread, as stop().
+  virtual void cancel(std::chrono::milliseconds grace, const std::string& why) {
+    (void)why;
+    stop(grace);
+  }
   // The run reported its final state but its infrastructure still runs. By default the
   // same as stop(grace); a launcher whose infrastructure ends by itself a moment after
   // its run (an ECS task: the container exits, then ECS stops the task) may first give it

@@ -50,6 +50,9 @@ Result<FlowRunAnswer> decode_flow_run(const json& answer) {
   if (!state) return state.status();
   if (!*state || (*state)->empty()) return internal_error(what + " has no \"state\"");
   run.state = **state;
+  auto state_message = optional_string(answer, "state_message", what);
+  if (!state_message) return state_message.status();
+  run.state_message = state_message->value_or("");
   auto id = optional_string(answer, "id", what);
   if (!id) return id.status();
   run.id = id->value_or("");

@@ -37,6 +37,7 @@ Result<FlowDescription> decode_flow_description(std::string_view text, nlohmann:
 struct FlowRunAnswer {
   std::string id;
   std::string state;      // e.g. "Running", "Cancelling"
+  std::string state_message;  // e.g. "cancel requested by alice (user token)"; "" when none
   std::string flow_name;  // "" when the server does not say
   std::string flow_id;    // the flow version it runs; "" when the server does not say
   // Parameter values as text: strings as they are, other JSON values as JSON text.
@@ -47,7 +48,8 @@ struct FlowRunAnswer {
 };
 
 // Internal (the server's answer is malformed) naming the field: the answer is not an
-// object, "state" is missing or not a string, "id", "flow_name" or "flow_id" is not a string,
+// object, "state" is missing or not a string, "id", "state_message", "flow_name" or
+// "flow_id" is not a string,
 // "parameters" is not an object, "run_count" is not an integer from 0 to 1,000,000.
 Result<FlowRunAnswer> decode_flow_run(const nlohmann::json& answer);
 

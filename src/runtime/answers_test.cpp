@@ -64,6 +64,12 @@ TEST(DecodeFlowRun, ReadsStateNameAndParametersAsText) {
   EXPECT_EQ(r->parameters.at("on"), "true");
   EXPECT_EQ(r->parameters.at("l"), "[1]");
   EXPECT_EQ(r->run_count, 0);  // not said
+  EXPECT_EQ(r->state_message, "");  // not said
+  auto cancelling = decode_flow_run(
+      json::parse(R"j({"state":"Cancelling","state_message":"cancel requested by alice (user token)"})j"));
+  ASSERT_TRUE(cancelling) << cancelling.status().message();
+  EXPECT_EQ(cancelling->state_message, "cancel requested by alice (user token)");
+  EXPECT_FALSE(decode_flow_run(json::parse(R"({"state":"Cancelling","state_message":7})")));
   auto counted = decode_flow_run(json::parse(R"({"state":"Running","run_count":2})"));
   ASSERT_TRUE(counted) << counted.status().message();
   EXPECT_EQ(counted->run_count, 2);

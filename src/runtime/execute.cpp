@@ -57,6 +57,11 @@ class RunWatcher {
     std::lock_guard lock(mu_);
     return cancelled_state_;
   }
+  // The Cancelling state's message (who asked), when that made us cancel; "" otherwise.
+  std::string cancel_message() const {
+    std::lock_guard lock(mu_);
+    return cancel_message_;
+  }
 
  private:
   void loop() {
@@ -66,18 +71,23 @@ class RunWatcher {
       cv_.wait_for(lock, env_.cancel_poll, [&] { return stop_; });
       if (stop_) break;
       lock.unlock();
-      std::optional<std::string> state;
+      std::optional<FlowRunAnswer> run;
       if (clock_.steady_now() >= next_heartbeat) {
         next_heartbeat = clock_.steady_now() + env_.heartbeat_interval;
-        state = read_state(api_.heartbeat_flow_run(env_.flow_run_id));
+        run = read_state(api_.heartbeat_flow_run(env_.flow_run_id));
       }
-      if (!state) state = read_state(api_.get_flow_run(env_.flow_run_id));
+      if (!run) run = read_state(api_.get_flow_run(env_.flow_run_id));
       lock.lock();
+      const std::string* state = run ? &run->state : nullptr;
       if (state && (*state == "Cancelling" || *state == "Cancelled" || *state == "Crashed")) {
         if (!cancelled_state_) {
           cancelled_state_ = *state;
+          // Who asked for a cancel (the Cancelling state's message) stays named.
+          if (*state == "Cancelling") cancel_message_ = run->state_message;
           lock.unlock();
-          reporter_.log(LogLevel::kWarning, "the server reports the run " + *state + "; cancelling");
+          reporter_.log(LogLevel::kWarning, "the server reports the run " + *state +
+                                                (run->state_message.empty() ? "" : " (" + run->state_message + ")") +
+                                                "; cancelling");
           cancel_.cancel();
           lock.lock();
         }
@@ -87,10 +97,10 @@ class RunWatcher {
 
   // The run's state in an answer; nullopt when there is none (unreachable server, or a
   // malformed answer: said once on the run's log, and the run goes on).
-  std::optional<std::string> read_state(const Result<nlohmann::json>& answer) {
+  std::optional<FlowRunAnswer> read_state(const Result<nlohmann::json>& answer) {
     if (!answer) return std::nullopt;
     auto run = decode_flow_run(*answer);
-    if (run) return run->state;
+    if (run) return std::move(*run);
     if (!said_malformed_) {
       said_malformed_ = true;
       reporter_.log(LogLevel::kWarning, "ignoring a malformed answer while watching the run: " + run.status().message());
@@ -107,6 +117,7 @@ class RunWatcher {
   std::condition_variable cv_;
   bool stop_ = false;
   std::optional<std::string> cancelled_state_;
+  std::string cancel_message_;
   bool said_malformed_ = false;  // used by the watcher thread only
   std::thread thread_;
 };
@@ -277,6 +288,11 @@ int execute_flow(const Flow& flow, const ExecuteEnv& env) {
   } else {
     final_state = state_name(result->state);
     message = result->message;
+    // Cancelled on the server's word: the final state names who asked for it.
+    if (result->state == State::kCancelled && cancelled_by && *cancelled_by == "Cancelling") {
+      std::string who = watcher->cancel_message();
+      if (!who.empty()) message += " (" + who + ")";
+    }
   }
   Status flushed = reporter.close();
   if (!flushed.is_ok())

@@ -180,6 +180,48 @@ TEST(ExecuteFlow, ASignalWithoutACancelLeavesTheEndToTheAgentWhenAsked) {
   }
 }
 
+// A cancel the server reports (Cancelling): the flow stops, and its Cancelled message and
+// the run's log name who asked (the Cancelling state's message).
+TEST(ExecuteFlow, ACancelFromTheServerNamesWhoAskedInTheFinalMessage) {
+  std::mutex mu;
+  std::vector<std::string> final_messages, logs;
+  TestHttpServer server([&](const TestRequest& r) {
+    if (r.target == "/api/v1/flow-runs/r1/state") {
+      json b = json::parse(r.body);
+      if (b["state"] != "Running") {
+        std::lock_guard lock(mu);
+        final_messages.push_back(b.value("message", ""));
+      }
+      return TestResponse{200, R"({"id":"r1","state":"Running","flow_name":"f","run_count":1})"};
+    }
+    if (r.target == "/api/v1/logs") {
+      std::lock_guard lock(mu);
+      for (const auto& l : json::parse(r.body)) logs.push_back(l.value("message", ""));
+      return TestResponse{201, "{}"};
+    }
+    if (r.method == "GET" || r.target == "/api/v1/flow-runs/r1/heartbeat")
+      return TestResponse{200, R"j({"id":"r1","state":"Cancelling","flow_name":"f","run_count":1,
+                                   "state_message":"cancel requested by alice-oncall (user token)"})j"};
+    return TestResponse{200, "{}"};
+  });
+  Flow flow("f");
+  flow.task("waits", [](TaskContext& ctx) {
+    while (!ctx.cancelled()) std::this_thread::sleep_for(1ms);
+    throw std::runtime_error("cancelled");
+    return 1;
+  });
+  (void)execute_flow(flow, env_for(server));
+  std::lock_guard lock(mu);
+  ASSERT_EQ(final_messages.size(), 1u);
+  EXPECT_NE(final_messages[0].find("(cancel requested by alice-oncall (user token))"), std::string::npos)
+      << final_messages[0];
+  bool said = false;
+  for (const auto& l : logs)
+    said = said || l.find("the server reports the run Cancelling (cancel requested by alice-oncall (user token)); "
+                          "cancelling") != std::string::npos;
+  EXPECT_TRUE(said);
+}
+
 // A Running answer whose run_count is not a count: the process does not run the flow.
 TEST(ExecuteFlow, AMalformedAttemptCountInTheRunningAnswerIsAnError) {
   TestHttpServer server([&](const TestRequest& r) {

@@ -9,6 +9,15 @@
 #include "server/liveness.hpp"
 
 namespace culvert::server {
+namespace {
+// The state message of a run a token asked to cancel: who asked, by the token's name and
+// scope (a run token: the flow run itself). Agents pass it on to the infrastructure they
+// stop (an ECS task's StopTask reason, the run's log), and it stays in the run's history.
+std::string cancel_requested_by(const Principal& p) {
+  if (p.scope == Scope::kRun) return "cancel requested by flow run " + p.flow_run_id + " itself (its run token)";
+  return "cancel requested by " + p.name + " (" + scope_name(p.scope) + " token)";
+}
+}  // namespace
 
 // A runner token changes a run that is on an agent only as that agent: the token the
 // agent is bound to. Run tokens act for their own run (checked by the caller); user and
@@ -139,6 +148,10 @@ Response Api::Impl::set_state(Call& c, store::Store& st) {
   s.run_id = id;
   s.state = ch->state;
   s.message = ch->message;
+  // Who asked for a cancel is the server's to say, not the caller's: the caller's
+  // message, when it gave one, follows.
+  if (s.state == State::kCancelling)
+    s.message = cancel_requested_by(c.principal) + (ch->message.empty() ? "" : ": " + ch->message);
   s.expected_version = ch->expected_version;
   s.scheduled_start_time = ch->scheduled_start_time;
   s.now = clock.now();
@@ -175,7 +188,7 @@ Response Api::Impl::cancel_run(Call& c, store::Store& st) {
     s.run_id = id;
     s.expected_version = run->version;
     s.now = clock.now();
-    s.message = "cancel requested by " + c.principal.name;
+    s.message = cancel_requested_by(c.principal);
     if (is_final(run->state)) {
       return status_response(conflict(std::string("cannot cancel flow run ") + id + ": illegal transition from " +
                                        state_name(run->state) + " to Cancelled: the run is already in a final state"));

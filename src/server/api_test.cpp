@@ -671,6 +671,53 @@ TEST_F(ApiTest, CancelAndRetry) {
   EXPECT_THAT(r2.text, HasSubstr("Scheduled"));
 }
 
+// The Cancelling state names who asked: the token's name and scope, in the run's
+// document (and so in `run inspect` and for the agent, which passes it on to what it
+// stops). A cancel through the state route names the caller too, before its own message.
+TEST_F(ApiTest, TheCancellingStateNamesWhoCancelled) {
+  auto flow = register_flow("etl", {});
+  auto agent = register_agent("a1", {});
+  std::string alice;
+  {
+    alice = new_api_token();
+    store::NewToken t;
+    t.name = "alice-oncall";
+    t.scope = "user";
+    t.hash = sha256_hex(alice);
+    ASSERT_TRUE(store_->create_token(t).is_ok());
+  }
+  auto start = [&]() {
+    std::string id = create_run(flow)["id"];
+    auto claim = post("/api/v1/agents/" + agent + "/claim", json::object(), runner_);
+    EXPECT_EQ(claim.body["runs"].size(), 1u) << claim.text;
+    std::string token = claim.body["runs"][0].value("token", "");
+    EXPECT_EQ(post("/api/v1/flow-runs/" + id + "/state", {{"state", "Running"}}, token).status, 200);
+    return std::pair{id, token};
+  };
+  auto [by_route, by_route_token] = start();
+  auto c = post("/api/v1/flow-runs/" + by_route + "/cancel", nullptr, alice);
+  ASSERT_EQ(c.status, 200) << c.text;
+  EXPECT_EQ(c.body["state"], "Cancelling");
+  EXPECT_EQ(c.body["state_message"], "cancel requested by alice-oncall (user token)");
+  EXPECT_EQ(get("/api/v1/flow-runs/" + by_route, admin_).body["state_message"],
+            "cancel requested by alice-oncall (user token)");
+  // A second cancel changes nothing: the first canceller stays named.
+  EXPECT_EQ(post("/api/v1/flow-runs/" + by_route + "/cancel", nullptr, admin_).body["state_message"],
+            "cancel requested by alice-oncall (user token)");
+
+  // Through the state route: the server names the caller, whatever the message says.
+  auto [by_state, by_state_token] = start();
+  auto s = post("/api/v1/flow-runs/" + by_state + "/state",
+                {{"state", "Cancelling"}, {"message", "cancel requested by someone else"}}, admin_);
+  ASSERT_EQ(s.status, 200) << s.text;
+  EXPECT_EQ(s.body["state_message"], "cancel requested by admin token (admin token): cancel requested by someone else");
+  // A flow cancelling itself with its own run token.
+  auto [itself, itself_token] = start();
+  auto own = post("/api/v1/flow-runs/" + itself + "/state", {{"state", "Cancelling"}}, itself_token);
+  ASSERT_EQ(own.status, 200) << own.text;
+  EXPECT_EQ(own.body["state_message"], "cancel requested by flow run " + itself + " itself (its run token)");
+}
+
 // A retried run: each attempt has its own start and end (GET .../attempts keeps the
 // earlier ones), and every log line and task run carries the attempt that wrote it.
 TEST_F(ApiTest, EachAttemptOfARetriedRunHasItsOwnTimesLogsAndTaskRuns) {

@@ -190,6 +190,11 @@ TEST_F(DockerAgentE2E, AKilledAgentAdoptsItsContainersWhenStartedAgain) {
   ASSERT_EQ(c.exit_code, 0) << c.out << c.err;
   ASSERT_TRUE(wait_until([&] { return state_of(id2) == "Cancelled"; }, 120s)) << state_of(id2) << "\n"
                                                                             << third->output();
+  // Whoever ended it (the flow on seeing Cancelling, or the agent after stopping the
+  // container), the final state names who asked for the cancel.
+  std::string why = run_json(id2).value("state_message", "");
+  EXPECT_NE(why.find("(admin token)"), std::string::npos) << why;
+  EXPECT_NE(why.find("cancel requested by "), std::string::npos) << why;
   ASSERT_TRUE(wait_until([&] {
     auto info = docker_->inspect(container2);
     return !info || !info->running;

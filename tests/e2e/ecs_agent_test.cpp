@@ -260,16 +260,28 @@ TEST_F(EcsAgentE2E, ClaimsRunsRegistersOnceWatchesInBatchesCrashesAndCancels) {
   std::string message = get_run(a).value("state_message", "");
   EXPECT_NE(message.find("e2e: the host was retired"), std::string::npos) << message;
 
-  // Cancel: StopTask with Culvert's reason, then Cancelled.
-  auto cancel = sandbox_.culvert({"run", "cancel", b}, admin_env());
+  // Cancel, by a user token of its own name: StopTask with a reason naming the run and
+  // who cancelled it, which ECS keeps as the task's stoppedReason; then Cancelled.
+  auto alice = sandbox_.run({"/usr/bin/curl", "-sf", "-X", "POST", "-H", "Authorization: Bearer " + server_->admin_token(),
+                             "-H", "Content-Type: application/json", "-d", R"({"name":"alice-oncall","scope":"user"})",
+                             server_->url() + "/api/v1/tokens"});
+  ASSERT_EQ(alice.exit_code, 0) << alice.err;
+  auto cancel = sandbox_.culvert({"run", "cancel", b}, {{"CULVERT_API_URL", server_->url()},
+                                                        {"CULVERT_API_TOKEN", json::parse(alice.out).at("token")}});
   ASSERT_EQ(cancel.exit_code, 0) << cancel.out << cancel.err;
+  const std::string who = "cancel requested by alice-oncall (user token)";
   ASSERT_TRUE(wait_until([&] { return !proxy_->calls("StopTask").empty(); }, 60s)) << agent->output();
   json stop = proxy_->calls("StopTask").at(0).body;
   EXPECT_EQ(stop["task"], task_b);
-  EXPECT_EQ(stop["reason"], "Culvert stopped the task of flow run " + b + " (cancelled, or ended while its task ran on)");
+  EXPECT_EQ(stop["reason"], "Culvert: flow run " + b + " cancelled (" + who + ")");
   ASSERT_TRUE(wait_until([&] { return state_of(b) == "Cancelled"; }, 60s)) << state_of(b) << "\n" << agent->output();
   json described = moto_call("DescribeTasks", {{"cluster", moto_["ECS_CLUSTER"]}, {"tasks", {task_b}}});
   EXPECT_EQ(described["tasks"][0]["lastStatus"], "STOPPED");
+  EXPECT_NE(described["tasks"][0].value("stoppedReason", "").find(who), std::string::npos) << described.dump();
+  // The run's final state and its log say it too.
+  EXPECT_NE(get_run(b).value("state_message", "").find(who), std::string::npos) << get_run(b).dump();
+  auto logs = sandbox_.culvert({"get", "logs", b}, admin_env());
+  EXPECT_NE(logs.out.find("[agent] " + who + "; stopping ecs task"), std::string::npos) << logs.out << logs.err;
   EXPECT_EQ(proxy_->calls("RunTask").size(), 2u);  // nothing launched twice
 }
 

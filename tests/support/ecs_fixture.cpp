@@ -39,7 +39,7 @@ std::string newest_botocore_python() {
   return best;
 }
 
-EcsFixture::EcsFixture(Sandbox& sandbox, const std::string& docker_socket, const std::string& name) {
+EcsFixture::EcsFixture(Sandbox& sandbox, const std::string& docker_socket, const std::string& name, TaskMode mode) {
   std::string py = newest_botocore_python();
   if (py.empty()) {
     error_ = "no Python with botocore (install python3-botocore: scripts/install-deps.sh)";
@@ -47,10 +47,16 @@ EcsFixture::EcsFixture(Sandbox& sandbox, const std::string& docker_socket, const
   }
   fs::path dir = sandbox.dir() / name;
   fs::create_directories(dir);
-  process_ = std::make_unique<Process>(
-      std::vector<std::string>{py, std::string(CULVERT_SOURCE_DIR) + "/tests/support/ecs_fixture.py", "--docker-socket",
-                               docker_socket, "--dir", dir.string()},
-      sandbox.env(), dir / "log");
+  std::vector<std::string> argv = {py, std::string(CULVERT_SOURCE_DIR) + "/tests/support/ecs_fixture.py", "--dir",
+                                   dir.string()};
+  auto env = sandbox.env();
+  if (mode == TaskMode::kProcesses) {
+    argv.insert(argv.end(), {"--task-mode", "processes"});
+    env["PATH"] = fs::path(culvert_binary()).parent_path().string() + ":" + env["PATH"];
+  } else {
+    argv.insert(argv.end(), {"--docker-socket", docker_socket});
+  }
+  process_ = std::make_unique<Process>(argv, env, dir / "log");
   bool up = wait_until([&] { return fs::exists(dir / "port") || !process_->running(); }, std::chrono::seconds(60));
   if (!up || !fs::exists(dir / "port")) {
     error_ = "the ECS fixture did not start: " + process_->output();

@@ -21,14 +21,20 @@ std::string newest_botocore_python();
 
 class EcsFixture {
  public:
-  // Runs the fixture against the Docker daemon at `docker_socket`, its files in
-  // sandbox.dir()/`name`. Check ok().
-  EcsFixture(Sandbox& sandbox, const std::string& docker_socket, const std::string& name = "ecs-fixture");
+  // How the fixture runs a task (its --task-mode): as a Docker container, or as a plain
+  // local process (for benchmarks that time everything but Docker's cost per container;
+  // no Docker daemon needed, `culvert` found on PATH, the build's first).
+  enum class TaskMode { kContainers, kProcesses };
+  // Runs the fixture against the Docker daemon at `docker_socket` (unused for
+  // kProcesses), its files in sandbox.dir()/`name`. Check ok().
+  EcsFixture(Sandbox& sandbox, const std::string& docker_socket, const std::string& name = "ecs-fixture",
+             TaskMode mode = TaskMode::kContainers);
   ~EcsFixture();
   bool ok() const { return !url_.empty(); }
   const std::string& error() const { return error_; }
   const std::string& url() const { return url_; }  // http://127.0.0.1:PORT
   std::string output() const { return process_ ? process_->output() : ""; }
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
   // GET /_fixture/state: calls, injected faults, invalid requests, tasks, revisions.
   nlohmann::json state();
   // POST /_fixture/faults.

@@ -37,9 +37,24 @@ Control endpoint (plain HTTP, JSON):
                           400 ThrottlingException / 500 ServerException before they
                           run; lose_run_task_answer: the fraction of RunTask calls that
                           start their task and then answer 500 anyway
-Usage: ecs_fixture.py --docker-socket PATH --dir DIR [--region R] [--cluster NAME...]
+Task modes (--task-mode):
+  containers  (the default) each task is a Docker container, as above.
+  processes   each task's command runs as a plain local process instead, for benchmarks
+              that time the agent, server and `culvert execute` without Docker's cost
+              per container: the flow container's command (override, else definition;
+              entryPoint first) with only the task's environment plus PATH, in a folder
+              of its own under DIR/tasks/ID (also its HOME and, replacing any given, its
+              CULVERT_ARTIFACT_CACHE: empty, as a fresh container's would be). No image
+              is looked at, mount points are not mapped (give host paths), and memory is
+              not limited (no OutOfMemoryError). StopTask sends SIGTERM to its process
+              group, SIGKILL after the container's stopTimeout (30 s). The exit code is
+              the process's (128 + N when signal N killed it, as Docker reports). No
+              Docker daemon is needed.
+
+Usage: ecs_fixture.py [--docker-socket PATH] --dir DIR [--task-mode containers|processes]
+                      [--region R] [--cluster NAME...]
   Listens on 127.0.0.1 on a free port and writes it to DIR/port once ready. SIGTERM
-  removes the containers of its tasks and ends it.
+  removes the containers (ends the processes) of its tasks and ends it.
 """
 import argparse
 import http.client
@@ -51,6 +66,7 @@ import re
 import signal
 import socket
 import socketserver
+import subprocess
 import sys
 import threading
 import time
@@ -156,6 +172,7 @@ class Task:
         self.container_reason = None
         self.tags = list(request.get("tags", []))
         self.stop_requested = threading.Event()
+        self.process = None  # task mode "processes": its Popen
 
     def flow_container(self):
         defs = self.td["definition"].get("containerDefinitions", [])
@@ -216,8 +233,10 @@ class Task:
 
 
 class Fixture:
-    def __init__(self, docker, region, clusters):
+    def __init__(self, docker, region, clusters, task_mode="containers", work_dir=None):
         self.docker = docker
+        self.task_mode = task_mode
+        self.work_dir = work_dir
         self.region = region
         self.lock = threading.Lock()
         self.clusters = {name: self.cluster_arn(name) for name in clusters}
@@ -557,6 +576,8 @@ class Fixture:
 
     # ----------------------------------------------------------------- running a task
     def stop_container(self, task):
+        if self.task_mode == "processes":
+            return self.stop_process(task)
         cid = task.container_id
         if cid:
             timeout = int(task.flow_container().get("stopTimeout", 30))
@@ -584,6 +605,8 @@ class Fixture:
         if slow > 0 and task.stop_requested.wait(slow):
             self.fail_to_start(task, task.stopped_reason)
             return
+        if self.task_mode == "processes":
+            return self.run_task_process(task)
         c = task.flow_container()
         image = c.get("image", "")
         with self.lock:
@@ -657,6 +680,95 @@ class Fixture:
             task.last_status = "STOPPED"
             task.stopped_at = now()
 
+    # ----------------------------------------------------------------- task mode "processes"
+    def task_environment(self, task):
+        c = task.flow_container()
+        override = {}
+        for o in task.request.get("overrides", {}).get("containerOverrides", []):
+            if o.get("name") == c.get("name"):
+                override = o
+        env = {e["name"]: e["value"] for e in c.get("environment", [])}
+        env.update({e["name"]: e["value"] for e in override.get("environment", [])})
+        command = override.get("command") or c.get("command") or []
+        return (c.get("entryPoint") or []) + command, env
+
+    def run_task_process(self, task):
+        argv, env = self.task_environment(task)
+        if not argv:
+            self.fail_to_start(task, "CannotStartContainerError: the fixture's process mode needs the container's "
+                                     "command (none in the overrides or the definition)")
+            return
+        folder = os.path.join(self.work_dir, "tasks", task.id)
+        os.makedirs(os.path.join(folder, "artifacts"), exist_ok=True)
+        env.update({"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": folder,
+                    "CULVERT_ARTIFACT_CACHE": os.path.join(folder, "artifacts")})
+        output = os.path.join(folder, "output")
+        with self.lock:
+            task.last_status = "PENDING"
+        try:
+            with open(output, "wb") as out:
+                process = subprocess.Popen(argv, env=env, cwd=folder, stdin=subprocess.DEVNULL, stdout=out,
+                                           stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as e:
+            self.fail_to_start(task, f"CannotStartContainerError: {argv[0]}: {e.strerror}")
+            return
+        with self.lock:
+            task.process = process
+            self.containers_started += 1
+            task.last_status = "RUNNING"
+            task.container_status = "RUNNING"
+            task.started_at = now()
+        if task.stop_requested.is_set():  # StopTask came while it started
+            self.stop_process(task)
+        code = process.wait()
+        with self.lock:
+            task.last_status = "DEPROVISIONING"
+            task.container_status = "STOPPED"
+            task.exit_code = code if code >= 0 else 128 - code
+            if task.stop_code is None:
+                task.stop_code = "EssentialContainerExited"
+                task.stopped_reason = "Essential container in task exited"
+            task.desired_status = "STOPPED"
+            if task.stopping_at is None:
+                task.stopping_at = now()
+        with open(output, "rb") as f:
+            self.keep_logs(task, f.read().decode(errors="replace"))
+        with self.lock:
+            task.last_status = "STOPPED"
+            task.stopped_at = now()
+
+    def stop_process(self, task):
+        process = task.process
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except OSError:
+            return
+        timeout = int(task.flow_container().get("stopTimeout", 30))
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def keep_logs(self, task, text):
+        """Keeps a task's output for GetLogEvents when its flow container logs with awslogs."""
+        c = task.flow_container()
+        lc = c.get("logConfiguration", {})
+        if lc.get("logDriver") != "awslogs":
+            return
+        opts = lc.get("options", {})
+        group = opts.get("awslogs-group", "")
+        stream = f"{opts.get('awslogs-stream-prefix', '')}/{c.get('name', 'flow')}/{task.id}"
+        stamp = int(now() * 1000)
+        events = [{"timestamp": stamp, "message": line, "ingestionTime": stamp} for line in text.splitlines()]
+        with self.lock:
+            if events or opts.get("awslogs-create-group") == "true":
+                self.logs.setdefault((group, stream), []).extend(events)
+
     def collect(self, task, cid):
         """Keeps the container's output for GetLogEvents (awslogs), then removes it."""
         c = task.flow_container()
@@ -678,6 +790,15 @@ class Fixture:
     # ----------------------------------------------------------------- control
     def remove_containers(self):
         """Removes the containers of all tasks (when the fixture is stopped)."""
+        if self.task_mode == "processes":
+            with self.lock:
+                processes = [t.process for t in self.tasks.values() if t.process]
+            for p in processes:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            return
         with self.lock:
             ids = [t.container_id for t in self.tasks.values() if t.container_id]
         for cid in ids:
@@ -692,6 +813,7 @@ class Fixture:
                 "calls": dict(self.calls),
                 "injected": dict(self.injected),
                 "invalid": list(self.invalid),
+                "task_mode": self.task_mode,
                 "containers_started": self.containers_started,
                 "revisions": {f: len(r) for f, r in self.families.items()},
                 "tasks": [{"arn": t.arn, "lastStatus": t.last_status, "desiredStatus": t.desired_status,
@@ -792,17 +914,23 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 def main():
     ap = argparse.ArgumentParser(description="test-only ECS-compatible endpoint running tasks on Docker")
-    ap.add_argument("--docker-socket", required=True)
+    ap.add_argument("--docker-socket")
     ap.add_argument("--dir", required=True)
+    ap.add_argument("--task-mode", choices=["containers", "processes"], default="containers")
     ap.add_argument("--region", default="us-east-1")
     ap.add_argument("--cluster", action="append", default=[])
     a = ap.parse_args()
-    docker = Docker(a.docker_socket)
-    status, _ = docker.call("GET", "/_ping")
-    if status != 200:
-        print(f"ecs_fixture: the Docker daemon at {a.docker_socket} does not answer", file=sys.stderr)
-        return 1
-    Handler.fixture = Fixture(docker, a.region, ["default"] + a.cluster)
+    docker = None
+    if a.task_mode == "containers":
+        if not a.docker_socket:
+            print("ecs_fixture: --docker-socket is required for --task-mode containers", file=sys.stderr)
+            return 2
+        docker = Docker(a.docker_socket)
+        status, _ = docker.call("GET", "/_ping")
+        if status != 200:
+            print(f"ecs_fixture: the Docker daemon at {a.docker_socket} does not answer", file=sys.stderr)
+            return 1
+    Handler.fixture = Fixture(docker, a.region, ["default"] + a.cluster, a.task_mode, os.path.abspath(a.dir))
     server = Server(("127.0.0.1", 0), Handler)
     port = server.server_address[1]
     tmp = os.path.join(a.dir, "port.tmp")
@@ -814,7 +942,8 @@ def main():
         os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    print(f"ecs_fixture on 127.0.0.1:{port}, Docker at {a.docker_socket}", flush=True)
+    where = f"Docker at {a.docker_socket}" if docker else "tasks as local processes"
+    print(f"ecs_fixture on 127.0.0.1:{port}, {where}", flush=True)
     server.serve_forever()
     return 0
 

@@ -27,6 +27,16 @@ std::string short_task_id(const std::string& arn) {
   return slash == std::string::npos ? arn : arn.substr(slash + 1);
 }
 
+// ECS keeps at most 255 characters of StopTask's reason (longer is refused): cut to 255
+// bytes, so to 255 characters or fewer, at a UTF-8 character boundary, ending in "...".
+std::string bounded_stop_reason(const std::string& reason) {
+  constexpr size_t kMax = 255;
+  if (reason.size() <= kMax) return reason;
+  size_t cut = kMax - 3;
+  while (cut > 0 && (static_cast<unsigned char>(reason[cut]) & 0xC0) == 0x80) --cut;
+  return reason.substr(0, cut) + "...";
+}
+
 std::string minutes_text(Millis d) {
   auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
   if (s % 60 == 0) return fmt::format("{} min", s / 60);
@@ -187,7 +197,7 @@ class EcsService {
 
   Status stop_task(const std::string& cluster, const std::string& arn, const std::string& reason) {
     aws::AwsError err;
-    auto r = call("StopTask", {{"cluster", cluster}, {"task", arn}, {"reason", reason.substr(0, 255)}}, &err);
+    auto r = call("StopTask", {{"cluster", cluster}, {"task", arn}, {"reason", bounded_stop_reason(reason)}}, &err);
     if (r) return Status::ok();
     // Gone already (stopped long ago and forgotten by ECS): nothing left to stop.
     if (err.code == "InvalidParameterException" && err.message.find("not found") != std::string::npos)
@@ -242,6 +252,14 @@ class EcsLaunch final : public Launch {
     (void)grace;
     if (ended()) return;
     stop_task();
+  }
+
+  // Cancel: StopTask at once, its reason naming the run and who cancelled it (bounded to
+  // ECS's 255 characters), so the task's stoppedReason says it.
+  void cancel(std::chrono::milliseconds grace, const std::string& why) override {
+    (void)grace;
+    if (ended()) return;
+    stop_task("Culvert: flow run " + run_id_ + " cancelled" + (why.empty() ? "" : " (" + why + ")"));
   }
 
   // The run reported its end and the task still ran at the last poll. Usually it ends by
@@ -360,9 +378,11 @@ class EcsLaunch final : public Launch {
   }
 
  private:
-  void stop_task() {
-    Status st = service_->stop_task(cluster_, arn_, "Culvert stopped the task of flow run " + run_id_ +
-                                                        " (cancelled, or ended while its task ran on)");
+  void stop_task(const std::string& reason = "") {
+    Status st = service_->stop_task(cluster_, arn_,
+                                    !reason.empty() ? reason
+                                                    : "Culvert stopped the task of flow run " + run_id_ +
+                                                          " (cancelled, or ended while its task ran on)");
     if (!st.is_ok()) spdlog::warn("run {}: stopping ECS task {} failed: {}", run_id_, arn_, st.to_string());
   }
 

@@ -664,6 +664,42 @@ TEST(EcsLauncher, CancelStopsTheTask) {
   EXPECT_TRUE(b->poll());
 }
 
+// A cancel's StopTask reason names the run and who cancelled it, so the task's
+// stoppedReason says it; ECS takes at most 255 characters, so a long cause is cut, at a
+// UTF-8 character boundary.
+TEST(EcsLauncher, ACancelsStopTaskReasonNamesWhoCancelledBounded) {
+  Fixture f;
+  auto l = f.launcher();
+  auto a = must(l->launch(Fixture::spec("a")));
+  f.ecs.set_task(a->infrastructure().id, json::parse(R"({"lastStatus":"RUNNING"})"));
+  a->cancel(10s, "cancel requested by alice-oncall (user token)");
+  auto stops = f.ecs.calls("StopTask");
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops[0].body["reason"], "Culvert: flow run a cancelled (cancel requested by alice-oncall (user token))");
+  auto e = a->poll();
+  ASSERT_TRUE(e);
+  EXPECT_NE(e->reason.find("cancel requested by alice-oncall (user token)"), std::string::npos) << e->reason;
+
+  // A token name of 300 characters, of two bytes each from the 40th on.
+  std::string name(40, 'x');
+  for (int i = 0; i < 260; ++i) name += "\xc3\xa9";  // U+00E9
+  auto b = must(l->launch(Fixture::spec("b")));
+  f.ecs.set_task(b->infrastructure().id, json::parse(R"({"lastStatus":"RUNNING"})"));
+  b->cancel(10s, "cancel requested by " + name + " (user token)");
+  stops = f.ecs.calls("StopTask");
+  ASSERT_EQ(stops.size(), 2u);
+  std::string reason = stops[1].body["reason"];
+  EXPECT_LE(reason.size(), 255u);
+  EXPECT_TRUE(reason.starts_with("Culvert: flow run b cancelled (cancel requested by xxxx")) << reason;
+  EXPECT_TRUE(reason.ends_with("\xc3\xa9...")) << reason;  // whole characters only
+
+  // Without a cause (an older server): the run is still named.
+  auto c = must(l->launch(Fixture::spec("c")));
+  f.ecs.set_task(c->infrastructure().id, json::parse(R"({"lastStatus":"RUNNING"})"));
+  c->cancel(10s, "");
+  EXPECT_EQ(f.ecs.calls("StopTask").at(2).body["reason"], "Culvert: flow run c cancelled");
+}
+
 // A run that reported its end usually ends its task itself: the container exits and ECS
 // stops the task. A task the agent still saw running then (stop_lingering) is described
 // first: one ECS is stopping already (desiredStatus STOPPED) is not stopped again, so no
@@ -854,10 +890,11 @@ class FakeAgentApi final : public AgentApi {
     }
     return out;
   }
-  Result<State> get_run_state(const std::string& id) override {
+  Result<RunState> get_run_state(const std::string& id) override {
     auto it = states.find(id);
     if (it == states.end()) return not_found("no run " + id);
-    return it->second;
+    auto m = messages.find(id);
+    return RunState{it->second, m == messages.end() ? "" : m->second};
   }
   Status set_run_state(const std::string& id, State state, const std::string& message) override {
     states[id] = state;
@@ -924,6 +961,7 @@ TEST(EcsAgent, ReportsTheTaskArnCrashesAndCancelsThroughTheAgentLoop) {
   f.ecs.set_task(api.infra["crash"].id, json::parse(R"({"lastStatus":"STOPPED","stopCode":"EssentialContainerExited",
       "stoppedReason":"Essential container in task exited","containers":[{"name":"flow","exitCode":2}]})"));
   api.states["cancel"] = State::kCancelling;
+  api.messages["cancel"] = "cancel requested by alice-oncall (user token)";
   api.states["done"] = State::kSuccess;  // it reported its end; its task lingers
   agent.monitor_once(true);
   EXPECT_EQ(api.states["crash"], State::kCrashed);
@@ -932,7 +970,12 @@ TEST(EcsAgent, ReportsTheTaskArnCrashesAndCancelsThroughTheAgentLoop) {
       << api.messages["crash"];
   auto stops = f.ecs.calls("StopTask");
   std::set<std::string> stopped;
-  for (const auto& st : stops) stopped.insert(st.body["task"]);
+  for (const auto& st : stops) {
+    stopped.insert(st.body["task"]);
+    // The cancelled run's StopTask names who cancelled it.
+    if (st.body["task"] == api.infra["cancel"].id)
+      EXPECT_EQ(st.body["reason"], "Culvert: flow run cancel cancelled (cancel requested by alice-oncall (user token))");
+  }
   EXPECT_EQ(stopped, (std::set<std::string>{api.infra["cancel"].id, api.infra["done"].id}));
   agent.monitor_once(true);  // the stopped tasks are STOPPED now
   EXPECT_EQ(api.states["cancel"], State::kCancelled);
