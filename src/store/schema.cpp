@@ -263,14 +263,9 @@ ALTER TABLE flows ADD COLUMN artifact_kind TEXT NOT NULL DEFAULT 'binary'
 )SQL";
 
 // Version 10: the runs each agent takes at once, as it says when it registers (NULL for
-// an agent that registered before, or that does not say); and the task runs of each task
-// by state, holding every column the summary of a mapped task reads (list_tasks), so
-// that summing up a 10,000-element map reads one index in order instead of sorting the
-// table's rows.
+// an agent that registered before, or that does not say).
 constexpr const char* kSchemaV10 = R"SQL(
-ALTER TABLE agents ADD COLUMN max_concurrent INTEGER;
-CREATE INDEX task_runs_by_state ON task_runs (flow_run_id, task, state, map_index, map_count, start_time, end_time,
-                                              updated)
+ALTER TABLE agents ADD COLUMN max_concurrent INTEGER
 )SQL";
 
 std::string render(std::string sql, Dialect dialect) {
@@ -312,7 +307,7 @@ std::vector<Migration> migrations(Dialect dialect) {
       {7, "log bytes per flow run", render(kSchemaV7, dialect)},
       {8, "flow-run attempts", render(kSchemaV8, dialect)},
       {9, "artifact kinds of flow versions", render(kSchemaV9, dialect)},
-      {10, "agents' max concurrent runs, task runs by state", render(kSchemaV10, dialect)},
+      {10, "agents' max concurrent runs", render(kSchemaV10, dialect)},
   };
 }
 
