@@ -28,38 +28,17 @@ Usage: bench/slurm/slurm_bench.py [--build build] [--runs 200] [--max-concurrent
                                   [--submit-parallelism 1,8]
 """
 import argparse, json, os, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
-import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from culvert_bench import Api, pct, start_server, ts  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
-def ts(s):
-    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-
 
 def local_ts(s):  # sacct / spdlog local times, no zone: this machine's
     return datetime.fromisoformat(s).timestamp()
-
-
-class Api:
-    def __init__(self, url, token):
-        self.url, self.token = url, token
-
-    def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Authorization", "Bearer " + self.token)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return json.loads(r.read() or b"{}")
-
-
-def pct(values, p):
-    values = sorted(values)
-    k = max(0, min(len(values) - 1, int(round(p / 100.0 * (len(values) - 1)))))
-    return values[k]
 
 
 def ms(x):
@@ -293,19 +272,7 @@ def main():
                         % (cmd, job, calls_log, real))
             os.chmod(os.path.join(shims, cmd), 0o755)
 
-        port_file = os.path.join(tmp, "port")
-        server = subprocess.Popen([culvert, "server", "start", "--listen", "127.0.0.1:0", "--port-file", port_file,
-                                   "--db", "sqlite://" + os.path.join(tmp, "bench.db"), "--submitted-deadline", "1h"],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "server.log"), "w"))
-        procs.append(server)
-        for _ in range(3000):
-            if os.path.exists(port_file) and open(port_file).read().strip():
-                break
-            time.sleep(0.01)
-        url = "http://127.0.0.1:" + open(port_file).read().strip()
-        cfg = open(os.path.join(env["HOME"], ".culvert", "config.toml")).read()
-        token = cfg.split("api_token")[1].split('"')[1]
-        api = Api(url, token)
+        url, token, api = start_server(culvert, tmp, env, procs, ["--submitted-deadline", "1h"])
         cenv = dict(env, CULVERT_API_URL=url, CULVERT_API_TOKEN=token)
         subprocess.run([culvert, "flow", "register", flow_bin, "--project", "bench", "--storage",
                         "file://" + os.path.join(tmp, "flows"), "--label", "hpc", "--run-config",
