@@ -71,7 +71,7 @@ void Agent::join_stop_threads() {
 }
 
 Status Agent::register_self() {
-  auto id = monitor_api_.register_agent(options_.name, launcher_.type(), options_.labels);
+  auto id = monitor_api_.register_agent(options_.name, launcher_.type(), options_.labels, options_.max_concurrent);
   if (!id) return id.status();
   id_ = *id;
   return Status::ok();
@@ -136,7 +136,7 @@ Result<int> Agent::claim_and_launch(Millis wait) {
     // It is alive, so it registers again (same name and token: same id) and goes on.
     spdlog::warn("the server says this agent is stopped ({}); registering again", claimed.status().message());
     // Through the claim thread's own connection; the id (read by the monitor) stays.
-    auto again = claim_api_.register_agent(options_.name, launcher_.type(), options_.labels);
+    auto again = claim_api_.register_agent(options_.name, launcher_.type(), options_.labels, options_.max_concurrent);
     if (!again) return again.status();
     if (*again != id_) {
       return Status(StatusCode::kConflict, "registering again gave agent id " + *again + ", not " + id_);

@@ -26,8 +26,9 @@ namespace {
 class FakeApi final : public AgentApi {
  public:
   Result<std::string> register_agent(const std::string& name, const std::string& type,
-                                     const std::vector<std::string>& labels) override {
+                                     const std::vector<std::string>& labels, int max_concurrent) override {
     registered_name = name;
+    registered_max_concurrent = max_concurrent;
     registered_type = type;
     stopped = false;
     registered_labels = labels;
@@ -100,6 +101,7 @@ class FakeApi final : public AgentApi {
   std::vector<UnfinishedRun> unfinished;
   std::string registered_name, registered_type;
   std::vector<std::string> registered_labels;
+  int registered_max_concurrent = 0;
   int heartbeats = 0;
   int last_claim_max = 0;
   std::deque<ClaimedRun> queue;
@@ -241,10 +243,11 @@ class AgentTest : public ::testing::Test {
   std::unique_ptr<Agent> agent;
 };
 
-TEST_F(AgentTest, RegistersWithTypeAndLabels) {
+TEST_F(AgentTest, RegistersWithTypeLabelsAndMaxConcurrent) {
   EXPECT_EQ(agent->id(), "agent-1");
   EXPECT_EQ(api.registered_type, "local");
   EXPECT_EQ(api.registered_labels, std::vector<std::string>{"dev"});
+  EXPECT_EQ(api.registered_max_concurrent, 2);
 }
 
 TEST_F(AgentTest, LaunchesWithRunScopedEnvironmentAndHonoursMaxConcurrent) {
@@ -664,11 +667,13 @@ TEST_F(AgentTest, ACleanStopDeregisters) {
 TEST_F(AgentTest, AnAgentDeregisteredWhileItRunsRegistersAgainAndGoesOnClaiming) {
   ASSERT_TRUE(agent->deregister_self().is_ok());  // as an admin's DELETE /agents/{id} does
   ASSERT_TRUE(api.stopped);
+  api.registered_max_concurrent = 0;
   enqueue("r1");
   auto n = agent->claim_and_launch(Millis(0));
   ASSERT_TRUE(n) << n.status().to_string();
   EXPECT_EQ(*n, 1);
   EXPECT_EQ(api.registrations, 2);
+  EXPECT_EQ(api.registered_max_concurrent, 2);  // registering again says it too
   EXPECT_FALSE(api.stopped);
   EXPECT_EQ(agent->id(), "agent-1");
 }
