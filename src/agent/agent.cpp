@@ -43,6 +43,10 @@ std::map<std::string, std::string> run_environment(const AgentOptions& options, 
                                                    const ClaimedRun& run) {
   std::map<std::string, std::string> env;
   if (options.workers > 0) env["CULVERT_WORKERS"] = std::to_string(options.workers);
+  // The server's heartbeat interval, so that a server set to a shorter one than a run's
+  // default never takes a live run for a dead one (the agent's --env or the run config
+  // may still set another).
+  if (run.heartbeat_seconds > 0) env["CULVERT_HEARTBEAT_SECONDS"] = std::to_string(run.heartbeat_seconds);
   for (const auto& [k, v] : options.env) env[k] = v;
   for (const auto& [k, v] : run_config.env) env[k] = v;
   env["CULVERT_API_URL"] = options.api_url;

@@ -45,6 +45,7 @@ struct ClaimedRun {
   std::string flow_name;
   std::string token;            // valid for this run only; goes into the run's env
   std::string run_config_json;  // the flow version's run config
+  int heartbeat_seconds = 0;    // the server's heartbeat interval for runs (0: not said)
 };
 
 // A run the server has Submitted to (or Running / Cancelling on) this agent, as listed

@@ -472,6 +472,23 @@ TEST_F(AgentTest, WorkersArePassedAsCulvertWorkers) {
   EXPECT_EQ(launcher.specs.at(0).env.at("CULVERT_WORKERS"), "6");
 }
 
+TEST_F(AgentTest, RunsGetTheServersHeartbeatIntervalUnlessTheAgentOrTheRunConfigSaysOtherwise) {
+  enqueue("r1");
+  api.queue.back().heartbeat_seconds = 3;
+  enqueue("r2", R"({"type":"local","env":{"CULVERT_HEARTBEAT_SECONDS":"5"}})");
+  api.queue.back().heartbeat_seconds = 3;
+  ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 2);
+  EXPECT_EQ(launcher.specs.at(0).env.at("CULVERT_HEARTBEAT_SECONDS"), "3");
+  EXPECT_EQ(launcher.specs.at(1).env.at("CULVERT_HEARTBEAT_SECONDS"), "5");  // the run config's own
+  // An older server says nothing: nothing is set, and the run keeps its own default.
+  options.max_concurrent = 4;
+  agent = std::make_unique<Agent>(options, api, api, launcher, clock);
+  ASSERT_TRUE(agent->register_self().is_ok());
+  enqueue("r3");
+  ASSERT_EQ(*agent->claim_and_launch(Millis(0)), 1);
+  EXPECT_EQ(launcher.specs.at(2).env.count("CULVERT_HEARTBEAT_SECONDS"), 0u);
+}
+
 TEST_F(AgentTest, ClaimCarriesTheLaunchersTypesAndAForeignTypeIsNeverLaunched) {
   enqueue("r1", R"({"type":"docker","image":"x"})");  // an older server might hand it out
   enqueue("r2", R"({"type":7})");

@@ -53,6 +53,14 @@ class Reader {
     if (!it->is_array()) return bad(key, "is not an array");
     return &*it;
   }
+  // An optional whole number of `obj` in [lo, hi]; 0 when absent.
+  Result<int64_t> opt_int(const json& obj, const char* key, int64_t lo, int64_t hi) const {
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return int64_t{0};
+    if (!it->is_number_integer() || it->get<int64_t>() < lo || it->get<int64_t>() > hi)
+      return bad(key, fmt::format("is not a whole number from {} to {}", lo, hi));
+    return it->get<int64_t>();
+  }
 
  private:
   Status bad(const char* key, const std::string& why) const {
@@ -162,6 +170,9 @@ Result<std::vector<ClaimedRun>> ClientAgentApi::claim(const std::string& agent_i
     run.flow_id = *flow_id;
     run.flow_name = *name;
     run.token = *token;
+    auto hb = rd.opt_int(j, "heartbeat_seconds", 1, 86400);
+    if (!hb) return hb.status();
+    run.heartbeat_seconds = static_cast<int>(*hb);
     auto rc = run_config_of(j);
     // The run is ours now: one whose run config cannot be read is still launched (and
     // fails with the reason) rather than left Submitted.

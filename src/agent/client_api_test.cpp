@@ -158,6 +158,25 @@ TEST(ClientAgentApi, WellFormedAnswersDecode) {
   EXPECT_EQ(server.requests().back().target, "/api/v1/agents/a1");
 }
 
+TEST(ClientAgentApi, AClaimedRunCarriesTheServersHeartbeatIntervalWhenGiven) {
+  ManualClock clock;
+  CannedServer server;
+  auto api = server.api(clock);
+  server.body = R"({"runs":[{"id":"r1","flow_id":"f1","token":"t","heartbeat_seconds":7},
+                            {"id":"r2","flow_id":"f1","token":"t"}]})";
+  auto claimed = api.claim("a1", {"local"}, 2, Millis(0));
+  ASSERT_TRUE(claimed) << claimed.status().to_string();
+  ASSERT_EQ(claimed->size(), 2u);
+  EXPECT_EQ((*claimed)[0].heartbeat_seconds, 7);
+  EXPECT_EQ((*claimed)[1].heartbeat_seconds, 0);  // an older server says nothing
+  for (const char* bad : {R"("7")", "0", "-1", "1.5", "86401"}) {
+    server.body = std::string(R"({"runs":[{"id":"r1","flow_id":"f1","token":"t","heartbeat_seconds":)") + bad + "}]}";
+    auto r = api.claim("a1", {"local"}, 1, Millis(0));
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.status().message().find("heartbeat_seconds"), std::string::npos) << r.status().to_string();
+  }
+}
+
 TEST(ClientAgentApi, RefusedTokensAreAuthFailures) {
   ManualClock clock;
   CannedServer server;

@@ -148,6 +148,9 @@ void Api::Impl::poll_claim(const CallPtr& c, store::Store& st, ClaimPoll p, bool
   for (const auto& run : *r) {
     json j = to_json(run);
     j["token"] = secrets[run.id];
+    // How often the run must report that it is alive: this server's interval (a run
+    // silent for three of them is crashed), which the agent passes on to the run.
+    j["heartbeat_seconds"] = std::max<int64_t>(1, (options.agent_heartbeat_interval.count() + 999) / 1000);
     arr.push_back(std::move(j));
     spdlog::info("flow run {} claimed by agent {}", run.id, p.agent_id);
   }

@@ -483,6 +483,8 @@ TEST_F(ApiTest, ClaimLongPollWakesWhenARunIsCreated) {
   EXPECT_EQ(reply.body["runs"][0]["id"], run["id"]);
   EXPECT_EQ(reply.body["runs"][0]["state"], "Submitted");
   EXPECT_THAT(reply.body["runs"][0]["token"].get<std::string>(), HasSubstr("cvt_run_"));
+  // The server's heartbeat interval for runs, in whole seconds (the default, 10 s).
+  EXPECT_EQ(reply.body["runs"][0]["heartbeat_seconds"], 10);
 }
 
 TEST_F(ApiTest, ClaimRespectsLabelsAndTimesOut) {

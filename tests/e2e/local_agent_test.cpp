@@ -394,6 +394,22 @@ TEST_F(LocalAgentE2E, SilentRunIsMarkedCrashedByTheServerAfterMissedHeartbeats) 
   ::kill(pid, SIGCONT);
 }
 
+// The server's heartbeat interval (1 s here) reaches the runs through their agent: an
+// agent given no run heartbeat setting of its own still runs a 6-second run to Success on
+// a server that crashes a run silent for 3 s (a run's own default is every 10 s).
+TEST_F(LocalAgentE2E, RunsHeartbeatAtTheServersIntervalWithoutBeingToldByTheAgent) {
+  std::vector<std::string> argv = {culvert_binary(), "agent", "start", "--type", "local", "--name", "plain",
+                                   "--heartbeat-seconds", "1"};
+  auto env = sandbox_.env(api_env());
+  env.erase("CULVERT_HEARTBEAT_SECONDS");
+  Process agent(argv, env, sandbox_.dir() / "plain.log");
+  std::string id = create_run({"--param", "sleep_ms=6000"});
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(wait_until([&] { return is_final_state(state_of(id)); }, 60s)) << state_of(id) << agent.output();
+  auto run = get_run(id);
+  EXPECT_EQ(run.value("state", ""), "Success") << run.dump() << "\nagent:\n" << agent.output();
+}
+
 TEST_F(LocalAgentE2E, ServerKilledMidRunAndRestartedLosesNothing) {
   auto agent = start_agent("a1", {});
   fs::path marker = sandbox_.dir() / "marker-restart";
