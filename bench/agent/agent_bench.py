@@ -14,26 +14,10 @@ Usage: bench/agent/agent_bench.py [--build build] [--runs 100] [--burst 1000] [-
                                   [--work-us 0,1000]
 """
 import argparse, json, os, shutil, signal, sqlite3, statistics, subprocess, sys, tempfile, time
-import urllib.request
-from datetime import datetime
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from culvert_bench import Api, pct, start_server, ts  # noqa: E402
 
-def ts(s):
-    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-
-
-class Api:
-    def __init__(self, url, token):
-        self.url, self.token = url, token
-
-    def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Authorization", "Bearer " + self.token)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return json.loads(r.read() or b"{}")
 
 
 def wait_final(api, run_id, timeout=600):
@@ -56,12 +40,6 @@ def running_time(api, run_id):
     raise RuntimeError("run %s never Running" % run_id)
 
 
-def pct(values, p):
-    values = sorted(values)
-    k = max(0, min(len(values) - 1, int(round(p / 100.0 * (len(values) - 1)))))
-    return values[k]
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "..", "build"))
@@ -81,20 +59,7 @@ def main():
         env.pop(k, None)
     procs = []
     try:
-        port_file = os.path.join(tmp, "port")
-        server = subprocess.Popen([culvert, "server", "start", "--listen", "127.0.0.1:0", "--port-file", port_file,
-                                   "--db", "sqlite://" + os.path.join(tmp, "bench.db")],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "server.log"), "w"))
-        procs.append(server)
-        for _ in range(3000):
-            if os.path.exists(port_file) and open(port_file).read().strip():
-                break
-            time.sleep(0.01)
-        url = "http://127.0.0.1:" + open(port_file).read().strip()
-        subprocess.run([culvert, "config", "set", "api-url", url], env=env, check=True, stdout=subprocess.DEVNULL)
-        cfg = open(os.path.join(env["HOME"], ".culvert", "config.toml")).read()
-        token = cfg.split("api_token")[1].split('"')[1]
-        api = Api(url, token)
+        url, token, api = start_server(culvert, tmp, env, procs)
         subprocess.run([culvert, "flow", "register", flow_bin, "--project", "bench", "--storage",
                         "file://" + os.path.join(tmp, "flows")], env=env, check=True, stdout=subprocess.DEVNULL)
         agent = subprocess.Popen([culvert, "agent", "start", "--type", "local", "--name", "bench-agent",

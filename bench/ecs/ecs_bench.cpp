@@ -69,7 +69,8 @@ class InstantEcs final : public aws::HttpTransport {
 
 class InstantApi final : public AgentApi {
  public:
-  Result<std::string> register_agent(const std::string&, const std::string&, const std::vector<std::string>&) override {
+  Result<std::string> register_agent(const std::string&, const std::string&, const std::vector<std::string>&,
+                                     int) override {
     return std::string("a1");
   }
   Status deregister_agent(const std::string&) override { return Status::ok(); }

@@ -1,7 +1,10 @@
 #include "agent/agent.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <iterator>
+#include <optional>
+#include <thread>
 
 #include <fmt/core.h>
 #include <fmt/ranges.h>
@@ -68,7 +71,7 @@ void Agent::join_stop_threads() {
 }
 
 Status Agent::register_self() {
-  auto id = monitor_api_.register_agent(options_.name, launcher_.type(), options_.labels);
+  auto id = monitor_api_.register_agent(options_.name, launcher_.type(), options_.labels, options_.max_concurrent);
   if (!id) return id.status();
   id_ = *id;
   return Status::ok();
@@ -133,7 +136,7 @@ Result<int> Agent::claim_and_launch(Millis wait) {
     // It is alive, so it registers again (same name and token: same id) and goes on.
     spdlog::warn("the server says this agent is stopped ({}); registering again", claimed.status().message());
     // Through the claim thread's own connection; the id (read by the monitor) stays.
-    auto again = claim_api_.register_agent(options_.name, launcher_.type(), options_.labels);
+    auto again = claim_api_.register_agent(options_.name, launcher_.type(), options_.labels, options_.max_concurrent);
     if (!again) return again.status();
     if (*again != id_) {
       return Status(StatusCode::kConflict, "registering again gave agent id " + *again + ", not " + id_);
@@ -141,23 +144,33 @@ Result<int> Agent::claim_and_launch(Millis wait) {
     claimed = claim_api_.claim(id_, types, free_slots, wait);
   }
   if (!claimed) return claimed.status();
-  int launched = 0;
+
+  auto crash = [&](const ClaimedRun& run, const std::string& why) {
+    std::string msg = fmt::format("{} agent '{}' could not start the run: {}", launcher_.type(), options_.name, why);
+    spdlog::warn("run {}: {}", run.id, msg);
+    Status st = claim_api_.set_run_state(run.id, State::kCrashed, msg);
+    if (!st.is_ok()) spdlog::warn("run {}: reporting Crashed failed: {}", run.id, st.to_string());
+  };
+  // First what to launch (cheap checks, in order), then the launches, several at once
+  // when the launcher allows it (a Slurm agent's sbatch is a round trip to the
+  // controller: a claim of 50 runs would otherwise wait for 50 of them in a row).
+  struct Pending {
+    ClaimedRun* run;
+    LaunchSpec spec;
+    std::optional<Result<std::unique_ptr<Launch>>> result;
+  };
+  std::vector<Pending> pending;
+  pending.reserve(claimed->size());
   for (auto& run : *claimed) {
-    auto crash = [&](const std::string& why) {
-      std::string msg = fmt::format("{} agent '{}' could not start the run: {}", launcher_.type(), options_.name, why);
-      spdlog::warn("run {}: {}", run.id, msg);
-      Status st = claim_api_.set_run_state(run.id, State::kCrashed, msg);
-      if (!st.is_ok()) spdlog::warn("run {}: reporting Crashed failed: {}", run.id, st.to_string());
-    };
     auto rc = decode_run_config_basics(run.run_config_json);
     if (!rc) {
-      crash(rc.status().message());
+      crash(run, rc.status().message());
       continue;
     }
     // The server claims only runs of our types; this holds against an older server.
     if (!rc->type.empty() && std::find(types.begin(), types.end(), rc->type) == types.end()) {
-      crash(fmt::format("the run config is of type '{}', which a {} agent does not launch (it launches {})", rc->type,
-                        launcher_.type(), fmt::join(types, ", ")));
+      crash(run, fmt::format("the run config is of type '{}', which a {} agent does not launch (it launches {})",
+                             rc->type, launcher_.type(), fmt::join(types, ", ")));
       continue;
     }
     LaunchSpec spec;
@@ -166,13 +179,36 @@ Result<int> Agent::claim_and_launch(Millis wait) {
     spec.flow_name = run.flow_name;
     spec.run_config_json = run.run_config_json.empty() ? "{}" : run.run_config_json;
     spec.env = run_environment(options_, *rc, run);
-    auto launch = launcher_.launch(spec);
+    pending.push_back(Pending{&run, std::move(spec), std::nullopt});
+  }
+  auto launch_one = [this](Pending& p) {
+    p.result = launcher_.launch(p.spec);
+    if (*p.result) spdlog::info("run {} ({}): launched as {}", p.run->id, p.run->flow_name, (**p.result)->describe());
+  };
+  const size_t parallel =
+      std::min(pending.size(), static_cast<size_t>(std::max(1, launcher_.launch_parallelism())));
+  if (parallel <= 1) {
+    for (auto& p : pending) launch_one(p);
+  } else {
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> threads;
+    threads.reserve(parallel);
+    for (size_t t = 0; t < parallel; ++t) {
+      threads.emplace_back([&] {
+        for (size_t i = next++; i < pending.size(); i = next++) launch_one(pending[i]);
+      });
+    }
+    for (auto& th : threads) th.join();
+  }
+  int launched = 0;
+  for (auto& p : pending) {
+    ClaimedRun& run = *p.run;
+    auto& launch = *p.result;
     if (!launch) {
-      crash(launch.status().message());
+      crash(run, launch.status().message());
       continue;
     }
     Infrastructure infra = (*launch)->infrastructure();
-    spdlog::info("run {} ({}): launched as {}", run.id, run.flow_name, (*launch)->describe());
     std::string id = run.id;
     add_active(std::move(run), std::move(*launch), false);
     report_infrastructure(claim_api_, id, infra);

@@ -66,9 +66,10 @@ struct RunState {
 class AgentApi {
  public:
   virtual ~AgentApi() = default;
-  // Registers (or re-registers by name) and returns the agent id.
+  // Registers (or re-registers by name) and returns the agent id. `max_concurrent` is
+  // the runs it takes at once (AgentOptions::max_concurrent), shown with the agent.
   virtual Result<std::string> register_agent(const std::string& name, const std::string& type,
-                                             const std::vector<std::string>& labels) = 0;
+                                             const std::vector<std::string>& labels, int max_concurrent) = 0;
   // The agent is stopped: the server no longer shows it healthy.
   virtual Status deregister_agent(const std::string& agent_id) = 0;
   virtual Status heartbeat(const std::string& agent_id) = 0;

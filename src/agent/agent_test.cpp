@@ -26,8 +26,9 @@ namespace {
 class FakeApi final : public AgentApi {
  public:
   Result<std::string> register_agent(const std::string& name, const std::string& type,
-                                     const std::vector<std::string>& labels) override {
+                                     const std::vector<std::string>& labels, int max_concurrent) override {
     registered_name = name;
+    registered_max_concurrent = max_concurrent;
     registered_type = type;
     stopped = false;
     registered_labels = labels;
@@ -100,6 +101,7 @@ class FakeApi final : public AgentApi {
   std::vector<UnfinishedRun> unfinished;
   std::string registered_name, registered_type;
   std::vector<std::string> registered_labels;
+  int registered_max_concurrent = 0;
   int heartbeats = 0;
   int last_claim_max = 0;
   std::deque<ClaimedRun> queue;
@@ -164,9 +166,20 @@ class FakeLaunch final : public Launch {
 class FakeLauncher final : public Launcher {
  public:
   std::string type() const override { return "local"; }
+  int launch_parallelism() const override { return parallelism; }
   Result<std::unique_ptr<Launch>> launch(const LaunchSpec& spec) override {
+    std::unique_lock lock(mu);
     specs.push_back(spec);
-    if (fail_next) {
+    if (rendezvous > 0) {
+      // Waits until `rendezvous` launches are inside launch() at once (or gives up after
+      // a long while, so that a sequential agent fails the test instead of hanging).
+      ++in_flight;
+      max_in_flight = std::max(max_in_flight, in_flight);
+      cv.notify_all();
+      cv.wait_for(lock, std::chrono::seconds(20), [&] { return max_in_flight >= rendezvous; });
+      --in_flight;
+    }
+    if (fail_next || spec.flow_run_id == fail_run) {
       fail_next = false;
       return unavailable("cannot execute 'nope': No such file or directory");
     }
@@ -185,6 +198,13 @@ class FakeLauncher final : public Launcher {
     last_poll_all_size = ls.size();
     return Launcher::poll_all(ls);
   }
+  std::mutex mu;  // launch() may run on several threads at once (parallelism > 1)
+  std::condition_variable cv;
+  int parallelism = 1;
+  int rendezvous = 0;
+  int in_flight = 0;
+  int max_in_flight = 0;
+  std::string fail_run;
   std::vector<LaunchSpec> specs;
   std::map<std::string, FakeLaunchState> launches;
   std::set<std::string> alive;
@@ -223,10 +243,11 @@ class AgentTest : public ::testing::Test {
   std::unique_ptr<Agent> agent;
 };
 
-TEST_F(AgentTest, RegistersWithTypeAndLabels) {
+TEST_F(AgentTest, RegistersWithTypeLabelsAndMaxConcurrent) {
   EXPECT_EQ(agent->id(), "agent-1");
   EXPECT_EQ(api.registered_type, "local");
   EXPECT_EQ(api.registered_labels, std::vector<std::string>{"dev"});
+  EXPECT_EQ(api.registered_max_concurrent, 2);
 }
 
 TEST_F(AgentTest, LaunchesWithRunScopedEnvironmentAndHonoursMaxConcurrent) {
@@ -389,6 +410,30 @@ TEST_F(AgentTest, LaunchFailureIsCrashed) {
   EXPECT_EQ(api.states["r1"], State::kCrashed);
   EXPECT_NE(api.messages["r1"].find("could not start"), std::string::npos);
   EXPECT_NE(api.messages["r1"].find("No such file"), std::string::npos);
+}
+
+TEST_F(AgentTest, ALauncherThatAllowsItLaunchesTheRunsOfAClaimSeveralAtOnce) {
+  agent.reset();
+  options.max_concurrent = 6;
+  agent = std::make_unique<Agent>(options, api, api, launcher, clock);
+  ASSERT_TRUE(agent->register_self().is_ok());
+  launcher.parallelism = 3;
+  launcher.rendezvous = 3;  // each launch waits until three are under way together
+  for (int i = 1; i <= 6; ++i) enqueue("r" + std::to_string(i));
+  launcher.fail_run = "r4";
+  auto n = agent->claim_and_launch(Millis(0));
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 5);
+  EXPECT_EQ(launcher.max_in_flight, 3);  // never more than the launcher allows
+  EXPECT_EQ(launcher.specs.size(), 6u);
+  EXPECT_EQ(agent->active_runs(), 5u);
+  // The one that failed is Crashed with its reason; the others are reported in order.
+  EXPECT_EQ(api.states["r4"], State::kCrashed);
+  EXPECT_NE(api.messages["r4"].find("No such file"), std::string::npos);
+  for (const char* id : {"r1", "r2", "r3", "r5", "r6"}) {
+    EXPECT_EQ(api.infra.count(id), 1u) << id;
+    EXPECT_NE(api.states[id], State::kCrashed) << id;
+  }
 }
 
 TEST_F(AgentTest, ForwardsInfrastructureOutput) {
@@ -622,11 +667,13 @@ TEST_F(AgentTest, ACleanStopDeregisters) {
 TEST_F(AgentTest, AnAgentDeregisteredWhileItRunsRegistersAgainAndGoesOnClaiming) {
   ASSERT_TRUE(agent->deregister_self().is_ok());  // as an admin's DELETE /agents/{id} does
   ASSERT_TRUE(api.stopped);
+  api.registered_max_concurrent = 0;
   enqueue("r1");
   auto n = agent->claim_and_launch(Millis(0));
   ASSERT_TRUE(n) << n.status().to_string();
   EXPECT_EQ(*n, 1);
   EXPECT_EQ(api.registrations, 2);
+  EXPECT_EQ(api.registered_max_concurrent, 2);  // registering again says it too
   EXPECT_FALSE(api.stopped);
   EXPECT_EQ(agent->id(), "agent-1");
 }

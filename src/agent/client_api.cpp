@@ -78,8 +78,8 @@ ClientAgentApi::ClientAgentApi(client::ClientOptions options, Clock& clock, cons
 ClientAgentApi::~ClientAgentApi() = default;
 
 Result<std::string> ClientAgentApi::register_agent(const std::string& name, const std::string& type,
-                                                   const std::vector<std::string>& labels) {
-  auto r = api_->register_agent(name, type, labels);
+                                                   const std::vector<std::string>& labels, int max_concurrent) {
+  auto r = api_->register_agent(name, type, labels, max_concurrent);
   if (!r) return r.status();
   Reader rd("agent registration");
   if (Status st = rd.not_object(*r, ""); !st.is_ok()) return st;

@@ -29,7 +29,7 @@ class ClientAgentApi final : public AgentApi {
   ~ClientAgentApi() override;
 
   Result<std::string> register_agent(const std::string& name, const std::string& type,
-                                     const std::vector<std::string>& labels) override;
+                                     const std::vector<std::string>& labels, int max_concurrent) override;
   Status deregister_agent(const std::string& agent_id) override;
   Status heartbeat(const std::string& agent_id) override;
   // Long-polls in slices of at most a second (so a stop request is honoured within one),

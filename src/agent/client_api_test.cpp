@@ -52,7 +52,7 @@ TEST(ClientAgentApi, MalformedAnswersAreErrorsForEveryCall) {
   for (const auto& body : kMalformed) {
     SCOPED_TRACE(body);
     server.body = body;
-    auto id = api.register_agent("a1", "local", {"dev"});
+    auto id = api.register_agent("a1", "local", {"dev"}, 4);
     EXPECT_FALSE(id && !id->empty() && body.find("\"id\":\"") == std::string::npos);
     auto claimed = api.claim("a1", {"local"}, 4, Millis(0));
     if (claimed) EXPECT_TRUE(claimed->empty()) << "a malformed claim answer produced runs";
@@ -69,7 +69,7 @@ TEST(ClientAgentApi, MalformedAnswersAreErrorsForEveryCall) {
   }
   // Messages name the route and the field.
   server.body = R"({"id":7})";
-  auto id = api.register_agent("a1", "local", {});
+  auto id = api.register_agent("a1", "local", {}, 4);
   ASSERT_FALSE(id);
   EXPECT_NE(id.status().message().find("\"id\" is not a string"), std::string::npos) << id.status().message();
   server.body = R"({"state":"Bogus"})";

@@ -14,7 +14,8 @@
 // run_config_types().
 //
 // Thread safety: launch(), adopt() and poll_all() of one Launcher are called from one
-// thread at a time. A Launch is used by one thread at a time (the agent may call stop()
+// thread at a time, except that a launcher answering launch_parallelism() > 1 has several
+// launch() calls at once. A Launch is used by one thread at a time (the agent may call stop()
 // on a thread of its own, and then touches that Launch from no other thread until stop()
 // returned).
 #pragma once
@@ -113,6 +114,10 @@ class Launcher {
   // Starts the run. An error means nothing is running; its message says why (it
   // becomes the run's Crashed message).
   virtual Result<std::unique_ptr<Launch>> launch(const LaunchSpec& spec) = 0;
+  // How many launch() calls the agent may make at once for the runs of one claim, each
+  // on a thread of its own. Default 1: one after another, from one thread. A launcher
+  // that answers more than 1 guards its own state.
+  virtual int launch_parallelism() const { return 1; }
   // A handle to infrastructure a previous agent process launched for `spec`'s run and
   // reported as `infra`. NotFound when that infrastructure is gone (the message says
   // what was looked for); other errors when it cannot be adopted.

@@ -3,14 +3,8 @@
 // artifact is the file itself ("python"), or with `--package DIR` a reproducible
 // archive of DIR that holds the file ("python-package", made by culvert._package).
 // The interpreter is $CULVERT_PYTHON, else `python3` on PATH.
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -30,40 +24,11 @@ bool is_python_path(const std::string& path) { return path.size() > 3 && path.co
 // Runs `argv` and returns its stdout (at most `limit` bytes); InvalidArgument with
 // `what` when it fails.
 Result<std::string> capture(const std::vector<std::string>& argv, size_t limit, const std::string& what) {
-  int fds[2];
-  if (::pipe(fds) != 0) return unavailable(std::string("pipe: ") + std::strerror(errno));
-  pid_t pid = ::fork();
-  if (pid < 0) return unavailable(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    ::dup2(fds[1], 1);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    std::fprintf(stderr, "culvert: cannot execute '%s': %s\n", args[0], std::strerror(errno));
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  std::string out;
-  char buf[65536];
-  ssize_t n;
-  bool too_long = false;
-  while ((n = ::read(fds[0], buf, sizeof(buf))) > 0) {
-    if (out.size() + static_cast<size_t>(n) > limit) {
-      too_long = true;
-      break;
-    }
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fds[0]);
-  if (too_long) ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (too_long) return invalid_argument(what + " printed more than " + std::to_string(limit) + " bytes");
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return invalid_argument(what + " failed (its error is above)");
-  return out;
+  auto run = capture_stdout(argv, limit);
+  if (!run) return run.status();
+  if (run->too_long) return invalid_argument(what + " printed more than " + std::to_string(limit) + " bytes");
+  if (!run->succeeded) return invalid_argument(what + " failed (its error is above)");
+  return std::move(run->out);
 }
 
 Result<std::string> describe_python(const std::string& path) {

@@ -57,4 +57,15 @@ const std::vector<FlowSource>& flow_sources();
 // The first source that recognises `request` (the binary source when no other does).
 const FlowSource& flow_source_for(const FlowSourceRequest& request);
 
+// What a command printed on stdout (at most a bound) and how it ended.
+struct CapturedOutput {
+  std::string out;
+  bool succeeded = false;  // exited 0
+  bool too_long = false;   // printed more than the bound (and was killed)
+};
+// Runs `argv` (argv[0] looked up on PATH unless it holds a '/'), its stderr going to
+// ours, and reads its stdout up to `limit` bytes. An error only when it could not be run
+// at all (pipe, fork); a program that is missing exits 127 (not succeeded).
+Result<CapturedOutput> capture_stdout(const std::vector<std::string>& argv, size_t limit);
+
 }  // namespace culvert::cli

@@ -34,6 +34,31 @@ TEST(FlowSources, APathNoOtherSourceRecognisesIsAFlowBinary) {
   EXPECT_EQ(flow_source_for({.path = "/opt/flows/etl-1.2", .flags = {}}).kind, "binary");
 }
 
+TEST(CaptureStdout, ReadsWhatACommandPrintsUpToItsBoundAndSaysHowItEnded) {
+  auto ok = capture_stdout({"sh", "-c", "printf 'a\\nb'"}, 100);
+  ASSERT_TRUE(ok) << ok.status().to_string();
+  EXPECT_TRUE(ok->succeeded);
+  EXPECT_FALSE(ok->too_long);
+  EXPECT_EQ(ok->out, "a\nb");
+
+  auto failed = capture_stdout({"sh", "-c", "echo partial; exit 3"}, 100);
+  ASSERT_TRUE(failed);
+  EXPECT_FALSE(failed->succeeded);
+  EXPECT_EQ(failed->out, "partial\n");
+
+  // Far more than the bound, forever: read up to it, then killed (the call returns).
+  auto flood = capture_stdout({"sh", "-c", "while :; do echo xxxxxxxxxxxxxxxx; done"}, 1000);
+  ASSERT_TRUE(flood);
+  EXPECT_TRUE(flood->too_long);
+  EXPECT_FALSE(flood->succeeded);
+  EXPECT_LE(flood->out.size(), 1000u);
+
+  auto missing = capture_stdout({"/nonexistent/culvert-no-such-program"}, 100);
+  ASSERT_TRUE(missing);
+  EXPECT_FALSE(missing->succeeded);
+  EXPECT_TRUE(missing->out.empty());
+}
+
 TEST(ArtifactRunners, EveryKindIsOneTheServerKnowsAndBinaryIsThere) {
   std::set<std::string> kinds;
   for (const auto& r : artifact_runners()) {

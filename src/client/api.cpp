@@ -180,8 +180,9 @@ Result<json> ApiClient::get_logs(std::string_view run_id, std::string_view after
 }
 
 Result<json> ApiClient::register_agent(std::string_view name, std::string_view type,
-                                       const std::vector<std::string>& labels) {
+                                       const std::vector<std::string>& labels, std::optional<int> max_concurrent) {
   json b = {{"name", name}, {"type", type}, {"labels", labels}};
+  if (max_concurrent) b["max_concurrent"] = *max_concurrent;
   return call("POST", "/api/v1/agents", &b);
 }
 

@@ -111,9 +111,11 @@ class ApiClient {
   Result<json> get_logs(std::string_view run_id, std::string_view after,
                         std::chrono::milliseconds wait = std::chrono::milliseconds(0), int run_attempt = 0);
 
-  // POST /api/v1/agents  {"name","type","labels"} -> {"id"}
+  // POST /api/v1/agents  {"name","type","labels","max_concurrent"} -> {"id"}
+  // (max_concurrent only when given)
   Result<json> register_agent(std::string_view name, std::string_view type,
-                              const std::vector<std::string>& labels);
+                              const std::vector<std::string>& labels,
+                              std::optional<int> max_concurrent = std::nullopt);
   // POST /api/v1/agents/{id}/heartbeat
   Result<json> heartbeat_agent(std::string_view agent_id);
   // POST /api/v1/agents/{id}/claim  {"max","wait_ms"}  (long poll up to wait)

@@ -63,8 +63,9 @@ TEST(Client, RoutesAndBodies) {
   ASSERT_TRUE(api.register_agent("a", "local", {"x", "y"}).is_ok());
   ASSERT_TRUE(api.set_schedule_active("f1", false).is_ok());
   ASSERT_TRUE(api.retry_flow_run("r1").is_ok());
+  ASSERT_TRUE(api.register_agent("b", "docker", {}, 6).is_ok());
   auto reqs = server.requests();
-  ASSERT_EQ(reqs.size(), 8u);
+  ASSERT_EQ(reqs.size(), 9u);
   EXPECT_EQ(reqs[0].target, "/api/v1/flow-runs?flow_id=f1&state=Running&limit=5&cursor=c%202");
   EXPECT_EQ(reqs[1].target, "/api/v1/flow-runs/r1/state");
   EXPECT_EQ(json::parse(reqs[1].body), (json{{"state", "Running"}, {"message", "go"}, {"expected_version", 3}}));
@@ -72,9 +73,12 @@ TEST(Client, RoutesAndBodies) {
   EXPECT_EQ(json::parse(reqs[3].body), (json{{"max", 2}, {"wait_ms", 0}}));
   EXPECT_EQ(json::parse(reqs[4].body), (json{{"name", "ci"}, {"scope", "runner"}, {"expires", "30d"}}));
   EXPECT_EQ(json::parse(reqs[5].body)["labels"], (json{"x", "y"}));
+  EXPECT_FALSE(json::parse(reqs[5].body).contains("max_concurrent"));  // not given: not sent
   EXPECT_EQ(reqs[6].target, "/api/v1/flows/f1/schedule");
   EXPECT_EQ(json::parse(reqs[6].body), (json{{"active", false}}));
   EXPECT_EQ(reqs[7].target, "/api/v1/flow-runs/r1/retry");
+  EXPECT_EQ(json::parse(reqs[8].body),
+            (json{{"name", "b"}, {"type", "docker"}, {"labels", json::array()}, {"max_concurrent", 6}}));
 }
 
 TEST(Client, KeepsTheConnectionAlive) {

@@ -653,6 +653,10 @@ Result<store::NewAgent> parse_agent(const json& body) {
   auto labels = opt_labels(body, "labels");
   if (!labels) return labels.status();
   a.labels = labels->value_or(std::vector<std::string>{});
+  // Optional: an agent older than this field does not send it.
+  auto max_concurrent = opt_int(body, "max_concurrent", 1, 10000);
+  if (!max_concurrent) return max_concurrent.status();
+  if (*max_concurrent) a.max_concurrent = static_cast<int>(**max_concurrent);
   return a;
 }
 
@@ -1004,6 +1008,7 @@ json to_json(const store::Agent& a, bool healthy) {
           {"type", a.type},
           {"run_config_types", a.run_config_types},
           {"labels", a.labels},
+          {"max_concurrent", a.max_concurrent ? json(*a.max_concurrent) : json(nullptr)},
           {"created", format_rfc3339(a.created)},
           {"last_heartbeat", opt_time_json(a.last_heartbeat)},
           {"status", stopped ? "stopped" : "live"},

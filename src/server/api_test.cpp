@@ -1371,6 +1371,37 @@ TEST_F(ApiTest, ConcurrentTaskRunBatchesAreAnsweredOneByOne) {
 namespace culvert::server {
 namespace {
 
+// An agent says its max concurrent runs when it registers; the agents and the dashboard
+// answer them. An agent that does not say (an older one) still registers, with null.
+TEST_F(ApiTest, AnAgentsMaxConcurrentIsOptionalAtRegistrationAndAnswered) {
+  auto r = post("/api/v1/agents", {{"name", "a8"}, {"type", "local"}, {"max_concurrent", 8}}, runner_);
+  ASSERT_EQ(r.status, 201) << r.text;
+  EXPECT_EQ(r.body["max_concurrent"], 8);
+  auto older = post("/api/v1/agents", {{"name", "old"}, {"type", "local"}, {"labels", json::array()}}, runner_);
+  ASSERT_EQ(older.status, 201) << older.text;
+  ASSERT_TRUE(older.body.contains("max_concurrent"));
+  EXPECT_TRUE(older.body["max_concurrent"].is_null());
+  std::map<std::string, json> listed;
+  const json agents = get("/api/v1/agents", runner_).body["agents"];
+  for (const auto& a : agents) listed[a["name"].get<std::string>()] = a["max_concurrent"];
+  EXPECT_EQ(listed["a8"], 8);
+  EXPECT_TRUE(listed["old"].is_null());
+  std::map<std::string, json> dash;
+  const json dashboard_agents = get("/api/v1/dashboard", runner_).body["agents"];
+  for (const auto& a : dashboard_agents) dash[a["name"].get<std::string>()] = a["max_concurrent"];
+  EXPECT_EQ(dash["a8"], 8);
+  EXPECT_TRUE(dash["old"].is_null());
+  // A bad value is a 422 naming the field; null is taken as not said.
+  for (const json& bad : {json(0), json(10001), json("8"), json(2.5)}) {
+    auto refused = post("/api/v1/agents", {{"name", "a8"}, {"max_concurrent", bad}}, runner_);
+    EXPECT_EQ(refused.status, 422) << bad.dump() << " " << refused.text;
+    EXPECT_THAT(refused.text, HasSubstr("max_concurrent")) << bad.dump();
+  }
+  auto unsaid = post("/api/v1/agents", {{"name", "a8"}, {"max_concurrent", nullptr}}, runner_);
+  ASSERT_EQ(unsaid.status, 201) << unsaid.text;
+  EXPECT_TRUE(unsaid.body["max_concurrent"].is_null());
+}
+
 TEST_F(ApiTest, DashboardSumsUpRunsLateRunsFailuresAndAgentsWithRunsInFlight) {
   clock_.set(*parse_rfc3339("2026-12-01T10:00:00Z"));
   auto flow = register_flow("dash", {});

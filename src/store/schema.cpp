@@ -262,6 +262,12 @@ constexpr const char* kSchemaV9 = R"SQL(
 ALTER TABLE flows ADD COLUMN artifact_kind TEXT NOT NULL DEFAULT 'binary'
 )SQL";
 
+// Version 10: the runs each agent takes at once, as it says when it registers (NULL for
+// an agent that registered before, or that does not say).
+constexpr const char* kSchemaV10 = R"SQL(
+ALTER TABLE agents ADD COLUMN max_concurrent INTEGER
+)SQL";
+
 std::string render(std::string sql, Dialect dialect) {
   auto replace_all = [&](const std::string& key, const std::string& with) {
     for (size_t p = sql.find(key); p != std::string::npos; p = sql.find(key, p + with.size()))
@@ -301,6 +307,7 @@ std::vector<Migration> migrations(Dialect dialect) {
       {7, "log bytes per flow run", render(kSchemaV7, dialect)},
       {8, "flow-run attempts", render(kSchemaV8, dialect)},
       {9, "artifact kinds of flow versions", render(kSchemaV9, dialect)},
+      {10, "agents' max concurrent runs", render(kSchemaV10, dialect)},
   };
 }
 

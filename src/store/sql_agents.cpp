@@ -8,7 +8,7 @@ namespace culvert::store::detail {
 namespace {
 
 constexpr const char* kAgentColumns =
-    "SELECT id, name, type, labels, created, last_heartbeat, token_id, stopped_at, run_config_types FROM agents ";
+    "SELECT id, name, type, labels, created, last_heartbeat, token_id, stopped_at, run_config_types, max_concurrent FROM agents ";
 
 Agent to_agent(const Row& r) {
   Agent a;
@@ -22,6 +22,7 @@ Agent to_agent(const Row& r) {
   a.stopped_at = r.opt_time(7);
   a.run_config_types = parse_labels(r.str(8));
   if (a.run_config_types.empty()) a.run_config_types = {a.type};
+  if (!r.is_null(9)) a.max_concurrent = static_cast<int>(r.i64(9));
   return a;
 }
 
@@ -30,6 +31,8 @@ Agent to_agent(const Row& r) {
 Result<Agent> SqlStore::register_agent(const NewAgent& a) {
   if (a.name.empty()) return invalid_argument("agent name must not be empty");
   if (a.token_id && a.token_id->empty()) return invalid_argument("an agent's token id must not be empty");
+  if (a.max_concurrent && *a.max_concurrent < 1) return invalid_argument("an agent's max concurrent runs must be at least 1");
+  const Value max_concurrent = a.max_concurrent ? Value(int64_t{*a.max_concurrent}) : Value();
   return transact(
       TxMode::kWrite,
       [&]() -> Result<Agent> {
@@ -45,9 +48,9 @@ Result<Agent> SqlStore::register_agent(const NewAgent& a) {
           }
           id = new_uuid();
           db_->exec(
-              "INSERT INTO agents (id, name, type, labels, created, token_id, run_config_types) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?)",
-              {id, a.name, a.type, labels_json(a.labels), now_ms(), opt_value(a.token_id), types});
+              "INSERT INTO agents (id, name, type, labels, created, token_id, run_config_types, max_concurrent) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+              {id, a.name, a.type, labels_json(a.labels), now_ms(), opt_value(a.token_id), types, max_concurrent});
         } else {
           id = rows[0].str(0);
           auto bound = rows[0].opt(1);
@@ -60,9 +63,10 @@ Result<Agent> SqlStore::register_agent(const NewAgent& a) {
                               "); use that token, or another name");
           }
           db_->exec(
-              "UPDATE agents SET type = ?, labels = ?, token_id = ?, stopped_at = NULL, run_config_types = ? "
-              "WHERE id = ?",
-              {a.type, labels_json(a.labels), a.token_id ? Value(*a.token_id) : opt_value(bound), types, id});
+              "UPDATE agents SET type = ?, labels = ?, token_id = ?, stopped_at = NULL, run_config_types = ?, "
+              "max_concurrent = ? WHERE id = ?",
+              {a.type, labels_json(a.labels), a.token_id ? Value(*a.token_id) : opt_value(bound), types, max_concurrent,
+               id});
         }
         return load_agent(id);
       },

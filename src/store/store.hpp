@@ -362,6 +362,9 @@ struct NewAgent {
   // neither revoked nor expired); an agent registered unbound (nullopt, or before agents
   // were bound to tokens) is bound by the next registration with a token.
   std::optional<std::string> token_id;
+  // The runs it takes at once (`culvert agent start --max-concurrent`), as it said when
+  // it registered; nullopt when it did not say (an agent older than this field).
+  std::optional<int> max_concurrent;
 };
 
 struct Agent {
@@ -377,6 +380,8 @@ struct Agent {
   // The run-config types it launches, as its latest claim said (set_agent_types);
   // {type} until then.
   std::vector<std::string> run_config_types;
+  // As its latest registration said (NewAgent::max_concurrent); nullopt when it did not.
+  std::optional<int> max_concurrent;
 };
 
 struct NewToken {

@@ -2031,6 +2031,70 @@ TEST_P(StoreTest, ADeregisteredAgentIsStoppedClaimsNothingAndRegistersAgain) {
   EXPECT_EQ(store_->set_agent_types("nope", {"local"}).code(), StatusCode::kNotFound);
 }
 
+// An agent's max concurrent runs are as its latest registration said: an agent that does
+// not say (one older than the field) registers with none, and re-registering replaces it.
+TEST_P(StoreTest, AnAgentsMaxConcurrentIsAsItsLatestRegistrationSaid) {
+  NewAgent eight{"a1", "local", {}, std::string("tok-1"), 8};
+  auto a = store_->register_agent(eight);
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  EXPECT_EQ(a->max_concurrent, 8);
+  EXPECT_EQ(store_->get_agent(a->id)->max_concurrent, 8);
+  auto older = store_->register_agent({"old", "docker", {}, std::string("tok-1")});
+  ASSERT_TRUE(older.is_ok()) << older.status().to_string();
+  EXPECT_FALSE(older->max_concurrent.has_value());
+  auto listed = store_->list_agents();
+  ASSERT_TRUE(listed.is_ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ(listed->at(0).name, "a1");
+  EXPECT_EQ(listed->at(0).max_concurrent, 8);
+  EXPECT_FALSE(listed->at(1).max_concurrent.has_value());
+  // Registering the name again replaces it, with a number or without one.
+  eight.max_concurrent = 3;
+  EXPECT_EQ(store_->register_agent(eight)->max_concurrent, 3);
+  eight.max_concurrent.reset();
+  EXPECT_FALSE(store_->register_agent(eight)->max_concurrent.has_value());
+  EXPECT_FALSE(store_->get_agent(a->id)->max_concurrent.has_value());
+  eight.max_concurrent = 0;
+  EXPECT_EQ(store_->register_agent(eight).status().code(), StatusCode::kInvalidArgument);
+}
+
+// Agents registered before schema version 10 have no max concurrent runs until they
+// register again; what else the store holds is unchanged.
+TEST_P(StoreTest, MigratingToVersion10KeepsAgentsWithoutMaxConcurrent) {
+  auto a = store_->register_agent({"a1", "local", {"gpu"}, std::string("tok-1"), 5});
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  Flow f = register_flow("etl");
+  FlowRun run = run_in_state(f.id, State::kRunning);
+  TaskRunUpdate ok{run.id, "m", 0, State::kSuccess, "", 1, clock_.now()};
+  ok.map_count = 10;
+  ASSERT_TRUE(store_->upsert_task_runs({ok, {run.id, "m", 3, State::kFailed, "boom", 1, clock_.now() + milliseconds(1)}})
+                  .is_ok());
+  {
+    auto raw = raw_db();
+    raw->begin(detail::TxMode::kWrite);
+    raw->exec_script("ALTER TABLE agents DROP COLUMN max_concurrent");
+    raw->exec("DELETE FROM schema_migrations WHERE version = 10", {});
+    raw->commit();
+  }
+  store_ = open();
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(*store_->schema_version(), latest_schema_version());
+  auto got = store_->get_agent(a->id);
+  ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+  EXPECT_FALSE(got->max_concurrent.has_value());
+  EXPECT_EQ(got->labels, std::vector<std::string>{"gpu"});
+  EXPECT_EQ(store_->register_agent({"a1", "local", {"gpu"}, std::string("tok-1"), 5})->max_concurrent, 5);
+  auto tasks = store_->list_tasks(run.id, "", 10);
+  ASSERT_TRUE(tasks.is_ok()) << tasks.status().to_string();
+  ASSERT_EQ(tasks->mapped.size(), 1u);
+  EXPECT_EQ(tasks->mapped[0].count, 10);
+  ASSERT_EQ(tasks->mapped[0].states.size(), 2u);
+  EXPECT_EQ(tasks->mapped[0].states[0].state, State::kSuccess);
+  EXPECT_EQ(tasks->mapped[0].states[0].count, 9);
+  EXPECT_EQ(tasks->mapped[0].states[1].state, State::kFailed);
+  EXPECT_EQ(tasks->mapped[0].states[1].count, 1);
+}
+
 // A flow version with a run config of `type` ("" for a run config without one).
 Flow register_typed_flow(Store& store, const std::string& name, const std::string& type) {
   NewFlowVersion v;

@@ -205,6 +205,21 @@ await test('keyboard: a skip link first, then the navigation, each reachable and
   await page.getByRole('heading', { name: 'Runs' }).waitFor();
 });
 
+await test('agents: max concurrent as each agent registered it, "—" for an agent that did not say', async () => {
+  // An older agent registers without max_concurrent; it must still register.
+  const older = await call('/agents', { method: 'POST', body: { name: 'older', type: 'local', labels: [] }, token: RUNNER });
+  check(older.status === 201 && older.body.max_concurrent === null, 'older agent registered: ' + JSON.stringify(older.body));
+  await page.goto(URL_ + '/agents');
+  const cell = (name) => page.locator(`[data-testid=agents] tr[data-agent="${name}"] [data-testid=agent-max-concurrent]`);
+  await cell('older').waitFor();
+  await page.getByRole('columnheader', { name: 'Max concurrent' }).waitFor();
+  check(await cell('local-1').textContent() === '8', 'local-1 (--max-concurrent 8): ' + await cell('local-1').textContent());
+  check(await cell('doomed').textContent() === '4', 'doomed (the default, 4): ' + await cell('doomed').textContent());
+  check(await cell('older').textContent() === '—', 'older: ' + await cell('older').textContent());
+  const gone = await call('/agents/' + older.body.id, { method: 'DELETE', token: RUNNER });
+  check(gone.status === 200, 'older agent deregistered: ' + gone.status);
+});
+
 await test('agents: an agent becomes unhealthy after it is stopped', async () => {
   await page.getByRole('link', { name: 'Agents', exact: true }).click();
   const health = page.locator('[data-testid=agents] tr[data-agent="doomed"] [data-testid=agent-health]');
@@ -240,6 +255,22 @@ await test('a run followed live to Success with its logs arriving', async () => 
   await page.locator('h1 .badge', { hasText: 'Success' }).waitFor({ timeout: 60000 });
   await logs.getByText('write_logs done').waitFor();
   await page.getByTestId('log-status').filter({ hasText: 'complete' }).waitFor();
+  // Log times are in the browser's zone (America/New_York here), as the rest of the page,
+  // with the zone named and the UTC time in the tooltip.
+  await page.getByTestId('log-zone').filter({ hasText: 'times in America/New_York' }).waitFor();
+  const stored = (await call('/flow-runs/' + formRun + '/logs?limit=1000')).body.logs.find((l) => l.message === 'line 29 of 30');
+  check(stored, 'the line is stored');
+  const ts = logs.locator('.logline', { hasText: 'line 29 of 30' }).locator('.ts');
+  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-US', { timeZone: 'America/New_York', hour: '2-digit', minute: '2-digit',
+    second: '2-digit', fractionalSecondDigits: 3, hourCycle: 'h23' }).formatToParts(new Date(stored.timestamp)).map((p) => [p.type, p.value]));
+  const inNewYork = `${parts.hour}:${parts.minute}:${parts.second}.${parts.fractionalSecond}`;
+  check(await ts.textContent() === inNewYork, `log time ${await ts.textContent()} is ${stored.timestamp} in New York (${inNewYork})`);
+  check(inNewYork !== stored.timestamp.slice(11, 23), 'New York is not UTC');
+  const title = await ts.getAttribute('title');
+  const utc = new Date(stored.timestamp).toISOString().replace('T', ' ').replace('Z', '') + ' UTC';
+  check(title.includes('(America/New_York)') && title.includes(utc), 'log time tooltip: ' + title);
+  const created = await page.locator('dl time').first().getAttribute('title');
+  check(created.includes('(America/New_York)') && created.endsWith(' UTC'), 'the run\'s times: the same zone, UTC in the tooltip: ' + created);
   await page.getByTestId('timeline').getByText('Success').waitFor();
   await page.getByTestId('expand-each').waitFor();
   await axeCheck(page, 'run page');
@@ -300,6 +331,28 @@ await test('filters: runs by state and label, and a clear message when nothing m
   await page.goto(URL_ + '/runs?state=Cancelled');
   await page.getByTestId('runs').locator('tbody tr').first().waitFor();
   check(await page.getByTestId('runs').locator('tbody tr').count() === 1, 'one cancelled run');
+  // Several states at once: ticking a second one keeps both, in the URL too.
+  const picker = page.getByTestId('state-filter');
+  await picker.locator('summary').click();
+  check(await picker.getByLabel('Cancelled', { exact: true }).isChecked(), 'the deep link\'s state is ticked');
+  await picker.getByLabel('Success', { exact: true }).check();
+  // (in the order of states: Success before Cancelled)
+  await until('both states in the URL', async () => new URL(page.url()).searchParams.getAll('state').join(',') === 'Success,Cancelled', 30000);
+  const both = (await call('/flow-runs?state=Cancelled&state=Success&limit=50')).body.runs;
+  check(both.some((r) => r.state === 'Success') && both.some((r) => r.state === 'Cancelled'), 'runs in both states exist');
+  const rowsIn = async () => (await page.getByTestId('runs').locator('tbody tr .badge').allTextContents()).sort().join(',');
+  const want = both.map((r) => r.state).sort().join(',');
+  await until('the runs of both states', async () => await rowsIn() === want, 30000);
+  check((await picker.locator('summary').textContent()) === 'Success, Cancelled', 'the summary names both states');
+  await page.reload();  // the deep link keeps both
+  await until('both states after a reload', async () => await rowsIn() === want, 30000);
+  await page.getByTestId('state-filter').locator('summary').click();
+  check(await page.getByTestId('state-filter').getByLabel('Success', { exact: true }).isChecked() &&
+    await page.getByTestId('state-filter').getByLabel('Cancelled', { exact: true }).isChecked(), 'both ticked after a reload');
+  await axeCheck(page, 'runs with the state filter open');
+  await page.getByTestId('state-filter').getByLabel('Cancelled', { exact: true }).uncheck();
+  await until('one state in the URL', async () => new URL(page.url()).search === '?state=Success', 30000);
+  await until('the Success runs only', async () => (await rowsIn()) === both.filter((r) => r.state === 'Success').map(() => 'Success').join(','), 30000);
   await page.goto(URL_ + '/runs?label=gpu');
   await page.locator('tr[data-run="' + waiting + '"]').waitFor();
   await page.goto(URL_ + '/runs?label=no-such-label');

@@ -1,8 +1,9 @@
 // Live logs: long-polls the log cursor API; level filter; search; follow that pauses
 // when the reader scrolls up and resumes at the bottom; a final fetch once the run has
 // ended; download. Lines are windowed (only those in view are in the DOM) and always
-// rendered as text.
-import { html, useState, useEffect, useRef, useMemo, FINAL } from './util.js';
+// rendered as text. Times are the browser's zone (named in the bar; UTC in each line's
+// tooltip); a download has them in UTC (RFC 3339).
+import { html, useState, useEffect, useRef, useMemo, FINAL, clockTime, timeTitle, browserZone } from './util.js';
 import { api, q } from './api.js';
 
 const LEVELS = ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'];
@@ -106,7 +107,7 @@ export function Logs({ runId }) {
   for (let i = first; i < last; i++) {
     const l = shown[i];
     rows.push(html`<div class=${'logline lv-' + l.level} style=${{ top: (i * ROW) + 'px' }} key=${l.id}>
-      <span class="ts">${l.timestamp.slice(11, 23)}</span><span class="lv">${l.level}</span>${l.task && html`<span class="task">${l.task}${l.map_index >= 0 ? '#' + l.map_index : ''}</span>`}<span class="m">${l.message}</span></div>`);
+      <time class="ts" datetime=${l.timestamp} title=${timeTitle(l.timestamp)}>${clockTime(l.timestamp)}</time><span class="lv">${l.level}</span>${l.task && html`<span class="task">${l.task}${l.map_index >= 0 ? '#' + l.map_index : ''}</span>`}<span class="m">${l.message}</span></div>`);
   }
   return html`<section class="card" aria-labelledby="h-logs">
     <h2 id="h-logs">Logs <span class="muted" data-testid="log-count">${count} lines</span>
@@ -117,6 +118,7 @@ export function Logs({ runId }) {
       ${follow ? html`<span class="badge run" data-testid="follow">following</span>`
         : html`<button onClick=${() => setFollow(true)} data-testid="resume">Resume following</button>`}
       <button onClick=${download}>Download</button>
+      <span class="muted" data-testid="log-zone" title="Downloaded logs have their times in UTC">times in ${browserZone}</span>
       ${(search || minLevel > 0) && html`<span class="muted">${shown.length} shown</span>`}
     </div>
     ${err && html`<div class="error" role="alert">${err.message}</div>`}

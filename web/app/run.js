@@ -1,6 +1,6 @@
 // A run: parameters, labels, agent, infrastructure, state timeline, why it waits,
 // task runs (windowed), Gantt, graph, live logs, cancel and retry.
-import { html, useState, useEffect, useInterval, State, Time, ErrorBox, Labels, FINAL, WAITING, duration, absolute } from './util.js';
+import { html, useState, useEffect, useInterval, State, Time, ErrorBox, Labels, FINAL, WAITING, duration } from './util.js';
 import { api, q } from './api.js';
 import { TaskTable, Gantt, loadTasks } from './tasks.js';
 import { Graph } from './graph.js';
@@ -91,7 +91,7 @@ export function RunPage({ params: [id], canWrite }) {
       <dt>Labels</dt><dd><${Labels} l=${run.labels} /></dd>
       <dt>Agent</dt><dd>${run.agent_id ? html`<a href="/agents">${run.agent_id.slice(0, 8)}</a>` : html`<span class="muted">none yet</span>`}</dd>
       <dt>Runs on</dt><dd>${run.infrastructure ? html`${run.infrastructure.kind} <span class="mono wrap" data-testid="infra">${run.infrastructure.id}</span>` : html`<span class="muted">not reported</span>`}</dd>
-      <dt>Scheduled</dt><dd><span title=${absolute(run.scheduled_start_time)}><${Time} t=${run.scheduled_start_time} /></span></dd>
+      <dt>Scheduled</dt><dd><${Time} t=${run.scheduled_start_time} /></dd>
       <dt>Started</dt><dd><${Time} t=${run.start_time} /></dd>
       <dt>Duration</dt><dd>${duration(run.start_time, run.end_time) || html`<span class="muted">–</span>`}</dd>
       <dt>Attempt</dt><dd>${run.run_count}</dd>

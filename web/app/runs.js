@@ -1,4 +1,4 @@
-// Runs: filters (flow, state, label, time, agent) in the URL, cursor paging, auto-refresh.
+// Runs: filters (flow, states, label, time, agent) in the URL, cursor paging, auto-refresh.
 import { html, useState, useEffect, useInterval, State, Time, Empty, ErrorBox, Labels, STATES, navigate, shortId, duration } from './util.js';
 import { api, q } from './api.js';
 
@@ -14,6 +14,22 @@ export async function allFlows() {
     } while (cursor);
   }
   return out;
+}
+
+// The state filter: any number of states at once (each a `state` in the URL).
+function StatePicker({ value, onChange }) {
+  const chosen = new Set(value);
+  const toggle = (s, on) => onChange(STATES.filter((x) => (x === s ? on : chosen.has(x))));
+  const text = value.length ? value.join(', ') : 'any';
+  return html`<div class="statepick"><span id="state-filter">State</span>
+    <details data-testid="state-filter">
+      <summary aria-label=${'State: ' + text} title=${text}>${text}</summary>
+      <fieldset aria-labelledby="state-filter">
+        ${STATES.map((s) => html`<label class="inline"><input type="checkbox" name="state" value=${s} checked=${chosen.has(s)}
+          onChange=${(e) => toggle(s, e.currentTarget.checked)} /> ${s}</label>`)}
+        ${value.length > 0 && html`<button type="button" class="link" onClick=${() => onChange([])}>Any state</button>`}
+      </fieldset>
+    </details></div>`;
 }
 
 const localInput = (iso) => {
@@ -52,8 +68,7 @@ export function Runs({ query }) {
   <form class="filters" onSubmit=${(e) => e.preventDefault()} aria-label="Filters">
     <label>Flow <select value=${f.flow_id} onChange=${(e) => go({ flow_id: e.currentTarget.value })}>
       <option value="">any</option>${flows.map(x => html`<option value=${x.id}>${x.project} / ${x.name} v${x.version}</option>`)}</select></label>
-    <label>State <select value=${f.state[0] || ''} onChange=${(e) => go({ state: e.currentTarget.value ? [e.currentTarget.value] : [] })}>
-      <option value="">any</option>${STATES.map(s => html`<option value=${s}>${s}</option>`)}</select></label>
+    <${StatePicker} value=${f.state} onChange=${(state) => go({ state })} />
     <label>Label <input value=${f.label} onChange=${(e) => go({ label: e.currentTarget.value.trim() })} placeholder="gpu" /></label>
     <label>Created after <input type="datetime-local" value=${localInput(f.created_after)} onChange=${(e) => go({ created_after: toIso(e.currentTarget.value) })} /></label>
     <label>Created before <input type="datetime-local" value=${localInput(f.created_before)} onChange=${(e) => go({ created_before: toIso(e.currentTarget.value) })} /></label>

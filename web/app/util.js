@@ -40,11 +40,26 @@ export function absolute(iso, timeZone) {
     : abs.format(d);
 }
 
+// The tooltip of every time shown: in the browser's zone (named), then in UTC.
+export function timeTitle(iso) {
+  const d = new Date(iso);
+  return abs.format(d) + ' (' + zone + ')\n' + d.toISOString().replace('T', ' ').replace('Z', '') + ' UTC';
+}
+
+// A time of day in the browser's zone, 24-hour, with milliseconds: "14:05:09.042".
+const clockParts = new Intl.DateTimeFormat('en-US', { hour: '2-digit', minute: '2-digit', second: '2-digit',
+  fractionalSecondDigits: 3, hourCycle: 'h23' });
+export function clockTime(iso) {
+  const p = {};
+  for (const { type, value } of clockParts.formatToParts(new Date(iso))) p[type] = value;
+  return `${p.hour}:${p.minute}:${p.second}.${p.fractionalSecond}`;
+}
+
 // A time as "3 minutes ago", with the absolute time (browser's zone) beside it on wide screens.
 export const Time = ({ t }) => {
   if (!t) return html`<span class="muted">–</span>`;
   const d = new Date(t);
-  return html`<time datetime=${t} title=${absolute(t) + ' (' + zone + ')'}>${relative(d.getTime())}<span class="abs"> · ${abs.format(d)}</span></time>`;
+  return html`<time datetime=${t} title=${timeTitle(t)}>${relative(d.getTime())}<span class="abs"> · ${abs.format(d)}</span></time>`;
 };
 
 export function duration(a, b) {

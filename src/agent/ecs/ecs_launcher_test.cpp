@@ -934,8 +934,8 @@ TEST(EcsLauncher, ATaskThatNeverRanLeavesItsLogTail) {
 // The agent's side of the server, in memory (only what these tests need).
 class FakeAgentApi final : public AgentApi {
  public:
-  Result<std::string> register_agent(const std::string&, const std::string& type,
-                                     const std::vector<std::string>&) override {
+  Result<std::string> register_agent(const std::string&, const std::string& type, const std::vector<std::string>&,
+                                     int) override {
     registered_type = type;
     return std::string("agent-ecs");
   }

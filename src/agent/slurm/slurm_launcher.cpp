@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <charconv>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -373,6 +374,8 @@ SlurmLauncher::~SlurmLauncher() = default;
 
 std::chrono::milliseconds SlurmLauncher::poll_interval() const { return service_->options.poll_interval; }
 
+int SlurmLauncher::launch_parallelism() const { return service_->options.submit_parallelism; }
+
 SlurmCallCounts SlurmLauncher::call_counts() const { return service_->counts(); }
 
 Result<std::unique_ptr<Launch>> SlurmLauncher::launch(const LaunchSpec& spec) {
@@ -495,7 +498,9 @@ LauncherType slurm_launcher_type() {
             "(default ~/.culvert/slurm)"},
            {"job-start-timeout", "slurm: cancel a job, and crash its run, when still pending after this (default 10m)"},
            {"poll-interval", "slurm: how often the jobs are listed, one squeue call for all (default 5s)"},
-           {"culvert-binary", "slurm: the culvert the jobs run, as the compute nodes see it (default: this one)"}},
+           {"culvert-binary", "slurm: the culvert the jobs run, as the compute nodes see it (default: this one)"},
+           {"submit-parallelism",
+            "slurm: how many sbatch calls run at once for the runs of one claim (default 8; 1: one after another)"}},
       .factory = [](const LauncherContext& ctx) -> Result<std::unique_ptr<Launcher>> {
         auto flag = [&](const std::string& name) -> std::string {
           auto it = ctx.flags.find(name);
@@ -523,6 +528,13 @@ LauncherType slurm_launcher_type() {
           if (!dur || dur->count() <= 0)
             return invalid_argument(fmt::format("--{} '{}' is not a duration above 0 (e.g. 90s, 10m)", name, flag(name)));
           *value = *dur;
+        }
+        if (std::string p = flag("submit-parallelism"); !p.empty()) {
+          int n = 0;
+          auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), n);
+          if (ec != std::errc() || end != p.data() + p.size() || n < 1 || n > 64)
+            return invalid_argument(fmt::format("--submit-parallelism '{}' is not a whole number from 1 to 64", p));
+          o.submit_parallelism = n;
         }
         std::map<std::string, std::string> env = slurm::process_environment();
         if (ctx.getenv) {

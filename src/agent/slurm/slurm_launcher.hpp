@@ -2,10 +2,11 @@
 // batch job, submitted from the machine the agent runs on (a cluster's login node) with
 // the Slurm client commands, which must be on the agent's PATH.
 //
-//   launch: sbatch --parsable, the batch script on stdin (it runs `culvert execute`), the
-//           run's environment in sbatch's own environment and named in --export (so the
-//           run's token is on no command line, in no job name or comment); job name
-//           culvert-<flow>-<run>, comment culvert-run=<run>
+//   launch: sbatch --parsable (up to submit_parallelism at once), the batch script on
+//           stdin (it runs `culvert execute`), the run's environment in sbatch's own
+//           environment and named in --export (so the run's token is on no command
+//           line, in no job name or comment); job name culvert-<flow>-<run>, comment
+//           culvert-run=<run>
 //   watch:  one `squeue --json` for all jobs per poll (poll_all); when jobs ended, their
 //           final state from one `sacct` call when the cluster keeps accounting
 //           (AccountingStorageType, read once from `scontrol show config`), else from
@@ -46,6 +47,9 @@ struct SlurmLauncherOptions {
   Millis job_start_timeout = std::chrono::minutes(10);  // 0: none
   Millis poll_interval{5000};
   Millis command_timeout{60000};  // of each Slurm command
+  // How many sbatch calls run at once for the runs of one claim (each a round trip to
+  // slurmctld: in a row, the 50th run of a claim would wait for 49 of them).
+  int submit_parallelism = 8;
   // Not owned; must outlive the launcher. Default: the system clock.
   Clock* clock = nullptr;
 };
@@ -69,6 +73,7 @@ class SlurmLauncher final : public Launcher {
   std::string type() const override { return "slurm"; }
   std::chrono::milliseconds poll_interval() const override;
   Result<std::unique_ptr<Launch>> launch(const LaunchSpec& spec) override;
+  int launch_parallelism() const override;
   // infra.kind "slurm-job", infra.id the job id.
   Result<std::unique_ptr<Launch>> adopt(const LaunchSpec& spec, const Infrastructure& infra) override;
   // The run's job among the jobs Slurm knows, by its comment (and this user's).

@@ -535,7 +535,7 @@ TEST(SlurmLauncherType, IsRegisteredWithItsFlagsAndChecksThem) {
   std::set<std::string> names;
   for (const auto& f : t->flags) names.insert(f.name);
   for (const char* f : {"partition", "account", "qos", "sbatch-option", "job-output-dir", "job-start-timeout",
-                        "poll-interval", "culvert-binary"})
+                        "poll-interval", "culvert-binary", "submit-parallelism"})
     EXPECT_TRUE(names.count(f)) << f;
   auto dir = fs::temp_directory_path() / ("culvert-slurm-type-" + std::to_string(::getpid()));
   LauncherContext ctx;
@@ -545,10 +545,19 @@ TEST(SlurmLauncherType, IsRegisteredWithItsFlagsAndChecksThem) {
   auto ok = t->factory(ctx);
   ASSERT_TRUE(ok) << ok.status().to_string();
   EXPECT_EQ((*ok)->type(), "slurm");
+  EXPECT_EQ((*ok)->launch_parallelism(), 8);  // sbatch calls at once for one claim, by default
+  {
+    LauncherContext four = ctx;
+    four.flags["submit-parallelism"] = "4";
+    auto r = t->factory(four);
+    ASSERT_TRUE(r) << r.status().to_string();
+    EXPECT_EQ((*r)->launch_parallelism(), 4);
+  }
   EXPECT_TRUE(fs::is_directory(dir));
   EXPECT_EQ(fs::status(dir).permissions() & fs::perms::all, fs::perms::owner_all);
   for (auto [flag, value] : std::vector<std::pair<std::string, std::string>>{
-           {"partition", "debug --uid=0"}, {"qos", "-q"}, {"job-start-timeout", "soon"}, {"poll-interval", "0s"}}) {
+           {"partition", "debug --uid=0"}, {"qos", "-q"}, {"job-start-timeout", "soon"}, {"poll-interval", "0s"},
+           {"submit-parallelism", "0"}, {"submit-parallelism", "65"}, {"submit-parallelism", "4x"}}) {
     LauncherContext bad = ctx;
     bad.flags[flag] = value;
     auto r = t->factory(bad);
