@@ -344,6 +344,7 @@ await test('filters: runs by state and label, and a clear message when nothing m
   const want = both.map((r) => r.state).sort().join(',');
   await until('the runs of both states', async () => await rowsIn() === want, 30000);
   check((await picker.locator('summary').textContent()) === 'Success, Cancelled', 'the summary names both states');
+  await shot(page, 'runs-states-light');
   await page.reload();  // the deep link keeps both
   await until('both states after a reload', async () => await rowsIn() === want, 30000);
   await page.getByTestId('state-filter').locator('summary').click();
