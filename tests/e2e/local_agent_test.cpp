@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/timefmt.hpp"
+#include "cli_runs.hpp"
 #include "harness.hpp"
 
 namespace culvert::e2e {
@@ -54,23 +55,12 @@ class LocalAgentE2E : public ::testing::Test {
 
   // Creates a run; returns its id.
   std::string create_run(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {"run", "e2e", "--project", "demo", "--output", "json"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    auto r = sandbox_.culvert(args, api_env());
-    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-    auto j = json::parse(r.out, nullptr, false);
-    if (j.is_discarded()) return "";
-    if (j.contains("id")) return j["id"].get<std::string>();
-    if (j.contains("flow_run") && j["flow_run"].contains("id")) return j["flow_run"]["id"].get<std::string>();
-    return "";
+    std::string id = cli_create_run(sandbox_, api_env(), "e2e", "demo", extra);
+    EXPECT_FALSE(id.empty());
+    return id;
   }
 
-  json get_run(const std::string& id) {
-    auto r = sandbox_.culvert({"run", "inspect", id, "--output", "json"}, api_env());
-    auto j = json::parse(r.out, nullptr, false);
-    if (j.is_discarded()) return json::object();
-    return j.contains("flow_run") ? j["flow_run"] : j;
-  }
+  json get_run(const std::string& id) { return cli_inspect_run(sandbox_, api_env(), id); }
 
   std::string state_of(const std::string& id) { return get_run(id).value("state", ""); }
 

@@ -8,6 +8,7 @@
 
 #include <fstream>
 
+#include "cli_runs.hpp"
 #include "harness.hpp"
 
 namespace culvert::e2e {
@@ -79,25 +80,18 @@ class YamlFlowE2E : public ::testing::Test {
   }
 
   std::string create_run(const std::string& flow, const std::vector<std::string>& extra) {
-    std::vector<std::string> args = {"run", flow, "--project", "yaml", "--output", "json"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    auto r = sandbox_.culvert(args, env());
-    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-    auto j = json::parse(r.out, nullptr, false);
-    if (j.is_discarded()) return "";
-    if (j.contains("flow_run")) j = j["flow_run"];
-    return j.value("id", "");
+    std::string id = cli_create_run(sandbox_, env(), flow, "yaml", extra);
+    EXPECT_FALSE(id.empty());
+    return id;
   }
 
+  // The whole `run inspect` document (the run, its task runs, ...).
   json inspect(const std::string& id) {
     auto r = sandbox_.culvert({"run", "inspect", id, "--output", "json"}, env());
     auto j = json::parse(r.out, nullptr, false);
     return j.is_discarded() ? json::object() : j;
   }
-  std::string state_of(const std::string& id) {
-    json j = inspect(id);
-    return (j.contains("flow_run") ? j["flow_run"] : j).value("state", "");
-  }
+  std::string state_of(const std::string& id) { return cli_inspect_run(sandbox_, env(), id).value("state", ""); }
   bool final_state(const std::string& id, std::string* state) {
     return wait_until([&] {
       *state = state_of(id);
