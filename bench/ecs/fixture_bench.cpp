@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -62,24 +63,56 @@ std::string trim(std::string s) {
   return s;
 }
 
-// CPU seconds (user + system) process `pid` used so far; its children not counted.
-double cpu_seconds(pid_t pid) {
+// CPU seconds (user + system) process `pid` used so far, from /proc/PID/stat: its own
+// (utime, stime), or with `children` those of its children it has waited for (cutime,
+// cstime). 0 when there is no such process.
+double cpu_seconds(pid_t pid, bool children = false) {
+  if (pid <= 0) return 0;
   std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
   auto close = stat.rfind(')');
   if (close == std::string::npos) return 0;
   std::istringstream in(stat.substr(close + 2));
   std::string field;
   double ticks = 0;
-  // Fields after the name, from 3 (state): utime is 14, stime 15.
-  for (int i = 3; i <= 15 && in >> field; ++i)
-    if (i == 14 || i == 15) ticks += std::atof(field.c_str());
+  // Fields after the name, from 3 (state): utime 14, stime 15, cutime 16, cstime 17.
+  const int first = children ? 16 : 14;
+  for (int i = 3; i <= first + 1 && in >> field; ++i)
+    if (i == first || i == first + 1) ticks += std::atof(field.c_str());
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// The own CPU seconds of `pid` and of the processes whose parent it is (dockerd and its
+// containerd).
+double cpu_seconds_with_children_alive(pid_t pid) {
+  if (pid <= 0) return 0;
+  double total = cpu_seconds(pid);
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    std::string stat = read_file(entry.path() / "stat");
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream in(stat.substr(close + 2));
+    std::string state, ppid;
+    if (in >> state >> ppid && std::atol(ppid.c_str()) == pid) total += cpu_seconds(std::atol(name.c_str()));
+  }
+  return total;
+}
+
+pid_t pid_in(const char* dir_variable) {
+  const char* dir = std::getenv(dir_variable);
+  if (!dir) return -1;
+  std::string text = read_file(fs::path(dir) / "pid");
+  return text.empty() ? -1 : static_cast<pid_t>(std::atol(text.c_str()));
 }
 
 struct Phase {
   std::string name;
   double seconds = 0;
   double agent_cpu = 0, server_cpu = 0, fixture_cpu = 0;
+  double tasks_cpu = 0;  // the fixture's task processes (process mode only)
+  double s3rver_cpu = 0, dockerd_cpu = 0;
   int finished = 0, success = 0, executed_once = 0, executed_twice = 0;
   std::string note;
 };
@@ -157,9 +190,10 @@ class Bench {
 
   void print(const Phase& p) {
     fmt::print("{:>14}: {} finished ({} Success) in {:.1f} s = {:.1f} runs/s; executed once: {}, twice or more: {}; "
-               "CPU s: agent {:.1f}, server {:.1f}, fixture {:.1f}{}\n",
+               "CPU s: agent {:.1f}, server {:.1f}, fixture {:.1f}, task processes {:.1f}, s3rver {:.1f}, dockerd+containerd {:.1f}{}\n",
                p.name, p.finished, p.success, p.seconds, p.seconds > 0 ? p.finished / p.seconds : 0.0,
-               p.executed_once, p.executed_twice, p.agent_cpu, p.server_cpu, p.fixture_cpu, p.note);
+               p.executed_once, p.executed_twice, p.agent_cpu, p.server_cpu, p.fixture_cpu, p.tasks_cpu,
+               p.s3rver_cpu, p.dockerd_cpu, p.note);
     std::fflush(stdout);
   }
 
@@ -236,6 +270,9 @@ class Bench {
                                    {"AWS_EC2_METADATA_DISABLED", "true"}});
     const double server_cpu0 = cpu_seconds(server_->process().pid());
     const double fixture_cpu0 = ecs ? cpu_seconds(fixture->pid()) : 0;
+    const double tasks_cpu0 = ecs ? cpu_seconds(fixture->pid(), true) : 0;
+    const double s3rver_cpu0 = cpu_seconds(pid_in("CULVERT_S3RVER_DIR"));
+    const double dockerd_cpu0 = cpu_seconds_with_children_alive(pid_in("CULVERT_DOCKERD_DIR"));
     auto t0 = Clk::now();
     Process agent(argv, agent_env, sandbox_.dir() / ("agent-" + name + ".log"));
     std::map<std::string, std::string> final_states;
@@ -253,6 +290,9 @@ class Bench {
     p.agent_cpu = cpu_seconds(agent.pid());
     p.server_cpu = cpu_seconds(server_->process().pid()) - server_cpu0;
     p.fixture_cpu = ecs ? cpu_seconds(fixture->pid()) - fixture_cpu0 : 0;
+    p.tasks_cpu = ecs ? cpu_seconds(fixture->pid(), true) - tasks_cpu0 : 0;
+    p.s3rver_cpu = cpu_seconds(pid_in("CULVERT_S3RVER_DIR")) - s3rver_cpu0;
+    p.dockerd_cpu = cpu_seconds_with_children_alive(pid_in("CULVERT_DOCKERD_DIR")) - dockerd_cpu0;
     p.finished = static_cast<int>(final_states.size());
     for (const auto& [id, state] : final_states)
       if (state == "Success") ++p.success;

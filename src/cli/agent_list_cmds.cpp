@@ -1,5 +1,6 @@
-// `culvert get agents`: the registered agents, their labels and how they stand (healthy,
-// unhealthy: no recent heartbeat, stopped: deregistered).
+// `culvert get agents`: the registered agents, their labels, how they stand (healthy,
+// unhealthy: no recent heartbeat, stopped: deregistered) and the runs each takes at once
+// ("-" when it did not say).
 #include <CLI/CLI.hpp>
 
 #include <ostream>
@@ -26,8 +27,9 @@ void add_agent_list_commands(CLI::App& app, CliContext& ctx) {
     } else {
       std::vector<std::vector<std::string>> rows;
       for (const auto& a : r->value)
-        rows.push_back({a.name, a.type, join(a.labels), agent_status_name(a.status), a.last_heartbeat.value_or(""), a.id});
-      print_table(c.out(), {"NAME", "TYPE", "LABELS", "HEALTH", "LAST HEARTBEAT", "ID"}, rows);
+        rows.push_back({a.name, a.type, join(a.labels), agent_status_name(a.status),
+                        a.max_concurrent ? std::to_string(*a.max_concurrent) : "-", a.last_heartbeat.value_or(""), a.id});
+      print_table(c.out(), {"NAME", "TYPE", "LABELS", "HEALTH", "MAX CONCURRENT", "LAST HEARTBEAT", "ID"}, rows);
     }
     c.done();
   });

@@ -624,7 +624,8 @@ TEST_F(CliTest, AgentsShowStoppedAndInspectShowsInfrastructure) {
     std::lock_guard<std::mutex> lock(mu);
     if (r.target == "/api/v1/agents")
       return {200, R"({"agents":[
-        {"id":"a1","name":"live","type":"local","labels":["dev"],"last_heartbeat":"t1","health":"healthy"},
+        {"id":"a1","name":"live","type":"local","labels":["dev"],"last_heartbeat":"t1","health":"healthy",
+         "max_concurrent":8},
         {"id":"a2","name":"quiet","type":"local","labels":[],"last_heartbeat":"t0","health":"unhealthy"},
         {"id":"a3","name":"gone","type":"docker","labels":[],"last_heartbeat":"t2","health":"healthy",
          "status":"stopped"}]})"};
@@ -637,6 +638,9 @@ TEST_F(CliTest, AgentsShowStoppedAndInspectShowsInfrastructure) {
   EXPECT_NE(o.out.find("live   local   dev     healthy"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("quiet  local           unhealthy"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("gone   docker          stopped"), std::string::npos) << o.out;
+  // Max concurrent: as the agent said, "-" when it did not.
+  EXPECT_NE(o.out.find("healthy    8               t1"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("unhealthy  -               t0"), std::string::npos) << o.out;
 
   o = run({"run", "inspect", kRunId}, at(server));
   ASSERT_EQ(o.code, 0) << o.err;

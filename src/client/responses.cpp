@@ -318,6 +318,7 @@ Result<Agent> agent_at(const json& j, const std::string& path) {
   a.last_heartbeat = f.opt_str("last_heartbeat");
   a.run_config_types = f.strings("run_config_types");
   if (a.run_config_types.empty() && !a.type.empty()) a.run_config_types = {a.type};
+  if (f.get("max_concurrent")) a.max_concurrent = f.integer("max_concurrent");
   auto health = f.opt_str("health");
   auto status = f.opt_str("status");
   if (status && *status == "stopped") {

@@ -232,6 +232,9 @@ struct Agent {
   std::optional<std::string> last_heartbeat;
   // The run-config types it launches ("run_config_types"; absent: {type}).
   std::vector<std::string> run_config_types;
+  // The runs it takes at once, as it said when it registered ("max_concurrent"); absent
+  // or null: it did not say (an agent older than that field).
+  std::optional<int64_t> max_concurrent;
   // "status": "stopped" (deregistered) wins; else "health" (healthy | unhealthy);
   // neither: healthy.
   AgentStatus status = AgentStatus::kHealthy;

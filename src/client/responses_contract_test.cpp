@@ -159,7 +159,11 @@ TEST(ResponsesContract, ProjectsFlowsAgentsTokens) {
     EXPECT_EQ((*da)[0].last_heartbeat, format_rfc3339(kT1));
     EXPECT_EQ((*da)[0].status, healthy ? AgentStatus::kHealthy : AgentStatus::kUnhealthy);
     EXPECT_EQ((*da)[0].run_config_types, std::vector<std::string>{"docker"});
+    EXPECT_FALSE((*da)[0].max_concurrent.has_value());  // it did not say
   }
+  ag.max_concurrent = 6;
+  EXPECT_EQ(decode_agents(json{{"agents", json::array({server::to_json(ag, true)})}})->at(0).max_concurrent, 6);
+  ag.max_concurrent.reset();
   ag.run_config_types = {"docker", "local"};
   ag.stopped_at = kT1;
   auto stopped = decode_agents(json{{"agents", json::array({server::to_json(ag, true)})}});

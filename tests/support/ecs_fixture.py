@@ -38,7 +38,11 @@ Control endpoint (plain HTTP, JSON):
                           run; lose_run_task_answer: the fraction of RunTask calls that
                           start their task and then answer 500 anyway
 Task modes (--task-mode):
-  containers  (the default) each task is a Docker container, as above.
+  containers  (the default) each task is a Docker container, as above. At most
+              --max-starting (8) tasks are being created or started, or removed, on the
+              Docker daemon at once; the others wait in PROVISIONING (or DEPROVISIONING),
+              as ECS provisions at its own pace: 500 container creations at once make a
+              2-core daemon answer no call within minutes.
   processes   each task's command runs as a plain local process instead, for benchmarks
               that time the agent, server and `culvert execute` without Docker's cost
               per container: the flow container's command (override, else definition;
@@ -52,7 +56,7 @@ Task modes (--task-mode):
               Docker daemon is needed.
 
 Usage: ecs_fixture.py [--docker-socket PATH] --dir DIR [--task-mode containers|processes]
-                      [--region R] [--cluster NAME...]
+                      [--max-starting N] [--region R] [--cluster NAME...]
   Listens on 127.0.0.1 on a free port and writes it to DIR/port once ready. SIGTERM
   removes the containers (ends the processes) of its tasks and ends it.
 """
@@ -233,9 +237,10 @@ class Task:
 
 
 class Fixture:
-    def __init__(self, docker, region, clusters, task_mode="containers", work_dir=None):
+    def __init__(self, docker, region, clusters, task_mode="containers", work_dir=None, max_starting=8):
         self.docker = docker
         self.task_mode = task_mode
+        self.docker_slots = threading.BoundedSemaphore(max_starting)
         self.work_dir = work_dir
         self.region = region
         self.lock = threading.Lock()
@@ -607,6 +612,33 @@ class Fixture:
             return
         if self.task_mode == "processes":
             return self.run_task_process(task)
+        with self.docker_slots:
+            cid = self.start_container(task)
+        if cid is None:
+            return
+        self.docker.call("POST", f"/containers/{cid}/wait?condition=not-running", timeout=None)
+        status, info = self.docker.json("GET", f"/containers/{cid}/json")
+        state = info.get("State", {}) if status == 200 else {}
+        with self.lock:
+            task.last_status = "DEPROVISIONING"
+            task.container_status = "STOPPED"
+            task.exit_code = state.get("ExitCode")
+            if state.get("OOMKilled"):
+                task.container_reason = "OutOfMemoryError: Container killed due to memory usage"
+            if task.stop_code is None:
+                task.stop_code = "EssentialContainerExited"
+                task.stopped_reason = "Essential container in task exited"
+            task.desired_status = "STOPPED"
+            if task.stopping_at is None:
+                task.stopping_at = now()
+        with self.docker_slots:
+            self.collect(task, cid)
+        with self.lock:
+            task.last_status = "STOPPED"
+            task.stopped_at = now()
+
+    def start_container(self, task):
+        """Creates and starts the task's container: its id, or None when the task failed to start."""
         c = task.flow_container()
         image = c.get("image", "")
         with self.lock:
@@ -640,45 +672,27 @@ class Fixture:
         status, created = self.docker.json("POST", "/containers/create", spec)
         if status != 201:
             self.fail_to_start(task, f"CannotCreateContainerError: {created.get('message', status)}")
-            return
+            return None
         cid = created["Id"]
         with self.lock:
             task.container_id = cid
         if task.stop_requested.is_set():
             self.docker.call("DELETE", f"/containers/{cid}?force=true")
             self.fail_to_start(task, task.stopped_reason)
-            return
+            return None
         status, started = self.docker.json("POST", f"/containers/{cid}/start")
         if status not in (204, 304):
             self.collect(task, cid)
             self.fail_to_start(task, f"CannotStartContainerError: {started.get('message', status)}")
-            return
+            return None
         with self.lock:
             self.containers_started += 1
             task.last_status = "RUNNING"
             task.container_status = "RUNNING"
             task.started_at = now()
         if task.stop_requested.is_set():  # StopTask came while it started
-            self.stop_container(task)
-        self.docker.call("POST", f"/containers/{cid}/wait?condition=not-running", timeout=None)
-        status, info = self.docker.json("GET", f"/containers/{cid}/json")
-        state = info.get("State", {}) if status == 200 else {}
-        with self.lock:
-            task.last_status = "DEPROVISIONING"
-            task.container_status = "STOPPED"
-            task.exit_code = state.get("ExitCode")
-            if state.get("OOMKilled"):
-                task.container_reason = "OutOfMemoryError: Container killed due to memory usage"
-            if task.stop_code is None:
-                task.stop_code = "EssentialContainerExited"
-                task.stopped_reason = "Essential container in task exited"
-            task.desired_status = "STOPPED"
-            if task.stopping_at is None:
-                task.stopping_at = now()
-        self.collect(task, cid)
-        with self.lock:
-            task.last_status = "STOPPED"
-            task.stopped_at = now()
+            threading.Thread(target=self.stop_container, args=(task,), daemon=True).start()
+        return cid
 
     # ----------------------------------------------------------------- task mode "processes"
     def task_environment(self, task):
@@ -917,6 +931,7 @@ def main():
     ap.add_argument("--docker-socket")
     ap.add_argument("--dir", required=True)
     ap.add_argument("--task-mode", choices=["containers", "processes"], default="containers")
+    ap.add_argument("--max-starting", type=int, default=8)
     ap.add_argument("--region", default="us-east-1")
     ap.add_argument("--cluster", action="append", default=[])
     a = ap.parse_args()
@@ -930,7 +945,8 @@ def main():
         if status != 200:
             print(f"ecs_fixture: the Docker daemon at {a.docker_socket} does not answer", file=sys.stderr)
             return 1
-    Handler.fixture = Fixture(docker, a.region, ["default"] + a.cluster, a.task_mode, os.path.abspath(a.dir))
+    Handler.fixture = Fixture(docker, a.region, ["default"] + a.cluster, a.task_mode, os.path.abspath(a.dir),
+                              max(1, a.max_starting))
     server = Server(("127.0.0.1", 0), Handler)
     port = server.server_address[1]
     tmp = os.path.join(a.dir, "port.tmp")

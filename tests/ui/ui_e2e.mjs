@@ -344,12 +344,19 @@ await test('filters: runs by state and label, and a clear message when nothing m
   const want = both.map((r) => r.state).sort().join(',');
   await until('the runs of both states', async () => await rowsIn() === want, 30000);
   check((await picker.locator('summary').textContent()) === 'Success, Cancelled', 'the summary names both states');
+  await shot(page, 'runs-states-light');
   await page.reload();  // the deep link keeps both
   await until('both states after a reload', async () => await rowsIn() === want, 30000);
   await page.getByTestId('state-filter').locator('summary').click();
   check(await page.getByTestId('state-filter').getByLabel('Success', { exact: true }).isChecked() &&
     await page.getByTestId('state-filter').getByLabel('Cancelled', { exact: true }).isChecked(), 'both ticked after a reload');
   await axeCheck(page, 'runs with the state filter open');
+  // Escape closes it, the focus back on it.
+  await page.getByTestId('state-filter').getByLabel('Success', { exact: true }).focus();
+  await page.keyboard.press('Escape');
+  check(!(await page.getByTestId('state-filter').evaluate((d) => d.open)), 'Escape closes the state filter');
+  check(await page.evaluate(() => document.activeElement.tagName) === 'SUMMARY', 'the focus is back on the state filter');
+  await page.getByTestId('state-filter').locator('summary').click();
   await page.getByTestId('state-filter').getByLabel('Cancelled', { exact: true }).uncheck();
   await until('one state in the URL', async () => new URL(page.url()).search === '?state=Success', 30000);
   await until('the Success runs only', async () => (await rowsIn()) === both.filter((r) => r.state === 'Success').map(() => 'Success').join(','), 30000);

@@ -1,5 +1,5 @@
 // Runs: filters (flow, states, label, time, agent) in the URL, cursor paging, auto-refresh.
-import { html, useState, useEffect, useInterval, State, Time, Empty, ErrorBox, Labels, STATES, navigate, shortId, duration } from './util.js';
+import { html, useState, useEffect, useRef, useInterval, State, Time, Empty, ErrorBox, Labels, STATES, navigate, shortId, duration } from './util.js';
 import { api, q } from './api.js';
 
 export async function allFlows() {
@@ -16,13 +16,20 @@ export async function allFlows() {
   return out;
 }
 
-// The state filter: any number of states at once (each a `state` in the URL).
+// The state filter: any number of states at once (each a `state` in the URL). Escape
+// closes it and puts the focus back on it.
 function StatePicker({ value, onChange }) {
+  const box = useRef(null);
+  const onKey = (e) => {
+    if (e.key !== 'Escape' || !box.current || !box.current.open) return;
+    box.current.open = false;
+    box.current.querySelector('summary').focus();
+  };
   const chosen = new Set(value);
   const toggle = (s, on) => onChange(STATES.filter((x) => (x === s ? on : chosen.has(x))));
   const text = value.length ? value.join(', ') : 'any';
   return html`<div class="statepick"><span id="state-filter">State</span>
-    <details data-testid="state-filter">
+    <details data-testid="state-filter" ref=${box} onKeyDown=${onKey}>
       <summary aria-label=${'State: ' + text} title=${text}>${text}</summary>
       <fieldset aria-labelledby="state-filter">
         ${STATES.map((s) => html`<label class="inline"><input type="checkbox" name="state" value=${s} checked=${chosen.has(s)}

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 
 #include <fmt/core.h>
 #include <fmt/ranges.h>
@@ -55,12 +56,29 @@ class SharedCredentials final : public aws::CredentialsProvider {
  private:
   std::shared_ptr<aws::CredentialsProvider> p_;
 };
+class EcsLaunch;
 }  // namespace
 
 // The AWS clients and what the launcher knows of ECS and EC2; shared by the launcher and
 // its launches. Thread-safe.
 class EcsService {
  public:
+  // Launches whose run reported its end while their task still runs (stop_lingering):
+  // the monitor does not poll them itself while they are being stopped, so poll_all
+  // describes them in its batches with the others.
+  void add_lingering(EcsLaunch* l) {
+    std::lock_guard lock(lingering_mu_);
+    lingering_.insert(l);
+  }
+  void remove_lingering(EcsLaunch* l) {
+    std::lock_guard lock(lingering_mu_);
+    lingering_.erase(l);
+  }
+  std::vector<EcsLaunch*> lingering() {
+    std::lock_guard lock(lingering_mu_);
+    return {lingering_.begin(), lingering_.end()};
+  }
+
   explicit EcsService(EcsLauncherOptions o) : options(std::move(o)) {
     if (!options.clock) options.clock = &system_clock();
     std::shared_ptr<aws::CredentialsProvider> creds = std::move(options.credentials);
@@ -215,6 +233,8 @@ class EcsService {
   std::vector<std::string> default_subnets_;  // guarded by subnets_mu_
   std::mutex mu_;
   std::map<std::string, std::string> known_;  // content hash -> task definition ARN; guarded by mu_
+  std::mutex lingering_mu_;
+  std::set<EcsLaunch*> lingering_;  // guarded by lingering_mu_
 };
 
 namespace {
@@ -264,28 +284,58 @@ class EcsLaunch final : public Launch {
 
   // The run reported its end and the task still ran at the last poll. Usually it ends by
   // itself a moment later: the flow container exits and ECS stops the task
-  // (desiredStatus STOPPED, stopCode EssentialContainerExited). So the task is described
-  // (the agent's monitor does not poll a launch while it is being stopped) and, while it
-  // is RUNNING, again every poll interval (at least 1 s) for up to `grace`; only a task
-  // still RUNNING then, or not RUNNING at all, gets StopTask. A task ECS is stopping
-  // already is not stopped again: its stop code stays what happened, and the usual end of
-  // a run costs a DescribeTasks or two rather than a StopTask.
+  // (desiredStatus STOPPED, stopCode EssentialContainerExited). So the task is watched,
+  // every poll interval (at least 1 s) for up to `grace`: in the monitor's batched
+  // DescribeTasks (poll_all describes lingering launches with the others, so a thousand
+  // runs ending at once cost no thousand calls a second), described on its own only when
+  // no batch came for two intervals (no monitor polls: a test, or an agent stopping).
+  // Only a task still RUNNING then, or not RUNNING at all, gets StopTask. A task ECS is
+  // stopping already is not stopped again: its stop code stays what happened, and the
+  // usual end of a run costs no call of its own and no StopTask.
   void stop_lingering(std::chrono::milliseconds grace) override {
     Clock& clock = *service_->options.clock;
     const SteadyTime deadline = clock.steady_now() + grace;
     const Millis step = std::max<Millis>(std::chrono::seconds(1), service_->options.poll_interval);
-    for (;;) {
+    auto settled = [&](bool& running) {
+      std::lock_guard lock(mu_);
+      running = last_status_ == "RUNNING";
+      return exit_ || held_exit_ || desired_status_ == "STOPPED";
+    };
+    bool running = false;
+    if (settled(running)) return;
+    if (!running) {
+      // Not RUNNING at the last poll (it may be stale): look now, once.
       std::vector<EcsLaunch*> one = {this};
       describe_batch(*service_, cluster_, one);
-      {
-        std::lock_guard lock(mu_);
-        if (exit_ || held_exit_ || desired_status_ == "STOPPED") return;
-        if (last_status_ != "RUNNING") break;
+      if (settled(running)) return;
+      if (!running) {
+        stop_task();
+        return;
       }
-      if (clock.steady_now() + step > deadline) break;
-      clock.sleep_for(step);
     }
-    stop_task();
+    service_->add_lingering(this);
+    uint64_t seen = updates();
+    SteadyTime last_update = clock.steady_now();
+    bool stopped_by_ecs = false;
+    while (clock.steady_now() + step <= deadline) {
+      clock.sleep_for(step);
+      if (uint64_t now_seen = updates(); now_seen != seen) {
+        seen = now_seen;
+        last_update = clock.steady_now();
+      } else if (clock.steady_now() - last_update >= 2 * step) {
+        std::vector<EcsLaunch*> one = {this};
+        describe_batch(*service_, cluster_, one);
+        seen = updates();
+        last_update = clock.steady_now();
+      }
+      if (settled(running)) {
+        stopped_by_ecs = true;
+        break;
+      }
+      if (!running) break;
+    }
+    service_->remove_lingering(this);
+    if (!stopped_by_ecs) stop_task();
   }
 
   std::string describe() const override { return "ecs task " + short_task_id(arn_); }
@@ -297,6 +347,7 @@ class EcsLaunch final : public Launch {
   // Takes one DescribeTasks task object (or the failure reason when ECS reported none).
   void update(const json* task, const std::string& failure) {
     std::lock_guard lock(mu_);
+    ++updates_;
     if (exit_) return;
     if (!task) {
       exit_ = ExitInfo{.exit_code = -1,
@@ -341,6 +392,11 @@ class EcsLaunch final : public Launch {
   std::optional<ExitInfo> exit() const {
     std::lock_guard lock(mu_);
     return exit_;
+  }
+  // How many DescribeTasks answers (or failures) it has taken.
+  uint64_t updates() const {
+    std::lock_guard lock(mu_);
+    return updates_;
   }
 
   // One DescribeTasks call per `kDescribeBatch` launches, all in `cluster`.
@@ -400,6 +456,7 @@ class EcsLaunch final : public Launch {
   std::string desired_status_;
   std::optional<ExitInfo> exit_;
   std::optional<ExitInfo> held_exit_;        // stopped, its log tail not drained yet
+  uint64_t updates_ = 0;                     // update() calls
   std::vector<std::string> pending_output_;  // that log tail
 };
 
@@ -539,6 +596,13 @@ std::vector<std::optional<ExitInfo>> EcsLauncher::poll_all(const std::vector<Lau
     auto* e = dynamic_cast<EcsLaunch*>(l);  // every launch here was made by this launcher
     ecs.push_back(e);
     if (e) by_cluster[e->cluster()].push_back(e);
+  }
+  // And those whose run ended while their task still runs (EcsLaunch::stop_lingering),
+  // which the agent does not pass while it stops them: in the same batches. (They live
+  // until their stop returned, which the agent waits for on this thread.)
+  for (EcsLaunch* l : service_->lingering()) {
+    auto& list = by_cluster[l->cluster()];
+    if (std::find(list.begin(), list.end(), l) == list.end()) list.push_back(l);
   }
   for (auto& [cluster, list] : by_cluster) EcsLaunch::describe_batch(*service_, cluster, list);
   std::vector<std::optional<ExitInfo>> out;

@@ -261,6 +261,7 @@ class FakeEcs final : public aws::HttpTransport {
 struct Fixture {
   FakeEcs ecs;
   ManualClock clock;
+  Clock* clock_override = nullptr;  // the launcher's clock instead of `clock`
   SeededRandom random{11};
 
   std::unique_ptr<EcsLauncher> launcher(EcsDefaults d = defaults()) {
@@ -270,7 +271,7 @@ struct Fixture {
     o.region = "eu-west-1";
     o.endpoint_url = "http://ecs.test";
     o.credentials = std::make_unique<aws::StaticCredentialsProvider>(aws::Credentials{"AKID", "secret", "", {}});
-    o.clock = &clock;
+    o.clock = clock_override ? clock_override : &clock;
     o.random = &random;
     o.transport = &ecs;
     return std::make_unique<EcsLauncher>(std::move(o));
@@ -735,6 +736,67 @@ TEST(EcsLauncher, ATaskEcsIsStoppingAlreadyIsNotStoppedAgain) {
   c->stop_lingering(10s);
   EXPECT_EQ(f.clock.steady_now(), at);
   EXPECT_EQ(f.ecs.calls("StopTask").size(), 2u);
+}
+
+// A ManualClock whose sleeps first run a hook: what another thread (the agent's monitor)
+// does while a stop sleeps.
+class HookClock final : public Clock {
+ public:
+  SysTime now() const override { return clock.now(); }
+  SteadyTime steady_now() const override { return clock.steady_now(); }
+  void sleep_for(std::chrono::nanoseconds d) override {
+    clock.advance(d);
+    if (hook) hook();
+  }
+  ManualClock clock;
+  std::function<void()> hook;
+};
+
+// While a finished run's task lingers, it is watched in the monitor's batched
+// DescribeTasks (with the other tasks), not by calls of its own: 500 runs ending at once
+// cost a few batched calls per poll, not 500.
+TEST(EcsLauncher, ALingeringTaskIsWatchedInTheBatchedPollNotByCallsOfItsOwn) {
+  Fixture f;
+  HookClock hc;
+  f.clock_override = &hc;
+  auto l = f.launcher();
+  auto a = must(l->launch(Fixture::spec("a")));
+  auto b = must(l->launch(Fixture::spec("b")));
+  auto c = must(l->launch(Fixture::spec("c")));
+  for (Launch* x : {a.get(), b.get(), c.get()})
+    f.ecs.set_task(x->infrastructure().id, json::parse(R"({"lastStatus":"RUNNING","desiredStatus":"RUNNING"})"));
+  EXPECT_EQ(l->poll_all({a.get(), b.get(), c.get()}).size(), 3u);
+  // b's run reported its end; the monitor goes on polling a and c (not b: it is being
+  // stopped) once per sleep of b's stop (a poll interval, 5 s); on the second, ECS is
+  // stopping b's task.
+  int polls = 0;
+  const size_t before = f.ecs.calls("DescribeTasks").size();
+  hc.hook = [&] {
+    if (++polls == 2)
+      f.ecs.set_task(b->infrastructure().id,
+                     json::parse(R"({"lastStatus":"DEPROVISIONING","desiredStatus":"STOPPED","stopCode":"EssentialContainerExited"})"));
+    auto exits = l->poll_all({a.get(), c.get()});
+    EXPECT_FALSE(exits[0] || exits[1]);
+  };
+  b->stop_lingering(10s);
+  EXPECT_EQ(polls, 2);
+  EXPECT_TRUE(f.ecs.calls("StopTask").empty());  // ECS stopped it: no StopTask, its own stop code
+  auto calls = f.ecs.calls("DescribeTasks");
+  ASSERT_EQ(calls.size() - before, 2u);  // one per poll, none of b's own
+  for (size_t i = before; i < calls.size(); ++i) {
+    std::set<std::string> tasks;
+    for (const auto& t : calls[i].body["tasks"]) tasks.insert(t.get<std::string>());
+    EXPECT_EQ(tasks, (std::set<std::string>{a->infrastructure().id, b->infrastructure().id, c->infrastructure().id}));
+  }
+  // Once stopped, its end is b's poll as usual; the others are watched without it.
+  f.ecs.set_task(b->infrastructure().id, json::parse(R"({"lastStatus":"STOPPED","desiredStatus":"STOPPED",
+      "stopCode":"EssentialContainerExited","stoppedReason":"Essential container in task exited",
+      "containers":[{"name":"flow","exitCode":0}]})"));
+  hc.hook = nullptr;
+  auto exits = l->poll_all({a.get(), b.get(), c.get()});
+  EXPECT_TRUE(exits[1]);
+  l->poll_all({a.get(), c.get()});
+  EXPECT_EQ(f.ecs.calls("DescribeTasks").back().body["tasks"].size(), 2u);
 }
 
 TEST(EcsLauncher, AdoptsItsTaskAfterARestart) {
