@@ -13,47 +13,25 @@
 #   - the image is not pushed to ECR (step 7): the fixture's dockerd has it already.
 #   ecs_docs_test.sh BUILD_DIR SOURCE_DIR DOCKERD_FIXTURE_DIR S3RVER_FIXTURE_DIR
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/walkthrough.sh"
 BUILD="$1"
 SRC="$2"
 DOCKERD_DIR="$3"
 S3_DIR="$4"
 SOCKET="$(cat "$DOCKERD_DIR/socket")"
 S3="http://127.0.0.1:$(cat "$S3_DIR/port")"
-WORK="$(mktemp -d /tmp/culvert-ecs-docs-XXXXXX)"
+walkthrough_begin "ecs docs test"
 IMAGE="culvert-docs/etl:$(basename "$WORK" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9')"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [[ -n "$p" ]] && kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]:-}"; do [[ -n "$p" ]] && wait "$p" 2>/dev/null || true; done
-  docker -H "unix://$SOCKET" image rm -f "$IMAGE" >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-fail() {
-  echo "ecs docs test: FAILED: $1" >&2
-  [[ -n "${2:-}" && -f "$2" ]] && tail -30 "$2" >&2
-  exit 1
-}
-step() { echo "ecs docs test: $1"; }
 
-cmake --install "$BUILD" --prefix "$WORK/prefix" >"$WORK/install.log" 2>&1 || fail "cmake --install" "$WORK/install.log"
-export PATH="$WORK/prefix/bin:$PATH"
-[[ "$(command -v culvert)" == "$WORK/prefix/bin/culvert" ]] || fail "the installed culvert is not the one on PATH"
-export HOME="$WORK/home"
-mkdir -p "$HOME"
-unset CULVERT_API_URL CULVERT_API_TOKEN CULVERT_PROFILE
+walkthrough_cleanup_extra() { docker -H "unix://$SOCKET" image rm -f "$IMAGE" >/dev/null 2>&1; }
+install_culvert "$BUILD"
 export DOCKER_HOST="unix://$SOCKET"
 # The user's S3 credentials (s3rver's) for registering: on AWS, the user's own.
 export CULVERT_S3_ENDPOINT="$S3" AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1 \
   AWS_EC2_METADATA_DISABLED=true
 
 # 1. The server and a runner token.
-culvert server start --port-file "$WORK/port" --listen 127.0.0.1:0 >"$WORK/server.log" 2>&1 &
-PIDS+=("$!")
-for _ in $(seq 1 200); do [[ -s "$WORK/port" ]] && break; sleep 0.05; done
-[[ -s "$WORK/port" ]] || fail "culvert server start" "$WORK/server.log"
-URL="http://127.0.0.1:$(cat "$WORK/port")"
-culvert config set api-url "$URL" >/dev/null
+start_server
 culvert auth create-token --name ecs-agent --scope runner >"$WORK/token.txt" 2>&1 || fail "auth create-token" "$WORK/token.txt"
 RUNNER="$(grep -o 'cvt_[A-Za-z0-9_-]*' "$WORK/token.txt" | head -1)"
 [[ -n "$RUNNER" ]] || fail "no cvt_ token in create-token's output" "$WORK/token.txt"
@@ -66,14 +44,6 @@ step "7. culvert image build --base $BASE --tag $IMAGE"
 
 # 8. The flow, with an ECS run config, written as the page shows it.
 mkdir -p "$WORK/etl"
-cat >"$WORK/etl/CMakeLists.txt" <<'EOF'
-cmake_minimum_required(VERSION 3.20)
-project(etl CXX)
-set(CMAKE_CXX_STANDARD 20)
-find_package(Culvert REQUIRED)
-add_executable(etl main.cpp)
-target_link_libraries(etl PRIVATE Culvert::culvert)
-EOF
 cat >"$WORK/etl/main.cpp" <<EOF
 #include <culvert/culvert.hpp>
 #include <string>
@@ -96,10 +66,7 @@ int main(int argc, char** argv) {
   return culvert::main(flow, argc, argv);
 }
 EOF
-cmake -S "$WORK/etl" -B "$WORK/etl/build" -G Ninja -DCMAKE_PREFIX_PATH="$WORK/prefix" >"$WORK/cfg.log" 2>&1 ||
-  fail "configuring the flow with find_package(Culvert)" "$WORK/cfg.log"
-cmake --build "$WORK/etl/build" >"$WORK/bld.log" 2>&1 || fail "building the flow" "$WORK/bld.log"
-cp "$WORK/etl/build/etl" "$WORK/etl/etl"
+build_outside_flow
 BUCKET="s3://culvert-e2e/ecs-docs-$(basename "$WORK")"
 (cd "$WORK/etl" && culvert flow register ./etl --project data --storage "$BUCKET/flows") >"$WORK/register.log" 2>&1 ||
   fail "culvert flow register ./etl --project data --storage $BUCKET/flows" "$WORK/register.log"

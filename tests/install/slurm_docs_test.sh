@@ -8,47 +8,21 @@
 # the unit's own ExecStart line is run instead of `systemctl --user enable --now`.
 #   slurm_docs_test.sh BUILD_DIR SLURM_FIXTURE_DIR
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/walkthrough.sh"
 BUILD="$1"
 SLURM_DIR="$2"
 if [[ -f "$SLURM_DIR/missing" ]]; then
   echo "Slurm is not installed here: $(cat "$SLURM_DIR/missing")"
   exit 0
 fi
-WORK="$(mktemp -d /tmp/culvert-slurm-docs-XXXXXX)"
-chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [[ -n "$p" ]] && kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]:-}"; do [[ -n "$p" ]] && wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-fail() {
-  echo "slurm docs test: FAILED: $1" >&2
-  [[ -n "${2:-}" && -f "$2" ]] && tail -20 "$2" >&2
-  exit 1
-}
-step() { echo "slurm docs test: $1"; }
 
-cmake --install "$BUILD" --prefix "$WORK/prefix" >"$WORK/install.log" 2>&1 || fail "cmake --install" "$WORK/install.log"
-export PATH="$WORK/prefix/bin:$PATH"
-[[ "$(command -v culvert)" == "$WORK/prefix/bin/culvert" ]] || fail "the installed culvert is not the one on PATH"
-export HOME="$WORK/home"
-mkdir -p "$HOME"
-unset CULVERT_API_URL CULVERT_API_TOKEN CULVERT_PROFILE
+walkthrough_begin "slurm docs test"
+install_culvert "$BUILD"
 # The cluster's client configuration (on a real login node it is /etc/slurm/slurm.conf).
 export "$(cat "$SLURM_DIR/env")"
 
 # A flow as its user writes it: its own folder, find_package(Culvert), no storage in code.
 mkdir -p "$WORK/etl"
-cat >"$WORK/etl/CMakeLists.txt" <<'EOF'
-cmake_minimum_required(VERSION 3.20)
-project(etl CXX)
-set(CMAKE_CXX_STANDARD 20)
-find_package(Culvert REQUIRED)
-add_executable(etl main.cpp)
-target_link_libraries(etl PRIVATE Culvert::culvert)
-EOF
 cat >"$WORK/etl/main.cpp" <<'EOF'
 #include <culvert/culvert.hpp>
 #include <numeric>
@@ -68,19 +42,11 @@ int main(int argc, char** argv) {
   return culvert::main(flow, argc, argv);
 }
 EOF
-cmake -S "$WORK/etl" -B "$WORK/etl/build" -G Ninja -DCMAKE_PREFIX_PATH="$WORK/prefix" >"$WORK/cfg.log" 2>&1 ||
-  fail "configuring the flow with find_package(Culvert)" "$WORK/cfg.log"
-cmake --build "$WORK/etl/build" >"$WORK/bld.log" 2>&1 || fail "building the flow" "$WORK/bld.log"
-cp "$WORK/etl/build/etl" "$WORK/etl/etl"
+build_outside_flow
 step "a flow built against the installed package"
 
 # The server (elsewhere in real life): its first start makes the local admin profile.
-culvert server start --listen 127.0.0.1:0 --port-file "$WORK/port" >"$WORK/server.log" 2>&1 &
-PIDS+=("$!")
-for _ in $(seq 1 200); do [[ -s "$WORK/port" ]] && break; sleep 0.05; done
-[[ -s "$WORK/port" ]] || fail "culvert server start" "$WORK/server.log"
-URL="http://127.0.0.1:$(cat "$WORK/port")"
-culvert config set api-url "$URL" >/dev/null
+start_server
 culvert project create demo >/dev/null
 
 # 1. A runner token, from wherever the server runs.
