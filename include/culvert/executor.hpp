@@ -21,6 +21,7 @@
 
 #include <culvert/cancel.hpp>
 #include <culvert/clock.hpp>
+#include <culvert/distribute.hpp>
 #include <culvert/flow.hpp>
 #include <culvert/observer.hpp>
 #include <culvert/process.hpp>
@@ -54,6 +55,9 @@ struct RunOptions {
   StoreOpener open_store;
   // Starts command tasks' processes. Default: posix_spawn of /bin/sh -c.
   ProcessLauncher* process_launcher = nullptr;
+  // Runs distributed maps (Task::distributed) elsewhere. Default: none, they run here
+  // as any mapped task.
+  MapDistributor* distributor = nullptr;
 };
 
 // One line of the run summary.
@@ -105,6 +109,12 @@ class Executor {
   // from starting: an invalid flow (see Flow::validate) or bad parameters
   // (InvalidArgument naming the parameter).
   Result<RunResult> run(const Flow& flow, const RunOptions& options = {});
+  // Runs one chunk of a distributed map: the mapped task's function over the chunk's
+  // elements, each element a task run with map_index chunk.start + i (retries,
+  // timeouts, hooks and events as in run; options.flow_run_id should be the run the
+  // map belongs to). Nothing else of the flow runs. An error Status for bad parameters,
+  // an invalid flow, a task that is not a distributed map, or inputs that do not decode.
+  Result<ChunkResult> run_chunk(const Flow& flow, const ChunkSpec& chunk, const RunOptions& options = {});
 
  private:
   int workers_;

@@ -177,6 +177,21 @@ class Param {
   uint32_t index_;
 };
 
+// A mapped task run over many workers (Task::distributed, docs/SDK.md "Distributed
+// maps"): its elements are split into chunks of `chunk_size`, and under orchestration each
+// chunk runs as a child flow run of the same flow version, launched by an agent like any
+// run (a process, a container, an ECS task, a Slurm job), at most `max_workers` at once.
+// Chunks exchange their inputs and outputs only through `storage`, which every worker
+// must reach (s3://, or file:// on a shared file system). Retries and timeouts stay per
+// element, inside the chunk. Run locally (`run`), the map runs on the executor's own
+// workers as any mapped task does.
+struct Distributed {
+  int max_workers = 10;        // 1..10000
+  int chunk_size = 0;          // elements per chunk, 1..1000000; 0: count / max_workers, rounded up
+  std::string storage;         // default: Flow::result_storage
+  std::optional<RunConfig> run_config;  // the workers' run config; default: the flow's
+};
+
 // The untyped part of a task handle; its setters record configuration in the Flow.
 class TaskBase {
  public:
@@ -206,6 +221,7 @@ class TaskBase {
   void set_env(std::string key, std::string value);
   void set_working_dir(std::string dir);
   void set_kill_grace(Millis d);
+  void set_distributed(Distributed d);
 
   detail::FlowImpl* flow_;
   uint32_t index_;
@@ -279,6 +295,14 @@ class Task : public TaskOps<Task<T>> {
   Task& target(std::string uri_template) {
     static_assert(detail::check_storable<T>());
     return TaskOps<Task<T>>::target(std::move(uri_template));
+  }
+  // Runs this mapped task (flow.map) over many workers (see Distributed). REQUIRES
+  // (compile time): the results have a codec; (at validation) the elements have one,
+  // the task is a mapped one and some storage is given.
+  Task& distributed(Distributed options) {
+    if constexpr (!std::is_void_v<T>) static_assert(detail::check_storable<T>());
+    this->set_distributed(std::move(options));
+    return *this;
   }
 
  private:
@@ -378,6 +402,10 @@ class Flow {
       detail::call_into<R, F, E>(fn, ctx, out, v[i]);
     };
     if constexpr (!std::is_void_v<R>) ops.gather = &detail::gather<R>;
+    if constexpr (HasCodec<V> && std::is_default_constructible_v<V>) {
+      ops.encode_range = &detail::vector_encode_range<V>;
+      ops.decode_input = &detail::decode_any<V>;
+    }
     check_owners(name, {source.flow_impl()});
     uint32_t idx = add_map(std::move(name), std::move(ops), source.input_ref(),
                            detail::encoder<V>(), detail::value_ops<R>());
@@ -396,6 +424,9 @@ class Flow {
   Flow& max_run_retries(int n);
   // At most `limit` task runs with `tag` run at once.
   Flow& concurrency_limit(std::string tag, int limit);
+  // Where distributed maps keep their chunks' inputs and outputs (s3://bucket/prefix, or
+  // file:///dir on a file system every worker shares), unless a map names its own.
+  Flow& result_storage(std::string uri);
   // Base URI for cache entries. Default: $CULVERT_CACHE_URI, else
   // file://$HOME/.culvert/cache.
   Flow& cache_storage(std::string uri);

@@ -145,7 +145,7 @@ void RunCore::invoke(TaskRunRt* tr, const Node& node, TaskContext& ctx) {
     }
     case NodeKind::kMap: {
       const std::any* in = input(node.inputs[0]);
-      node.map->body(ctx, *in, static_cast<size_t>(tr->map_index), tr->out);
+      node.map->body(ctx, *in, static_cast<size_t>(tr->map_index - map_base_), tr->out);
       return;
     }
     case NodeKind::kShell:
@@ -161,7 +161,7 @@ void RunCore::run_guarded(TaskRunRt* tr, const Node& node, const TaskContext& ct
   std::function<void(TaskContext&, const std::any* const*, std::any&)> body;
   if (node.kind == NodeKind::kMap) {
     const std::any* in = input(node.inputs[0]);
-    st.inputs.push_back(node.map->slice(*in, static_cast<size_t>(tr->map_index)));
+    st.inputs.push_back(node.map->slice(*in, static_cast<size_t>(tr->map_index - map_base_)));
     auto map_body = node.map->body;
     body = [map_body](TaskContext& c, const std::any* const* in, std::any& out) { map_body(c, *in[0], 0, out); };
   } else {

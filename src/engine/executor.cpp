@@ -83,6 +83,7 @@ RunCore::RunCore(const FlowImpl& f, const RunOptions& o, Clock& c, Random& r, st
   for (const auto& [tag, limit] : flow.concurrency_limits) tags_[tag].limit = limit;
   has_limits_ = !tags_.empty();
   launcher_ = o.process_launcher != nullptr ? o.process_launcher : &default_process_launcher();
+  distributor_ = o.distributor;
   if (!o.cache_storage.empty()) {
     cache_base_ = o.cache_storage;
   } else if (!flow.cache_storage.empty()) {
@@ -105,13 +106,18 @@ Executor::Executor(int workers) : workers_(workers < 1 ? 1 : workers) {
 }
 Executor::~Executor() = default;
 
-Result<RunResult> Executor::run(const Flow& flow, const RunOptions& options) {
-  const FlowImpl& f = detail::FlowAccess::of(flow);
-  if (Status s = f.validate(); !s) return s;
-  // Parameters.
-  std::vector<std::any> params(f.params.size());
+namespace {
+
+struct Parameters {
+  std::vector<std::any> values;
   std::map<std::string, std::string> text;
-  for (const auto& [name, value] : options.parameters) {
+};
+
+// The run's parameter values, parsed by each parameter's type, defaults filled in.
+Result<Parameters> parse_parameters(const FlowImpl& f, const std::map<std::string, std::string>& given) {
+  Parameters out;
+  out.values.resize(f.params.size());
+  for (const auto& [name, value] : given) {
     bool known = false;
     for (const auto& p : f.params) known |= p.name == name;
     if (!known) {
@@ -123,20 +129,110 @@ Result<RunResult> Executor::run(const Flow& flow, const RunOptions& options) {
   }
   for (size_t i = 0; i < f.params.size(); ++i) {
     const auto& p = f.params[i];
-    auto it = options.parameters.find(p.name);
-    if (it != options.parameters.end()) {
-      if (!p.parse(it->second, params[i]))
+    auto it = given.find(p.name);
+    if (it != given.end()) {
+      if (!p.parse(it->second, out.values[i]))
         return invalid_argument("parameter '" + p.name + "' expects " + (p.type[0] == 'i' ? "an " : "a ") + p.type +
                                 ", got '" + it->second + "'");
-      text[p.name] = it->second;
+      out.text[p.name] = it->second;
     } else if (p.default_text) {
-      params[i] = p.default_value;
-      text[p.name] = *p.default_text;
+      out.values[i] = p.default_value;
+      out.text[p.name] = *p.default_text;
     } else {
       return invalid_argument("missing required parameter '" + p.name + "' (" + p.type + "); give it with --param " +
                               p.name + "=VALUE");
     }
   }
+  return out;
+}
+
+// Records each element's final state and message in chunk mode (slot map_index - start;
+// each slot is written by the one thread that runs that element).
+class ChunkObserver final : public RunObserver {
+ public:
+  ChunkObserver(uint32_t node, size_t start, size_t count) : node_(node), start_(start), slots_(count) {}
+  void on_task_run(const TaskRunEvent& ev) override {
+    if (ev.task_index != node_ || ev.map_index < 0) return;
+    size_t i = static_cast<size_t>(ev.map_index) - start_;
+    if (i >= slots_.size() || !is_final(ev.state)) return;
+    slots_[i].assign(ev.message);
+  }
+  std::string& message(size_t i) { return slots_[i]; }
+
+ private:
+  uint32_t node_;
+  size_t start_;
+  std::vector<std::string> slots_;
+};
+
+}  // namespace
+
+Result<ChunkResult> Executor::run_chunk(const Flow& flow, const ChunkSpec& chunk, const RunOptions& options) {
+  const FlowImpl& f = detail::FlowAccess::of(flow);
+  if (Status s = f.validate(); !s) return s;
+  auto params = parse_parameters(f, options.parameters);
+  if (!params) return params.status();
+  uint32_t idx = 0;
+  while (idx < f.nodes.size() && f.nodes[idx].name != chunk.task) ++idx;
+  if (idx == f.nodes.size()) return not_found("flow '" + f.name + "' has no task '" + chunk.task + "'");
+  const Node& node = f.nodes[idx];
+  if (node.kind != NodeKind::kMap || !node.opt || !node.opt->distributed)
+    return invalid_argument("task '" + chunk.task + "' of flow '" + f.name + "' is not a distributed map");
+  const auto& up = node.inputs[0];
+  if (up.is_param) return invalid_argument("task '" + chunk.task + "' maps over a parameter, which cannot be chunked");
+  std::any input;
+  if (!node.map->decode_input(chunk.inputs, input))
+    return invalid_argument("the chunk's inputs do not decode as elements of task '" + chunk.task +
+                            "' (were they written by another version of the flow?)");
+  const size_t count = node.map->size(input);
+  if (chunk.start + count > static_cast<size_t>(INT32_MAX))
+    return invalid_argument("the chunk's map indexes pass the highest one");
+
+  std::lock_guard run_lock(run_mu_);
+  Clock& clock = options.clock != nullptr ? *options.clock : system_clock();
+  SecureRandom secure;
+  Random& random = options.random != nullptr ? *options.random : static_cast<Random&>(secure);
+  ChunkObserver messages(idx, chunk.start, count);
+  RunOptions opts = options;
+  opts.distributor = nullptr;
+  opts.observers.insert(opts.observers.begin(), &messages);
+  detail::RunCore core(f, opts, clock, random, std::move(params->values), std::move(params->text), pool_.get());
+  core.nodes[up.index].value = std::move(input);
+  if (pool_) pool_->set_handler(&core);
+  core.run_chunk(idx, chunk.start, count);
+  if (pool_) pool_->set_handler(nullptr);
+
+  ChunkResult result;
+  result.outcomes.resize(count);
+  const NodeRt& nr = core.nodes[idx];
+  for (size_t i = 0; i < count; ++i) {
+    const TaskRunRt& tr = nr.children[i];
+    ElementOutcome& o = result.outcomes[i];
+    o.state = tr.state;
+    o.attempts = tr.attempts;
+    o.message = std::move(messages.message(i));
+    if (node.ops.has_value && node.ops.encode != nullptr && tr.out.has_value() && tr.state != State::kSkipped &&
+        is_successful(tr.state))
+      o.value = node.ops.encode(tr.out);
+    if (result.state == State::kSuccess && !is_successful(tr.state)) {
+      result.state = tr.state == State::kCancelled ? State::kCancelled : State::kFailed;
+      result.message = "task run [" + std::to_string(chunk.start + i) + "] ended " + state_name(tr.state) +
+                       (o.message.empty() ? "" : ": " + o.message);
+    }
+  }
+  if (result.state == State::kSuccess)
+    result.message = "elements " + std::to_string(chunk.start) + ".." + std::to_string(chunk.start + count) +
+                     " of task '" + chunk.task + "' succeeded";
+  return result;
+}
+
+Result<RunResult> Executor::run(const Flow& flow, const RunOptions& options) {
+  const FlowImpl& f = detail::FlowAccess::of(flow);
+  if (Status s = f.validate(); !s) return s;
+  auto parsed = parse_parameters(f, options.parameters);
+  if (!parsed) return parsed.status();
+  std::vector<std::any> params = std::move(parsed->values);
+  std::map<std::string, std::string> text = std::move(parsed->text);
 
   std::lock_guard run_lock(run_mu_);
   Clock& clock = options.clock != nullptr ? *options.clock : system_clock();

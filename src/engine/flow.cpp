@@ -139,6 +139,9 @@ Status FlowImpl::validate_uncached() const {
       }
     }
   }
+  for (const auto& n : nodes) {
+    if (n.opt && n.opt->distributed) validate_distributed(n, errs);
+  }
   std::unordered_set<std::string_view> pnames;
   for (const auto& p : params) {
     if (!pnames.insert(p.name).second) errs.push_back("two parameters are named '" + p.name + "'");
@@ -187,6 +190,44 @@ Status FlowImpl::validate_uncached() const {
   std::string msg = "flow '" + name + "' is invalid: ";
   for (size_t i = 0; i < errs.size(); ++i) msg += (i ? "; " : "") + errs[i];
   return invalid_argument(msg);
+}
+
+std::string distributed_storage(const FlowImpl& flow, const Node& node) {
+  if (!node.opt || !node.opt->distributed) return {};
+  return node.opt->distributed->storage.empty() ? flow.result_storage : node.opt->distributed->storage;
+}
+
+size_t distributed_chunk_size(const Distributed& d, size_t count) {
+  if (d.chunk_size > 0) return static_cast<size_t>(d.chunk_size);
+  const size_t workers = static_cast<size_t>(std::max(1, d.max_workers));
+  return std::max<size_t>(1, (count + workers - 1) / workers);
+}
+
+void FlowImpl::validate_distributed(const Node& n, std::vector<std::string>& errs) const {
+  const Distributed& d = *n.opt->distributed;
+  const std::string what = "task '" + n.name + "' is distributed";
+  if (n.kind != NodeKind::kMap) {
+    errs.push_back(what + ", but only a mapped task (flow.map) can be");
+    return;
+  }
+  if (d.max_workers < 1 || d.max_workers > 10000)
+    errs.push_back(what + ": max_workers must be 1..10000 (got " + std::to_string(d.max_workers) + ")");
+  if (d.chunk_size < 0 || d.chunk_size > 1000000)
+    errs.push_back(what + ": chunk_size must be 1..1000000, or 0 for one chunk per worker (got " +
+                   std::to_string(d.chunk_size) + ")");
+  if (!n.map->encode_range || !n.map->decode_input)
+    errs.push_back(what + ": its elements cross to the workers through storage, and their type has no codec "
+                          "(give it one: docs/SDK.md \"Codecs\")");
+  if (n.ops.has_value && (n.ops.encode == nullptr || n.ops.decode == nullptr))
+    errs.push_back(what + ": its results come back through storage, and their type has no codec");
+  const std::string st = distributed_storage(*this, n);
+  if (st.empty()) {
+    errs.push_back(what + ": its chunks' inputs and outputs need storage that every worker reaches; give the "
+                          "flow .result_storage(\"s3://bucket/prefix\") (or file:///dir on a shared file system), "
+                          "or the task .distributed({.storage = ...})");
+  } else if (!st.starts_with("file:///") && !st.starts_with("s3://")) {
+    errs.push_back(what + ": storage '" + st + "' must be file:///dir or s3://bucket/prefix");
+  }
 }
 
 Plan FlowImpl::plan() const {
@@ -334,6 +375,11 @@ Flow& Flow::concurrency_limit(std::string tag, int limit) {
   impl_->concurrency_limits[std::move(tag)] = limit;
   return *this;
 }
+Flow& Flow::result_storage(std::string uri) {
+  ++impl_->generation;
+  impl_->result_storage = std::move(uri);
+  return *this;
+}
 Flow& Flow::cache_storage(std::string uri) {
   ++impl_->generation;
   impl_->cache_storage = std::move(uri);
@@ -411,6 +457,9 @@ void TaskBase::set_env(std::string key, std::string value) {
 }
 void TaskBase::set_working_dir(std::string dir) { flow_->node(index_).options().working_dir = std::move(dir); }
 void TaskBase::set_kill_grace(Millis d) { flow_->node(index_).options().kill_grace = d; }
+void TaskBase::set_distributed(Distributed d) {
+  flow_->node(index_).options().distributed = std::make_shared<const Distributed>(std::move(d));
+}
 
 // ---- describe ----
 
@@ -537,6 +586,18 @@ std::string Flow::describe_json() const {
     w.key("cache_for_ms").num(o.cache_for.count());
     w.key("result").str_or_null(o.result_uri);
     w.key("target").str_or_null(o.target_uri);
+    if (o.distributed) {
+      const Distributed& d = *o.distributed;
+      w.key("distributed").begin_object();
+      w.key("max_workers").num(d.max_workers);
+      w.key("chunk_size").num(d.chunk_size);
+      w.key("storage").str(detail::distributed_storage(f, n));
+      if (d.run_config) {
+        w.key("run_config");
+        write_run_config(w, d.run_config);
+      }
+      w.end_object();
+    }
     w.end_object();
   }
   w.end_array();
@@ -568,6 +629,7 @@ std::string Flow::describe_json() const {
   w.key("run_config");
   write_run_config(w, f.run_config);
   w.key("storage").str_or_null(f.storage);
+  if (!f.result_storage.empty()) w.key("result_storage").str(f.result_storage);
   w.key("labels");
   write_strings(w, f.run_config ? config_labels(*f.run_config) : std::vector<std::string>{});
   w.key("schedule");

@@ -40,6 +40,8 @@ struct NodeOptions {
   std::string command;
   EnvMap env;
   std::string working_dir;
+  // A distributed map (Task::distributed).
+  std::shared_ptr<const Distributed> distributed;
 };
 
 struct Node {
@@ -95,6 +97,7 @@ class FlowImpl {
   int max_run_retries = 0;
   std::map<std::string, int> concurrency_limits;
   std::string cache_storage;
+  std::string result_storage;
   std::vector<std::function<void(const FlowRunEvent&)>> on_state_change;
   std::vector<std::function<void(const FlowRunEvent&)>> on_failure;
   // Definition errors found while building (reported by validate()).
@@ -125,11 +128,17 @@ class FlowImpl {
 
  private:
   Status validate_uncached() const;
+  void validate_distributed(const Node& n, std::vector<std::string>& errs) const;
   mutable std::mutex cache_mu_;
   mutable uint64_t cached_gen_ = ~uint64_t{0};
   mutable Status cached_status_;
   mutable Plan cached_plan_;
 };
+
+// The storage of a distributed map: its own, else the flow's result storage ("" when none).
+std::string distributed_storage(const FlowImpl& flow, const Node& node);
+// Its chunk size, given the element count (chunk_size 0: count / max_workers, rounded up).
+size_t distributed_chunk_size(const Distributed& d, size_t count);
 
 // "{flow_name}" etc. replaced; unknown placeholders are left as written.
 std::string render_template(std::string_view tmpl, std::string_view flow_name,

@@ -94,6 +94,10 @@ struct RunCore final : Pool::Handler {
 
   // Drives the run to its end; returns when every task is final.
   void run();
+  // Chunk mode (Executor::run_chunk): runs only the `count` elements of the distributed
+  // map `node`, with map indexes start.., over the input already in its upstream's
+  // value; returns when each is final.
+  void run_chunk(uint32_t node, size_t start, size_t count);
   void run_item(void* item) override;
 
   // Called by TaskContext.
@@ -121,6 +125,12 @@ struct RunCore final : Pool::Handler {
                    const std::shared_ptr<AttemptState>& shared, SteadyTime deadline, Millis grace);
   void run_shell(TaskRunRt* tr, const Node& node, TaskContext& ctx);
   TaskRunRt* after_finish(TaskRunRt* tr);
+  // A distributed map's driver: hands the elements to the distributor and takes back
+  // their outcomes (the node's state and value in tr).
+  void run_distributed(TaskRunRt* tr, const Node& node);
+  // The state of a mapped node from its children's (its first failure in the node's
+  // message), and its gathered value when successful.
+  State aggregate_map(uint32_t n, std::any& value);
   TaskRunRt* complete(uint32_t node);
   void ready(uint32_t s, std::vector<uint32_t>& stack, TaskRunRt*& cont);
   void resolve_without_run(uint32_t s, State state, std::string message, std::vector<uint32_t>& stack);
@@ -143,6 +153,9 @@ struct RunCore final : Pool::Handler {
   Status persist(TaskRunRt* tr, const Node& node);
 
   Pool* pool_;
+  MapDistributor* distributor_ = nullptr;
+  uint32_t chunk_node_ = UINT32_MAX;  // chunk mode: the map whose elements run
+  int32_t map_base_ = 0;              // chunk mode: map index of the input's element 0
   std::deque<TaskRunRt*> local_queue_;  // sequential mode
   std::atomic<uint32_t> nodes_left_{0};
   std::mutex done_mu_;

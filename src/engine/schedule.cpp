@@ -55,6 +55,31 @@ void RunCore::run() {
   done_cv_.wait(lk, [&] { return done_; });
 }
 
+void RunCore::run_chunk(uint32_t s, size_t start, size_t count) {
+  chunk_node_ = s;
+  map_base_ = static_cast<int32_t>(start);
+  NodeRt& nr = nodes[s];
+  nr.children = std::make_unique<TaskRunRt[]>(count);
+  nr.n_children = static_cast<uint32_t>(count);
+  nr.children_left.store(static_cast<uint32_t>(count), std::memory_order_relaxed);
+  if (count == 0) return;
+  for (size_t i = 0; i < count; ++i) {
+    nr.children[i].node = s;
+    nr.children[i].map_index = static_cast<int32_t>(start + i);
+  }
+  for (size_t i = 0; i < count; ++i) schedule(&nr.children[i]);  // in order on one worker
+  if (pool_ == nullptr) {
+    while (!local_queue_.empty()) {
+      TaskRunRt* tr = local_queue_.front();
+      local_queue_.pop_front();
+      while (tr != nullptr) tr = execute(tr);
+    }
+    return;
+  }
+  std::unique_lock lk(done_mu_);
+  done_cv_.wait(lk, [&] { return done_; });
+}
+
 TaskRunRt* RunCore::execute(TaskRunRt* tr) {
   const Node& node = flow.nodes[tr->node];
   const NodeOptions* o = node.opt.get();
@@ -64,7 +89,8 @@ TaskRunRt* RunCore::execute(TaskRunRt* tr) {
   }
   const bool limited = has_limits_ && o != nullptr && !o->tags.empty();
   if (limited && !acquire_tags(tr, *o)) return nullptr;  // parked until a slot frees
-  run_attempts(tr, node);
+  if (node.kind == NodeKind::kMap && tr->map_index < 0) run_distributed(tr, node);
+  else run_attempts(tr, node);
   if (limited) release_tags(*o);
   return after_finish(tr);
 }
@@ -78,8 +104,23 @@ TaskRunRt* RunCore::after_finish(TaskRunRt* tr) {
     return complete(tr->node);
   }
   if (nr.children_left.fetch_sub(1, std::memory_order_acq_rel) != 1) return nullptr;
+  if (tr->node == chunk_node_) {
+    // Chunk mode: the chunk's last element; nothing downstream runs here.
+    if (pool_ != nullptr) {
+      std::lock_guard lk(done_mu_);
+      done_ = true;
+      done_cv_.notify_all();
+    }
+    return nullptr;
+  }
   // Last child of a mapped node: aggregate.
-  const Node& node = flow.nodes[tr->node];
+  nr.state = aggregate_map(tr->node, nr.value);
+  return complete(tr->node);
+}
+
+State RunCore::aggregate_map(uint32_t n, std::any& value) {
+  NodeRt& nr = nodes[n];
+  const Node& node = flow.nodes[n];
   State agg = State::kSuccess;
   bool any_skipped = false;
   for (uint32_t i = 0; i < nr.n_children; ++i) {
@@ -87,18 +128,71 @@ TaskRunRt* RunCore::after_finish(TaskRunRt* tr) {
     if (s == State::kSkipped) any_skipped = true;
     else if (!is_successful(s)) {
       agg = s;
-      nr.message = "task run [" + std::to_string(i) + "] ended " + state_name(s);
+      nr.message = "task run [" + std::to_string(nr.children[i].map_index) + "] ended " + state_name(s);
       break;
     }
   }
   if (agg == State::kSuccess && any_skipped) agg = State::kSkipped;
-  nr.state = agg;
   if (agg == State::kSuccess && node.map->gather != nullptr) {
     std::vector<std::any> outs(nr.n_children);
     for (uint32_t i = 0; i < nr.n_children; ++i) outs[i] = std::move(nr.children[i].out);
-    nr.value = node.map->gather(outs);
+    value = node.map->gather(outs);
   }
-  return complete(tr->node);
+  return agg;
+}
+
+void RunCore::run_distributed(TaskRunRt* tr, const Node& node) {
+  const uint32_t s = tr->node;
+  NodeRt& nr = nodes[s];
+  const std::any* in = input(node.inputs[0]);
+  const size_t count = node.map->size(*in);
+  MapEvent ev{s, node.name, static_cast<int>(count)};
+  for (auto* o : observers) o->on_task_mapped(ev);
+  nr.children = std::make_unique<TaskRunRt[]>(count);
+  nr.n_children = static_cast<uint32_t>(count);
+  for (size_t i = 0; i < count; ++i) {
+    nr.children[i].node = s;
+    nr.children[i].map_index = static_cast<int32_t>(i);
+  }
+  const Distributed& d = *node.opt->distributed;
+  DistributedMapCall call;
+  call.task = node.name;
+  call.flow_run_id = flow_run_id;
+  call.storage = distributed_storage(flow, node);
+  call.max_workers = d.max_workers;
+  call.chunk_size = static_cast<int>(distributed_chunk_size(d, count));
+  call.count = count;
+  call.encode_inputs = [&node, in](size_t b, size_t e) { return node.map->encode_range(*in, b, e); };
+  call.cancelled = [this] { return cancelled(); };
+  std::vector<ElementOutcome> outs;
+  if (count > 0) {
+    auto res = distributor_->run(call);
+    if (!res) {
+      State st = res.status().code() == StatusCode::kCancelled || cancelled() ? State::kCancelled : State::kFailed;
+      outs.assign(count, ElementOutcome{st, 0, res.status().message(), "", false});
+    } else if (res->size() != count) {
+      outs.assign(count, ElementOutcome{State::kFailed, 0,
+                                        "the distributor answered " + std::to_string(res->size()) +
+                                            " outcomes for " + std::to_string(count) + " elements",
+                                        "", false});
+    } else {
+      outs = std::move(*res);
+    }
+  }
+  for (size_t i = 0; i < count; ++i) {
+    TaskRunRt& child = nr.children[i];
+    ElementOutcome& o = outs[i];
+    child.state = o.state;
+    child.attempts = o.attempts;
+    if (node.ops.has_value && o.state != State::kSkipped && is_successful(o.state) &&
+        !node.ops.decode(o.value, child.out)) {
+      child.state = State::kFailed;
+      o.message = "the output of element " + std::to_string(i) + " cannot be decoded by the task's codec";
+      o.reported = false;
+    }
+    if (!o.reported) emit(&child, child.state, o.message);
+  }
+  tr->state = aggregate_map(s, tr->out);
 }
 
 TaskRunRt* RunCore::complete(uint32_t n) {
@@ -186,6 +280,15 @@ void RunCore::ready(uint32_t s, std::vector<uint32_t>& stack, TaskRunRt*& cont) 
   if (node.trigger == Trigger::kAllSuccessful && n_skip > 0) {
     resolve_without_run(s, State::kSkipped, std::string("upstream task '") + first_skip + "' was skipped", stack);
     return;
+  }
+  if (node.kind == NodeKind::kMap && distributor_ != nullptr && node.opt != nullptr && node.opt->distributed) {
+    // Its driver runs as one item (run_distributed); the elements run elsewhere.
+    const std::any* in = input(node.inputs[0]);
+    if (in->has_value()) {
+      if (cont == nullptr) cont = &runs[s];
+      else schedule(&runs[s]);
+      return;
+    }
   }
   if (node.kind == NodeKind::kMap) {
     const std::any* in = input(node.inputs[0]);

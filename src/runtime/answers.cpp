@@ -74,6 +74,38 @@ Result<FlowRunAnswer> decode_flow_run(const json& answer) {
                             (it->is_number_integer() ? it->dump() : std::string(type_of(*it))));
     run.run_count = static_cast<int>(it->get<int64_t>());
   }
+  if (auto it = answer.find("child"); it != answer.end() && !it->is_null()) {
+    if (!it->is_object()) return internal_error(what + ": \"child\" must be an object, but is " + type_of(*it));
+    ChildOf c;
+    for (auto [key, out] : {std::pair{"parent_run_id", &c.parent_run_id}, std::pair{"task", &c.task}}) {
+      auto v = optional_string(*it, key, what + "'s child");
+      if (!v) return v.status();
+      if (!*v || (*v)->empty()) return internal_error(what + ": the child's \"" + key + "\" must be a non-empty string");
+      *out = **v;
+    }
+    auto integer = [&](const char* key, int64_t lo, int64_t hi) -> Result<int64_t> {
+      auto f = it->find(key);
+      if (f == it->end() || !f->is_number_integer() || f->get<int64_t>() < lo || f->get<int64_t>() > hi)
+        return internal_error(what + ": the child's \"" + key + "\" must be an integer from " + std::to_string(lo) +
+                              " to " + std::to_string(hi));
+      return f->get<int64_t>();
+    };
+    auto chunk = integer("chunk", 0, 100000000);
+    if (!chunk) return chunk.status();
+    auto start = integer("start", 0, 100000000);
+    if (!start) return start.status();
+    auto end = integer("end", 1, 100000001);
+    if (!end) return end.status();
+    auto attempt = integer("parent_attempt", 1, 1000000);
+    if (!attempt) return attempt.status();
+    if (*end <= *start) return internal_error(what + ": the child's range is empty (start " + std::to_string(*start) +
+                                              ", end " + std::to_string(*end) + ")");
+    c.chunk = static_cast<int>(*chunk);
+    c.start = *start;
+    c.end = *end;
+    c.parent_attempt = static_cast<int>(*attempt);
+    run.child = std::move(c);
+  }
   return run;
 }
 

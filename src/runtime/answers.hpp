@@ -33,6 +33,16 @@ struct FlowDescription {
 // when given, receives the parsed object (to pass it on to the server).
 Result<FlowDescription> decode_flow_description(std::string_view text, nlohmann::json* document = nullptr);
 
+// What makes a flow run a child run: one chunk of a distributed map of its parent run.
+struct ChildOf {
+  std::string parent_run_id;  // non-empty
+  std::string task;           // the parent's mapped task (non-empty)
+  int chunk = 0;              // 0..
+  int64_t start = 0;          // map indexes [start, end), 0 <= start < end
+  int64_t end = 0;
+  int parent_attempt = 1;     // the parent's attempt (its run_count) that made the child
+};
+
 // A flow run as the server answers GET /flow-runs/{id} and POST .../heartbeat.
 struct FlowRunAnswer {
   std::string id;
@@ -45,12 +55,15 @@ struct FlowRunAnswer {
   // The run's attempts so far ("run_count"): its current attempt once it is Running.
   // 0 when the server does not say.
   int run_count = 0;
+  // Set for a child run ("child" in the answer); nullopt for any other run.
+  std::optional<ChildOf> child;
 };
 
 // Internal (the server's answer is malformed) naming the field: the answer is not an
 // object, "state" is missing or not a string, "id", "state_message", "flow_name" or
 // "flow_id" is not a string,
-// "parameters" is not an object, "run_count" is not an integer from 0 to 1,000,000.
+// "parameters" is not an object, "run_count" is not an integer from 0 to 1,000,000,
+// "child" is neither absent, null nor an object with the fields of ChildOf in range.
 Result<FlowRunAnswer> decode_flow_run(const nlohmann::json& answer);
 
 // The artifact of a flow version, as the server answers GET /flows/{id}.

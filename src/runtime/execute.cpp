@@ -12,7 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "client/api.hpp"
+#include "engine/flow_impl.hpp"
 #include "runtime/answers.hpp"
+#include "runtime/child_runs.hpp"
 #include "runtime/reporter.hpp"
 #include "runtime/runtime.hpp"
 
@@ -224,6 +226,100 @@ Result<ExecuteEnv> execute_env_from_process() {
   return env;
 }
 
+namespace {
+
+// A child run: one chunk of its parent's distributed map. Its own run gets the run-level
+// lines; the elements' task runs and their lines go to the parent, under the map task.
+int execute_chunk(const Flow& flow, const ExecuteEnv& env, client::ApiClient& api, Clock& clock,
+                  FlowRunAnswer& run) {
+  const std::string prog = flow.name() + " execute";
+  const ChildOf& child = *run.child;
+  auto fail = [&](const std::string& message) {
+    std::cerr << prog << ": " << message << "\n";
+    (void)set_state_with_retry(clock, api, env.flow_run_id, "Failed", message, env.server_wait);
+    return 1;
+  };
+  FlowRunAnswer running_run;
+  if (Status running = set_state_with_retry(clock, api, env.flow_run_id, "Running", "", env.server_wait, &running_run);
+      !running.is_ok()) {
+    std::cerr << prog << ": the server refused to start flow run " << env.flow_run_id << ": " << running.message()
+              << "\n";
+    return 1;
+  }
+  if (Status valid = flow.validate(); !valid) return fail(valid.message());
+  const detail::FlowImpl& impl = detail::FlowAccess::of(flow);
+  const detail::Node* node = nullptr;
+  for (const auto& n : impl.nodes)
+    if (n.name == child.task) node = &n;
+  if (node == nullptr || !node->opt || !node->opt->distributed)
+    return fail("flow '" + flow.name() + "' has no distributed task '" + child.task + "' (was the flow changed?)");
+  const std::string storage = detail::distributed_storage(impl, *node);
+
+  client::ClientOptions client_options{.api_url = env.api_url, .api_token = env.api_token};
+  ServerReporter own(client_options, env.flow_run_id,
+                     ReporterOptions{.close_wait = env.server_wait, .run_attempt = running_run.run_count, .clock = &clock});
+  ServerReporter elements(client_options, child.parent_run_id,
+                          ReporterOptions{.close_wait = env.server_wait, .run_attempt = child.parent_attempt,
+                                          .clock = &clock});
+  CancellationSource cancel;
+  SignalCancellation signals(cancel);
+  std::optional<RunWatcher> watcher(std::in_place, env, clock, cancel, own);
+  auto finish = [&](const char* state, const std::string& message) {
+    Status flushed = elements.close();
+    if (!flushed.is_ok()) std::cerr << prog << ": some task states or logs could not be sent: " << flushed.message() << "\n";
+    (void)own.close();
+    auto by = watcher->cancelled_by_server();
+    if (by && (*by == "Cancelled" || *by == "Crashed")) return 1;
+    Status st = set_state_with_retry(clock, api, env.flow_run_id, state, message, env.server_wait);
+    watcher.reset();
+    if (!st.is_ok()) {
+      std::cerr << prog << ": cannot set the final state " << state << ": " << st.message() << "\n";
+      return 1;
+    }
+    return std::string_view(state) == "Success" ? 0 : 1;
+  };
+
+  auto opened = open_object_store(storage);
+  if (!opened) return finish("Failed", "cannot open the map's storage " + storage + ": " + opened.status().message());
+  const std::string in = chunk_uri(storage, child.parent_run_id, child.parent_attempt, child.task, "in", child.chunk);
+  const std::string out = chunk_uri(storage, child.parent_run_id, child.parent_attempt, child.task, "out", child.chunk);
+  auto inputs = (*opened)->get(in);
+  if (!inputs)
+    return finish("Failed", "cannot read the chunk's inputs from " + in + ": " + inputs.status().message() +
+                                (storage.starts_with("file://")
+                                     ? " (a file:// storage must be a folder that the parent and every worker share)"
+                                     : ""));
+  own.log(LogLevel::kInfo, "chunk " + std::to_string(child.chunk) + " of task '" + child.task + "' of flow run " +
+                               child.parent_run_id + ": elements " + std::to_string(child.start) + ".." +
+                               std::to_string(child.end - 1));
+  RunOptions opts;
+  opts.flow_run_id = child.parent_run_id;
+  opts.clock = env.clock;
+  opts.parameters = std::move(run.parameters);
+  opts.observers.push_back(&elements);
+  opts.cancel = &cancel;
+  Result<ChunkResult> result = invalid_argument("not run");
+  {
+    Executor executor(env.workers);
+    result = executor.run_chunk(flow, ChunkSpec{child.task, static_cast<size_t>(child.start), std::move(*inputs)}, opts);
+  }
+  if (!result) return finish("Failed", result.status().message());
+  if (result->outcomes.size() != static_cast<size_t>(child.end - child.start))
+    return finish("Failed", "the chunk's inputs hold " + std::to_string(result->outcomes.size()) +
+                                " elements, but the child run covers " + std::to_string(child.end - child.start));
+  // Published whole under its name (storage writes are atomic per object).
+  if (Status put = (*opened)->put(out, encode_chunk_outcomes(result->outcomes)); !put)
+    return finish("Failed", "cannot write the chunk's outcomes to " + out + ": " + put.message());
+  if (int sig = signals.signal_received(); sig != 0 && !watcher->cancelled_by_server() && env.signalled_end_by_agent) {
+    (void)elements.close();
+    (void)own.close();
+    return 128 + sig;
+  }
+  return finish(state_name(result->state), result->message);
+}
+
+}  // namespace
+
 int execute_flow(const Flow& flow, const ExecuteEnv& env) {
   const std::string prog = flow.name() + " execute";
   client::ApiClient api(client::ClientOptions{.api_url = env.api_url, .api_token = env.api_token});
@@ -242,6 +338,8 @@ int execute_flow(const Flow& flow, const ExecuteEnv& env) {
                                env.server_wait);
     return 1;
   }
+
+  if (run->child) return execute_chunk(flow, env, api, clock, *run);
 
   RunOptions opts;
   opts.flow_run_id = env.flow_run_id;
@@ -266,6 +364,15 @@ int execute_flow(const Flow& flow, const ExecuteEnv& env) {
   SignalCancellation signals(cancel);
   opts.observers.push_back(&reporter);
   opts.cancel = &cancel;
+  // Distributed maps run their chunks as child runs of this one.
+  ChildRunDistributor distributor(
+      [&env] { return make_client_child_runs(env.api_url, env.api_token); },
+      DistributorOptions{.parent_run_id = env.flow_run_id,
+                         .parent_attempt = std::max(1, running_run.run_count),
+                         .server_wait = env.server_wait,
+                         .clock = env.clock,
+                         .log = [&reporter](LogLevel l, const std::string& m) { reporter.log(l, m); }});
+  opts.distributor = &distributor;
 
   Result<RunResult> result = invalid_argument("not run");
   std::optional<std::string> cancelled_by;

@@ -11,6 +11,9 @@
 namespace culvert::server {
 namespace {
 
+// How a reschedule after a crash begins its state message (what counts the retries).
+constexpr std::string_view kCrashRescheduleMessage = "rescheduled after a crash";
+
 std::string seconds_text(Millis d) {
   auto ms = d.count();
   if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
@@ -25,7 +28,20 @@ std::optional<store::FlowRun> reschedule_after_crash(store::Store& store, const 
     spdlog::warn("flow of crashed run {}: {}", crashed.id, flow.status().to_string());
     return std::nullopt;
   }
-  int retries_used = std::max(0, crashed.run_count - 1);
+  // The crash retries so far: the reschedules after a crash since the run was created or
+  // last retried by hand. (Not its run count: a run that crashes before it ever runs, an
+  // image that does not exist, never adds to that count, and was rescheduled forever.)
+  auto history = store.get_flow_run_history(crashed.id);
+  if (!history) {
+    spdlog::warn("history of crashed run {}: {}", crashed.id, history.status().to_string());
+    return std::nullopt;
+  }
+  int retries_used = 0;
+  for (const auto& change : *history) {
+    if (change.state != State::kScheduled || !change.forced) continue;
+    if (change.message.starts_with(kCrashRescheduleMessage)) ++retries_used;
+    else retries_used = 0;  // a retry by hand starts the count again
+  }
   if (retries_used >= flow->max_run_retries) return std::nullopt;
   store::SetFlowRunState again;
   again.run_id = crashed.id;
@@ -34,7 +50,7 @@ std::optional<store::FlowRun> reschedule_after_crash(store::Store& store, const 
   again.forced = true;
   again.now = now;
   again.scheduled_start_time = now;
-  again.message = "rescheduled after a crash: attempt " + std::to_string(retries_used + 2) + " of " +
+  again.message = std::string(kCrashRescheduleMessage) + ": attempt " + std::to_string(retries_used + 2) + " of " +
                   std::to_string(flow->max_run_retries + 1) + " (max_run_retries " +
                   std::to_string(flow->max_run_retries) + ")";
   auto r = store.set_flow_run_state(again);

@@ -201,6 +201,53 @@ TEST_F(LivenessTest, CrashedRunIsRescheduledWhileRetriesRemain) {
   EXPECT_EQ(state_of(run.id), State::kCrashed);
 }
 
+// A run whose launch fails (an image that does not exist) never reaches Running: its
+// crashes still use up its retries, instead of being rescheduled forever.
+TEST_F(LivenessTest, ARunThatCrashesBeforeItRunsIsRescheduledOnlyAsOftenAsAllowed) {
+  auto f = flow(2);
+  auto run = started_run(f, false);  // Submitted, never Running
+  int rescheduled = 0;
+  for (int i = 0; i < 5; ++i) {
+    store::SetFlowRunState s;
+    s.run_id = run.id;
+    s.state = State::kCrashed;
+    s.message = "image not found";
+    s.now = clock_.now();
+    auto crashed = store_->set_flow_run_state(s);
+    ASSERT_TRUE(crashed.is_ok()) << crashed.status().message();
+    if (!reschedule_after_crash(*store_, *crashed, clock_.now())) break;
+    ++rescheduled;
+    store::ClaimRequest c;
+    c.agent_id = agent_id_;
+    c.now = clock_.now();
+    ASSERT_EQ(store_->claim_runs(c)->size(), 1u);
+  }
+  EXPECT_EQ(rescheduled, 2);
+  EXPECT_EQ(state_of(run.id), State::kCrashed);
+  EXPECT_EQ(store_->get_flow_run(run.id)->run_count, 0);
+  // A retry by hand gives it its retries again.
+  store::SetFlowRunState retry;
+  retry.run_id = run.id;
+  retry.state = State::kScheduled;
+  retry.forced = true;
+  retry.message = "retry requested by alice";
+  retry.now = clock_.now();
+  ASSERT_TRUE(store_->set_flow_run_state(retry).is_ok());
+  store::ClaimRequest c;
+  c.agent_id = agent_id_;
+  c.now = clock_.now();
+  ASSERT_EQ(store_->claim_runs(c)->size(), 1u);
+  store::SetFlowRunState s;
+  s.run_id = run.id;
+  s.state = State::kCrashed;
+  s.now = clock_.now();
+  auto crashed = store_->set_flow_run_state(s);
+  ASSERT_TRUE(crashed.is_ok());
+  auto again = reschedule_after_crash(*store_, *crashed, clock_.now());
+  ASSERT_TRUE(again.has_value());
+  EXPECT_THAT(again->state_message, ::testing::HasSubstr("attempt 2 of 3"));
+}
+
 TEST_F(LivenessTest, SubmittedRunReturnsToPendingAfterTheDeadline) {
   auto run = started_run(flow(0), false);
   EXPECT_EQ(run.state, State::kSubmitted);

@@ -45,6 +45,11 @@ struct MapOps {
   std::function<void(TaskContext&, const std::any& in, size_t i, std::any& out)> body;
   std::any (*gather)(std::vector<std::any>& outs) = nullptr;  // null for void results
   std::any (*slice)(const std::any& in, size_t i) = nullptr;  // a vector of element i alone
+  // A distributed map's chunks (<culvert/distribute.hpp>): the elements [begin, end) of
+  // the input as bytes, and such bytes back as an input value holding those elements.
+  // Null when the elements have no codec.
+  std::function<std::string(const std::any& in, size_t begin, size_t end)> encode_range;
+  AnyDecode decode_input;
 };
 using ParamParse = bool (*)(std::string_view, std::any&);
 
@@ -113,6 +118,12 @@ template <typename V>
 size_t vector_size(const std::any& a) { return std::any_cast<V>(&a)->size(); }
 template <typename V>
 std::any vector_slice(const std::any& a, size_t i) { return std::any(V{(*std::any_cast<V>(&a))[i]}); }
+
+template <typename V>
+std::string vector_encode_range(const std::any& a, size_t begin, size_t end) {
+  const V& v = *std::any_cast<V>(&a);
+  return Codec<V>::encode(V(v.begin() + static_cast<std::ptrdiff_t>(begin), v.begin() + static_cast<std::ptrdiff_t>(end)));
+}
 
 template <typename R>
 std::any gather(std::vector<std::any>& outs) {
