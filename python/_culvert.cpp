@@ -281,6 +281,40 @@ std::any map_gather(std::vector<std::any>& outs) {
   return PyValues{items};
 }
 
+// A distributed map's chunk inputs (MapOps::encode_range / decode_input): the elements
+// [begin, end) as one Python list through the serializer of the value mapped over (the
+// upstream task's), and such bytes back as that list. Under `execute` the parent writes
+// them to storage and the child run reads them.
+std::function<std::string(const std::any&, size_t, size_t)> range_encoder(Ref serializer) {
+  return [serializer](const std::any& in, size_t begin, size_t end) -> std::string {
+    py::gil_scoped_acquire gil;
+    try {
+      py::list elements;
+      for (size_t i = begin; i < end; ++i) elements.append(map_element(in, i));
+      py::object b = get(serializer).attr("dumps")(elements);
+      if (py::isinstance<py::str>(b)) return py::cast<std::string>(b);
+      return py::cast<std::string>(py::bytes(b));
+    } catch (py::error_already_set& e) {
+      throw std::runtime_error("elements " + std::to_string(begin) + ".." + std::to_string(end - 1) +
+                               " cannot be serialized for the workers: " + exception_message(e));
+    }
+  };
+}
+
+detail::AnyDecode range_decoder(Ref serializer) {
+  return [serializer](std::string_view s, std::any& out) -> bool {
+    py::gil_scoped_acquire gil;
+    try {
+      py::object o = get(serializer).attr("loads")(py::bytes(s.data(), s.size()));
+      if (!py::isinstance<py::list>(o)) return false;
+      out = PyValue{make_ref(o)};
+      return true;
+    } catch (py::error_already_set&) {
+      return false;
+    }
+  };
+}
+
 // ---- events for hooks and retry_on ----
 
 py::dict task_event(const TaskRunEvent& ev) {
@@ -458,6 +492,61 @@ class Collector final : public RunObserver {
   std::mutex mu_;
 };
 
+// flow.run(chunked=True): each distributed map runs chunk by chunk in this process, as
+// its workers would under `execute`: the chunk's inputs encoded (the serializer of the
+// value mapped over), run by Executor::run_chunk on an executor of its own, its outcomes
+// encoded and decoded as storage would carry them. Used to check that a map's elements
+// and results survive the trip before deploying it.
+class ChunkedDistributor final : public MapDistributor {
+ public:
+  ChunkedDistributor(const Flow& flow, int workers, std::map<std::string, std::string> parameters,
+                     RunObserver* observer)
+      : flow_(flow), executor_(workers), parameters_(std::move(parameters)), forward_(observer) {}
+  Result<std::vector<ElementOutcome>> run(const DistributedMapCall& call) override {
+    std::vector<ElementOutcome> all;
+    all.reserve(call.count);
+    const size_t step = static_cast<size_t>(std::max(1, call.chunk_size));
+    for (size_t b = 0; b < call.count; b += step) {
+      if (call.cancelled()) return Status{StatusCode::kCancelled, "the run was cancelled"};
+      const size_t e = std::min(call.count, b + step);
+      ChunkSpec spec{call.task, b, call.encode_inputs(b, e)};  // a serializer's error: the engine fails the map
+      RunOptions opts;
+      opts.flow_run_id = call.flow_run_id;
+      opts.parameters = parameters_;
+      opts.observers.push_back(&forward_);
+      auto r = executor_.run_chunk(flow_, spec, opts);
+      if (!r) return r.status();
+      auto decoded = decode_chunk_outcomes(encode_chunk_outcomes(r->outcomes), e - b);
+      if (!decoded) return decoded.status();
+      for (auto& o : *decoded) {
+        o.reported = false;  // the run reports each element's final state, into its summary too
+        all.push_back(std::move(o));
+      }
+    }
+    return all;
+  }
+
+ private:
+  const Flow& flow_;
+  Executor executor_;
+  // The chunk's logs and its elements' states before their last, to the run's observer.
+  class Forward final : public RunObserver {
+   public:
+    explicit Forward(RunObserver* to) : to_(to) {}
+    void on_task_run(const TaskRunEvent& ev) override {
+      if (to_ != nullptr && !is_final(ev.state)) to_->on_task_run(ev);
+    }
+    void on_log(const LogEvent& ev) override {
+      if (to_ != nullptr) to_->on_log(ev);
+    }
+
+   private:
+    RunObserver* to_;
+  };
+  std::map<std::string, std::string> parameters_;
+  Forward forward_;
+};
+
 struct PyRun;
 
 // A flow being built from Python, and the engine's Flow it becomes.
@@ -514,6 +603,11 @@ class PyFlow {
     ops.body = [f](TaskContext& ctx, const std::any& in, size_t i, std::any& out) {
       call_task(ctx, [&] { return get(f)(map_element(in, i)); }, out);
     };
+    // The elements travel through the serializer of the value mapped over (a parameter
+    // has none: the map's own; such a map cannot be chunked, which run_chunk reports).
+    Ref elements = (!is_param && input < serializers_.size() && serializers_[input]) ? serializers_[input] : ser;
+    ops.encode_range = range_encoder(elements);
+    ops.decode_input = range_decoder(elements);
     uint32_t idx = DynamicFlow::add_map(flow_, name, std::move(ops), {input, is_param}, input_encoder(input, is_param),
                                         value_ops(ser));
     DynamicFlow::set_code_kind(flow_, idx, "python");
@@ -585,6 +679,16 @@ class PyFlow {
     if (o.contains("env"))
       for (const auto& [k, v] : env_of(o["env"])) h.set_env(k, v);
     if (o.contains("working_dir")) h.set_working_dir(py::cast<std::string>(o["working_dir"]));
+    if (o.contains("distributed")) {
+      py::dict d = py::cast<py::dict>(o["distributed"]);
+      Distributed dist;
+      dist.max_workers = py::cast<int>(d["max_workers"]);
+      if (d.contains("chunk_size") && !d["chunk_size"].is_none()) dist.chunk_size = py::cast<int>(d["chunk_size"]);
+      dist.storage = str_of(d, "storage");
+      if (d.contains("run_config") && !d["run_config"].is_none())
+        dist.run_config = run_config_of(py::cast<py::dict>(d["run_config"]));
+      h.set_distributed(std::move(dist));
+    }
   }
 
   void set_flow_options(const py::dict& o) {
@@ -597,22 +701,34 @@ class PyFlow {
       for (auto [k, v] : py::cast<py::dict>(o["concurrency_limits"]))
         flow_.concurrency_limit(py::cast<std::string>(k), py::cast<int>(v));
     if (o.contains("cache_storage")) flow_.cache_storage(py::cast<std::string>(o["cache_storage"]));
+    if (o.contains("result_storage")) flow_.result_storage(py::cast<std::string>(o["result_storage"]));
     if (o.contains("on_state_change"))
       for (auto f : o["on_state_change"]) flow_.on_state_change(flow_hook(f));
     if (o.contains("on_failure"))
       for (auto f : o["on_failure"]) flow_.on_failure(flow_hook(f));
   }
 
+  // The engine's definition errors, its advice in the Python SDK's words.
   std::string validate() const {
     Status s = flow_.validate();
-    return s.is_ok() ? std::string() : s.message();
+    if (s.is_ok()) return {};
+    std::string msg = s.message();
+    static const std::string kCpp =
+        "give the flow .result_storage(\"s3://bucket/prefix\") (or file:///dir on a shared file system), "
+        "or the task .distributed({.storage = ...})";
+    static const std::string kPy =
+        "give the flow result_storage=\"s3://bucket/prefix\" (or file:///dir on a shared file system): "
+        "culvert.Flow(name, result_storage=...), or the map storage=...: task.map(items, workers=N, storage=...)";
+    for (size_t at = msg.find(kCpp); at != std::string::npos; at = msg.find(kCpp, at + kPy.size()))
+      msg.replace(at, kCpp.size(), kPy);
+    return msg;
   }
   std::string describe_json() const { return flow_.describe_json(); }
   std::string graph_dot() const { return flow_.graph_dot(); }
 
   std::unique_ptr<PyRun> run(const std::map<std::string, std::string>& parameters, int workers,
                                     const std::string& flow_run_id, ManualClock* clock,
-                                    const std::string& cache_storage);
+                                    const std::string& cache_storage, bool chunked);
 
   int register_main(const std::string& describe_json, const std::string& artifact_path,
                     const std::vector<std::string>& args) {
@@ -698,7 +814,7 @@ struct PyRun {
 
 std::unique_ptr<PyRun> PyFlow::run(const std::map<std::string, std::string>& parameters, int workers,
                                    const std::string& flow_run_id, ManualClock* clock,
-                                   const std::string& cache_storage) {
+                                   const std::string& cache_storage, bool chunked) {
   auto out = std::make_unique<PyRun>();
   RunOptions opts;
   opts.parameters = parameters;
@@ -709,6 +825,11 @@ std::unique_ptr<PyRun> PyFlow::run(const std::map<std::string, std::string>& par
   Result<RunResult> r = invalid_argument("not run");
   {
     py::gil_scoped_release nogil;
+    std::optional<ChunkedDistributor> distributor;
+    if (chunked) {
+      distributor.emplace(flow_, workers, parameters, &out->collector);
+      opts.distributor = &*distributor;
+    }
     Executor ex(workers);
     r = ex.run(flow_, opts);
   }
@@ -762,7 +883,7 @@ PYBIND11_MODULE(_culvert, m) {
       .def("describe_json", &PyFlow::describe_json)
       .def("graph_dot", &PyFlow::graph_dot)
       .def("run", &PyFlow::run, py::arg("parameters"), py::arg("workers"), py::arg("flow_run_id"),
-           py::arg("clock").none(true), py::arg("cache_storage"))
+           py::arg("clock").none(true), py::arg("cache_storage"), py::arg("chunked") = false)
       .def("main", &PyFlow::main)
       .def("register_main", &PyFlow::register_main);
 

@@ -120,6 +120,7 @@ class _Call(_Node):
         self.inputs = inputs    # nodes whose values the function gets
         self.layout = layout    # how to rebuild the call: [(kwarg name or None, input pos or -1, constant)]
         self.mapped = mapped    # for map(): (position in layout of the mapped argument)
+        self.distributed = None  # for map(workers=...): the engine's options
 
 
 class _Shell(_Node):
@@ -248,11 +249,19 @@ class Task:
             call.after(*upstream_tasks)
         return call
 
-    def map(self, *args, upstream_tasks=None, task_name=None, **kwargs):
+    def map(self, *args, upstream_tasks=None, task_name=None, workers=None, chunk_size=None, storage=None,
+            run_config=None, **kwargs):
         """One task run per element of the mapped argument (a task's list, or a list);
         the other arguments must be constants or unmapped(constant). The node's value
-        is the list of results: a task that takes it reduces them."""
+        is the list of results: a task that takes it reduces them.
+
+        workers=N distributes the map: under an agent its elements run in chunks of
+        chunk_size (default: the elements divided by N) as child flow runs, at most N at
+        once, each launched by an agent like any run (with run_config, default the
+        flow's); elements and results cross through `storage` (default: the flow's
+        result_storage) by the serializers. A local run maps in this process."""
         flow = self._flow("mapped")
+        distributed = _distributed_options(self.name, workers, chunk_size, storage, run_config)
         mapped_at, layout, source = None, [], None
         for key, value in self._bind(args, kwargs):
             if isinstance(value, unmapped):
@@ -280,10 +289,34 @@ class Task:
             raise TypeError(f"task '{self.name}': command task '{source.name}' has no value to map over")
         flow._check_owner(self.name, source)
         call = _Call(flow, self, name, [source], layout, mapped=mapped_at)
+        call.distributed = distributed
         flow._add_node(call)
         if upstream_tasks:
             call.after(*upstream_tasks)
         return call
+
+
+def _distributed_options(name, workers, chunk_size, storage, run_config):
+    """map()'s distribution arguments as the engine's options, or None for a local map."""
+    if workers is None:
+        given = [k for k, v in (("chunk_size", chunk_size), ("storage", storage), ("run_config", run_config))
+                 if v is not None]
+        if given:
+            raise TypeError(f"task '{name}': map({given[0]}=...) distributes the map, which needs workers=N "
+                            "(the most chunks running at once)")
+        return None
+    for what, v in (("workers", workers), ("chunk_size", chunk_size)):
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
+            raise TypeError(f"task '{name}': map({what}=...) must be an int, not {type(v).__name__}")
+    d = {"max_workers": workers, "chunk_size": 0 if chunk_size is None else chunk_size}
+    if storage is not None:
+        d["storage"] = str(storage)
+    if run_config is not None:
+        if not hasattr(run_config, "_to_dict"):
+            raise TypeError(f"task '{name}': map(run_config=...) takes a run config (LocalRun, DockerRun, "
+                            f"ECSRun, SlurmRun), not {type(run_config).__name__}")
+        d["run_config"] = run_config._to_dict()
+    return d
 
 
 def task(fn=None, **options):
@@ -657,7 +690,7 @@ class Flow:
 
     def __init__(self, name, storage=None, run_config=None, schedule=None, description="", max_run_retries=0,
                  concurrency_limits=None, cache_storage=None, on_state_change=None, on_failure=None,
-                 state_handlers=None):
+                 state_handlers=None, result_storage=None):
         if not isinstance(name, str) or not name:
             raise ValueError("Flow needs a name")
         self.name = name
@@ -668,6 +701,7 @@ class Flow:
         self.max_run_retries = max_run_retries
         self.concurrency_limits = dict(concurrency_limits or {})
         self.cache_storage = cache_storage
+        self.result_storage = result_storage
         hooks = on_state_change if isinstance(on_state_change, (list, tuple)) else (
             [on_state_change] if on_state_change else [])
         self.on_state_change = list(hooks) + list(state_handlers or [])
@@ -781,6 +815,8 @@ class Flow:
             opts = dict(node.options) if isinstance(node, _Shell) else dict(node.task.options)
             if node.after_nodes:
                 opts["after"] = [n.index for n in node.after_nodes]
+            if isinstance(node, _Call) and node.distributed is not None:
+                opts["distributed"] = node.distributed
             if isinstance(node, _Call) and "cache_for_ms" in opts and "cache_key" not in opts:
                 digest = _constants_digest(node.layout)
                 if digest is not None:  # constants are part of the call: they key the cache too
@@ -800,6 +836,8 @@ class Flow:
             fo["concurrency_limits"] = self.concurrency_limits
         if self.cache_storage:
             fo["cache_storage"] = str(self.cache_storage)
+        if self.result_storage:
+            fo["result_storage"] = str(self.result_storage)
         if self.on_state_change:
             fo["on_state_change"] = [_flow_hook(h) for h in self.on_state_change]
         if self.on_failure:
@@ -827,14 +865,18 @@ class Flow:
         """The task graph in Graphviz DOT."""
         return self._build().graph_dot()
 
-    def run(self, parameters=None, workers=1, clock=None, flow_run_id="", cache_storage=""):
-        """Runs the flow here, in this process, and returns a FlowRunResult."""
+    def run(self, parameters=None, workers=1, clock=None, flow_run_id="", cache_storage="", chunked=False):
+        """Runs the flow here, in this process, and returns a FlowRunResult.
+
+        chunked=True runs each distributed map as its workers would, still in this
+        process: chunk by chunk, each chunk's elements and results through the
+        serializers (a check that they survive the trip)."""
         f = self._build()
         params = {}
         for k, v in (parameters or {}).items():
             params[str(k)] = ("true" if v else "false") if isinstance(v, bool) else str(v)
         with _Capture():
-            r = f.run(params, int(workers), str(flow_run_id), clock, str(cache_storage))
+            r = f.run(params, int(workers), str(flow_run_id), clock, str(cache_storage), bool(chunked))
         return FlowRunResult(self, r)
 
 

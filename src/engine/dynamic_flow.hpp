@@ -46,6 +46,7 @@ struct DynamicFlow {
     using TaskBase::set_backoff;
     using TaskBase::set_cache_for;
     using TaskBase::set_cache_key;
+    using TaskBase::set_distributed;
     using TaskBase::set_env;
     using TaskBase::set_jitter;
     using TaskBase::set_kill_grace;

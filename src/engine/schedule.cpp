@@ -166,7 +166,13 @@ void RunCore::run_distributed(TaskRunRt* tr, const Node& node) {
   call.cancelled = [this] { return cancelled(); };
   std::vector<ElementOutcome> outs;
   if (count > 0) {
-    auto res = distributor_->run(call);
+    // A codec that throws (a language binding's serializer) fails the map, not the process.
+    Result<std::vector<ElementOutcome>> res = internal_error("not run");
+    try {
+      res = distributor_->run(call);
+    } catch (const std::exception& e) {
+      res = internal_error(std::string("the map's elements could not be handed to its workers: ") + e.what());
+    }
     if (!res) {
       State st = res.status().code() == StatusCode::kCancelled || cancelled() ? State::kCancelled : State::kFailed;
       outs.assign(count, ElementOutcome{st, 0, res.status().message(), "", false});
