@@ -42,7 +42,7 @@ function FanOut({ runId, version }) {
   if (err) return html`<section class="card"><h2>Workers</h2><${ErrorBox} e=${err} /></section>`;
   if (!d) return null;
   const shown = d.children.slice(0, 200);
-  const counts = Object.entries(d.by_state || {});
+  const counts = Object.entries(d.by_state || {}).filter(([, n]) => n > 0);
   return html`<section class="card" aria-labelledby="h-fanout" data-testid="fanout">
     <h2 id="h-fanout">Workers <span class="muted">${d.children.length} child runs</span></h2>
     <p data-testid="fanout-states">${counts.map(([st, n]) => html`<span class="count"><${State} s=${st} /> ${n}</span> `)}</p>
