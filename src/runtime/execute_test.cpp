@@ -8,11 +8,17 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <filesystem>
+#include <set>
+#include <unistd.h>
+
+#include <culvert/culvert.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <culvert/clock.hpp>
 
+#include "runtime/child_runs.hpp"
 #include "runtime/runtime.hpp"
 #include "test_http_server.hpp"
 
@@ -348,6 +354,100 @@ TEST(ExecuteFlow, HeartbeatsFollowTheClock) {
   EXPECT_EQ(seen, "012");
   std::lock_guard lock(mu);
   EXPECT_EQ(heartbeats, 2);
+}
+
+}  // namespace
+}  // namespace culvert::runtime
+
+namespace culvert::runtime {
+namespace {
+
+// A child run: execute reads its chunk's inputs from storage, runs only the map's
+// elements, reports them under the parent's task (the parent's run id and attempt),
+// writes the outcomes, and ends its own run.
+TEST(ExecuteFlow, AChildRunRunsItsChunkAndReportsItsElementsToTheParent) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("culvert-exec-chunk-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string storage = "file://" + dir.string();
+  Flow flow("squares");
+  flow.result_storage(storage);
+  std::atomic<int> upstream{0};
+  auto nums = flow.task("numbers", [&] { upstream++; return std::vector<int>{}; });
+  flow.map("square", [](culvert::TaskContext& ctx, const int& x) {
+        ctx.info("squaring " + std::to_string(x));
+        if (x == 7) throw std::runtime_error("seven");
+        return x * x;
+      }, nums)
+      .distributed({.max_workers = 2, .chunk_size = 3});
+  auto store = open_object_store(storage);
+  ASSERT_TRUE(store.is_ok());
+  ASSERT_TRUE((*store)->put(chunk_uri(storage, "parent-1", 2, "square", "in", 2),
+                            Codec<std::vector<int>>::encode({6, 7, 8})).is_ok());
+  TestHttpServer server([&](const TestRequest& r) {
+    if (r.target == "/api/v1/flow-runs/r1/state") return TestResponse{200, R"({"id":"r1","state":"Running","flow_name":"squares","run_count":1})"};
+    if (r.method == "GET" && r.target == "/api/v1/flow-runs/r1")
+      return TestResponse{200, R"({"id":"r1","state":"Submitted","flow_name":"squares","run_count":0,
+        "child":{"parent_run_id":"parent-1","task":"square","chunk":2,"start":6,"end":9,"parent_attempt":2}})"};
+    return TestResponse{200, "{}"};
+  });
+  int rc = execute_flow(flow, env_for(server));
+  EXPECT_EQ(rc, 1);  // element 7 failed: the child ends Failed
+  EXPECT_EQ(states_set(server), (std::vector<std::string>{"Running", "Failed"}));
+  EXPECT_EQ(upstream.load(), 0);
+  std::set<int> indexes;
+  for (const auto& r : server.requests()) {
+    if (r.target == "/api/v1/task-runs/states") {
+      for (const auto& item : json::parse(r.body)) {
+        EXPECT_EQ(item["flow_run_id"], "parent-1") << item;
+        EXPECT_EQ(item["task"], "square");
+        EXPECT_EQ(item["run_attempt"], 2);
+        for (int i = 0; i < item.value("map_count", 1); ++i) indexes.insert(item["map_index"].get<int>() + i);
+      }
+    }
+    if (r.target == "/api/v1/logs") {
+      for (const auto& line : json::parse(r.body)) {
+        if (line.value("message", "").starts_with("squaring")) EXPECT_EQ(line["flow_run_id"], "parent-1") << line;
+        else EXPECT_EQ(line["flow_run_id"], "r1") << line;
+      }
+    }
+  }
+  EXPECT_EQ(indexes, (std::set<int>{6, 7, 8}));
+  auto out = (*store)->get(chunk_uri(storage, "parent-1", 2, "square", "out", 2));
+  ASSERT_TRUE(out.is_ok()) << out.status().message();
+  auto outcomes = decode_chunk_outcomes(*out, 3);
+  ASSERT_TRUE(outcomes.is_ok()) << outcomes.status().message();
+  EXPECT_EQ((*outcomes)[0].value, "36");
+  EXPECT_EQ((*outcomes)[1].state, State::kFailed);
+  EXPECT_NE((*outcomes)[1].message.find("seven"), std::string::npos);
+  EXPECT_EQ((*outcomes)[2].value, "64");
+  fs::remove_all(dir);
+}
+
+// A child whose inputs are not where they should be (storage that is not shared) ends
+// Failed, saying where it looked.
+TEST(ExecuteFlow, AChildRunWithoutItsInputsFailsNamingWhere) {
+  Flow flow("squares");
+  flow.result_storage("file:///nonexistent-culvert-maps");
+  auto nums = flow.task("numbers", [] { return std::vector<int>{}; });
+  flow.map("square", [](const int& x) { return x; }, nums).distributed({});
+  std::string final_message;
+  TestHttpServer server([&](const TestRequest& r) {
+    if (r.target == "/api/v1/flow-runs/r1/state") {
+      auto b = json::parse(r.body);
+      if (b["state"] != "Running") final_message = b.value("message", "");
+      return TestResponse{200, R"({"id":"r1","state":"Running","flow_name":"squares","run_count":1})"};
+    }
+    if (r.method == "GET" && r.target == "/api/v1/flow-runs/r1")
+      return TestResponse{200, R"({"id":"r1","state":"Submitted","flow_name":"squares",
+        "child":{"parent_run_id":"p","task":"square","chunk":0,"start":0,"end":4,"parent_attempt":1}})"};
+    return TestResponse{200, "{}"};
+  });
+  EXPECT_EQ(execute_flow(flow, env_for(server)), 1);
+  EXPECT_EQ(states_set(server), (std::vector<std::string>{"Running", "Failed"}));
+  EXPECT_NE(final_message.find("cannot read the chunk's inputs from file:///nonexistent-culvert-maps/p/1/square/in/0"),
+            std::string::npos) << final_message;
+  EXPECT_NE(final_message.find("must be a folder that the parent and every worker share"), std::string::npos);
 }
 
 }  // namespace

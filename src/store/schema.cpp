@@ -268,6 +268,22 @@ constexpr const char* kSchemaV10 = R"SQL(
 ALTER TABLE agents ADD COLUMN max_concurrent INTEGER
 )SQL";
 
+// Version 11: child runs, one per chunk of a distributed mapped task of a parent run
+// (NULL for every other run): the parent, the task, the chunk and its map indexes
+// [map_start, map_end), the parent's attempt; and a run's own run config (NULL: its flow
+// version's). A chunk is created once per (parent, attempt, task).
+constexpr const char* kSchemaV11 = R"SQL(
+ALTER TABLE flow_runs ADD COLUMN parent_run_id TEXT REFERENCES flow_runs(id);
+ALTER TABLE flow_runs ADD COLUMN map_task TEXT;
+ALTER TABLE flow_runs ADD COLUMN map_chunk INTEGER;
+ALTER TABLE flow_runs ADD COLUMN map_start INTEGER;
+ALTER TABLE flow_runs ADD COLUMN map_end INTEGER;
+ALTER TABLE flow_runs ADD COLUMN parent_attempt INTEGER;
+ALTER TABLE flow_runs ADD COLUMN run_config_json TEXT;
+CREATE UNIQUE INDEX flow_runs_children ON flow_runs (parent_run_id, parent_attempt, map_task, map_chunk)
+  WHERE parent_run_id IS NOT NULL
+)SQL";
+
 std::string render(std::string sql, Dialect dialect) {
   auto replace_all = [&](const std::string& key, const std::string& with) {
     for (size_t p = sql.find(key); p != std::string::npos; p = sql.find(key, p + with.size()))
@@ -308,6 +324,7 @@ std::vector<Migration> migrations(Dialect dialect) {
       {8, "flow-run attempts", render(kSchemaV8, dialect)},
       {9, "artifact kinds of flow versions", render(kSchemaV9, dialect)},
       {10, "agents' max concurrent runs", render(kSchemaV10, dialect)},
+      {11, "child runs of distributed mapped tasks, runs' own run configs", render(kSchemaV11, dialect)},
   };
 }
 

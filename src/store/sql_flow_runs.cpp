@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "core/crypto.hpp"
+#include "core/json_text.hpp"
 #include "core/labels.hpp"
 
 namespace culvert::store::detail {
@@ -16,8 +17,9 @@ constexpr const char* kRunColumns =
     "SELECT r.id, r.flow_id, r.project_id, f.name, f.version, r.parameters_json, r.labels, "
     "r.idempotency_key, r.auto_scheduled, r.state, r.state_message, r.version, r.run_count, "
     "r.agent_id, r.created, r.state_changed_at, r.scheduled_start_time, r.submitted_at, "
-    "r.start_time, r.end_time, r.heartbeat_at, f.run_config_json, r.run_config_type, r.infra_kind, r.infra_id, "
-    "r.infra_agent_id, r.infra_reported_at FROM flow_runs r JOIN flows f ON f.id = r.flow_id ";
+    "r.start_time, r.end_time, r.heartbeat_at, COALESCE(r.run_config_json, f.run_config_json), r.run_config_type, "
+    "r.infra_kind, r.infra_id, r.infra_agent_id, r.infra_reported_at, r.parent_run_id, r.map_task, r.map_chunk, "
+    "r.map_start, r.map_end, r.parent_attempt FROM flow_runs r JOIN flows f ON f.id = r.flow_id ";
 
 FlowRun to_run(const Row& r) {
   FlowRun run;
@@ -51,6 +53,16 @@ FlowRun to_run(const Row& r) {
     i.agent_id = r.opt(25).value_or("");
     i.reported_at = r.time(26);
     run.infrastructure = std::move(i);
+  }
+  if (!r.is_null(27)) {
+    ChildRun c;
+    c.parent_run_id = r.str(27);
+    c.task = r.opt(28).value_or("");
+    c.chunk = static_cast<int>(r.i64(29));
+    c.start = r.i64(30);
+    c.end = r.i64(31);
+    c.parent_attempt = static_cast<int>(r.i64(32));
+    run.child = std::move(c);
   }
   return run;
 }
@@ -144,6 +156,10 @@ Result<FlowRunPage> SqlStore::list_flow_runs(const FlowRunQuery& q) {
       conds.push_back("r.agent_id = ?");
       params.push_back(*q.agent_id);
     }
+    if (q.parent_run_id) {
+      conds.push_back("r.parent_run_id = ?");
+      params.push_back(*q.parent_run_id);
+    }
     if (q.label) {
       // Label sets are stored as JSON arrays of strings: look for the label's quoted
       // form (case-sensitive on both databases).
@@ -200,45 +216,79 @@ Result<FlowRun> SqlStore::set_flow_run_state(const SetFlowRunState& c) {
                       std::to_string(*c.expected_version));
     Status legal = check_flow_run_transition(run.state, c.state, c.forced);
     if (!legal.is_ok()) return legal;
-    State from = run.state;
-    int64_t now = to_unix_ms(c.now);
-    run.state = c.state;
-    run.state_message = c.message;
-    run.state_changed_at = from_unix_ms(now);
-    if (c.state == State::kRunning) {
-      run.run_count += 1;  // the next attempt: its own start, no end yet
-      run.start_time = from_unix_ms(now);
-      run.end_time.reset();
-      run.heartbeat_at = from_unix_ms(now);
-    }
-    if (c.state == State::kSubmitted) run.submitted_at = from_unix_ms(now);
-    if (is_final(c.state)) run.end_time = from_unix_ms(now);
-    if (c.state == State::kScheduled || c.state == State::kPending || c.state == State::kRetrying) {
-      run.agent_id.reset();
-      run.submitted_at.reset();
-      run.start_time.reset();  // the attempt that ended keeps its times (flow_run_attempts)
-      run.end_time.reset();
-      run.infrastructure.reset();
-    }
-    if (c.scheduled_start_time) run.scheduled_start_time = *c.scheduled_start_time;
-    int64_t changed = db_->exec(
-        "UPDATE flow_runs SET state = ?, state_message = ?, version = version + 1, run_count = ?, "
-        "agent_id = ?, state_changed_at = ?, scheduled_start_time = ?, submitted_at = ?, start_time = ?, "
-        "end_time = ?, heartbeat_at = ?" +
-            std::string(run.infrastructure ? "" : ", infra_kind = NULL, infra_id = NULL, infra_agent_id = NULL, "
-                                                  "infra_reported_at = NULL") +
-            " WHERE id = ? AND version = ?",
-        {std::string(state_name(run.state)), run.state_message, int64_t{run.run_count}, opt_value(run.agent_id),
-         now, time_value(run.scheduled_start_time), opt_time_value(run.submitted_at),
-         opt_time_value(run.start_time), opt_time_value(run.end_time), opt_time_value(run.heartbeat_at), run.id,
-         run.version});
-    if (changed != 1)
-      return conflict("stale version: flow run " + run.id + " changed concurrently");
-    run.version += 1;
-    append_history(run.id, from, run.state, run.state_message, run.version, c.forced, run.agent_id, now);
-    record_attempt(run, now);
-    return run;
+    return apply_state_change(std::move(run), c.state, c.message, c.forced, c.scheduled_start_time, to_unix_ms(c.now));
   });
+}
+
+Result<FlowRun> SqlStore::apply_state_change(FlowRun run, State to, const std::string& message, bool forced,
+                                             std::optional<SysTime> scheduled_start_time, int64_t now) {
+  State from = run.state;
+  run.state = to;
+  run.state_message = message;
+  run.state_changed_at = from_unix_ms(now);
+  if (to == State::kRunning) {
+    run.run_count += 1;  // the next attempt: its own start, no end yet
+    run.start_time = from_unix_ms(now);
+    run.end_time.reset();
+    run.heartbeat_at = from_unix_ms(now);
+  }
+  if (to == State::kSubmitted) run.submitted_at = from_unix_ms(now);
+  if (is_final(to)) run.end_time = from_unix_ms(now);
+  const bool waiting = to == State::kScheduled || to == State::kPending || to == State::kRetrying;
+  if (waiting) {
+    run.agent_id.reset();
+    run.submitted_at.reset();
+    run.start_time.reset();  // the attempt that ended keeps its times (flow_run_attempts)
+    run.end_time.reset();
+    run.infrastructure.reset();
+  }
+  if (scheduled_start_time) run.scheduled_start_time = *scheduled_start_time;
+  int64_t changed = db_->exec(
+      "UPDATE flow_runs SET state = ?, state_message = ?, version = version + 1, run_count = ?, "
+      "agent_id = ?, state_changed_at = ?, scheduled_start_time = ?, submitted_at = ?, start_time = ?, "
+      "end_time = ?, heartbeat_at = ?" +
+          std::string(run.infrastructure ? "" : ", infra_kind = NULL, infra_id = NULL, infra_agent_id = NULL, "
+                                                "infra_reported_at = NULL") +
+          " WHERE id = ? AND version = ?",
+      {std::string(state_name(run.state)), run.state_message, int64_t{run.run_count}, opt_value(run.agent_id), now,
+       time_value(run.scheduled_start_time), opt_time_value(run.submitted_at), opt_time_value(run.start_time),
+       opt_time_value(run.end_time), opt_time_value(run.heartbeat_at), run.id, run.version});
+  if (changed != 1) return conflict("stale version: flow run " + run.id + " changed concurrently");
+  run.version += 1;
+  append_history(run.id, from, run.state, run.state_message, run.version, forced, run.agent_id, now);
+  record_attempt(run, now);
+  // Child runs never have children of their own (create_child_runs refuses them).
+  if (!run.child && (is_final(to) || to == State::kCancelling || waiting)) {
+    if (Status s = end_children(run, now); !s) return s;
+  }
+  return run;
+}
+
+Status SqlStore::end_children(const FlowRun& parent, int64_t now) {
+  auto rows = db_->query(
+      "SELECT id FROM flow_runs WHERE parent_run_id = ? AND state NOT IN ('Success', 'Failed', 'TimedOut', "
+      "'Crashed', 'Cancelled', 'Cached', 'Skipped', 'TriggerFailed', 'Cancelling') ORDER BY id" +
+          for_update(""),
+      {parent.id});
+  std::string message;
+  if (parent.state == State::kCancelling || parent.state == State::kCancelled)
+    message = "the parent flow run " + parent.id + " was cancelled: " + parent.state_message;
+  else if (is_final(parent.state))
+    message = "the parent flow run " + parent.id + " ended " + state_name(parent.state);
+  else
+    message = "the parent flow run " + parent.id + " went back to " + state_name(parent.state) +
+              " (its next attempt creates its own child runs)";
+  message = bound_message(std::move(message));
+  for (const auto& r : rows) {
+    auto child = load_run(r.str(0), /*lock=*/false);
+    if (!child) return child.status();
+    State to = (child->state == State::kSubmitted || child->state == State::kRunning) ? State::kCancelling
+                                                                                        : State::kCancelled;
+    if (Status legal = check_flow_run_transition(child->state, to); !legal) continue;
+    auto done = apply_state_change(std::move(child).value(), to, message, false, std::nullopt, now);
+    if (!done) return done.status();
+  }
+  return Status::ok();
 }
 
 // Keeps the run's current attempt up to date after a state change: Running begins
@@ -366,7 +416,10 @@ Result<std::vector<FlowRun>> SqlStore::claim_runs(const ClaimRequest& req) {
       types = *req.run_config_types;
       types.push_back("");
     } else {
-      for (const auto& r : db_->query("SELECT DISTINCT run_config_type FROM flows")) types.push_back(r.str(0));
+      // The flow versions' types and those of child runs with their own run config.
+      for (const auto& r : db_->query("SELECT DISTINCT run_config_type FROM flows UNION SELECT DISTINCT "
+                                      "run_config_type FROM flow_runs WHERE run_config_json IS NOT NULL"))
+        types.push_back(r.str(0));
     }
     std::sort(types.begin(), types.end());
     types.erase(std::unique(types.begin(), types.end()), types.end());

@@ -4,6 +4,7 @@
 //
 // Its methods are defined per entity: sql_store.cpp (transactions, shared helpers),
 // sql_projects.cpp, sql_flows.cpp, sql_flow_runs.cpp (runs, state changes, claims),
+// sql_child_runs.cpp (child runs of distributed mapped tasks),
 // sql_task_runs.cpp, sql_logs.cpp, sql_agents.cpp, sql_tokens.cpp and
 // sql_maintenance.cpp (retention, metrics counts).
 //
@@ -71,6 +72,16 @@ class SqlStore final : public Store {
   Result<FlowRunPage> list_flow_runs(const FlowRunQuery& q) override;
   Result<std::optional<SysTime>> latest_auto_scheduled_start(const std::string& flow_id) override;
   Result<FlowRun> set_flow_run_state(const SetFlowRunState& c) override;
+  // Inside a transaction: applies a checked change to `run` (loaded locked), writes it,
+  // its history and attempt; then, for a parent, the cascade to its children.
+  Result<FlowRun> apply_state_change(FlowRun run, State to, const std::string& message, bool forced,
+                                     std::optional<SysTime> scheduled_start_time, int64_t now);
+  // Inside a transaction: ends the child runs of `parent` that are not final (the
+  // cascade of set_flow_run_state).
+  Status end_children(const FlowRun& parent, int64_t now);
+  Result<std::vector<std::pair<FlowRun, bool>>> create_child_runs(const NewChildRuns& spec) override;
+  Result<std::vector<ChildRunEntry>> list_child_runs(const ChildRunQuery& query) override;
+  Result<std::vector<StateCount>> count_child_runs(const ChildRunQuery& query) override;
   Result<std::vector<StateChange>> get_flow_run_history(const std::string& run_id, int64_t after_id,
                                                         int limit) override;
   Result<std::vector<FlowRunAttempt>> list_flow_run_attempts(const std::string& run_id) override;

@@ -145,6 +145,17 @@ struct Infrastructure {
   SysTime reported_at{};
 };
 
+// What makes a flow run a child run: one chunk of a distributed mapped task of its
+// parent run, the task runs [start, end) of that task, for one attempt of the parent.
+struct ChildRun {
+  std::string parent_run_id;
+  std::string task;         // the parent's mapped task
+  int chunk = 0;            // >= 0, unique per (parent, parent_attempt, task)
+  int64_t start = 0;        // the chunk's first map index
+  int64_t end = 0;          // one past its last map index
+  int parent_attempt = 0;   // the parent's run_count when the child was created
+};
+
 struct FlowRun {
   std::string id;
   std::string flow_id;
@@ -171,13 +182,56 @@ struct FlowRun {
   std::optional<SysTime> start_time;
   std::optional<SysTime> end_time;
   std::optional<SysTime> heartbeat_at;
-  // The flow version's run config (NewFlowVersion::run_config_json; "" when none) and
-  // its type ("" when none).
+  // The run's run config ("" when none) and its type ("" when none): the flow version's
+  // (NewFlowVersion::run_config_json), or a child run's own when it was created with one
+  // (NewChildRuns::run_config_json).
   std::string run_config_json;
   std::string run_config_type;
   // What the run's agent reported running it on; nullopt until reported, and again once
   // the run waits to be claimed anew (Scheduled, Pending, Retrying).
   std::optional<Infrastructure> infrastructure;
+  // Set for a child run (create_child_runs); nullopt for every other run.
+  std::optional<ChildRun> child;
+};
+
+// One chunk of a distributed mapped task: the map indexes [start, end).
+struct ChildChunk {
+  int chunk = 0;       // >= 0
+  int64_t start = 0;   // 0 <= start < end
+  int64_t end = 0;     // <= kMaxMapIndex + 1
+};
+
+// What create_child_runs makes: one child run of `parent_run_id` per chunk of `task`.
+struct NewChildRuns {
+  std::string parent_run_id;
+  std::string task;  // REQUIRES non-empty
+  std::vector<ChildChunk> chunks;  // 1..kMaxChildChunks, distinct chunk numbers
+  // The children's own run config (JSON text of an object) and its type ("" when
+  // none); nullopt: the parent's flow version's, as for any run. The caller validates it.
+  std::optional<std::string> run_config_json;
+  std::string run_config_type;
+  std::string state_message;  // the first history entry's message of each child
+};
+// At most this many chunks in one create_child_runs call.
+inline constexpr size_t kMaxChildChunks = 1000;
+
+// A child run as the children listing has it (list_child_runs): what a waiting parent
+// and `run inspect` need, without the parameters and labels every child shares.
+struct ChildRunEntry {
+  std::string id;
+  ChildRun child;
+  State state = State::kScheduled;
+  std::string state_message;
+  int run_count = 0;
+  std::optional<Infrastructure> infrastructure;
+};
+
+// Which children list_child_runs and count_child_runs look at.
+struct ChildRunQuery {
+  std::string parent_run_id;
+  std::optional<std::string> task;       // nullopt: every task
+  std::optional<int> parent_attempt;     // nullopt: every attempt of the parent
+  int limit = 10000;                     // list_child_runs: 1..10000
 };
 
 // One attempt of a flow run: attempt N begins when the run enters Running for the N-th
@@ -234,6 +288,8 @@ struct FlowRunQuery {
   std::optional<std::string> agent_id;
   // Runs whose labels include this one.
   std::optional<std::string> label;
+  // The child runs of this run (FlowRun::child).
+  std::optional<std::string> parent_run_id;
   // Runs created at or after / before these times.
   std::optional<SysTime> created_after;
   std::optional<SysTime> created_before;
@@ -494,7 +550,28 @@ class Store {
   // end_time=now; Scheduled/Pending/Retrying: agent, submitted_at, start_time and
   // end_time cleared. While an attempt goes on, every change is its state and message;
   // a final state, or Scheduled/Pending/Retrying, ends it (its end_time=now).
+  // Cascade: when a run goes to a final state, to Cancelling, or back to Scheduled,
+  // Pending or Retrying, its child runs that are not final are ended in the same
+  // transaction: Scheduled/Pending/Retrying ones go to Cancelled, Submitted/Running
+  // ones to Cancelling (their agents stop them), each with a message naming the parent.
   virtual Result<FlowRun> set_flow_run_state(const SetFlowRunState& change) = 0;
+
+  // ---- child runs (one per chunk of a distributed mapped task)
+  // Creates, in one transaction, a child run of the parent for each chunk not created
+  // yet for (parent, the parent's current run_count, task, chunk): the parent's flow
+  // version, parameters and labels, Scheduled and due now, parent_attempt = the
+  // parent's run_count, the given run config or the flow version's. A chunk already
+  // created with the same range is returned as it is (created = false), in request
+  // order. NotFound for an unknown parent; Conflict unless the parent is Running, when
+  // the parent is a child run itself, or when a chunk number was created with another
+  // range; InvalidArgument for malformed chunks.
+  virtual Result<std::vector<std::pair<FlowRun, bool>>> create_child_runs(const NewChildRuns& spec) = 0;
+  // The parent's child runs, ordered by (parent_attempt, task, chunk), at most
+  // `query.limit`. NotFound for an unknown parent.
+  virtual Result<std::vector<ChildRunEntry>> list_child_runs(const ChildRunQuery& query) = 0;
+  // The parent's child runs per state (no zero counts, in state order), whatever their
+  // number. NotFound for an unknown parent.
+  virtual Result<std::vector<StateCount>> count_child_runs(const ChildRunQuery& query) = 0;
   // The run's history, oldest first: the changes with id > after_id, at most `limit`
   // of them (0: all). NotFound if the run does not exist.
   virtual Result<std::vector<StateChange>> get_flow_run_history(const std::string& run_id, int64_t after_id = 0,

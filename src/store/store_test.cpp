@@ -2471,6 +2471,283 @@ TEST_P(StoreTest, RunListingFiltersByLabelAndCreationTime) {
   EXPECT_TRUE(ids(t).empty());
 }
 
+// ---------------------------------------------------------------------------------
+// Child runs (one per chunk of a distributed mapped task)
+
+NewChildRuns child_spec(const std::string& parent, std::vector<ChildChunk> chunks, const std::string& task = "score") {
+  NewChildRuns n;
+  n.parent_run_id = parent;
+  n.task = task;
+  n.chunks = std::move(chunks);
+  n.state_message = "created by the parent";
+  return n;
+}
+
+TEST_P(StoreTest, ChildRunsAreCreatedOncePerChunkOfARunningParentsAttempt) {
+  NewFlowVersion v;
+  v.project = "default";
+  v.name = "fan";
+  v.artifact_uri = "file:///flows/fan";
+  v.artifact_sha256 = sha256_hex("fan");
+  v.labels = {"gpu"};
+  v.run_config_json = R"({"type":"docker","image":"big"})";
+  v.run_config_type = "docker";
+  auto f = store_->register_flow(v);
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  NewFlowRun nr;
+  nr.flow_id = f->id;
+  nr.parameters_json = R"({"n":200})";
+  nr.labels = std::vector<std::string>{"gpu", "eu"};
+  auto created = store_->create_flow_run(nr);
+  ASSERT_TRUE(created.is_ok());
+  FlowRun parent = created->first;
+
+  // Only a running parent creates children.
+  auto early = store_->create_child_runs(child_spec(parent.id, {{0, 0, 10}}));
+  EXPECT_EQ(early.status().code(), StatusCode::kConflict);
+  EXPECT_THAT(early.status().message(), HasSubstr("Scheduled, not Running"));
+  EXPECT_EQ(store_->create_child_runs(child_spec("no-such-run", {{0, 0, 10}})).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(set_state(parent.id, State::kSubmitted).is_ok());
+  ASSERT_TRUE(set_state(parent.id, State::kRunning).is_ok());
+
+  auto kids = store_->create_child_runs(child_spec(parent.id, {{1, 10, 20}, {0, 0, 10}, {2, 20, 25}}));
+  ASSERT_TRUE(kids.is_ok()) << kids.status().to_string();
+  ASSERT_EQ(kids->size(), 3u);
+  std::vector<int> order;
+  for (const auto& [kid, fresh] : *kids) {
+    EXPECT_TRUE(fresh);
+    order.push_back(kid.child->chunk);
+    EXPECT_NE(kid.id, parent.id);
+    EXPECT_EQ(kid.state, State::kScheduled);
+    EXPECT_EQ(kid.flow_id, f->id);
+    EXPECT_EQ(json_compact(kid.parameters_json), R"({"n":200})");
+    EXPECT_EQ(kid.labels, (std::vector<std::string>{"eu", "gpu"}));
+    EXPECT_EQ(kid.run_config_type, "docker");
+    EXPECT_EQ(json_compact(kid.run_config_json), R"({"image":"big","type":"docker"})");
+    ASSERT_TRUE(kid.child.has_value());
+    EXPECT_EQ(kid.child->parent_run_id, parent.id);
+    EXPECT_EQ(kid.child->task, "score");
+    EXPECT_EQ(kid.child->parent_attempt, 1);
+    EXPECT_EQ(kid.child->end - kid.child->start, kid.child->chunk == 2 ? 5 : 10);
+    // What the store reads back is what it answered.
+    auto back = store_->get_flow_run(kid.id);
+    ASSERT_TRUE(back.is_ok());
+    ASSERT_TRUE(back->child.has_value());
+    EXPECT_EQ(back->child->start, kid.child->start);
+    EXPECT_EQ(back->child->end, kid.child->end);
+    EXPECT_EQ(back->child->chunk, kid.child->chunk);
+    EXPECT_EQ(back->created, kid.created);
+    EXPECT_EQ(json_compact(back->run_config_json), json_compact(kid.run_config_json));
+  }
+  EXPECT_EQ(order, (std::vector<int>{1, 0, 2}));  // request order
+  EXPECT_FALSE(store_->get_flow_run(parent.id)->child.has_value());
+  auto first_history = store_->get_flow_run_history((*kids)[0].first.id);
+  ASSERT_EQ(first_history->size(), 1u);
+  EXPECT_EQ((*first_history)[0].message, "created by the parent");
+
+  // Idempotent per chunk: a repeat returns the same runs; a new chunk is added.
+  auto again = store_->create_child_runs(child_spec(parent.id, {{0, 0, 10}, {3, 25, 30}}));
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  EXPECT_EQ((*again)[0].first.id, (*kids)[1].first.id);
+  EXPECT_FALSE((*again)[0].second);
+  EXPECT_TRUE((*again)[1].second);
+  // The same chunk with another range, and nothing of the request is written.
+  auto clash = store_->create_child_runs(child_spec(parent.id, {{4, 30, 40}, {0, 0, 11}}));
+  EXPECT_EQ(clash.status().code(), StatusCode::kConflict);
+  EXPECT_THAT(clash.status().message(), HasSubstr("[0, 10), not [0, 11)"));
+  // Malformed chunks.
+  for (const auto& bad : std::vector<std::vector<ChildChunk>>{
+           {}, {{-1, 0, 1}}, {{0, 5, 5}}, {{0, -1, 3}}, {{0, 0, int64_t{kMaxMapIndex} + 2}}, {{7, 0, 1}, {7, 1, 2}}})
+    EXPECT_EQ(store_->create_child_runs(child_spec(parent.id, bad)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->create_child_runs(child_spec(parent.id, {{0, 0, 1}}, "")).status().code(),
+            StatusCode::kInvalidArgument);
+  // Another task's chunk 0 is another child; the children's own run config.
+  NewChildRuns own = child_spec(parent.id, {{0, 0, 4}}, "other");
+  own.run_config_json = R"({"type":"local"})";
+  own.run_config_type = "local";
+  auto other = store_->create_child_runs(own);
+  ASSERT_TRUE(other.is_ok()) << other.status().to_string();
+  EXPECT_EQ((*other)[0].first.run_config_type, "local");
+  EXPECT_EQ(json_compact(store_->get_flow_run((*other)[0].first.id)->run_config_json), R"({"type":"local"})");
+  // A child cannot have children.
+  FlowRun kid0 = (*kids)[1].first;
+  ASSERT_TRUE(set_state(kid0.id, State::kSubmitted).is_ok());
+  ASSERT_TRUE(set_state(kid0.id, State::kRunning).is_ok());
+  auto grand = store_->create_child_runs(child_spec(kid0.id, {{0, 0, 1}}));
+  EXPECT_EQ(grand.status().code(), StatusCode::kConflict);
+  EXPECT_THAT(grand.status().message(), HasSubstr("cannot have child runs"));
+
+  // The listing: by (attempt, task, chunk); filters; counts.
+  auto all = store_->list_child_runs({parent.id});
+  ASSERT_TRUE(all.is_ok()) << all.status().to_string();
+  ASSERT_EQ(all->size(), 5u);
+  EXPECT_EQ((*all)[0].child.task, "other");
+  std::vector<int> chunks;
+  for (size_t i = 1; i < all->size(); ++i) chunks.push_back((*all)[i].child.chunk);
+  EXPECT_EQ(chunks, (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_EQ((*all)[1].id, kid0.id);
+  EXPECT_EQ((*all)[1].state, State::kRunning);
+  EXPECT_EQ((*all)[1].run_count, 1);
+  auto score = store_->list_child_runs({parent.id, std::string("score"), 1, 2});
+  ASSERT_EQ(score->size(), 2u);
+  EXPECT_EQ((*score)[1].child.chunk, 1);
+  EXPECT_TRUE(store_->list_child_runs({parent.id, std::string("score"), 2})->empty());
+  EXPECT_EQ(store_->list_child_runs({"no-such-run"}).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->list_child_runs({parent.id, std::nullopt, std::nullopt, 0}).status().code(),
+            StatusCode::kInvalidArgument);
+  auto counts = store_->count_child_runs({parent.id, std::string("score")});
+  ASSERT_TRUE(counts.is_ok());
+  ASSERT_EQ(counts->size(), 2u);
+  EXPECT_EQ((*counts)[0].state, State::kScheduled);
+  EXPECT_EQ((*counts)[0].count, 3);
+  EXPECT_EQ((*counts)[1].state, State::kRunning);
+  EXPECT_EQ((*counts)[1].count, 1);
+  EXPECT_TRUE(store_->count_child_runs({kid0.id})->empty());
+  // Children are runs: listed by parent, claimed like any run.
+  FlowRunQuery q;
+  q.parent_run_id = parent.id;
+  q.limit = 100;
+  EXPECT_EQ(store_->list_flow_runs(q)->runs.size(), 5u);
+  auto claimed = store_->claim_runs({"agent-1", {"eu", "gpu"}, 10, clock_.now(), {}});
+  ASSERT_TRUE(claimed.is_ok());
+  EXPECT_EQ(claimed->size(), 4u);  // the waiting children (the parent and kid0 are taken)
+  for (const auto& r : *claimed) EXPECT_TRUE(r.child.has_value());
+}
+
+TEST_P(StoreTest, AParentsEndEndsItsChildrenInTheSameTransaction) {
+  Flow f = register_flow("fan");
+  // Cancelling the parent: waiting children are Cancelled, launched ones Cancelling,
+  // ended ones stay.
+  FlowRun parent = run_in_state(f.id, State::kRunning);
+  auto kids = store_->create_child_runs(child_spec(parent.id, {{0, 0, 1}, {1, 1, 2}, {2, 2, 3}, {3, 3, 4}, {4, 4, 5}}));
+  ASSERT_TRUE(kids.is_ok()) << kids.status().to_string();
+  auto id = [&](int i) { return (*kids)[i].first.id; };
+  ASSERT_TRUE(set_state(id(1), State::kSubmitted).is_ok());
+  for (State s : {State::kSubmitted, State::kRunning}) ASSERT_TRUE(set_state(id(2), s).is_ok());
+  for (State s : {State::kSubmitted, State::kRunning, State::kSuccess}) ASSERT_TRUE(set_state(id(3), s).is_ok());
+  ASSERT_TRUE(set_state(id(4), State::kPending).is_ok());
+  auto before = store_->count_runs_by_state();
+  SetFlowRunState cancel;
+  cancel.run_id = parent.id;
+  cancel.state = State::kCancelling;
+  cancel.message = "cancel requested by alice (user token)";
+  cancel.now = clock_.now() + seconds(1);
+  ASSERT_TRUE(store_->set_flow_run_state(cancel).is_ok());
+  auto state_of = [&](int i) { return store_->get_flow_run(id(i))->state; };
+  EXPECT_EQ(state_of(0), State::kCancelled);
+  EXPECT_EQ(state_of(1), State::kCancelling);
+  EXPECT_EQ(state_of(2), State::kCancelling);
+  EXPECT_EQ(state_of(3), State::kSuccess);
+  EXPECT_EQ(state_of(4), State::kCancelled);
+  auto c0 = store_->get_flow_run(id(0));
+  EXPECT_EQ(c0->state_message, "the parent flow run " + parent.id + " was cancelled: cancel requested by alice (user token)");
+  EXPECT_EQ(c0->end_time, cancel.now);
+  auto h = store_->get_flow_run_history(id(2));
+  EXPECT_EQ(h->back().from_state, State::kRunning);
+  EXPECT_EQ(h->back().state, State::kCancelling);
+  // The per-state counts moved with the children (4 changes besides the parent's).
+  std::map<State, int64_t> was, now;
+  for (const auto& c : *before) was[c.state] = c.count;
+  auto after = store_->count_runs_by_state();
+  for (const auto& c : *after) now[c.state] = c.count;
+  EXPECT_EQ(now[State::kCancelled] - was[State::kCancelled], 2);
+  EXPECT_EQ(now[State::kCancelling] - was[State::kCancelling], 3);  // the parent and two children
+  // A child Cancelling ends on its own; the parent's final state changes nothing more.
+  ASSERT_TRUE(set_state(id(2), State::kCancelled).is_ok());
+  ASSERT_TRUE(set_state(parent.id, State::kCancelled).is_ok());
+  EXPECT_EQ(state_of(1), State::kCancelling);
+  EXPECT_EQ(state_of(3), State::kSuccess);
+
+  // A parent that fails: its waiting children are Cancelled with its final state named.
+  FlowRun failing = run_in_state(f.id, State::kRunning);
+  auto more = store_->create_child_runs(child_spec(failing.id, {{0, 0, 1}, {1, 1, 2}}));
+  ASSERT_TRUE(more.is_ok());
+  for (State s : {State::kSubmitted, State::kRunning}) ASSERT_TRUE(set_state((*more)[1].first.id, s).is_ok());
+  ASSERT_TRUE(set_state(failing.id, State::kFailed).is_ok());
+  auto m0 = store_->get_flow_run((*more)[0].first.id);
+  EXPECT_EQ(m0->state, State::kCancelled);
+  EXPECT_EQ(m0->state_message, "the parent flow run " + failing.id + " ended Failed");
+  EXPECT_EQ(store_->get_flow_run((*more)[1].first.id)->state, State::kCancelling);
+
+  // A parent that goes back to the queue (a new attempt) ends the old attempt's children,
+  // and its next attempt makes its own.
+  FlowRun retried = run_in_state(f.id, State::kRunning);
+  auto first = store_->create_child_runs(child_spec(retried.id, {{0, 0, 1}}));
+  ASSERT_TRUE(first.is_ok());
+  ASSERT_TRUE(set_state(retried.id, State::kRetrying).is_ok());
+  EXPECT_EQ(store_->get_flow_run((*first)[0].first.id)->state, State::kCancelled);
+  EXPECT_THAT(store_->get_flow_run((*first)[0].first.id)->state_message, HasSubstr("went back to Retrying"));
+  for (State s : {State::kSubmitted, State::kRunning}) ASSERT_TRUE(set_state(retried.id, s).is_ok());
+  auto second = store_->create_child_runs(child_spec(retried.id, {{0, 0, 1}}));
+  ASSERT_TRUE(second.is_ok());
+  EXPECT_TRUE((*second)[0].second);
+  EXPECT_NE((*second)[0].first.id, (*first)[0].first.id);
+  EXPECT_EQ((*second)[0].first.child->parent_attempt, 2);
+  EXPECT_EQ(store_->list_child_runs({retried.id, std::nullopt, 2})->size(), 1u);
+  EXPECT_EQ(store_->list_child_runs({retried.id})->size(), 2u);
+  // A child's own end does not touch its siblings or its parent.
+  ASSERT_TRUE(set_state((*second)[0].first.id, State::kCancelled).is_ok());
+  EXPECT_EQ(store_->get_flow_run(retried.id)->state, State::kRunning);
+}
+
+TEST_P(StoreTest, ADatabaseAtSchemaTenGainsChildRuns) {
+  // A fresh database migrated to version 10 only, with a flow version and a run in it.
+  auto old_db = TestDatabase::create(GetParam());
+  ASSERT_TRUE(old_db.is_ok()) << old_db.status().to_string();
+  {
+    auto raw = GetParam() == "sqlite"
+                   ? detail::open_sqlite_db(old_db->url().substr(std::string("sqlite://").size()), milliseconds(5000))
+                   : detail::open_postgres_db(old_db->url());
+    raw->begin(detail::TxMode::kWrite);
+    raw->exec_script(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
+        "applied_at BIGINT NOT NULL)");
+    for (const auto& m : detail::migrations(raw->dialect())) {
+      if (m.version > 10) break;
+      raw->exec_script(m.sql);
+      raw->exec("INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, 0)",
+                {int64_t{m.version}, std::string(m.description)});
+    }
+    raw->exec_script("INSERT INTO projects (id, name, description, created) VALUES ('p1', 'default', '', 0)");
+    raw->exec_script(
+        "INSERT INTO flows (id, project_id, name, version, archived, artifact_uri, artifact_sha256, "
+        "description_json, labels, schedule_active, max_run_retries, created, run_config_json, run_config_type) "
+        "VALUES ('f1', 'p1', 'old', 1, 0, 'file:///flows/old', 'ab', '{}', '[]', 0, 0, 0, '{\"type\":\"local\"}', "
+        "'local')");
+    raw->exec_script("INSERT INTO label_sets (labels) VALUES ('[]')");
+    raw->exec_script(
+        "INSERT INTO flow_runs (id, flow_id, project_id, parameters_json, labels, label_set_id, auto_scheduled, "
+        "state, state_message, version, run_count, created, state_changed_at, scheduled_start_time, "
+        "run_config_type) SELECT 'r1', 'f1', 'p1', '{}', '[]', id, 0, 'Scheduled', '', 1, 0, 0, 0, 0, 'local' "
+        "FROM label_sets");
+    raw->exec_script("INSERT INTO flow_run_states (flow_run_id, state, message, version, forced, ts) "
+                     "VALUES ('r1', 'Scheduled', '', 1, 0, 0)");
+    raw->commit();
+  }
+  StoreOptions o;
+  o.clock = &clock_;
+  auto opened = open_store(old_db->url(), o);
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  auto& st = **opened;
+  EXPECT_EQ(*st.schema_version(), latest_schema_version());
+  auto run = st.get_flow_run("r1");
+  ASSERT_TRUE(run.is_ok()) << run.status().to_string();
+  EXPECT_FALSE(run->child.has_value());
+  EXPECT_EQ(run->run_config_json, R"({"type":"local"})");  // the flow version's, as before
+  // The old run becomes a parent.
+  for (State s : {State::kSubmitted, State::kRunning}) {
+    SetFlowRunState c;
+    c.run_id = "r1";
+    c.state = s;
+    c.now = clock_.now();
+    ASSERT_TRUE(st.set_flow_run_state(c).is_ok());
+  }
+  auto kids = st.create_child_runs(child_spec("r1", {{0, 0, 3}}));
+  ASSERT_TRUE(kids.is_ok()) << kids.status().to_string();
+  EXPECT_EQ((*kids)[0].first.child->parent_run_id, "r1");
+  EXPECT_EQ(st.get_flow_run((*kids)[0].first.id)->run_config_json, R"({"type":"local"})");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backend, StoreTest, ::testing::Values(std::string(CULVERT_STORE_TEST_BACKEND)),
                          [](const auto& info) { return info.param; });
 

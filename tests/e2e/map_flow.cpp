@@ -8,7 +8,8 @@
 // Parameters: n, sleep_ms (each element's sleep, cancellable), count_file (each
 // execution of an element appends "<index> <pid>\n"), kill_index (the element that
 // SIGKILLs its own process the first time it runs, with kill_marker as its memory),
-// fail_index (the element that fails).
+// fail_index (the element that fails). Each element also logs
+// "element <index> runs in process <pid>" (the count where no file is shared).
 #include <culvert/culvert.hpp>
 
 #include <fcntl.h>
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
   auto scored = flow.map("score", [](culvert::TaskContext& ctx, const std::string& item) {
                     const int i = ctx.map_index();
                     append_line(ctx.parameter("count_file"), std::to_string(i) + " " + std::to_string(::getpid()) + "\n");
+                    ctx.info("element " + std::to_string(i) + " runs in process " + std::to_string(::getpid()));
                     if (std::to_string(i) == ctx.parameter("kill_index")) {
                       std::string marker = ctx.parameter("kill_marker");
                       int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 
 const env = (k) => { const v = process.env[k]; if (!v) { console.error(`ui_e2e: ${k} is not set`); process.exit(2); } return v; };
 const CULVERT = env('CULVERT_BIN'), FLOW = env('UI_FLOW'), OUT = env('UI_OUT'), TOOLS = env('CULVERT_TOOLS');
+const MAP_FLOW = env('MAP_FLOW');  // tests/e2e/map_flow: a distributed map over child runs
 const require = createRequire(join(TOOLS, 'package.json'));
 let chromium, AxeBuilder;
 try {
@@ -89,12 +90,15 @@ cli(['flow', 'register', FLOW, '--project', 'ui', '--storage', storage]);
 cli(['flow', 'register', FLOW, '--project', 'ui', '--storage', storage], { UI_FLOW_NAME: 'ui-gpu', UI_FLOW_LABELS: 'gpu,a100' });
 // A yearly schedule (no run is due while the test runs).
 cli(['flow', 'register', FLOW, '--project', 'ui', '--storage', storage], { UI_FLOW_NAME: 'ui-cron', UI_FLOW_CRON: '0 6 1 1 *', UI_FLOW_ZONE: 'Asia/Tokyo' });
+// A distributed map: 20 elements in 4 chunks, each a child run (map_flow reads these at start).
+const mapEnv = { MAP_FLOW_STORAGE: 'file://' + join(dir, 'maps'), MAP_FLOW_WORKERS: '4', MAP_FLOW_CHUNK: '5' };
+cli(['flow', 'register', MAP_FLOW, '--project', 'ui', '--storage', storage], mapEnv);
 const flows = (await call('/flows?project=ui')).body.flows;
 const flowId = (n) => flows.find((f) => f.name === n).id;
 
 // Runs heartbeat every second too (the server above expects one within 8 s).
 const agent = start('agent-local', [CULVERT, 'agent', 'start', '--name', 'local-1', '--heartbeat-seconds', '1', '--max-concurrent', '8',
-  '--env', 'CULVERT_HEARTBEAT_SECONDS=1']);
+  '--env', 'CULVERT_HEARTBEAT_SECONDS=1'], mapEnv);
 const doomed = start('agent-doomed', [CULVERT, 'agent', 'start', '--name', 'doomed', '--label', 'spare', '--heartbeat-seconds', '1']);
 await until('both agents healthy', async () => {
   const a = (await call('/agents')).body.agents;
@@ -275,6 +279,29 @@ await test('a run followed live to Success with its logs arriving', async () => 
   await page.getByTestId('expand-each').waitFor();
   await axeCheck(page, 'run page');
   await shot(page, 'run-light');
+});
+
+await test('a distributed map: the parent shows its workers by state, a child its parent', async () => {
+  const id = await createRun('fanout', { n: 20 });
+  await waitState(id, ['Success', 'Failed', 'Crashed'], 180000);
+  check(await runState(id) === 'Success', 'the fan-out run succeeded');
+  await page.goto(URL_ + '/runs/' + id);
+  const fan = page.getByTestId('fanout');
+  await fan.waitFor();
+  await fan.getByText('4 child runs').waitFor();
+  check(await fan.getByTestId('child').count() === 4, 'one row per child run');
+  await page.getByTestId('fanout-states').getByText('Success').waitFor();
+  const children = (await call('/flow-runs/' + id + '/children')).body.children;
+  check(children.length === 4 && children.every((c) => c.state === 'Success'), 'the API lists 4 Success children');
+  const row = fan.getByTestId('child').filter({ hasText: '15–19' });
+  check(await row.count() === 1, 'the last chunk covers elements 15–19');
+  await axeCheck(page, 'run page with workers');
+  await shot(page, 'run-workers');
+  await row.getByRole('link').click();
+  await page.getByTestId('child-of').waitFor();
+  check((await page.getByTestId('child-of').textContent()).includes('chunk 3, elements 15–19'), 'the child names its chunk');
+  await page.getByTestId('child-of').getByRole('link').click();
+  await page.getByTestId('fanout').waitFor();
 });
 
 await test('cancelling a running run', async () => {

@@ -32,6 +32,30 @@ function Why({ d }) {
   </section>`;
 }
 
+// A parent run's fan-out: its distributed maps' child runs, by state, then each child.
+function FanOut({ runId, version }) {
+  const [d, setD] = useState(null);
+  const [err, setErr] = useState(null);
+  useEffect(() => {
+    api('/flow-runs/' + encodeURIComponent(runId) + '/children').then(r => { setD(r); setErr(null); }, setErr);
+  }, [runId, version]);
+  if (err) return html`<section class="card"><h2>Workers</h2><${ErrorBox} e=${err} /></section>`;
+  if (!d) return null;
+  const shown = d.children.slice(0, 200);
+  const counts = Object.entries(d.by_state || {}).filter(([, n]) => n > 0);
+  return html`<section class="card" aria-labelledby="h-fanout" data-testid="fanout">
+    <h2 id="h-fanout">Workers <span class="muted">${d.children.length} child runs</span></h2>
+    <p data-testid="fanout-states">${counts.map(([st, n]) => html`<span class="count"><${State} s=${st} /> ${n}</span> `)}</p>
+    <table><thead><tr><th>Task</th><th>Chunk</th><th>Elements</th><th>State</th><th>Attempt</th><th>Runs on</th><th>Run</th></tr></thead>
+      <tbody>${shown.map(c => html`<tr data-testid="child">
+        <td>${c.task}</td><td>${c.chunk}</td><td class="mono">${c.start}–${c.end - 1}</td><td><${State} s=${c.state} /></td>
+        <td>${c.run_count}</td>
+        <td>${c.infrastructure ? html`${c.infrastructure.kind} <span class="mono wrap">${c.infrastructure.id}</span>` : html`<span class="muted">–</span>`}</td>
+        <td><a class="mono" href=${'/runs/' + c.id}>${c.id.slice(0, 8)}</a></td></tr>`)}</tbody></table>
+    ${d.children.length > shown.length && html`<p class="muted">… and ${d.children.length - shown.length} more (GET /api/v1/flow-runs/${runId}/children lists them all)</p>`}
+  </section>`;
+}
+
 function Timeline({ history }) {
   return html`<ol class="timeline" data-testid="timeline">${history.map(h => html`<li>
     <${State} s=${h.state} /> <${Time} t=${h.timestamp} />${h.forced && html` <span class="muted">(forced)</span>`}
@@ -95,9 +119,12 @@ export function RunPage({ params: [id], canWrite }) {
       <dt>Started</dt><dd><${Time} t=${run.start_time} /></dd>
       <dt>Duration</dt><dd>${duration(run.start_time, run.end_time) || html`<span class="muted">–</span>`}</dd>
       <dt>Attempt</dt><dd>${run.run_count}</dd>
+      ${run.child && html`<dt>Child of</dt><dd data-testid="child-of"><a class="mono" href=${'/runs/' + run.child.parent_run_id}>${run.child.parent_run_id.slice(0, 8)}</a>:
+        task ${run.child.task}, chunk ${run.child.chunk}, elements ${run.child.start}–${run.child.end - 1}</dd>`}
     </dl></section>
     <section class="card" aria-labelledby="h-tl"><h2 id="h-tl">State history</h2><${Timeline} history=${history} /></section>
   </div>
+  ${run.children && run.children.count > 0 && html`<${FanOut} runId=${id} version=${tv} />`}
   <section class="card">
     <div role="tablist" aria-label="Task views" class="tabs">${tabs.map(([k, label]) => html`<button role="tab" id=${'tab-' + k}
       aria-selected=${tab === k ? 'true' : 'false'} aria-controls="tabpanel" tabindex=${tab === k ? 0 : -1} onClick=${() => setTab(k)}>${label}</button>`)}</div>
