@@ -28,6 +28,8 @@ PKGS=(
   dpkg-dev
   # benchmarks
   python3-dask wrk hyperfine
+  # the distributed maps' benchmark compares against dask.distributed (bench/maps/)
+  python3-distributed
   # the web UI's end-to-end tests (tests/ui/): a headless browser for Playwright
   chromium
   # gzip of the web UI's files when they are embedded at build time
