@@ -113,11 +113,13 @@ for c in kids["children"]:
     assert (child["infrastructure"] or {}).get("kind") == "process", child
 single = get(f"/api/v1/flow-runs/{parent['id']}")
 assert single["children"]["count"] == 5, single["children"]
-trs = get(f"/api/v1/flow-runs/{parent['id']}/task-runs")
-trs = trs["task_runs"] if isinstance(trs, dict) else trs
-scores = sorted(t["map_index"] for t in trs if t["task"] == "score" and t["map_index"] >= 0)
-assert scores == list(range(45)), scores
-assert all(t["state"] == "Success" for t in trs), [t for t in trs if t["state"] != "Success"]
+tasks = get(f"/api/v1/flow-runs/{parent['id']}/task-runs")
+assert {t["task"]: t["state"] for t in tasks["task_runs"]} == {"docs": "Success", "total": "Success"}, tasks
+mapped = {m["task"]: m for m in tasks["mapped_tasks"]}
+assert mapped["score"]["count"] == 45 and mapped["score"]["states"] == {"Success": 45}, mapped
+elements = get(f"/api/v1/flow-runs/{parent['id']}/task-runs?task=score&limit=1000")["task_runs"]
+assert [t["map_index"] for t in elements] == list(range(45)), elements[:3]
+assert all(t["state"] == "Success" and t["attempts"] == 1 for t in elements), elements
 # Each chunk's elements ran in its child's process, not in the parent's.
 print("parent", parent["id"], "children", [c["id"] for c in kids["children"]])
 PYEOF
