@@ -10,7 +10,8 @@
 //                   of the ecs-containers phase, created, started, waited for and
 //                   removed through the Docker Engine client, at most S (default 8, the
 //                   fixture's default) being created or started, or removed, at once,
-//                   as the fixture does: what dockerd alone allows;
+//                   as the fixture does: what dockerd alone allows; "docker-bare:K"
+//                   runs it with K at once instead (it may be listed more than once);
 //   ecs-processes   the fixture runs each task's command as a plain local process
 //                   (its --task-mode processes): the agent, server, fixture and
 //                   `culvert execute` path without Docker's cost per container;
@@ -64,6 +65,16 @@ using nlohmann::json;
 using Clk = std::chrono::steady_clock;
 
 namespace {
+
+bool is_bare(const std::string& phase) { return phase == "docker-bare" || phase.starts_with("docker-bare:"); }
+
+// The K of "docker-bare:K" (a positive number), `def` for "docker-bare", 0 when K is not one.
+int bare_max_starting(const std::string& phase, int def) {
+  if (phase == "docker-bare") return def;
+  std::string k = phase.substr(std::strlen("docker-bare:"));
+  if (k.empty() || k.size() > 4 || k.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return std::atoi(k.c_str());
+}
 
 int arg(int argc, char** argv, const char* name, int def) {
   for (int i = 1; i + 1 < argc; ++i)
@@ -128,6 +139,7 @@ struct Phase {
   double s3rver_cpu = 0, dockerd_cpu = 0;
   int finished = 0, success = 0, executed_once = 0, executed_twice = 0;
   double client_cpu = 0;  // this benchmark's own (docker-bare: the Docker client's)
+  int max_starting = 0;    // docker-bare: its containers created or started, or removed, at once
   std::string note;
 };
 
@@ -179,8 +191,11 @@ class Bench {
     const char* s3 = std::getenv("CULVERT_S3RVER_DIR");
     if (!dd || !s3) return fail("run through bench/ecs/run_fixture_bench.sh (it starts dockerd and s3rver)");
     for (const auto& p : phases_)
-      if (p != "docker-bare" && p != "ecs-processes" && p != "ecs-containers" && p != "docker")
-        return fail("--phases: unknown phase '" + p + "' (docker-bare, ecs-processes, ecs-containers, docker)");
+      if (is_bare(p) ? bare_max_starting(p, max_starting_) <= 0
+                     : p != "ecs-processes" && p != "ecs-containers" && p != "docker")
+        return fail("--phases: unknown phase '" + p +
+                    "' (docker-bare, docker-bare:K with K > 0 the containers started at once, ecs-processes, "
+                    "ecs-containers, docker)");
     socket_ = trim(read_file(fs::path(dd) / "socket"));
     s3_endpoint_ = "http://127.0.0.1:" + trim(read_file(fs::path(s3) / "port"));
     docker_ = std::make_unique<docker::DockerClient>(docker::DockerClient::Options{.host = socket_});
@@ -203,8 +218,8 @@ class Bench {
     fmt::print("{} runs each, --max-concurrent {}, --max-starting {}, on {} cores\n", runs_, max_concurrent_,
                max_starting_, cores());
     for (const auto& name : phases_) {
-      if (name == "docker-bare") {
-        Phase p = bare(name);
+      if (is_bare(name)) {
+        Phase p = bare(name, bare_max_starting(name, max_starting_));
         print_bare(p);
         ok = ok && p.success == runs_;
         done.push_back(p);
@@ -236,11 +251,11 @@ class Bench {
     auto rate = [](const Phase& p) { return p.seconds > 0 ? p.finished / p.seconds : 0.0; };
     for (const auto& a : done)
       for (const auto& b : done)
-        if (&a != &b && b.name == "docker-bare" && rate(b) > 0)
-          fmt::print("{} / docker-bare throughput: {:.2f}\n", a.name, rate(a) / rate(b));
+        if (!is_bare(a.name) && is_bare(b.name) && rate(b) > 0)
+          fmt::print("{} / {} throughput: {:.2f}\n", a.name, b.name, rate(a) / rate(b));
     for (const auto& a : done)
       for (const auto& b : done)
-        if (&a != &b && a.name != "docker-bare" && b.name == "docker" && rate(b) > 0)
+        if (&a != &b && !is_bare(a.name) && b.name == "docker" && rate(b) > 0)
           fmt::print("{} / docker throughput: {:.2f}\n", a.name, rate(a) / rate(b));
     for (const auto& a : done)
       if (a.name == "ecs-processes")
@@ -265,9 +280,9 @@ class Bench {
 
   void print_bare(const Phase& p) {
     fmt::print("{:>14}: {} containers run (exited 0: {}) in {:.1f} s = {:.1f} runs/s (a run: create, start, wait, "
-               "remove; --max-starting {}); CPU s: this benchmark (the Docker client) {:.1f}, "
+               "remove; {} at once); CPU s: this benchmark (the Docker client) {:.1f}, "
                "dockerd+containerd {:.1f}{}\n",
-               p.name, p.finished, p.success, p.seconds, p.seconds > 0 ? p.finished / p.seconds : 0.0, max_starting_,
+               p.name, p.finished, p.success, p.seconds, p.seconds > 0 ? p.finished / p.seconds : 0.0, p.max_starting,
                p.client_cpu, p.dockerd_cpu, p.note);
     std::fflush(stdout);
   }
@@ -387,12 +402,13 @@ class Bench {
   // The docker-bare phase: runs_ containers of the runner image through the Docker
   // Engine client and nothing else, in the shape the fixture gives an ecs-containers
   // task (host network, a 512 MiB limit, the run's environment, the markers volume), each
-  // on a thread of its own as the fixture's tasks are: at most max_starting_ being
+  // on a thread of its own as the fixture's tasks are: at most `max_starting` being
   // created or started, or removed, at once, the waits not limited. The fixture's own
   // extra calls (an image inspect before, a container inspect after) are left out.
-  Phase bare(const std::string& name) {
+  Phase bare(const std::string& name, int max_starting) {
     Phase p{name};
-    fs::path markers = sandbox_.dir() / ("markers-" + name);
+    p.max_starting = max_starting;
+    fs::path markers = sandbox_.dir() / "markers-docker-bare";
     fs::create_directories(markers);
     ::chmod(markers.c_str(), 0777);
     docker::ContainerSpec spec;
@@ -404,7 +420,7 @@ class Bench {
     spec.env = env();
     spec.env["CULVERT_ARTIFACT_CACHE"] = "/tmp/artifacts";
     spec.labels = {{"culvert-ecs-bench", name}};
-    Slots slots(max_starting_);
+    Slots slots(max_starting);
     std::atomic<int> ran{0}, exited_zero{0};
     std::mutex error_mutex;
     std::string first_error;
