@@ -106,7 +106,22 @@ Result<json> ApiClient::list_flow_runs(const FlowRunFilter& f) {
   if (f.state) add("state", *f.state);
   if (f.limit) add("limit", std::to_string(*f.limit));
   if (f.cursor) add("cursor", *f.cursor);
+  if (f.parent) add("parent", *f.parent);
   return call("GET", "/api/v1/flow-runs" + q, nullptr);
+}
+
+Result<json> ApiClient::create_child_runs(std::string_view parent_id, std::string_view task, const json& chunks) {
+  json b = {{"task", task}, {"chunks", chunks}};
+  return call("POST", "/api/v1/flow-runs/" + seg(parent_id) + "/children", &b);
+}
+
+Result<json> ApiClient::list_child_runs(std::string_view parent_id, std::string_view task, int parent_attempt,
+                                        int64_t final_above, std::chrono::milliseconds wait) {
+  std::string t = "/api/v1/flow-runs/" + seg(parent_id) + "/children?final_above=" + std::to_string(final_above);
+  if (!task.empty()) t += "&task=" + seg(task);
+  if (parent_attempt > 0) t += "&parent_attempt=" + std::to_string(parent_attempt);
+  if (wait.count() > 0) t += "&wait_ms=" + std::to_string(wait.count());
+  return call("GET", t, nullptr, wait);
 }
 
 Result<json> ApiClient::get_flow_run(std::string_view run_id) {

@@ -29,6 +29,7 @@ struct FlowRunFilter {
   std::optional<std::string> state;
   std::optional<int> limit;
   std::optional<std::string> cursor;
+  std::optional<std::string> parent;  // the child runs of this flow run
 };
 
 // GET /api/v1/flow-runs/{id}/task-runs: a page of tasks, or with `task` a page of
@@ -83,6 +84,19 @@ class ApiClient {
   Result<json> list_flow_runs(const FlowRunFilter& filter);
   // GET /api/v1/flow-runs/{id}
   Result<json> get_flow_run(std::string_view run_id);
+  // POST /api/v1/flow-runs/{id}/children  {"task", "chunks": [{"chunk","start","end"}]}
+  // -> {"children": [{"id","chunk","start","end","task","parent_attempt","state",
+  // "state_message","run_count","infrastructure"}]} in request order. Idempotent per
+  // (parent, its current attempt, task, chunk). 409 unless the parent is Running.
+  Result<json> create_child_runs(std::string_view parent_id, std::string_view task, const json& chunks);
+  // GET /api/v1/flow-runs/{id}/children[?task=T][&parent_attempt=A][&final_above=K][&wait_ms=N]
+  // -> {"children": [...by chunk], "count", "listed", "final", "by_state", "parent_attempt",
+  // "parent_state"}. Empty task: every task; parent_attempt 0: the parent's current
+  // attempt; with wait above 0 the server answers once more than final_above children
+  // are final, or after wait.
+  Result<json> list_child_runs(std::string_view parent_id, std::string_view task = "", int parent_attempt = 0,
+                               int64_t final_above = -1,
+                               std::chrono::milliseconds wait = std::chrono::milliseconds(0));
   // GET /api/v1/flow-runs/{id}/history   (every state change, oldest first)
   // One page of the run's state history: the changes after the cursor `after`.
   Result<json> get_flow_run_history(std::string_view run_id, std::string_view after = "0");

@@ -81,6 +81,27 @@ TEST(Client, RoutesAndBodies) {
             (json{{"name", "b"}, {"type", "docker"}, {"labels", json::array()}, {"max_concurrent", 6}}));
 }
 
+TEST(Client, ChildRunRoutes) {
+  TestHttpServer server([](const TestRequest&) -> TestResponse { return {200, R"({"children":[]})"}; });
+  ApiClient api({.api_url = server.url()});
+  json chunks = json::array({{{"chunk", 0}, {"start", 0}, {"end", 10}}});
+  auto made = api.create_child_runs("r 1", "score", chunks);
+  ASSERT_TRUE(made.is_ok()) << made.status().to_string();
+  EXPECT_TRUE((*made)["children"].is_array());
+  ASSERT_TRUE(api.list_child_runs("r1", "score map", 2, 5, std::chrono::milliseconds(250)).is_ok());
+  ASSERT_TRUE(api.list_child_runs("r1").is_ok());
+  ASSERT_TRUE(api.list_flow_runs({.parent = "r1"}).is_ok());
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 4u);
+  EXPECT_EQ(reqs[0].method, "POST");
+  EXPECT_EQ(reqs[0].target, "/api/v1/flow-runs/r%201/children");
+  EXPECT_EQ(json::parse(reqs[0].body), (json{{"task", "score"}, {"chunks", chunks}}));
+  EXPECT_EQ(reqs[1].target,
+            "/api/v1/flow-runs/r1/children?final_above=5&task=score%20map&parent_attempt=2&wait_ms=250");
+  EXPECT_EQ(reqs[2].target, "/api/v1/flow-runs/r1/children?final_above=-1");
+  EXPECT_EQ(reqs[3].target, "/api/v1/flow-runs?parent=r1");
+}
+
 TEST(Client, KeepsTheConnectionAlive) {
   TestHttpServer server([](const TestRequest&) -> TestResponse { return {200, "{}"}; });
   ApiClient api({.api_url = server.url()});

@@ -38,7 +38,10 @@ class RunEventsImpl final : public RunEvents {
   void run_changed(const std::string& run_id, bool final) override {
     auth_.invalidate_run(run_id);
     if (final) waiters_.notify_logs(run_id);
+    // A parent's change may have ended its children (the store's cascade).
+    waiters_.notify_children(run_id);
   }
+  void child_changed(const std::string& parent_run_id) override { waiters_.notify_children(parent_run_id); }
 
  private:
   Waiters& waiters_;
@@ -241,6 +244,12 @@ void Api::Impl::build_routes() {
   add(R("POST", "/api/v1/flow-runs/{id}/heartbeat", A::kRunner, true, "Flow run heartbeat"), &Impl::heartbeat_run);
   add(R("POST", "/api/v1/flow-runs/{id}/cancel", A::kUser, false, "Cancel a flow run"), &Impl::cancel_run);
   add(R("POST", "/api/v1/flow-runs/{id}/retry", A::kUser, false, "Retry a finished flow run"), &Impl::retry_run);
+  add(R("POST", "/api/v1/flow-runs/{id}/children", A::kUser, true,
+        "Create child runs, one per chunk of a distributed mapped task (the parent's own run token may)"),
+      &Impl::create_children);
+  add_async(R("GET", "/api/v1/flow-runs/{id}/children", A::kRunner, true,
+              "A flow run's child runs by chunk, with counts by state (long poll)"),
+            &Impl::list_children);
   add(R("GET", "/api/v1/flow-runs/{id}/history", A::kRunner, true, "A flow run's state history"),
       &Impl::run_history);
   add(R("GET", "/api/v1/flow-runs/{id}/attempts", A::kRunner, true,

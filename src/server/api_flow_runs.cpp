@@ -76,6 +76,10 @@ Response Api::Impl::list_runs(Call& c, store::Store& st) {
                                            "' (states are spelled as in Running, Submitted, Cancelling...)"));
     if (std::find(q.states.begin(), q.states.end(), *state) == q.states.end()) q.states.push_back(*state);
   }
+  if (auto parent = c.req.query_param("parent"); parent && !parent->empty()) {
+    if (parent->size() > kMaxNameLength) return status_response(unprocessable("query parameter 'parent' is too long"));
+    q.parent_run_id = *parent;
+  }
   if (auto l = c.req.query_param("label"); l && !l->empty()) {
     if (l->size() > kMaxNameLength) return status_response(unprocessable("query parameter 'label' is too long"));
     q.label = *l;
@@ -133,7 +137,13 @@ Response Api::Impl::get_run(Call& c, store::Store& st) {
   if (!c.principal.may_access_run(id)) return status_response(forbidden_run());
   auto r = st.get_flow_run(id);
   if (!r) return store_error(r.status());
-  return run_response(*r);
+  auto children = children_summary(st, *r);
+  if (!children) return store_error(children.status());
+  Response out;
+  out.body = flow_run_text(*r);
+  out.body.pop_back();  // the closing brace
+  out.body += ",\"children\":" + *children + "}";
+  return out;
 }
 
 Response Api::Impl::set_state(Call& c, store::Store& st) {
@@ -157,12 +167,12 @@ Response Api::Impl::set_state(Call& c, store::Store& st) {
   s.now = clock.now();
   auto r = st.set_flow_run_state(s);
   if (!r) return store_error(r.status());
-  events.run_changed(id, is_final(r->state));
+  changed(*r);
   announce(*r);
   if (r->state == State::kCrashed) {
     // Lost infrastructure, whoever noticed it: a new attempt when the flow allows.
     if (auto again = reschedule_after_crash(st, *r, clock.now())) {
-      events.run_changed(id, false);
+      changed(*again);
       announce(*again);
     }
   }
@@ -197,7 +207,7 @@ Response Api::Impl::cancel_run(Call& c, store::Store& st) {
                                                                                     : State::kCancelled;
     auto r = st.set_flow_run_state(s);
     if (r) {
-      events.run_changed(id, is_final(r->state));
+      changed(*r);
       spdlog::info("flow run {}: {} -> {} (cancel)", id, state_name(run->state), state_name(r->state));
       return run_response(*r);
     }
@@ -224,7 +234,7 @@ Response Api::Impl::retry_run(Call& c, store::Store& st) {
   s.message = "retry requested by " + c.principal.name;
   auto r = st.set_flow_run_state(s);
   if (!r) return store_error(r.status());
-  events.run_changed(id, false);
+  changed(*r);
   announce(*r);
   return run_response(*r);
 }

@@ -123,6 +123,34 @@ struct Api::Impl {
   // (PermissionDenied); NotFound for an unknown run.
   Status may_write_run(const Principal& p, const std::string& run_id, store::Store& st);
 
+  // A run changed its state: cached run tokens, log readers, waits on its children and,
+  // for a child run, its parent's waits.
+  void changed(const store::FlowRun& run);
+
+  // ---- child runs (api_child_runs.cpp)
+  // Child runs listed at most (GET .../children), and bounded by options.max_answer_bytes.
+  static constexpr int kMaxChildListing = 10000;
+  Response create_children(Call& c, store::Store& st);
+  struct ChildPoll {
+    std::string parent_id;
+    std::optional<std::string> task;
+    std::optional<int> parent_attempt;  // nullopt: the parent's current attempt
+    int64_t final_above = -1;
+    SteadyTime deadline;
+  };
+  void list_children(const CallPtr& c, store::Store& st);
+  void poll_children(const CallPtr& c, store::Store& st, ChildPoll p, bool timed_out);
+  // The single-run answer's "children" member: the current attempt's children counted by
+  // state, or null when it has none.
+  Result<std::string> children_summary(store::Store& st, const store::FlowRun& run);
+  // OK when `p` may report a task run or log line of run `run_id` (task, map indexes
+  // [map_index, map_index + map_count), run attempt): a principal of that run, or a
+  // child run's token within its scope (which fills in the run attempt when absent);
+  // PermissionDenied naming the item `what` otherwise.
+  static Status may_report(const Principal& p, const std::string& run_id, const std::optional<std::string>& task,
+                           int64_t map_index, int64_t map_count, std::optional<int>& run_attempt,
+                           const std::string& what);
+
   // ---- task runs (api_task_runs.cpp)
   // GET .../task-runs: pages of tasks (default kDefaultTaskPage, at most kMaxTaskPage),
   // or with ?task= pages of one task's task runs; bounded by options.max_answer_bytes.

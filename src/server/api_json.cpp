@@ -176,6 +176,67 @@ Status check_object_or_array(const json& body) {
   return Status::ok();
 }
 
+Status check_run_config_object(const json& rc, const std::string& f) {
+  if (!rc.is_object()) return field_error(f, "must be an object");
+  auto type = opt_string(rc, "type", 16);
+  if (!type) return field_error(f + ".type", "must be a string");
+  if (type->has_value()) {
+    const auto& t = **type;
+    if (!is_run_config_type(t))
+      return field_error(f + ".type", std::string("must be one of ") + kRunConfigTypes + " (got '" + t + "')");
+  }
+  auto labels = opt_labels(rc, "labels");
+  if (!labels) return field_error(f + ".labels", "must be an array of non-empty strings");
+  if (const json* env = member(rc, "env")) {
+    if (!env->is_object()) return field_error(f + ".env", "must be an object of strings");
+    for (const auto& [k, v] : env->items())
+      if (!v.is_string()) return field_error(f + ".env." + k, "must be a string");
+  }
+  return Status::ok();
+}
+
+// An integer member of `o` in [lo, hi]; `required` or absent (nullopt).
+Result<std::optional<int64_t>> int_in(const json& o, const char* key, int64_t lo, int64_t hi, const std::string& f,
+                                      const std::string& task, bool required) {
+  const json* v = member(o, key);
+  const std::string at = f + "." + key;
+  const std::string range = "an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
+  if (!v) {
+    if (required) return field_error(at, "is required (" + range + ") for task '" + task + "'");
+    return std::optional<int64_t>();
+  }
+  if (!v->is_number_integer()) return field_error(at, "of task '" + task + "' must be " + range);
+  if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(hi))
+    return field_error(at, "of task '" + task + "' must be " + range);
+  int64_t n = v->is_number_unsigned() ? static_cast<int64_t>(v->get<uint64_t>()) : v->get<int64_t>();
+  if (n < lo || n > hi) return field_error(at, "of task '" + task + "' must be " + range + ", not " + std::to_string(n));
+  return std::optional<int64_t>(n);
+}
+
+// A task entry's "distributed" member (docs/FORMATS.md): the mapped task's chunks run
+// as child runs.
+Status check_distributed(const json& d, const std::string& f, const std::string& task, bool mapped) {
+  if (!d.is_object())
+    return field_error(f, std::string("of task '") + task + "' must be an object, not " + json_type_name(d));
+  if (!mapped) return field_error(f, "is set on task '" + task + "', which is not mapped (\"mapped\": true)");
+  if (auto n = int_in(d, "max_workers", 1, kMaxDistributedWorkers, f, task, true); !n) return n.status();
+  if (auto n = int_in(d, "chunk_size", 1, kMaxDistributedChunkSize, f, task, true); !n) return n.status();
+  const json* storage = member(d, "storage");
+  if (!storage || !storage->is_string() || storage->get_ref<const std::string&>().empty())
+    return field_error(f + ".storage", "is required for task '" + task +
+                                           "': where the chunks' inputs and outputs go (file:///SHARED/DIR or "
+                                           "s3://BUCKET/PREFIX)");
+  const auto& uri = storage->get_ref<const std::string&>();
+  if (uri.size() > kMaxArtifactUriLength)
+    return field_error(f + ".storage", "of task '" + task + "' is longer than " +
+                                           std::to_string(kMaxArtifactUriLength) + " bytes");
+  if (Status st = check_artifact_uri(uri); !st) return field_error(f + ".storage", "of task '" + task + "': " + st.message());
+  if (const json* rc = member(d, "run_config")) {
+    if (Status st = check_run_config_object(*rc, f + ".run_config"); !st) return st;
+  }
+  return Status::ok();
+}
+
 Status check_flow_graph(const json& body) {
   std::set<std::string> names;
   if (const json* tasks = member(body, "tasks")) {
@@ -188,8 +249,12 @@ Status check_flow_graph(const json& body) {
       auto n = req_name(t, "name");
       if (!n) return field_error(f + ".name", "is required (a non-empty string)");
       if (!names.insert(*n).second) return field_error(f + ".name", "repeats task name '" + *n + "'");
-      if (const json* m = member(t, "mapped"); m != nullptr && !m->is_null() && !m->is_boolean())
+      const json* m = member(t, "mapped");
+      if (m != nullptr && !m->is_boolean())
         return field_error(f + ".mapped", std::string("must be a boolean, not ") + json_type_name(*m));
+      if (const json* d = member(t, "distributed")) {
+        if (Status st = check_distributed(*d, f + ".distributed", *n, m != nullptr && m->get<bool>()); !st) return st;
+      }
     }
   }
   if (const json* edges = member(body, "edges")) {
@@ -256,22 +321,7 @@ Status check_parameter_decls(const json& body) {
 Status check_run_config(const json& body) {
   const json* rc = member(body, "run_config");
   if (!rc) return Status::ok();
-  if (!rc->is_object()) return field_error("run_config", "must be an object");
-  auto type = opt_string(*rc, "type", 16);
-  if (!type) return field_error("run_config.type", "must be a string");
-  if (type->has_value()) {
-    const auto& t = **type;
-    if (!is_run_config_type(t))
-      return field_error("run_config.type", std::string("must be one of ") + kRunConfigTypes + " (got '" + t + "')");
-  }
-  auto labels = opt_labels(*rc, "labels");
-  if (!labels) return field_error("run_config.labels", "must be an array of non-empty strings");
-  if (const json* env = member(*rc, "env")) {
-    if (!env->is_object()) return field_error("run_config.env", "must be an object of strings");
-    for (const auto& [k, v] : env->items())
-      if (!v.is_string()) return field_error("run_config.env." + k, "must be a string");
-  }
-  return Status::ok();
+  return check_run_config_object(*rc, "run_config");
 }
 
 Status check_schedule(const json& s) {
@@ -573,9 +623,77 @@ FlowTasks flow_tasks(const store::Flow& flow, const json& description) {
     const json* name = member(t, "name");
     if (name == nullptr || !name->is_string()) continue;
     const json* mapped = member(t, "mapped");
-    out.mapped[name->get<std::string>()] = mapped != nullptr && mapped->is_boolean() && mapped->get<bool>();
+    const bool is_mapped = mapped != nullptr && mapped->is_boolean() && mapped->get<bool>();
+    out.mapped[name->get<std::string>()] = is_mapped;
+    const json* d = member(t, "distributed");
+    if (!is_mapped || d == nullptr || !d->is_object()) continue;
+    FlowTasks::DistributedTask dt;
+    if (const json* rc = member(*d, "run_config"); rc != nullptr && rc->is_object()) {
+      dt.run_config_json = rc->dump(-1, ' ', false, json::error_handler_t::replace);
+      if (const json* type = member(*rc, "type"); type != nullptr && type->is_string()) dt.run_config_type = type->get<std::string>();
+    }
+    out.distributed[name->get<std::string>()] = std::move(dt);
   }
   return out;
+}
+
+Result<ChildRunsCreate> parse_child_runs_create(const json& body) {
+  if (auto st = check_object_or_array(body); !st) return st;
+  ChildRunsCreate out;
+  auto task = req_name(body, "task");
+  if (!task) return task.status();
+  out.task = std::move(*task);
+  const json* chunks = member(body, "chunks");
+  if (!chunks || !chunks->is_array() || chunks->empty() || chunks->size() > store::kMaxChildChunks)
+    return field_error("chunks", "is required: an array of 1 to " + std::to_string(store::kMaxChildChunks) +
+                                     " chunks {\"chunk\": N, \"start\": I, \"end\": J}");
+  std::set<int64_t> seen;
+  for (size_t i = 0; i < chunks->size(); ++i) {
+    const json& c = (*chunks)[i];
+    const std::string f = "chunks[" + std::to_string(i) + "]";
+    if (!c.is_object()) return field_error(f, "must be an object {\"chunk\": N, \"start\": I, \"end\": J}");
+    auto get = [&](const char* key, int64_t lo, int64_t hi) -> Result<int64_t> {
+      const json* v = member(c, key);
+      const std::string range = "an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
+      if (!v) return field_error(f + "." + key, "is required (" + range + ")");
+      if (!v->is_number_integer() || (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(hi)))
+        return field_error(f + "." + key, "must be " + range);
+      int64_t n = v->is_number_unsigned() ? static_cast<int64_t>(v->get<uint64_t>()) : v->get<int64_t>();
+      if (n < lo || n > hi) return field_error(f + "." + key, "must be " + range + ", not " + std::to_string(n));
+      return n;
+    };
+    auto chunk = get("chunk", 0, kMaxChildChunkNumber);
+    if (!chunk) return chunk.status();
+    auto start = get("start", 0, store::kMaxMapIndex);
+    if (!start) return start.status();
+    auto end = get("end", 1, int64_t{store::kMaxMapIndex} + 1);
+    if (!end) return end.status();
+    if (*end <= *start)
+      return field_error(f, "has end " + std::to_string(*end) + " <= start " + std::to_string(*start) +
+                                " (a chunk holds the map indexes start .. end - 1)");
+    if (!seen.insert(*chunk).second)
+      return field_error(f + ".chunk", "repeats chunk " + std::to_string(*chunk) + " within the request");
+    out.chunks.push_back({static_cast<int>(*chunk), *start, *end});
+  }
+  return out;
+}
+
+json to_json(const store::ChildRun& c) {
+  return {{"parent_run_id", c.parent_run_id}, {"task", c.task},   {"chunk", c.chunk},
+          {"start", c.start},                 {"end", c.end},     {"parent_attempt", c.parent_attempt}};
+}
+
+json to_json(const store::ChildRunEntry& e) {
+  return {{"id", e.id},
+          {"chunk", e.child.chunk},
+          {"start", e.child.start},
+          {"end", e.child.end},
+          {"task", e.child.task},
+          {"parent_attempt", e.child.parent_attempt},
+          {"state", state_name(e.state)},
+          {"state_message", e.state_message},
+          {"run_count", e.run_count},
+          {"infrastructure", to_json(e.infrastructure)}};
 }
 
 Status check_task_run_item(const store::TaskRunUpdate& u, size_t index, const FlowTasks& tasks) {
@@ -790,6 +908,17 @@ std::string flow_run_text(const store::FlowRun& r) {
   opt_str("agent_id", r.agent_id);
   key("auto_scheduled");
   o += r.auto_scheduled ? "true" : "false";
+  key("child");
+  if (r.child) {
+    o += "{\"chunk\":" + std::to_string(r.child->chunk) + ",\"end\":" + std::to_string(r.child->end) +
+         ",\"parent_attempt\":" + std::to_string(r.child->parent_attempt) + ",\"parent_run_id\":";
+    append_json_string(o, r.child->parent_run_id);
+    o += ",\"start\":" + std::to_string(r.child->start) + ",\"task\":";
+    append_json_string(o, r.child->task);
+    o.push_back('}');
+  } else {
+    o += "null";
+  }
   time("created", r.created);
   time("end_time", r.end_time);
   str("flow_id", r.flow_id);
@@ -918,7 +1047,8 @@ json to_json(const store::FlowRun& r) {
           {"end_time", opt_time_json(r.end_time)},
           {"heartbeat_at", opt_time_json(r.heartbeat_at)},
           {"run_config", run_config_json(r.run_config_json)},
-          {"infrastructure", to_json(r.infrastructure)}};
+          {"infrastructure", to_json(r.infrastructure)},
+          {"child", r.child ? to_json(*r.child) : json(nullptr)}};
 }
 
 json to_json(const std::optional<store::Infrastructure>& i) {

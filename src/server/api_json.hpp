@@ -93,8 +93,30 @@ struct FlowTasks {
   std::string flow_name;
   int flow_version = 0;
   std::map<std::string, bool, std::less<>> mapped;  // task name -> mapped
+  // The distributed mapped tasks (their "distributed" member): each one's children's
+  // run config as JSON text and its type ("" when the task has none: the flow's).
+  struct DistributedTask {
+    std::string run_config_json;
+    std::string run_config_type;
+  };
+  std::map<std::string, DistributedTask, std::less<>> distributed;
 };
 FlowTasks flow_tasks(const store::Flow& flow, const json& description);
+
+// A distributed mapped task's bounds (a task entry's "distributed" member).
+inline constexpr int64_t kMaxDistributedWorkers = 10000;
+inline constexpr int64_t kMaxDistributedChunkSize = 1000000;
+// The highest chunk number of a child run.
+inline constexpr int64_t kMaxChildChunkNumber = 10'000'000;
+
+// POST /api/v1/flow-runs/{id}/children: {"task": T, "chunks": [{"chunk", "start",
+// "end"}, ...]}, 1..store::kMaxChildChunks chunks of distinct numbers, 0 <= start < end
+// <= store::kMaxMapIndex + 1.
+struct ChildRunsCreate {
+  std::string task;
+  std::vector<store::ChildChunk> chunks;
+};
+Result<ChildRunsCreate> parse_child_runs_create(const json& body);
 // Checks item `index` of a task-run batch against its run's flow version: a task the
 // version does not have, or a map_index (or map_count above 1) on a task that is not
 // mapped, is Unprocessable naming the item and the task. map_index -1 on a mapped task
@@ -146,6 +168,8 @@ json to_json(const std::optional<store::Infrastructure>& i);
 json to_json(const store::StateChange& c);
 json to_json(const store::FlowRunAttempt& a);
 json to_json(const store::TaskRun& t);
+json to_json(const store::ChildRun& c);
+json to_json(const store::ChildRunEntry& e);
 json to_json(const store::TaskRunHistoryEntry& h);
 json to_json(const store::MappedTaskSummary& m);
 json to_json(const store::LogRecord& l);

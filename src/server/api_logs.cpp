@@ -12,8 +12,13 @@ Response Api::Impl::append_logs(Call& c, store::Store& st) {
   auto batch = parse_log_batch(*b, clock.now());
   if (!batch) return status_response(batch.status());
   std::set<std::string> runs;
-  for (const auto& l : *batch) {
-    if (!c.principal.may_access_run(l.flow_run_id)) return status_response(forbidden_run());
+  for (size_t i = 0; i < batch->size(); ++i) {
+    auto& l = (*batch)[i];
+    // A child run's token also writes its own elements' lines to its parent.
+    if (Status ok = may_report(c.principal, l.flow_run_id, l.task, l.map_index, 1, l.run_attempt,
+                               "line [" + std::to_string(i) + "]");
+        !ok)
+      return status_response(ok);
     runs.insert(l.flow_run_id);
   }
   // A runner token writes logs only for runs on its own agents (or on none).

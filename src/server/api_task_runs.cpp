@@ -146,8 +146,15 @@ void Api::Impl::task_run_states(const CallPtr& c, store::Store& st) {
   if (!b) return c->respond(status_response(b.status()));
   auto batch = parse_task_run_batch(*b, clock.now());
   if (!batch) return c->respond(status_response(batch.status()));
-  for (const auto& u : *batch)
-    if (!c->principal.may_access_run(u.flow_run_id)) return c->respond(status_response(forbidden_run()));
+  // A run token reports its own run's task runs; a child run's token also its own
+  // elements of its parent's map task.
+  for (size_t i = 0; i < batch->size(); ++i) {
+    auto& u = (*batch)[i];
+    if (Status ok = may_report(c->principal, u.flow_run_id, u.task, u.map_index, u.map_count, u.run_attempt,
+                               "item [" + std::to_string(i) + "]");
+        !ok)
+      return c->respond(status_response(ok));
+  }
   if (batch->empty()) return c->respond(json_response(200, {{"task_run_ids", json::array()}}));
   // Every item names a task of its run's flow version, mapped or not as it is there.
   std::unordered_map<std::string_view, std::shared_ptr<const FlowTasks>> tasks;

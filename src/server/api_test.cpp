@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
+#include <map>
 #include <future>
 #include <set>
 #include <thread>
@@ -145,6 +147,51 @@ class ApiTest : public ::testing::Test {
     auto r = post("/api/v1/agents", {{"name", name}, {"type", "local"}, {"labels", labels}}, runner_);
     EXPECT_EQ(r.status, 201) << r.text;
     return r.body.value("id", "");
+  }
+
+  // A flow whose mapped task `b` is distributed (its children run with a docker run config).
+  std::string register_distributed_flow(const std::string& name, int max_run_retries = 1) {
+    json tasks = {{{"name", "a"}},
+                  {{"name", "b"},
+                   {"mapped", true},
+                   {"distributed",
+                    {{"max_workers", 4},
+                     {"chunk_size", 10},
+                     {"storage", "file:///shared/maps"},
+                     {"run_config", {{"type", "docker"}, {"image", "small"}}}}}}};
+    json body = flow_body(name, {"dev"}, tasks);
+    body["max_run_retries"] = max_run_retries;
+    auto r = post("/api/v1/flows", body, user_);
+    EXPECT_EQ(r.status, 201) << r.text;
+    return r.body.value("id", "");
+  }
+  // Claims one due run for `agent` (types local and docker) and returns {id, token}.
+  std::pair<std::string, std::string> claim_one(const std::string& agent) {
+    auto claim = post("/api/v1/agents/" + agent + "/claim", {{"max", 1}, {"types", {"docker", "local"}}}, runner_);
+    EXPECT_EQ(claim.status, 200) << claim.text;
+    if (claim.body["runs"].size() != 1u) {
+      ADD_FAILURE() << "nothing to claim: " << claim.text;
+      return {};
+    }
+    return {claim.body["runs"][0]["id"], claim.body["runs"][0]["token"]};
+  }
+  // A parent run of a distributed flow, claimed and Running: {id, token}.
+  std::pair<std::string, std::string> running_parent(const std::string& flow, const std::string& agent) {
+    std::string id = create_run(flow)["id"];
+    auto [claimed, token] = claim_one(agent);
+    EXPECT_EQ(claimed, id);
+    EXPECT_EQ(post("/api/v1/flow-runs/" + id + "/state", {{"state", "Running"}}, token).status, 200);
+    return {id, token};
+  }
+  static json chunks(std::vector<std::array<int64_t, 3>> cs) {
+    json out = json::array();
+    for (auto [n, a, b] : cs) out.push_back({{"chunk", n}, {"start", a}, {"end", b}});
+    return out;
+  }
+  // Waits until `n` requests are parked.
+  void await_parked(size_t n) {
+    for (int i = 0; i < 2000 && waiters_->parked() < n; ++i) std::this_thread::sleep_for(milliseconds(1));
+    ASSERT_EQ(waiters_->parked(), n);
   }
 
   ManualClock clock_;
@@ -1511,6 +1558,312 @@ TEST_F(ApiTest, RunListingFiltersByLabelAndCreationTime) {
   EXPECT_EQ(bad.status, 422);
   EXPECT_THAT(bad.body["error"]["message"].get<std::string>(), HasSubstr("created_after"));
   EXPECT_EQ(get("/api/v1/flow-runs?label=" + std::string(300, 'x'), runner_).status, 422);
+}
+
+
+// ---------------------------------------------------------------------------------
+// Child runs of distributed mapped tasks
+
+TEST_F(ApiTest, FlowRegistrationChecksTheDistributedMember) {
+  auto with = [&](json distributed, bool mapped = true) {
+    json tasks = {{{"name", "a"}}, {{"name", "score"}, {"mapped", mapped}, {"distributed", distributed}}};
+    return post("/api/v1/flows", flow_body("d", {"dev"}, tasks), user_);
+  };
+  json good = {{"max_workers", 20}, {"chunk_size", 10}, {"storage", "s3://bucket/maps"}};
+  EXPECT_EQ(with(good).status, 201);
+  struct Case {
+    json distributed;
+    bool mapped;
+    const char* names;
+  };
+  std::vector<Case> bad = {
+      {good, false, "tasks[1].distributed' is set on task 'score', which is not mapped"},
+      {json::array(), true, "tasks[1].distributed' of task 'score' must be an object"},
+      {{{"chunk_size", 10}, {"storage", "s3://bkt/p"}}, true, "tasks[1].distributed.max_workers' is required"},
+      {{{"max_workers", 0}, {"chunk_size", 10}, {"storage", "s3://bkt/p"}}, true, "tasks[1].distributed.max_workers"},
+      {{{"max_workers", 10001}, {"chunk_size", 10}, {"storage", "s3://bkt/p"}}, true, "from 1 to 10000"},
+      {{{"max_workers", 2}, {"chunk_size", 1000001}, {"storage", "s3://bkt/p"}}, true, "tasks[1].distributed.chunk_size"},
+      {{{"max_workers", 2}, {"chunk_size", "10"}, {"storage", "s3://bkt/p"}}, true, "tasks[1].distributed.chunk_size"},
+      {{{"max_workers", 2}, {"chunk_size", 10}}, true, "tasks[1].distributed.storage' is required for task 'score'"},
+      {{{"max_workers", 2}, {"chunk_size", 10}, {"storage", "http://x/y"}}, true, "tasks[1].distributed.storage"},
+      {{{"max_workers", 2}, {"chunk_size", 10}, {"storage", "s3://bkt/p"}, {"run_config", {{"type", "k8s"}}}}, true,
+       "tasks[1].distributed.run_config.type"},
+      {{{"max_workers", 2}, {"chunk_size", 10}, {"storage", "s3://bkt/p"}, {"run_config", "big"}}, true,
+       "tasks[1].distributed.run_config' must be an object"},
+  };
+  for (const auto& c : bad) {
+    auto r = with(c.distributed, c.mapped);
+    EXPECT_EQ(r.status, 422) << c.names << ": " << r.text;
+    EXPECT_THAT(r.text, HasSubstr(c.names));
+  }
+}
+
+TEST_F(ApiTest, ChildRunsAreCreatedOncePerChunkOfARunningParent) {
+  auto flow = register_distributed_flow("fan");
+  auto agent = register_agent("a1", {"dev"});
+  // Not Running yet: 409.
+  std::string waiting = create_run(flow)["id"];
+  auto early = post("/api/v1/flow-runs/" + waiting + "/children", {{"task", "b"}, {"chunks", chunks({{0, 0, 10}})}}, user_);
+  EXPECT_EQ(early.status, 409) << early.text;
+  EXPECT_THAT(early.text, HasSubstr("is Scheduled, not Running"));
+  auto [claimed, token] = claim_one(agent);
+  ASSERT_EQ(claimed, waiting);
+  ASSERT_EQ(post("/api/v1/flow-runs/" + waiting + "/state", {{"state", "Running"}}, token).status, 200);
+  const std::string parent = waiting;
+  const std::string path = "/api/v1/flow-runs/" + parent + "/children";
+
+  auto made = post(path, {{"task", "b"}, {"chunks", chunks({{1, 10, 20}, {0, 0, 10}})}}, token);
+  ASSERT_EQ(made.status, 200) << made.text;
+  ASSERT_EQ(made.body["children"].size(), 2u);
+  json c1 = made.body["children"][0];
+  EXPECT_EQ(c1["chunk"], 1);
+  EXPECT_EQ(c1["start"], 10);
+  EXPECT_EQ(c1["end"], 20);
+  EXPECT_EQ(c1["task"], "b");
+  EXPECT_EQ(c1["parent_attempt"], 1);
+  EXPECT_EQ(c1["state"], "Scheduled");
+  EXPECT_EQ(c1["run_count"], 0);
+  EXPECT_TRUE(c1["infrastructure"].is_null());
+  // Idempotent: the same chunks answer the same children; a new one is added.
+  auto again = post(path, {{"task", "b"}, {"chunks", chunks({{0, 0, 10}, {1, 10, 20}, {2, 20, 25}})}}, token);
+  ASSERT_EQ(again.status, 200) << again.text;
+  EXPECT_EQ(again.body["children"][0]["id"], made.body["children"][1]["id"]);
+  EXPECT_EQ(again.body["children"][1]["id"], c1["id"]);
+  EXPECT_EQ(again.body["children"].size(), 3u);
+  // The same chunk number with another range.
+  auto clash = post(path, {{"task", "b"}, {"chunks", chunks({{0, 0, 9}})}}, token);
+  EXPECT_EQ(clash.status, 409) << clash.text;
+  EXPECT_THAT(clash.text, HasSubstr("chunk 0 of task 'b'"));
+  // Bad requests name what was wrong.
+  auto non_distributed = post(path, {{"task", "a"}, {"chunks", chunks({{0, 0, 1}})}}, token);
+  EXPECT_EQ(non_distributed.status, 422);
+  EXPECT_THAT(non_distributed.text, HasSubstr("task 'a' of flow 'fan' version 1 is not a distributed mapped task"));
+  auto ghost = post(path, {{"task", "ghost"}, {"chunks", chunks({{0, 0, 1}})}}, token);
+  EXPECT_EQ(ghost.status, 422);
+  EXPECT_THAT(ghost.text, HasSubstr("has no task 'ghost'"));
+  std::vector<std::pair<json, const char*>> malformed = {
+      {{{"task", "b"}}, "field 'chunks' is required"},
+      {{{"task", "b"}, {"chunks", json::array()}}, "field 'chunks'"},
+      {{{"chunks", chunks({{0, 0, 1}})}}, "field 'task'"},
+      {{{"task", "b"}, {"chunks", chunks({{0, 5, 5}})}}, "chunks[0]' has end 5 <= start 5"},
+      {{{"task", "b"}, {"chunks", chunks({{-1, 0, 1}})}}, "chunks[0].chunk"},
+      {{{"task", "b"}, {"chunks", chunks({{0, 0, 10000002}})}}, "chunks[0].end"},
+      {{{"task", "b"}, {"chunks", chunks({{3, 0, 1}, {3, 1, 2}})}}, "chunks[1].chunk' repeats chunk 3"},
+      {{{"task", "b"}, {"chunks", json::array({{{"chunk", 0}, {"start", 0}}})}}, "chunks[0].end' is required"},
+  };
+  json many = json::array();
+  for (int i = 0; i < 1001; ++i) many.push_back({{"chunk", i}, {"start", i}, {"end", i + 1}});
+  malformed.push_back({{{"task", "b"}, {"chunks", many}}, "1 to 1000 chunks"});
+  for (const auto& [body, names] : malformed) {
+    auto r = post(path, body, token);
+    EXPECT_EQ(r.status, 422) << names << ": " << r.text;
+    EXPECT_THAT(r.text, HasSubstr(names));
+  }
+  EXPECT_EQ(post("/api/v1/flow-runs/no-such-run/children", {{"task", "b"}, {"chunks", chunks({{0, 0, 1}})}}, user_).status,
+            404);
+  // Who: the parent's own token or a user; not a runner, not another run's token.
+  EXPECT_EQ(post(path, {{"task", "b"}, {"chunks", chunks({{0, 0, 10}})}}, runner_).status, 403);
+  EXPECT_EQ(post(path, {{"task", "b"}, {"chunks", chunks({{0, 0, 10}})}}, user_).status, 200);
+  auto [child0, child_token] = claim_one(agent);
+  EXPECT_EQ(post(path, {{"task", "b"}, {"chunks", chunks({{0, 0, 10}})}}, child_token).status, 403);
+
+  // The child's JSON: `child`, the task's run config; the parent's: `children`.
+  auto kid = get("/api/v1/flow-runs/" + c1["id"].get<std::string>(), runner_);
+  ASSERT_EQ(kid.status, 200);
+  EXPECT_EQ(kid.body["child"], json({{"parent_run_id", parent}, {"task", "b"}, {"chunk", 1}, {"start", 10},
+                                     {"end", 20}, {"parent_attempt", 1}}));
+  EXPECT_EQ(kid.body["run_config"], json({{"type", "docker"}, {"image", "small"}}));
+  EXPECT_EQ(kid.body["labels"], json({"dev"}));
+  EXPECT_EQ(kid.body["parameters"], json({{"day", "mon"}}));
+  EXPECT_TRUE(kid.body["children"].is_null());
+  auto dad = get("/api/v1/flow-runs/" + parent, runner_);
+  EXPECT_TRUE(dad.body["child"].is_null());
+  EXPECT_EQ(dad.body["children"]["count"], 3);
+  EXPECT_EQ(dad.body["children"]["by_state"], json({{"Scheduled", 2}, {"Submitted", 1}}));
+  // Listings: by parent; the listing of runs renders `child` too.
+  auto listed = get("/api/v1/flow-runs?parent=" + parent, runner_);
+  ASSERT_EQ(listed.body["runs"].size(), 3u);
+  for (const auto& r : listed.body["runs"]) EXPECT_EQ(r["child"]["parent_run_id"], parent);
+  auto kids = get(path, token);
+  ASSERT_EQ(kids.status, 200) << kids.text;
+  ASSERT_EQ(kids.body["children"].size(), 3u);
+  EXPECT_EQ(kids.body["children"][0]["chunk"], 0);
+  EXPECT_EQ(kids.body["children"][2]["chunk"], 2);
+  EXPECT_EQ(kids.body["count"], 3);
+  EXPECT_EQ(kids.body["final"], 0);
+  EXPECT_EQ(get(path + "?task=a", token).body["children"].size(), 0u);
+  EXPECT_EQ(get(path + "?parent_attempt=0", token).status, 422);
+  EXPECT_EQ(get(path + "?wait_ms=999999", token).status, 422);
+}
+
+TEST_F(ApiTest, TheChildrenLongPollAnswersWhenAChildEndsOrTheWaitIsOver) {
+  auto flow = register_distributed_flow("fan");
+  auto agent = register_agent("a1", {"dev"});
+  auto [parent, token] = running_parent(flow, agent);
+  const std::string path = "/api/v1/flow-runs/" + parent + "/children";
+  ASSERT_EQ(post(path, {{"task", "b"}, {"chunks", chunks({{0, 0, 10}, {1, 10, 20}})}}, token).status, 200);
+  auto pending = send("GET", path + "?task=b&final_above=0&wait_ms=30000", "", token);
+  await_parked(1);
+  auto [child, child_token] = claim_one(agent);
+  ASSERT_FALSE(child.empty());
+  // Claimed and Running: not yet what the wait is for.
+  ASSERT_EQ(post("/api/v1/flow-runs/" + child + "/state", {{"state", "Running"}}, child_token).status, 200);
+  // Without a clock advance: woken by the child's end.
+  ASSERT_EQ(post("/api/v1/flow-runs/" + child + "/state", {{"state", "Success"}}, child_token).status, 200);
+  auto reply = pending.get();
+  ASSERT_EQ(reply.status, 200) << reply.text;
+  EXPECT_EQ(reply.body["final"], 1);
+  EXPECT_EQ(reply.body["by_state"], json({{"Scheduled", 1}, {"Success", 1}}));
+  EXPECT_EQ(reply.body["children"][0]["state"], "Success");
+  EXPECT_EQ(reply.body["parent_attempt"], 1);
+  // Nothing more ends: the wait times out and says so.
+  auto quiet = send("GET", path + "?final_above=1&wait_ms=1000", "", token);
+  await_parked(1);
+  clock_.advance(milliseconds(1001));
+  waiters_->tick();
+  auto late = quiet.get();
+  EXPECT_EQ(late.status, 200);
+  EXPECT_EQ(late.body["final"], 1);
+  EXPECT_EQ(late.body["children"].size(), 2u);
+}
+
+TEST_F(ApiTest, AChildsTokenReportsOnlyItsOwnElementsOfTheParent) {
+  auto flow = register_distributed_flow("fan");
+  auto agent = register_agent("a1", {"dev"});
+  auto [parent, token] = running_parent(flow, agent);
+  auto [other, other_token] = running_parent(flow, agent);
+  ASSERT_EQ(post("/api/v1/flow-runs/" + parent + "/children",
+                 {{"task", "b"}, {"chunks", chunks({{0, 0, 10}, {1, 10, 20}})}}, token)
+                .status,
+            200);
+  auto [child, child_token] = claim_one(agent);
+  ASSERT_EQ(get("/api/v1/flow-runs/" + child, runner_).body["child"]["chunk"], 0);
+  ASSERT_EQ(post("/api/v1/flow-runs/" + child + "/state", {{"state", "Running"}}, child_token).status, 200);
+  auto states = [&](json item) { return post("/api/v1/task-runs/states", json::array({item}), child_token); };
+  json mine = {{"flow_run_id", parent}, {"task", "b"}, {"map_index", 0}, {"map_count", 10}, {"state", "Success"}};
+  auto ok = states(mine);
+  ASSERT_EQ(ok.status, 200) << ok.text;
+  auto stored = store_->list_task_runs(parent);
+  ASSERT_EQ(stored->size(), 10u);
+  EXPECT_EQ((*stored)[9].map_index, 9);
+  EXPECT_EQ((*stored)[9].run_attempt, 1);
+  json explicit_attempt = mine;
+  explicit_attempt["run_attempt"] = 1;
+  EXPECT_EQ(states(explicit_attempt).status, 200);
+  // Outside its range, another task, another attempt, another run: 403, naming why.
+  json past = mine;
+  past["map_index"] = 5;
+  past["map_count"] = 6;
+  auto beyond = states(past);
+  EXPECT_EQ(beyond.status, 403) << beyond.text;
+  EXPECT_THAT(beyond.text, HasSubstr("only task 'b', attempt 1, map indexes 0 to 9"));
+  EXPECT_THAT(beyond.text, HasSubstr("map indexes 5 to 10"));
+  json sibling = mine;
+  sibling["map_index"] = 10;
+  sibling["map_count"] = 1;
+  EXPECT_EQ(states(sibling).status, 403);
+  EXPECT_EQ(states({{"flow_run_id", parent}, {"task", "a"}, {"state", "Success"}}).status, 403);
+  json attempt2 = mine;
+  attempt2["run_attempt"] = 2;
+  EXPECT_EQ(states(attempt2).status, 403);
+  json foreign = mine;
+  foreign["flow_run_id"] = other;
+  EXPECT_EQ(states(foreign).status, 403);
+  // One item out of scope refuses the batch.
+  auto mixed = post("/api/v1/task-runs/states", json::array({mine, sibling}), child_token);
+  EXPECT_EQ(mixed.status, 403);
+  EXPECT_THAT(mixed.text, HasSubstr("item [1]"));
+  // Its own run's task runs, as any run token.
+  EXPECT_EQ(states({{"flow_run_id", child}, {"task", "a"}, {"state", "Running"}}).status, 200);
+  // Log lines: its elements of the parent's task; the parent's other lines are not its.
+  auto line = [&](json l) { return post("/api/v1/logs", json::array({l}), child_token); };
+  EXPECT_EQ(line({{"flow_run_id", parent}, {"task", "b"}, {"map_index", 3}, {"message", "element 3"}}).status, 201);
+  EXPECT_EQ(line({{"flow_run_id", parent}, {"task", "b"}, {"map_index", 12}, {"message", "not mine"}}).status, 403);
+  EXPECT_EQ(line({{"flow_run_id", parent}, {"message", "the parent's own"}}).status, 403);
+  EXPECT_EQ(line({{"flow_run_id", other}, {"task", "b"}, {"map_index", 3}, {"message", "x"}}).status, 403);
+  EXPECT_EQ(line({{"flow_run_id", child}, {"message", "my own"}}).status, 201);
+  auto logs = store_->read_logs(parent, 0, 100);
+  ASSERT_EQ(logs->size(), 1u);
+  EXPECT_EQ((*logs)[0].message, "element 3");
+  // The parent's state is the parent's own token's, not the child's.
+  EXPECT_EQ(post("/api/v1/flow-runs/" + parent + "/state", {{"state", "Success"}}, child_token).status, 403);
+  (void)other_token;
+}
+
+TEST_F(ApiTest, CancellingOrEndingTheParentEndsItsChildren) {
+  auto flow = register_distributed_flow("fan");
+  auto agent = register_agent("a1", {"dev"});
+  auto [parent, token] = running_parent(flow, agent);
+  const std::string path = "/api/v1/flow-runs/" + parent + "/children";
+  ASSERT_EQ(post(path, {{"task", "b"}, {"chunks", chunks({{0, 0, 1}, {1, 1, 2}, {2, 2, 3}})}}, token).status, 200);
+  auto [submitted, t1] = claim_one(agent);
+  auto [running, t2] = claim_one(agent);
+  ASSERT_EQ(post("/api/v1/flow-runs/" + running + "/state", {{"state", "Running"}}, t2).status, 200);
+  // The parent waits on its children; the cancel wakes it (a child is Cancelled).
+  auto pending = send("GET", path + "?final_above=0&wait_ms=30000", "", token);
+  await_parked(1);
+  auto cancel = post("/api/v1/flow-runs/" + parent + "/cancel", json::object(), user_);
+  ASSERT_EQ(cancel.status, 200) << cancel.text;
+  EXPECT_EQ(cancel.body["state"], "Cancelling");
+  auto woke = pending.get();
+  EXPECT_EQ(woke.body["final"], 1) << woke.text;
+  EXPECT_EQ(woke.body["parent_state"], "Cancelling");
+  std::map<std::string, std::string> by_id;
+  auto after_cancel = get(path, runner_);
+  for (const auto& c : after_cancel.body["children"]) by_id[c["id"]] = c["state"];
+  EXPECT_EQ(by_id[submitted], "Cancelling");
+  EXPECT_EQ(by_id[running], "Cancelling");
+  int cancelled = 0;
+  for (const auto& [id, st] : by_id) cancelled += st == "Cancelled";
+  EXPECT_EQ(cancelled, 1);
+  auto msg = get("/api/v1/flow-runs/" + running, runner_).body["state_message"].get<std::string>();
+  EXPECT_THAT(msg, HasSubstr("the parent flow run " + parent + " was cancelled: cancel requested by user token"));
+  // A running child's own process sees it at its heartbeat, as for a user's cancel.
+  EXPECT_EQ(post("/api/v1/flow-runs/" + running + "/heartbeat", json::object(), t2).body["state"], "Cancelling");
+
+  // A parent that fails ends the children that wait.
+  auto [second, token2] = running_parent(flow, agent);
+  auto more = post("/api/v1/flow-runs/" + second + "/children", {{"task", "b"}, {"chunks", chunks({{0, 0, 5}})}}, token2);
+  ASSERT_EQ(more.status, 200);
+  ASSERT_EQ(post("/api/v1/flow-runs/" + second + "/state", {{"state", "Failed"}}, token2).status, 200);
+  auto ended = get("/api/v1/flow-runs/" + more.body["children"][0]["id"].get<std::string>(), runner_);
+  EXPECT_EQ(ended.body["state"], "Cancelled");
+  EXPECT_EQ(ended.body["state_message"], "the parent flow run " + second + " ended Failed");
+  (void)t1;
+}
+
+// A child that crashes is given a new attempt under the flow's max_run_retries, as any
+// run; once they are used up it stays Crashed and counts as final for its parent.
+TEST_F(ApiTest, ACrashedChildIsRescheduledWhileTheFlowsRunRetriesLast) {
+  auto flow = register_distributed_flow("fan", /*max_run_retries=*/1);
+  auto agent = register_agent("a1", {"dev"});
+  auto [parent, token] = running_parent(flow, agent);
+  const std::string path = "/api/v1/flow-runs/" + parent + "/children";
+  auto made = post(path, {{"task", "b"}, {"chunks", chunks({{0, 0, 10}})}}, token);
+  ASSERT_EQ(made.status, 200);
+  std::string child = made.body["children"][0]["id"];
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    auto [claimed, child_token] = claim_one(agent);
+    ASSERT_EQ(claimed, child) << attempt;
+    ASSERT_EQ(post("/api/v1/flow-runs/" + child + "/state", {{"state", "Running"}}, child_token).status, 200);
+    auto crashed = post("/api/v1/flow-runs/" + child + "/state", {{"state", "Crashed"}, {"message", "killed by signal 9"}},
+                        runner_);
+    ASSERT_EQ(crashed.status, 200) << crashed.text;
+    auto now = get("/api/v1/flow-runs/" + child, runner_);
+    EXPECT_EQ(now.body["child"]["chunk"], 0);  // the same chunk runs again
+    auto listing = get(path, token);
+    if (attempt == 1) {
+      EXPECT_EQ(now.body["state"], "Scheduled") << now.text;
+      EXPECT_THAT(now.body["state_message"].get<std::string>(), HasSubstr("rescheduled after a crash: attempt 2 of 2"));
+      EXPECT_EQ(listing.body["final"], 0);
+    } else {
+      EXPECT_EQ(now.body["state"], "Crashed") << now.text;
+      EXPECT_EQ(now.body["run_count"], 2);
+      EXPECT_EQ(listing.body["final"], 1);
+      EXPECT_EQ(listing.body["by_state"], json({{"Crashed", 1}}));
+    }
+  }
+  EXPECT_EQ(get("/api/v1/flow-runs/" + parent, runner_).body["state"], "Running");
 }
 
 }  // namespace

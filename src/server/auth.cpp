@@ -114,6 +114,9 @@ Result<Principal> Authenticator::authenticate(std::string_view authorization, st
         return unauthenticated("the run token's flow run no longer exists");
       return run.status();
     }
+    if (run->child)
+      e.principal.child = ChildScope{run->child->parent_run_id, run->child->task, run->child->parent_attempt,
+                                     run->child->start, run->child->end};
     State st = run->state;
     if (is_final(st)) {
       e.run_ended = run->end_time ? *run->end_time : run->state_changed_at;

@@ -35,12 +35,25 @@ enum class Scope { kRun = 0, kRunner = 1, kUser = 2, kAdmin = 3 };
 std::optional<Scope> parse_scope(std::string_view name);
 const char* scope_name(Scope s);
 
+// What a child run's token may report of its parent run besides its own run: the task
+// runs and log lines of the parent's map task `task`, of the parent's attempt
+// `parent_attempt`, for the map indexes [start, end) (docs/CONCEPTS.md, child runs).
+struct ChildScope {
+  std::string parent_run_id;
+  std::string task;
+  int parent_attempt = 0;
+  int64_t start = 0;
+  int64_t end = 0;
+};
+
 struct Principal {
   std::string token_id;
   std::string name;
   Scope scope = Scope::kRunner;
   std::string flow_run_id;  // for Scope::kRun
   std::optional<SysTime> expires;
+  // For the run token of a child run.
+  std::optional<ChildScope> child;
 
   bool is_run_token() const { return scope == Scope::kRun; }
   // Whether this principal may read or write flow run `run_id`.

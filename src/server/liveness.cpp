@@ -79,6 +79,7 @@ LivenessCounts LivenessService::run_pass(store::Store& store) {
         continue;  // moved on meanwhile (or another replica got there first)
       }
       events_.run_changed(run.id, true);
+      if (run.child) events_.child_changed(run.child->parent_run_id);
       if (cancelling) {
         ++counts.cancelled;
         spdlog::info("liveness: flow run {} Cancelling -> Cancelled (no heartbeat)", run.id);

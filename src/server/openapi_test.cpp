@@ -66,7 +66,8 @@ TEST(OpenApiTest, CoversTheFixedRoutesOfTheSpec) {
       {"get", "/api/v1/flow-runs/{id}/task-runs"}, {"post", "/api/v1/task-runs/states"}, {"post", "/api/v1/logs"},
       {"get", "/api/v1/flow-runs/{id}/logs"}, {"post", "/api/v1/agents"}, {"post", "/api/v1/agents/{id}/heartbeat"},
       {"post", "/api/v1/agents/{id}/claim"}, {"get", "/api/v1/agents"}, {"post", "/api/v1/tokens"},
-      {"get", "/api/v1/tokens"}, {"delete", "/api/v1/tokens/{id}"}};
+      {"get", "/api/v1/tokens"}, {"delete", "/api/v1/tokens/{id}"}, {"post", "/api/v1/flow-runs/{id}/children"},
+      {"get", "/api/v1/flow-runs/{id}/children"}};
   for (const auto& f : fixed) {
     EXPECT_TRUE(doc["paths"].contains(f[1]) && doc["paths"][f[1]].contains(f[0])) << f[0] << " " << f[1];
   }

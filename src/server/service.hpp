@@ -26,6 +26,9 @@ class RunEvents {
   virtual void run_due_at(SysTime t) = 0;
   // A run's state changed (the server drops cached run tokens and wakes log readers).
   virtual void run_changed(const std::string& run_id, bool final) = 0;
+  // A child run of `parent_run_id` changed its state (the server wakes the parent's
+  // waits on its children). Default: nothing.
+  virtual void child_changed(const std::string& parent_run_id) { (void)parent_run_id; }
 };
 
 class BackgroundService {

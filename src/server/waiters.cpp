@@ -17,12 +17,17 @@ uint64_t Waiters::log_generation() const {
   return log_gen_;
 }
 
+uint64_t Waiters::children_generation() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return children_gen_;
+}
+
 void Waiters::park(Waiter w, uint64_t seen) {
   Fire now;
   bool timed_out = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    uint64_t gen = w.kind == Kind::kClaim ? claim_gen_ : log_gen_;
+    uint64_t gen = w.kind == Kind::kClaim ? claim_gen_ : w.kind == Kind::kLogs ? log_gen_ : children_gen_;
     if (closed_) {
       now = std::move(w.fire);
       timed_out = true;
@@ -42,6 +47,10 @@ void Waiters::park_claim(std::vector<std::string> labels, SteadyTime deadline, u
 
 void Waiters::park_logs(std::string run_id, SteadyTime deadline, uint64_t seen, Fire fire) {
   park(Waiter{Kind::kLogs, {}, std::move(run_id), deadline, {}, std::move(fire)}, seen);
+}
+
+void Waiters::park_children(std::string run_id, SteadyTime deadline, uint64_t seen, Fire fire) {
+  park(Waiter{Kind::kChildren, {}, std::move(run_id), deadline, {}, std::move(fire)}, seen);
 }
 
 void Waiters::notify_runs(const std::vector<std::string>& run_labels) {
@@ -73,6 +82,23 @@ void Waiters::notify_logs(const std::string& run_id) {
     ++log_gen_;
     for (auto it = waiters_.begin(); it != waiters_.end();) {
       if (it->second.kind == Kind::kLogs && it->second.run_id == run_id) {
+        fires.push_back(std::move(it->second.fire));
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& f : fires) f(false);
+}
+
+void Waiters::notify_children(const std::string& run_id) {
+  std::vector<Fire> fires;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++children_gen_;
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (it->second.kind == Kind::kChildren && it->second.run_id == run_id) {
         fires.push_back(std::move(it->second.fire));
         it = waiters_.erase(it);
       } else {

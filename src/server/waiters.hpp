@@ -1,9 +1,11 @@
-// Parked long-poll requests (claims waiting for work, log reads waiting for lines),
+// Parked long-poll requests (claims waiting for work, log reads waiting for lines,
+// parent runs waiting for their child runs),
 // held without a thread: a waiter is a deadline plus a callback.
 //
 // A waiter is fired exactly once, and removed, when
 //  - something it may want happened in this process (notify_runs for claims whose
-//    agent labels cover the run's labels, notify_logs for log readers of that run),
+//    agent labels cover the run's labels, notify_logs for log readers of that run,
+//    notify_children for the waits on that run's children),
 //  - its periodic re-check is due (`recheck_interval`; this is how work created by
 //    another server replica on the same database is found), or the earliest due time
 //    noted with notify_due_at() has passed,
@@ -39,10 +41,13 @@ class Waiters {
 
   uint64_t claim_generation() const;
   uint64_t log_generation() const;
+  uint64_t children_generation() const;
 
   void park_claim(std::vector<std::string> agent_labels, SteadyTime deadline, uint64_t seen_generation,
                   Fire fire);
   void park_logs(std::string flow_run_id, SteadyTime deadline, uint64_t seen_generation, Fire fire);
+  // A parent run waiting for its child runs to end (GET .../children with wait_ms).
+  void park_children(std::string parent_run_id, SteadyTime deadline, uint64_t seen_generation, Fire fire);
 
   // Runs with these labels became due (created, rescheduled, returned to Pending).
   void notify_runs(const std::vector<std::string>& run_labels);
@@ -50,6 +55,8 @@ class Waiters {
   void notify_due_at(SysTime t);
   // Log lines were appended to the run (or it reached a final state).
   void notify_logs(const std::string& flow_run_id);
+  // A child run of the run changed its state (or the run itself did).
+  void notify_children(const std::string& parent_run_id);
 
   // Fires waiters whose deadline or re-check time passed. Called periodically.
   void tick();
@@ -59,11 +66,11 @@ class Waiters {
   size_t parked() const;
 
  private:
-  enum class Kind { kClaim, kLogs };
+  enum class Kind { kClaim, kLogs, kChildren };
   struct Waiter {
     Kind kind;
     std::vector<std::string> labels;  // claims
-    std::string run_id;               // logs
+    std::string run_id;               // logs; children: the parent
     SteadyTime deadline;
     SteadyTime recheck;
     Fire fire;
@@ -77,6 +84,7 @@ class Waiters {
   bool closed_ = false;
   uint64_t claim_gen_ = 0;
   uint64_t log_gen_ = 0;
+  uint64_t children_gen_ = 0;
   std::optional<SysTime> next_due_;
   std::map<uint64_t, Waiter> waiters_;
 };
