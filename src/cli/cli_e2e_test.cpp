@@ -360,6 +360,91 @@ TEST_F(CliE2E, RunInspectCancelRetry) {
   EXPECT_EQ(o.code, 1);
 }
 
+// A distributed map's fan-out against the real server: the parent (played by this test
+// with its run token through the API client) creates 60 child runs; `run inspect` shows
+// them by state, bounded, with each child's chunk, indexes and infrastructure, and a
+// child shows its parent.
+TEST_F(CliE2E, RunInspectShowsAParentsChildrenAndAChildsParent) {
+  auto a = api();
+  json body = {{"project", "p"}, {"name", "fan"},
+               {"artifact", {{"uri", "file:///tmp/flows/fan/abc"}, {"sha256", std::string(64, 'b')}}},
+               {"tasks", {{{"name", "items"}},
+                          {{"name", "score"}, {"mapped", true},
+                           {"distributed", {{"max_workers", 20}, {"chunk_size", 10}, {"storage", "file:///shared/maps"}}}}}},
+               {"edges", {{{"from", "items"}, {"to", "score"}}}},
+               {"run_config", {{"type", "local"}, {"labels", json::array()}}}};
+  auto flow = a.register_flow(body);
+  ASSERT_TRUE(flow.is_ok()) << flow.status().to_string();
+  auto o = culvert({"run", "fan", "--project", "p", "-o", "json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  std::string parent = doc(o)["id"];
+  auto agent = a.register_agent("worker", "local", {});
+  ASSERT_TRUE(agent.is_ok()) << agent.status().to_string();
+  std::string agent_id = (*agent)["id"];
+  auto claim = [&]() -> json {
+    auto c = a.claim_runs(agent_id, 1, std::chrono::milliseconds(10000));
+    EXPECT_TRUE(c.is_ok()) << c.status().to_string();
+    return c.is_ok() && !(*c)["runs"].empty() ? (*c)["runs"][0] : json();
+  };
+  json p = claim();
+  ASSERT_EQ(p.value("id", ""), parent);
+  client::ApiClient as_parent({.api_url = url_, .api_token = p["token"]});
+  ASSERT_TRUE(as_parent.set_flow_run_state(parent, "Running", "started").is_ok());
+  json chunks = json::array();
+  for (int i = 0; i < 60; ++i) chunks.push_back({{"chunk", i}, {"start", 10 * i}, {"end", 10 * i + 10}});
+  auto made = as_parent.create_child_runs(parent, "score", chunks);
+  ASSERT_TRUE(made.is_ok()) << made.status().to_string();
+  ASSERT_EQ((*made)["children"].size(), 60u);
+  auto not_distributed = as_parent.create_child_runs(parent, "items", json::array({chunks[0]}));
+  EXPECT_EQ(not_distributed.status().code(), StatusCode::kUnprocessable);
+  // One child runs on the agent and ends; the parent's long poll sees it.
+  json kid = claim();
+  std::string child = kid.value("id", "");
+  ASSERT_EQ(child, (*made)["children"][0]["id"]);
+  client::ApiClient as_child({.api_url = url_, .api_token = kid["token"]});
+  json infra = {{"kind", "process"}, {"id", "424242"}};
+  ASSERT_TRUE(a.call("POST", "/api/v1/flow-runs/" + child + "/infrastructure", &infra).is_ok());
+  ASSERT_TRUE(as_child.set_flow_run_state(child, "Running", "chunk 0").is_ok());
+  json element = json::array({{{"flow_run_id", parent}, {"task", "score"}, {"map_index", 0}, {"map_count", 10},
+                               {"state", "Success"}}});
+  ASSERT_TRUE(as_child.set_task_run_states(element).is_ok());
+  ASSERT_TRUE(as_child.set_flow_run_state(child, "Success", "chunk 0 done").is_ok());
+  auto waited = as_parent.list_child_runs(parent, "score", 0, 0, std::chrono::milliseconds(10000));
+  ASSERT_TRUE(waited.is_ok()) << waited.status().to_string();
+  EXPECT_EQ((*waited)["final"], 1);
+  EXPECT_EQ((*waited)["by_state"], (json{{"Scheduled", 59}, {"Success", 1}}));
+
+  o = culvert({"run", "inspect", parent});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("children:    60 (attempt 1: Scheduled 59, Success 1)"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("CHUNK"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("0..9"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("490..499"), std::string::npos) << o.out;   // chunk 49: the 50th row
+  EXPECT_EQ(o.out.find("500..509"), std::string::npos) << o.out;   // chunk 50: not listed
+  EXPECT_NE(o.out.find("... 10 more (culvert get runs --parent " + parent + " --all)"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("process 424242"), std::string::npos) << o.out;
+  o = culvert({"run", "inspect", parent, "-o", "json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  auto j = doc(o);
+  EXPECT_EQ(j["children"]["count"], 60);
+  EXPECT_EQ(j["child_runs"]["children"].size(), 60u);
+  EXPECT_EQ(j["child_runs"]["children"][0]["infrastructure"]["id"], "424242");
+  o = culvert({"run", "inspect", child});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("parent:      " + parent + " (task score, chunk 0, map indexes 0..9, its attempt 1)"),
+            std::string::npos)
+      << o.out;
+  EXPECT_EQ(o.out.find("children:"), std::string::npos) << o.out;
+  o = culvert({"get", "runs", "--parent", parent, "--all", "-o", "json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(doc(o)["runs"].size(), 60u);
+  // Cancelling the parent ends every child that has not ended.
+  o = culvert({"run", "cancel", parent});
+  ASSERT_EQ(o.code, 0) << o.err;
+  o = culvert({"run", "inspect", parent});
+  EXPECT_NE(o.out.find("(attempt 1: Success 1, Cancelled 59)"), std::string::npos) << o.out;
+}
+
 TEST_F(CliE2E, WatchFollowsARunToSuccess) {
   ASSERT_FALSE(register_flow().empty());
   // The CLI creates and watches; this test plays the agent.

@@ -159,6 +159,28 @@ void add_run_create(CLI::App* run, CliContext& ctx) {
   });
 }
 
+// At most this many children are listed by `run inspect`; the rest are counted.
+constexpr size_t kMaxChildRows = 50;
+
+void print_children(std::ostream& o, const std::string& parent, const client::ChildRunListing& l) {
+  std::string states;
+  auto by_state = l.by_state;  // in state order (Scheduled ... Cancelled)
+  std::sort(by_state.begin(), by_state.end());
+  for (const auto& [st, n] : by_state) states += (states.empty() ? "" : ", ") + std::string(state_name(st)) + " " + std::to_string(n);
+  o << "children:    " << l.count << " (attempt " << l.parent_attempt << ": " << states << ")\n";
+  std::vector<std::vector<std::string>> rows;
+  for (size_t i = 0; i < l.children.size() && i < kMaxChildRows; ++i) {
+    const auto& ch = l.children[i];
+    rows.push_back({std::to_string(ch.chunk), ch.task, std::to_string(ch.start) + ".." + std::to_string(ch.end - 1),
+                    state_name(ch.state), std::to_string(ch.run_count),
+                    ch.infrastructure ? ch.infrastructure->kind + " " + ch.infrastructure->id : "", ch.id});
+  }
+  print_table(o, {"CHUNK", "TASK", "INDEXES", "STATE", "ATTEMPTS", "INFRASTRUCTURE", "ID"}, rows);
+  if (l.count > static_cast<int64_t>(rows.size()))
+    o << "... " << l.count - static_cast<int64_t>(rows.size()) << " more (culvert get runs --parent " << parent
+      << " --all)\n";
+}
+
 void add_run_inspect(CLI::App* run, CliContext& ctx) {
   auto cmd = std::make_shared<Cmd>(Cmd{&ctx});
   auto id = std::make_shared<std::string>();
@@ -201,6 +223,16 @@ void add_run_inspect(CLI::App* run, CliContext& ctx) {
         attempts_doc = got_attempts->document["attempts"];
       }
     }
+    // A parent's fan-out: its current attempt's children, by chunk.
+    std::optional<client::ChildRunListing> children;
+    json children_doc = nullptr;
+    if (r.children) {
+      auto got_children = decoded((*api)->list_child_runs(*id, "", static_cast<int>(r.children->parent_attempt)),
+                                  client::decode_child_runs);
+      if (!got_children) { c.fail(got_children.status()); return; }
+      children = std::move(got_children->value);
+      children_doc = std::move(got_children->document);
+    }
     json diag = json::object();
     bool waiting = r.state == State::kScheduled || r.state == State::kPending;
     std::ostringstream human;
@@ -220,6 +252,7 @@ void add_run_inspect(CLI::App* run, CliContext& ctx) {
       doc["mapped_tasks"] = tasks->mapped_doc;
       doc["task_run_history"] = history_doc;
       doc["attempts"] = attempts_doc;
+      if (r.children) doc["child_runs"] = children_doc;
       if (waiting) doc["diagnosis"] = diag;
       c.emit_json(doc);
       c.done();
@@ -235,6 +268,11 @@ void add_run_inspect(CLI::App* run, CliContext& ctx) {
       << "scheduled:   " << r.scheduled_start_time << "\n"
       << "agent:       " << r.agent_id.value_or("") << "\n";
     if (r.infrastructure) o << "infrastructure: " << infrastructure_text(*r.infrastructure) << "\n";
+    if (r.child)
+      o << "parent:      " << r.child->parent_run_id << " (task " << r.child->task << ", chunk " << r.child->chunk
+        << ", map indexes " << r.child->start << ".." << r.child->end - 1 << ", its attempt "
+        << r.child->parent_attempt << ")\n";
+    if (children) print_children(o, r.id, *children);
     if (!attempts.empty()) {
       o << "attempts:\n";
       std::vector<std::vector<std::string>> rows;
@@ -292,7 +330,7 @@ void add_get_runs(CLI::App& app, CliContext& ctx) {
   get->require_subcommand(1);
   auto cmd = std::make_shared<Cmd>(Cmd{&ctx});
   struct Args {
-    std::string flow, project, state, cursor;
+    std::string flow, project, state, cursor, parent;
     int limit = 20;
     bool all = false;
   };
@@ -306,6 +344,7 @@ void add_get_runs(CLI::App& app, CliContext& ctx) {
                     ->check(CLI::Range(1, 1000));
   runs->add_option("--cursor", a->cursor, "Start at this cursor (printed after a listing that has more runs)");
   runs->add_flag("--all", a->all, "Every run: follow the cursors to the end");
+  runs->add_option("--parent", a->parent, "Only the child runs of this flow run (a distributed map's chunks)");
   add_output_option(runs, *cmd);
   runs->callback([cmd, a, limit] {
     auto& c = *cmd;
@@ -328,6 +367,7 @@ void add_get_runs(CLI::App& app, CliContext& ctx) {
       f.flow_id = flow->value.id;
     }
     if (!a->state.empty()) f.state = a->state;
+    if (!a->parent.empty()) f.parent = a->parent;
     f.limit = a->all && limit->count() == 0 ? 1000 : a->limit;
     if (!a->cursor.empty()) f.cursor = a->cursor;
     json documents = json::array();

@@ -184,6 +184,35 @@ Result<FlowVersion> flow_at(const json& j, const std::string& path) {
   return v;
 }
 
+Infrastructure infrastructure_in(Fields& f) {
+  const json* infra = f.object("infrastructure");
+  if (!infra) return {};
+  Fields inf(*infra, f.path("infrastructure"));
+  Infrastructure i;
+  i.kind = inf.str("kind", true);
+  i.id = inf.str("id", true);
+  i.agent_id = inf.str("agent_id");
+  i.reported_at = inf.str("reported_at");
+  f.absorb(inf.status());
+  return i;
+}
+
+StateCounts state_counts_in(Fields& f, const char* key) {
+  StateCounts out;
+  const json* by = f.object(key);
+  if (!by) return out;
+  for (const auto& [name, n] : by->items()) {
+    auto st = parse_state(name);
+    if (!st || !n.is_number_integer()) {
+      f.absorb(internal_error(std::string(kMalformed) + f.path(key) + " has a member '" + name.substr(0, 64) +
+                              "' that is not a state with a count"));
+      return {};
+    }
+    out.emplace_back(*st, n.get<int64_t>());
+  }
+  return out;
+}
+
 Result<FlowRun> flow_run_at(const json& j, const std::string& path) {
   Fields f(j, path);
   FlowRun r;
@@ -224,8 +253,46 @@ Result<FlowRun> flow_run_at(const json& j, const std::string& path) {
     r.run_config = *rc;
     f.absorb(rcf.status());
   }
+  if (const json* child = f.object("child")) {
+    Fields cf(*child, f.path("child"));
+    ChildOf c;
+    c.parent_run_id = cf.str("parent_run_id", true);
+    c.task = cf.str("task");
+    c.chunk = cf.integer("chunk");
+    c.start = cf.integer("start");
+    c.end = cf.integer("end");
+    c.parent_attempt = cf.integer("parent_attempt");
+    if (cf.ok()) r.child = std::move(c);
+    f.absorb(cf.status());
+  }
+  if (const json* children = f.object("children")) {
+    Fields cf(*children, f.path("children"));
+    ChildrenSummary c;
+    c.count = cf.integer("count");
+    c.by_state = state_counts_in(cf, "by_state");
+    c.parent_attempt = cf.integer("parent_attempt");
+    if (cf.ok()) r.children = std::move(c);
+    f.absorb(cf.status());
+  }
   if (!f.ok()) return f.status();
   return r;
+}
+
+Result<ChildRunEntry> child_run_at(const json& j, const std::string& path) {
+  Fields f(j, path);
+  ChildRunEntry e;
+  e.id = f.str("id", true);
+  e.chunk = f.integer("chunk");
+  e.start = f.integer("start");
+  e.end = f.integer("end");
+  e.task = f.str("task");
+  e.parent_attempt = f.integer("parent_attempt");
+  e.state = f.state("state", true).value_or(State::kScheduled);
+  e.state_message = f.str("state_message");
+  e.run_count = f.integer("run_count");
+  if (f.object("infrastructure")) e.infrastructure = infrastructure_in(f);
+  if (!f.ok()) return f.status();
+  return e;
 }
 
 Result<StateChange> state_change_at(const json& j, const std::string& path) {
@@ -380,6 +447,20 @@ Result<FlowRunPage> decode_flow_run_page(const json& answer) {
   if (!f.ok()) return f.status();
   if (page.next_cursor && page.next_cursor->empty()) page.next_cursor.reset();
   return page;
+}
+
+Result<ChildRunListing> decode_child_runs(const json& answer) {
+  auto children = decode_list<ChildRunEntry>(answer, "children", child_run_at);
+  if (!children) return children.status();
+  Fields f(answer, "");
+  ChildRunListing out;
+  out.children = std::move(*children);
+  out.count = f.integer("count", static_cast<int64_t>(out.children.size()));
+  out.final_count = f.integer("final");
+  out.by_state = state_counts_in(f, "by_state");
+  out.parent_attempt = f.integer("parent_attempt");
+  if (!f.ok()) return f.status();
+  return out;
 }
 
 Result<std::vector<StateChange>> decode_history(const json& answer) {

@@ -74,6 +74,27 @@ struct Infrastructure {
   std::string reported_at;
 };
 
+// A child run's place in its parent ("child"): the map indexes [start, end) of the
+// parent's mapped task `task`, for the parent's attempt `parent_attempt`.
+struct ChildOf {
+  std::string parent_run_id;  // required
+  std::string task;
+  int64_t chunk = 0;
+  int64_t start = 0;
+  int64_t end = 0;
+  int64_t parent_attempt = 0;
+};
+
+// Runs per state, in the server's order (no zero counts).
+using StateCounts = std::vector<std::pair<State, int64_t>>;
+
+// A parent's children of its current attempt ("children" of GET /api/v1/flow-runs/{id}).
+struct ChildrenSummary {
+  int64_t count = 0;
+  StateCounts by_state;
+  int64_t parent_attempt = 0;
+};
+
 // A flow run: GET /api/v1/flow-runs/{id}, list items, and the answers of create, state,
 // cancel and retry.
 struct FlowRun {
@@ -103,6 +124,31 @@ struct FlowRun {
   // "type" ("" when it has none: any agent may launch it).
   std::optional<nlohmann::json> run_config;
   std::string run_config_type;
+  std::optional<ChildOf> child;              // set for a child run
+  std::optional<ChildrenSummary> children;   // GET of one run only; nullopt when none
+};
+
+// One child in GET /api/v1/flow-runs/{id}/children.
+struct ChildRunEntry {
+  std::string id;  // required
+  int64_t chunk = 0;
+  int64_t start = 0;
+  int64_t end = 0;
+  std::string task;
+  int64_t parent_attempt = 0;
+  State state = State::kScheduled;  // required
+  std::string state_message;
+  int64_t run_count = 0;
+  std::optional<Infrastructure> infrastructure;
+};
+
+// GET /api/v1/flow-runs/{id}/children.
+struct ChildRunListing {
+  std::vector<ChildRunEntry> children;  // by chunk
+  int64_t count = 0;   // every matching child (children holds at most 10,000 of them)
+  int64_t final_count = 0;
+  StateCounts by_state;
+  int64_t parent_attempt = 0;
 };
 
 // GET /api/v1/flow-runs: {"runs": [...], "next_cursor": "..." | null}.
@@ -259,6 +305,7 @@ Result<FlowVersion> decode_flow(const nlohmann::json& answer);
 Result<std::vector<FlowVersion>> decode_flows(const nlohmann::json& answer);  // {"flows": [...]}
 Result<FlowRun> decode_flow_run(const nlohmann::json& answer);
 Result<FlowRunPage> decode_flow_run_page(const nlohmann::json& answer);
+Result<ChildRunListing> decode_child_runs(const nlohmann::json& answer);
 Result<std::vector<StateChange>> decode_history(const nlohmann::json& answer);    // {"history": [...]}
 Result<std::vector<FlowRunAttempt>> decode_attempts(const nlohmann::json& answer); // {"attempts": [...]}
 Result<std::vector<TaskRun>> decode_task_runs(const nlohmann::json& answer);      // {"task_runs": [...]}

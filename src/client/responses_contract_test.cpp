@@ -102,6 +102,51 @@ TEST(ResponsesContract, FlowRunsAsBothServerRenderersWriteThem) {
   }
 }
 
+// A child run's `child` from both renderers, and a parent's children listing.
+TEST(ResponsesContract, ChildRunsAndTheirListing) {
+  store::FlowRun r = stored_run();
+  r.child = store::ChildRun{"parent-1", "score", 3, 30, 40, 2};
+  for (const json& doc : {json::parse(server::flow_run_text(r)), server::to_json(r)}) {
+    auto d = decode_flow_run(doc);
+    ASSERT_TRUE(d.is_ok()) << d.status().to_string();
+    ASSERT_TRUE(d->child.has_value()) << doc.dump();
+    EXPECT_EQ(d->child->parent_run_id, "parent-1");
+    EXPECT_EQ(d->child->task, "score");
+    EXPECT_EQ(d->child->chunk, 3);
+    EXPECT_EQ(d->child->start, 30);
+    EXPECT_EQ(d->child->end, 40);
+    EXPECT_EQ(d->child->parent_attempt, 2);
+  }
+  r.child.reset();
+  EXPECT_FALSE(decode_flow_run(json::parse(server::flow_run_text(r)))->child.has_value());
+  store::ChildRunEntry e{"c-1", store::ChildRun{"parent-1", "score", 3, 30, 40, 2}, State::kRunning, "going", 1,
+                         store::Infrastructure{"ecs-task", "arn:aws:ecs:task/1", "a-1", kT1}};
+  json listing = {{"children", json::array({server::to_json(e)})},
+                  {"count", 7},
+                  {"final", 5},
+                  {"by_state", {{"Running", 2}, {"Success", 5}}},
+                  {"parent_attempt", 2}};
+  auto l = decode_child_runs(listing);
+  ASSERT_TRUE(l.is_ok()) << l.status().to_string();
+  ASSERT_EQ(l->children.size(), 1u);
+  const auto& c = l->children[0];
+  EXPECT_EQ(c.id, "c-1");
+  EXPECT_EQ(c.chunk, 3);
+  EXPECT_EQ(c.start, 30);
+  EXPECT_EQ(c.end, 40);
+  EXPECT_EQ(c.task, "score");
+  EXPECT_EQ(c.parent_attempt, 2);
+  EXPECT_EQ(c.state, State::kRunning);
+  EXPECT_EQ(c.state_message, "going");
+  EXPECT_EQ(c.run_count, 1);
+  ASSERT_TRUE(c.infrastructure.has_value());
+  EXPECT_EQ(c.infrastructure->id, "arn:aws:ecs:task/1");
+  EXPECT_EQ(l->count, 7);
+  EXPECT_EQ(l->final_count, 5);
+  EXPECT_EQ(l->by_state, (StateCounts{{State::kRunning, 2}, {State::kSuccess, 5}}));
+  EXPECT_FALSE(decode_child_runs({{"children", json::array({{{"id", "x"}, {"state", "Nope"}}})}}).is_ok());
+}
+
 TEST(ResponsesContract, ProjectsFlowsAgentsTokens) {
   store::Project p{"p-1", "etl", "nightly", kT0};
   auto dp = decode_project(server::to_json(p));

@@ -19,8 +19,10 @@ class RecordingEvents final : public RunEvents {
   void run_due(const std::vector<std::string>&) override { ++due; }
   void run_due_at(SysTime) override {}
   void run_changed(const std::string& id, bool final) override { changed.emplace_back(id, final); }
+  void child_changed(const std::string& parent) override { parents.push_back(parent); }
   int due = 0;
   std::vector<std::pair<std::string, bool>> changed;
+  std::vector<std::string> parents;
 };
 
 class LivenessTest : public ::testing::Test {
@@ -100,6 +102,39 @@ TEST_F(LivenessTest, ARestartedServerGivesRunsOneTimeoutToReachIt) {
   EXPECT_EQ(c.returned_to_pending, 1);
   EXPECT_EQ(state_of(running.id), State::kCrashed);
   EXPECT_EQ(state_of(submitted.id), State::kPending);
+}
+
+// A child run found silent is Crashed (and rescheduled under the flow's run retries)
+// like any run, and its parent's waits on its children are woken.
+TEST_F(LivenessTest, ASilentChildRunCrashesAndWakesItsParent) {
+  std::string f = flow(1);
+  auto parent = started_run(f, true);
+  store::NewChildRuns n;
+  n.parent_run_id = parent.id;
+  n.task = "score";
+  n.chunks = {{0, 0, 10}};
+  auto kids = store_->create_child_runs(n);
+  ASSERT_TRUE(kids.is_ok()) << kids.status().to_string();
+  const std::string child = (*kids)[0].first.id;
+  store::ClaimRequest c;
+  c.agent_id = agent_id_;
+  c.now = clock_.now();
+  ASSERT_EQ(store_->claim_runs(c)->size(), 1u);
+  store::SetFlowRunState s;
+  s.run_id = child;
+  s.state = State::kRunning;
+  s.now = clock_.now();
+  ASSERT_TRUE(store_->set_flow_run_state(s).is_ok());
+  clock_.advance(seconds(20));
+  ASSERT_TRUE(store_->heartbeat_flow_run(parent.id, clock_.now()).is_ok());  // the parent lives on
+  clock_.advance(seconds(20));
+  ASSERT_TRUE(store_->heartbeat_flow_run(parent.id, clock_.now()).is_ok());
+  auto counts = service_->run_pass(*store_);
+  EXPECT_EQ(counts.crashed, 1);
+  EXPECT_EQ(counts.rescheduled, 1);
+  EXPECT_EQ(state_of(child), State::kScheduled);  // attempt 2 of 2, the same chunk
+  EXPECT_EQ(state_of(parent.id), State::kRunning);
+  EXPECT_EQ(events_.parents, std::vector<std::string>{parent.id});
 }
 
 TEST_F(LivenessTest, LogRetentionDeletesTheLogsOfRunsEndedLongerAgoOnly) {

@@ -76,6 +76,30 @@ TEST(WaitersTest, LogNotificationsAreByRun) {
   EXPECT_EQ(r2.count, 1);
 }
 
+TEST(WaitersTest, ChildrenNotificationsAreByParentAndNotLostBeforeParking) {
+  ManualClock clock;
+  Waiters w(clock, milliseconds(250));
+  Fired p1, p2, late;
+  w.park_children("p1", clock.steady_now() + milliseconds(1000), w.children_generation(), p1.fn());
+  w.park_children("p2", clock.steady_now() + milliseconds(1000), w.children_generation(), p2.fn());
+  // A log notification for the same run is not a children notification.
+  w.notify_logs("p1");
+  EXPECT_EQ(p1.count, 0);
+  w.notify_children("p1");
+  EXPECT_EQ(p1.count, 1);
+  EXPECT_FALSE(p1.timed_out);
+  EXPECT_EQ(p2.count, 0);
+  // A child that changed between the store query and parking wakes the wait at once.
+  uint64_t seen = w.children_generation();
+  w.notify_children("p3");
+  w.park_children("p3", clock.steady_now() + milliseconds(1000), seen, late.fn());
+  EXPECT_EQ(late.count, 1);
+  clock.advance(milliseconds(1001));
+  w.tick();
+  EXPECT_EQ(p2.count, 1);
+  EXPECT_TRUE(p2.timed_out);
+}
+
 TEST(WaitersTest, DueTimeWakesClaims) {
   ManualClock clock;
   Waiters w(clock, milliseconds(100000));

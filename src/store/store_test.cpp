@@ -2690,6 +2690,65 @@ TEST_P(StoreTest, AParentsEndEndsItsChildrenInTheSameTransaction) {
   EXPECT_EQ(store_->get_flow_run(retried.id)->state, State::kRunning);
 }
 
+// Parents that ask again after a timeout, from several connections at once, get each
+// chunk's child exactly once; a cancel racing with the creations leaves no child unended.
+TEST_P(StoreTest, ConcurrentCreationsMakeEachChunkOnceAndACancelEndsThemAll) {
+  Flow f = register_flow("fan");
+  FlowRun parent = run_in_state(f.id, State::kRunning);
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::map<int, std::set<std::string>> ids_by_chunk;
+  int created = 0;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      auto s = open();
+      if (!s) return;
+      for (int k = 0; k < 5; ++k) {
+        // Overlapping requests: chunks k..k+3, in an order of this thread's own.
+        std::vector<ChildChunk> chunks;
+        for (int n = 0; n < 4; ++n) {
+          int c = (k + (n + i) % 4);
+          chunks.push_back({c, int64_t{c} * 10, int64_t{c} * 10 + 10});
+        }
+        auto made = s->create_child_runs(child_spec(parent.id, chunks));
+        ASSERT_TRUE(made.is_ok()) << made.status().to_string();
+        std::lock_guard<std::mutex> l(mu);
+        for (const auto& [run, fresh] : *made) {
+          ids_by_chunk[run.child->chunk].insert(run.id);
+          created += fresh ? 1 : 0;
+        }
+      }
+    });
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(ids_by_chunk.size(), 8u);  // chunks 0..7
+  for (const auto& [chunk, ids] : ids_by_chunk) EXPECT_EQ(ids.size(), 1u) << "chunk " << chunk;
+  EXPECT_EQ(created, 8);
+  EXPECT_EQ(store_->list_child_runs({parent.id})->size(), 8u);
+
+  // Creations and the parent's cancel at once: whatever was created before the cancel is
+  // ended by it, and nothing is created after it.
+  FlowRun other = run_in_state(f.id, State::kRunning);
+  std::atomic<bool> stop{false};
+  std::thread creator([&] {
+    auto s = open();
+    if (!s) return;
+    for (int c = 0; c < 200 && !stop; ++c) {
+      auto made = s->create_child_runs(child_spec(other.id, {{c, c, c + 1}}));
+      if (!made) {
+        EXPECT_EQ(made.status().code(), StatusCode::kConflict) << made.status().to_string();
+        break;
+      }
+    }
+  });
+  auto cancelled = set_state(other.id, State::kCancelling);
+  stop = true;
+  creator.join();
+  ASSERT_TRUE(cancelled.is_ok()) << cancelled.status().to_string();
+  auto left = store_->list_child_runs({other.id});
+  ASSERT_TRUE(left.is_ok());
+  for (const auto& e : *left) EXPECT_EQ(e.state, State::kCancelled) << "chunk " << e.child.chunk;
+}
+
 TEST_P(StoreTest, ADatabaseAtSchemaTenGainsChildRuns) {
   // A fresh database migrated to version 10 only, with a flow version and a run in it.
   auto old_db = TestDatabase::create(GetParam());

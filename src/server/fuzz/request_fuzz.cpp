@@ -43,6 +43,7 @@ void exercise_body(const json& body) {
   auto now = culvert::from_unix_ms(1767225600000);
   if (auto v = srv::parse_flow_registration(body)) {
     auto desc = json::parse(v->description_json, nullptr, false);
+    (void)srv::flow_tasks(culvert::store::Flow{}, desc.is_discarded() ? json::object() : desc);
     (void)srv::check_parameters(desc, json::object());
     if (body.is_object() && body.contains("parameters") && body["parameters"].is_object())
       (void)srv::check_parameters(desc, body["parameters"]);
@@ -55,6 +56,7 @@ void exercise_body(const json& body) {
   (void)srv::parse_agent(body);
   (void)srv::parse_claim(body, culvert::Millis(60000));
   (void)srv::parse_infrastructure(body);
+  (void)srv::parse_child_runs_create(body);
   (void)srv::parse_token_create(body, now);
 }
 
