@@ -1,13 +1,23 @@
-// ecs_fixture_bench [--runs N] [--max-concurrent M] [--phases LIST]: end-to-end throughput
-// of the ECS agent against the test-only ECS-compatible endpoint
+// ecs_fixture_bench [--runs N] [--max-concurrent M] [--max-starting S] [--phases LIST]:
+// end-to-end throughput of the ECS agent against the test-only ECS-compatible endpoint
 // (tests/support/ecs_fixture.py), and of the Docker agent on the same runs, in the same
-// benchmark run, on the same dockerd, image and server. Three phases (LIST: a
-// comma-separated subset of them, default all, in this order):
+// benchmark run, on the same dockerd, image and server, beside the machine's own ceiling
+// for containers. Four phases (LIST: a comma-separated subset of them, default all, in
+// this order):
+//   docker-bare     no Culvert at all: N containers of the same image, each running
+//                   `culvert --version` (the cheapest command the image has) with the
+//                   host network, the memory limit, the environment and the host volume
+//                   of the ecs-containers phase, created, started, waited for and
+//                   removed through the Docker Engine client, at most S (default 8, the
+//                   fixture's default) being created or started, or removed, at once,
+//                   as the fixture does: what dockerd alone allows; "docker-bare:K"
+//                   runs it with K at once instead (it may be listed more than once);
 //   ecs-processes   the fixture runs each task's command as a plain local process
 //                   (its --task-mode processes): the agent, server, fixture and
 //                   `culvert execute` path without Docker's cost per container;
 //   ecs-containers  the fixture runs each task as a Docker container, as ECS would;
 //   docker          the Docker agent, each run a container on the same dockerd.
+// --max-starting S is also the fixture's --max-starting in the ecs phases.
 // For each it prints the CPU seconds the agent, the server and the fixture used, so
 // the agent's cost can be told from the containers'. The flow binary registered is
 // tests/e2e/e2e_flow with its debug information stripped (objcopy --strip-debug), as a
@@ -21,9 +31,11 @@
 // that each executed exactly once, counted by the flows themselves (each appends its run
 // id to a file on a host volume), and for ECS one task per run and one task-definition
 // revision. Run it through bench/ecs/run_fixture_bench.sh (starts dockerd and s3rver).
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <csignal>
@@ -31,6 +43,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <condition_variable>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -51,6 +65,16 @@ using nlohmann::json;
 using Clk = std::chrono::steady_clock;
 
 namespace {
+
+bool is_bare(const std::string& phase) { return phase == "docker-bare" || phase.starts_with("docker-bare:"); }
+
+// The K of "docker-bare:K" (a positive number), `def` for "docker-bare", 0 when K is not one.
+int bare_max_starting(const std::string& phase, int def) {
+  if (phase == "docker-bare") return def;
+  std::string k = phase.substr(std::strlen("docker-bare:"));
+  if (k.empty() || k.size() > 4 || k.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return std::atoi(k.c_str());
+}
 
 int arg(int argc, char** argv, const char* name, int def) {
   for (int i = 1; i + 1 < argc; ++i)
@@ -114,21 +138,64 @@ struct Phase {
   double tasks_cpu = 0;  // the fixture's task processes (process mode only)
   double s3rver_cpu = 0, dockerd_cpu = 0;
   int finished = 0, success = 0, executed_once = 0, executed_twice = 0;
+  double client_cpu = 0;  // this benchmark's own (docker-bare: the Docker client's)
+  int max_starting = 0;    // docker-bare: its containers created or started, or removed, at once
   std::string note;
 };
 
+// At most `n` holders at once; a release wakes one waiter (as Python's
+// threading.BoundedSemaphore, the fixture's, does: libstdc++'s std::counting_semaphore
+// wakes every waiter on each release, which with hundreds waiting costs the benchmark
+// seconds of CPU that dockerd would otherwise have).
+class Slots {
+ public:
+  explicit Slots(int n) : free_(n) {}
+  void acquire() {
+    std::unique_lock lock(mutex_);
+    freed_.wait(lock, [&] { return free_ > 0; });
+    --free_;
+  }
+  void release() {
+    {
+      std::lock_guard lock(mutex_);
+      ++free_;
+    }
+    freed_.notify_one();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable freed_;
+  int free_;
+};
+
+// CPU seconds (user + system) this process has used so far, all its threads.
+double own_cpu_seconds() {
+  rusage u{};
+  if (::getrusage(RUSAGE_SELF, &u) != 0) return 0;
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
 class Bench {
  public:
-  Bench(int runs, int max_concurrent, std::vector<std::string> phases, bool as_built)
-      : runs_(runs), max_concurrent_(max_concurrent), phases_(std::move(phases)), as_built_(as_built) {}
+  Bench(int runs, int max_concurrent, int max_starting, std::vector<std::string> phases, bool as_built)
+      : runs_(runs),
+        max_concurrent_(max_concurrent),
+        max_starting_(max_starting),
+        phases_(std::move(phases)),
+        as_built_(as_built) {}
 
   int main() {
     const char* dd = std::getenv("CULVERT_DOCKERD_DIR");
     const char* s3 = std::getenv("CULVERT_S3RVER_DIR");
     if (!dd || !s3) return fail("run through bench/ecs/run_fixture_bench.sh (it starts dockerd and s3rver)");
     for (const auto& p : phases_)
-      if (p != "ecs-processes" && p != "ecs-containers" && p != "docker")
-        return fail("--phases: unknown phase '" + p + "' (ecs-processes, ecs-containers, docker)");
+      if (is_bare(p) ? bare_max_starting(p, max_starting_) <= 0
+                     : p != "ecs-processes" && p != "ecs-containers" && p != "docker")
+        return fail("--phases: unknown phase '" + p +
+                    "' (docker-bare, docker-bare:K with K > 0 the containers started at once, ecs-processes, "
+                    "ecs-containers, docker)");
     socket_ = trim(read_file(fs::path(dd) / "socket"));
     s3_endpoint_ = "http://127.0.0.1:" + trim(read_file(fs::path(s3) / "port"));
     docker_ = std::make_unique<docker::DockerClient>(docker::DockerClient::Options{.host = socket_});
@@ -148,13 +215,22 @@ class Bench {
 
     std::vector<Phase> done;
     bool ok = true;
-    fmt::print("{} runs each, --max-concurrent {}, on {} cores\n", runs_, max_concurrent_, cores());
+    fmt::print("{} runs each, --max-concurrent {}, --max-starting {}, on {} cores\n", runs_, max_concurrent_,
+               max_starting_, cores());
     for (const auto& name : phases_) {
+      if (is_bare(name)) {
+        Phase p = bare(name, bare_max_starting(name, max_starting_));
+        print_bare(p);
+        ok = ok && p.success == runs_;
+        done.push_back(p);
+        continue;
+      }
       std::unique_ptr<EcsFixture> fixture;
       if (name != "docker") {
         fixture = std::make_unique<EcsFixture>(sandbox_, socket_, "fixture-" + name,
                                                name == "ecs-processes" ? EcsFixture::TaskMode::kProcesses
-                                                                       : EcsFixture::TaskMode::kContainers);
+                                                                       : EcsFixture::TaskMode::kContainers,
+                                               max_starting_);
         if (!fixture->ok()) return fail(fixture->error());
       }
       Phase p = phase(name, fixture.get());
@@ -175,7 +251,12 @@ class Bench {
     auto rate = [](const Phase& p) { return p.seconds > 0 ? p.finished / p.seconds : 0.0; };
     for (const auto& a : done)
       for (const auto& b : done)
-        if (&a != &b && b.name == "docker") fmt::print("{} / docker throughput: {:.2f}\n", a.name, rate(a) / rate(b));
+        if (!is_bare(a.name) && is_bare(b.name) && rate(b) > 0)
+          fmt::print("{} / {} throughput: {:.2f}\n", a.name, b.name, rate(a) / rate(b));
+    for (const auto& a : done)
+      for (const auto& b : done)
+        if (&a != &b && !is_bare(a.name) && b.name == "docker" && rate(b) > 0)
+          fmt::print("{} / docker throughput: {:.2f}\n", a.name, rate(a) / rate(b));
     for (const auto& a : done)
       if (a.name == "ecs-processes")
         for (const auto& b : done)
@@ -194,6 +275,15 @@ class Bench {
                p.name, p.finished, p.success, p.seconds, p.seconds > 0 ? p.finished / p.seconds : 0.0,
                p.executed_once, p.executed_twice, p.agent_cpu, p.server_cpu, p.fixture_cpu, p.tasks_cpu,
                p.s3rver_cpu, p.dockerd_cpu, p.note);
+    std::fflush(stdout);
+  }
+
+  void print_bare(const Phase& p) {
+    fmt::print("{:>14}: {} containers run (exited 0: {}) in {:.1f} s = {:.1f} runs/s (a run: create, start, wait, "
+               "remove; {} at once); CPU s: this benchmark (the Docker client) {:.1f}, "
+               "dockerd+containerd {:.1f}{}\n",
+               p.name, p.finished, p.success, p.seconds, p.seconds > 0 ? p.finished / p.seconds : 0.0, p.max_starting,
+               p.client_cpu, p.dockerd_cpu, p.note);
     std::fflush(stdout);
   }
 
@@ -309,6 +399,71 @@ class Bench {
     return p;
   }
 
+  // The docker-bare phase: runs_ containers of the runner image through the Docker
+  // Engine client and nothing else, in the shape the fixture gives an ecs-containers
+  // task (host network, a 512 MiB limit, the run's environment, the markers volume), each
+  // on a thread of its own as the fixture's tasks are: at most `max_starting` being
+  // created or started, or removed, at once, the waits not limited. The fixture's own
+  // extra calls (an image inspect before, a container inspect after) are left out.
+  Phase bare(const std::string& name, int max_starting) {
+    Phase p{name};
+    p.max_starting = max_starting;
+    fs::path markers = sandbox_.dir() / "markers-docker-bare";
+    fs::create_directories(markers);
+    ::chmod(markers.c_str(), 0777);
+    docker::ContainerSpec spec;
+    spec.image = kImage;
+    spec.cmd = {"culvert", "--version"};
+    spec.network_mode = "host";
+    spec.binds = {markers.string() + ":/markers"};
+    spec.memory_bytes = 512LL * 1024 * 1024;
+    spec.env = env();
+    spec.env["CULVERT_ARTIFACT_CACHE"] = "/tmp/artifacts";
+    spec.labels = {{"culvert-ecs-bench", name}};
+    Slots slots(max_starting);
+    std::atomic<int> ran{0}, exited_zero{0};
+    std::mutex error_mutex;
+    std::string first_error;
+    auto failed = [&](const std::string& what, const Status& st) {
+      std::lock_guard lock(error_mutex);
+      if (first_error.empty()) first_error = what + ": " + st.to_string();
+    };
+    const double dockerd_cpu0 = cpu_seconds_with_children_alive(pid_in("CULVERT_DOCKERD_DIR"));
+    const double client_cpu0 = own_cpu_seconds();
+    auto t0 = Clk::now();
+    std::vector<std::thread> threads;
+    threads.reserve(runs_);
+    for (int i = 0; i < runs_; ++i)
+      threads.emplace_back([&] {
+        std::string id;
+        slots.acquire();
+        auto created = docker_->create(spec);
+        Status started = created.is_ok() ? docker_->start(*created) : created.status();
+        slots.release();
+        if (created.is_ok()) id = *created;
+        if (!started.is_ok()) {
+          failed(created.is_ok() ? "start" : "create", started);
+        } else if (auto code = docker_->wait(id); !code.is_ok()) {
+          failed("wait", code.status());
+        } else {
+          ++ran;
+          if (*code == 0) ++exited_zero;
+        }
+        if (id.empty()) return;
+        slots.acquire();
+        if (Status st = docker_->remove(id); !st.is_ok()) failed("remove", st);
+        slots.release();
+      });
+    for (auto& t : threads) t.join();
+    p.seconds = std::chrono::duration<double>(Clk::now() - t0).count();
+    p.client_cpu = own_cpu_seconds() - client_cpu0;
+    p.dockerd_cpu = cpu_seconds_with_children_alive(pid_in("CULVERT_DOCKERD_DIR")) - dockerd_cpu0;
+    p.finished = ran;
+    p.success = exited_zero;
+    if (!first_error.empty()) p.note = " (first failure: " + first_error + ")";
+    return p;
+  }
+
   // The final runs of project `project`: id -> state.
   std::map<std::string, std::string> finished(const std::string& project) {
     auto r = sandbox_.run({"/usr/bin/curl", "-sf", "-H", "Authorization: Bearer " + server_->admin_token(),
@@ -322,7 +477,7 @@ class Bench {
     return out;
   }
 
-  int runs_, max_concurrent_;
+  int runs_, max_concurrent_, max_starting_;
   std::vector<std::string> phases_;
   bool as_built_;
   std::string flow_binary_;
@@ -337,8 +492,9 @@ class Bench {
 int main(int argc, char** argv) {
   const int runs = std::max(1, arg(argc, argv, "--runs", 500));
   const int max_concurrent = std::max(1, arg(argc, argv, "--max-concurrent", 500));
+  const int max_starting = std::max(1, arg(argc, argv, "--max-starting", 8));
   std::vector<std::string> phases;
-  std::string list = "ecs-processes,ecs-containers,docker";
+  std::string list = "docker-bare,ecs-processes,ecs-containers,docker";
   for (int i = 1; i + 1 < argc; ++i)
     if (std::strcmp(argv[i], "--phases") == 0) list = argv[i + 1];
   for (size_t at = 0; at <= list.size();) {
@@ -350,5 +506,5 @@ int main(int argc, char** argv) {
   bool as_built = false;
   for (int i = 1; i < argc; ++i)
     if (std::strcmp(argv[i], "--as-built-artifact") == 0) as_built = true;
-  return Bench(runs, max_concurrent, std::move(phases), as_built).main();
+  return Bench(runs, max_concurrent, max_starting, std::move(phases), as_built).main();
 }

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "engine/flow_impl.hpp"
+
 namespace culvert {
 namespace {
 
@@ -128,6 +130,22 @@ TEST(DistributedMapTest, DescribeCarriesTheSpecWithTheResolvedStorage) {
   EXPECT_EQ(m["distributed"]["run_config"]["type"], "docker");
   EXPECT_EQ(m["distributed"]["run_config"]["image"], "small:1");
   EXPECT_FALSE(j["tasks"][0].contains("distributed"));
+}
+
+TEST(DistributedMapTest, AMapHasAtMostTenThousandChunks) {
+  auto size = [](int chunk, int workers, size_t count) {
+    Distributed d;
+    d.chunk_size = chunk;
+    d.max_workers = workers;
+    return detail::distributed_chunk_size(d, count);
+  };
+  EXPECT_EQ(size(100, 50, 10000), 100u);
+  EXPECT_EQ(size(0, 20, 200), 10u);
+  EXPECT_EQ(size(0, 20, 201), 11u);
+  EXPECT_EQ(size(1, 20, 10000), 1u);
+  EXPECT_EQ(size(1, 20, 10001), 2u);      // 5001 chunks, not 10001
+  EXPECT_EQ(size(1, 20, 1000000), 100u);  // 10,000 chunks
+  EXPECT_EQ(size(0, 1, 0), 1u);
 }
 
 class DistributedRunTest : public ::testing::TestWithParam<int> {};

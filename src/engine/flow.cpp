@@ -198,9 +198,11 @@ std::string distributed_storage(const FlowImpl& flow, const Node& node) {
 }
 
 size_t distributed_chunk_size(const Distributed& d, size_t count) {
-  if (d.chunk_size > 0) return static_cast<size_t>(d.chunk_size);
+  // At most kMaxDistributedChunks chunks (each a child run): a smaller size is raised.
+  const size_t floor = std::max<size_t>(1, (count + kMaxDistributedChunks - 1) / kMaxDistributedChunks);
+  if (d.chunk_size > 0) return std::max(floor, static_cast<size_t>(d.chunk_size));
   const size_t workers = static_cast<size_t>(std::max(1, d.max_workers));
-  return std::max<size_t>(1, (count + workers - 1) / workers);
+  return std::max(floor, (count + workers - 1) / workers);
 }
 
 void FlowImpl::validate_distributed(const Node& n, std::vector<std::string>& errs) const {

@@ -137,7 +137,10 @@ class FlowImpl {
 
 // The storage of a distributed map: its own, else the flow's result storage ("" when none).
 std::string distributed_storage(const FlowImpl& flow, const Node& node);
-// Its chunk size, given the element count (chunk_size 0: count / max_workers, rounded up).
+// The most chunks (child runs) one distributed map is split into.
+inline constexpr size_t kMaxDistributedChunks = 10000;
+// Its chunk size, given the element count (chunk_size 0: count / max_workers, rounded up;
+// raised so that there are at most kMaxDistributedChunks chunks).
 size_t distributed_chunk_size(const Distributed& d, size_t count);
 
 // "{flow_name}" etc. replaced; unknown placeholders are left as written.

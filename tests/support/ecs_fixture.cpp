@@ -39,7 +39,8 @@ std::string newest_botocore_python() {
   return best;
 }
 
-EcsFixture::EcsFixture(Sandbox& sandbox, const std::string& docker_socket, const std::string& name, TaskMode mode) {
+EcsFixture::EcsFixture(Sandbox& sandbox, const std::string& docker_socket, const std::string& name, TaskMode mode,
+                       int max_starting) {
   std::string py = newest_botocore_python();
   if (py.empty()) {
     error_ = "no Python with botocore (install python3-botocore: scripts/install-deps.sh)";
@@ -56,6 +57,7 @@ EcsFixture::EcsFixture(Sandbox& sandbox, const std::string& docker_socket, const
   } else {
     argv.insert(argv.end(), {"--docker-socket", docker_socket});
   }
+  if (max_starting > 0) argv.insert(argv.end(), {"--max-starting", std::to_string(max_starting)});
   process_ = std::make_unique<Process>(argv, env, dir / "log");
   bool up = wait_until([&] { return fs::exists(dir / "port") || !process_->running(); }, std::chrono::seconds(60));
   if (!up || !fs::exists(dir / "port")) {

@@ -26,9 +26,11 @@ class EcsFixture {
   // no Docker daemon needed, `culvert` found on PATH, the build's first).
   enum class TaskMode { kContainers, kProcesses };
   // Runs the fixture against the Docker daemon at `docker_socket` (unused for
-  // kProcesses), its files in sandbox.dir()/`name`. Check ok().
+  // kProcesses), its files in sandbox.dir()/`name`. `max_starting` > 0: its
+  // --max-starting (the containers created or started, or removed, at once); 0: the
+  // fixture's default (8). Check ok().
   EcsFixture(Sandbox& sandbox, const std::string& docker_socket, const std::string& name = "ecs-fixture",
-             TaskMode mode = TaskMode::kContainers);
+             TaskMode mode = TaskMode::kContainers, int max_starting = 0);
   ~EcsFixture();
   bool ok() const { return !url_.empty(); }
   const std::string& error() const { return error_; }
