@@ -139,6 +139,75 @@ TEST_F(DistributedMapContainersE2E, TwentyDockerContainers) {
   run_and_check(agent, "container");
 }
 
+// Cancelling the parent stops every worker's container.
+TEST_F(DistributedMapContainersE2E, CancellingTheParentRemovesEveryWorkersContainer) {
+  register_flow({{"type", "docker"}, {"image", kImage}, {"network_mode", "host"}});
+  std::vector<std::string> argv = {culvert_binary(), "agent", "start", "--type", "docker", "--name", "d1",
+                                   "--docker-host", socket_, "--max-concurrent", "21", "--heartbeat-seconds", "1"};
+  for (const auto& f : env_flags()) argv.push_back(f);
+  Process agent(argv, sandbox_.env(user_env()), sandbox_.dir() / "agent.log");
+  std::string id = cli_create_run(sandbox_, user_env(), "fanout", "demo", {"--param", "n=40", "--param", "sleep_ms=300000"});
+  std::vector<std::string> containers;
+  ASSERT_TRUE(wait_until([&] {
+    json c = children_of(id);
+    containers.clear();
+    if (!c.is_object() || c["children"].size() != 4) return false;
+    for (const auto& ch : c["children"]) {
+      if (ch["state"] != "Running" || !ch["infrastructure"].is_object()) return false;
+      containers.push_back(ch["infrastructure"]["id"].get<std::string>());
+    }
+    return true;
+  }, 180s)) << children_of(id).dump(2) << agent.output();
+  auto c = sandbox_.culvert({"run", "cancel", id}, user_env());
+  ASSERT_EQ(c.exit_code, 0) << c.out << c.err;
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "Cancelled"; }, 120s)) << state_of(id) << agent.output();
+  ASSERT_TRUE(wait_until([&] {
+    for (const auto& ch : children_of(id)["children"])
+      if (ch["state"] != "Cancelled") return false;
+    return true;
+  }, 120s)) << children_of(id).dump(2);
+  ASSERT_TRUE(wait_until([&] {
+    for (const auto& cid : containers)
+      if (docker_->inspect(cid).status().code() != StatusCode::kNotFound) return false;
+    return true;
+  }, 60s)) << "a worker's container is still there";
+}
+
+// Children whose image does not exist cannot be launched: after the flow's run retries
+// the map fails, naming Docker's reason, instead of waiting for them forever.
+TEST_F(DistributedMapContainersE2E, ChildrenThatCannotBeLaunchedFailTheMapWithTheReason) {
+  register_flow({{"type", "docker"}, {"image", kImage}, {"network_mode", "host"}});
+  std::vector<std::string> argv = {culvert_binary(), "agent", "start", "--type", "docker", "--name", "d1",
+                                   "--docker-host", socket_, "--max-concurrent", "8", "--heartbeat-seconds", "1"};
+  for (const auto& f : env_flags()) argv.push_back(f);
+  Process agent(argv, sandbox_.env(user_env()), sandbox_.dir() / "agent.log");
+  // The registered version's children get their own run config: an image that is not there.
+  auto env = user_env();
+  env["MAP_FLOW_CHILD_IMAGE"] = "culvert-no-such-image:missing";
+  auto reg = sandbox_.culvert({"flow", "register", build_path("tests/e2e/map_flow"), "--project", "demo", "--storage",
+                               bucket_uri_ + "/flows", "--run-config",
+                               json({{"type", "docker"}, {"image", kImage}, {"network_mode", "host"}}).dump()},
+                              env);
+  ASSERT_EQ(reg.exit_code, 0) << reg.out << reg.err;
+  std::string id = cli_create_run(sandbox_, user_env(), "fanout", "demo", {"--param", "n=20"});
+  ASSERT_TRUE(wait_until([&] { return is_final_state(state_of(id)); }, 300s)) << state_of(id) << agent.output();
+  json run = cli_inspect_run(sandbox_, user_env(), id);
+  EXPECT_EQ(run["state"], "Failed") << run.dump(2);
+  json failed;
+  auto r = sandbox_.run({"/usr/bin/curl", "-sf", "-H", "Authorization: Bearer " + server_->admin_token(),
+                         server_->url() + "/api/v1/flow-runs/" + id + "/task-runs?task=score&state=Failed"});
+  failed = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(failed.is_object()) << r.out;
+  ASSERT_EQ(failed["task_runs"].size(), 20u) << failed.dump(2);
+  std::string why = failed["task_runs"][0].value("message", "");
+  EXPECT_NE(why.find("ended Crashed"), std::string::npos) << why;
+  EXPECT_NE(why.find("culvert-no-such-image"), std::string::npos) << why;
+  for (const auto& ch : children_of(id)["children"]) {
+    EXPECT_EQ(ch["state"], "Crashed") << ch.dump();
+    EXPECT_EQ(ch["run_count"], 0) << ch.dump();  // never started
+  }
+}
+
 TEST_F(DistributedMapContainersE2E, TwentyEcsTasksOfTheFixture) {
   EcsFixture fixture(sandbox_, socket_);
   ASSERT_TRUE(fixture.ok()) << fixture.error();

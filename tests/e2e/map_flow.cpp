@@ -5,6 +5,7 @@
 //   MAP_FLOW_STORAGE      the flow's result storage (required for a distributed map)
 //   MAP_FLOW_WORKERS      max_workers (default 20)
 //   MAP_FLOW_CHUNK        chunk_size (default 10)
+//   MAP_FLOW_CHILD_IMAGE  when set, the children's own run config: Docker, this image
 // Parameters: n, sleep_ms (each element's sleep, cancellable), count_file (each
 // execution of an element appends "<index> <pid>\n"), kill_index (the element that
 // SIGKILLs its own process the first time it runs, with kill_marker as its memory),
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -34,6 +36,12 @@ void append_line(const std::string& path, const std::string& line) {
   ssize_t w = ::write(fd, line.data(), line.size());  // one write: whole lines even from many processes
   (void)w;
   ::close(fd);
+}
+
+std::optional<culvert::RunConfig> child_run_config() {
+  const char* image = std::getenv("MAP_FLOW_CHILD_IMAGE");
+  if (image == nullptr || *image == '\0') return std::nullopt;
+  return culvert::DockerRun{.image = image, .network_mode = "host"};
 }
 
 }  // namespace
@@ -74,7 +82,8 @@ int main(int argc, char** argv) {
                     return item.substr(item.rfind('-') + 1) + "-out";
                   }, items)
                     .distributed({.max_workers = env_int("MAP_FLOW_WORKERS", 20),
-                                  .chunk_size = env_int("MAP_FLOW_CHUNK", 10)});
+                                  .chunk_size = env_int("MAP_FLOW_CHUNK", 10),
+                                  .run_config = child_run_config()});
   flow.task("reduce", [](culvert::TaskContext& ctx, const std::vector<std::string>& outs) {
     long sum = 0;
     for (size_t i = 0; i < outs.size(); ++i) {
