@@ -161,6 +161,7 @@ Result<std::vector<ElementOutcome>> ChildRunDistributor::run(const DistributedMa
   std::vector<ElementOutcome> out(call.count);
   std::vector<uint8_t> ended(n_chunks, 0);
   std::map<size_t, SteadyTime> crashed_since;
+  std::vector<size_t> read;  // chunks whose outcomes were read: their objects go at the end
   size_t next = 0, n_ended = 0;
   int64_t server_final = 0;
   while (n_ended < n_chunks) {
@@ -214,8 +215,7 @@ Result<std::vector<ElementOutcome>> ChildRunDistributor::run(const DistributedMa
           auto decoded = decode_chunk_outcomes(*bytes, e - b);
           if (decoded) {
             std::move(decoded->begin(), decoded->end(), out.begin() + static_cast<std::ptrdiff_t>(b));
-            (void)store.remove(uri("in", chunk));
-            (void)store.remove(uri("out", chunk));
+            read.push_back(chunk);
             continue;
           }
           why = "; its outcomes at " + uri("out", chunk) + " are malformed: " + decoded.status().message();
@@ -233,6 +233,12 @@ Result<std::vector<ElementOutcome>> ChildRunDistributor::run(const DistributedMa
     if (n_ended < n_chunks && listing->children.empty() && next > 0)
       return internal_error("the server lists no child runs of task '" + call.task + "' after creating " +
                             std::to_string(next));
+  }
+  // Once no child writes any more (removing while others write the same prefix is
+  // where some S3-compatible stores are weakest).
+  for (size_t chunk : read) {
+    (void)store.remove(uri("in", chunk));
+    (void)store.remove(uri("out", chunk));
   }
   log(LogLevel::kInfo, "task '" + call.task + "': all " + std::to_string(n_chunks) + " chunks ended");
   return out;
